@@ -1,0 +1,30 @@
+"""Test set-up: a private TL_HOME per session, TL_DATA_DIR pointing at the shared real data."""
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+if not os.environ.get("TL_DATA_DIR"):
+    os.environ["TL_DATA_DIR"] = str((ROOT.parent / "shared" / "data").resolve())
+os.environ.setdefault("TL_OFFLINE", "1")  # tests never wait on the network
+os.environ["TL_HOME"] = os.environ.get("TL_TEST_HOME") or str(Path(os.environ.get("TMPDIR", "/tmp")) / "tl-test-home")
+Path(os.environ["TL_HOME"]).mkdir(parents=True, exist_ok=True)
+
+DATA = Path(os.environ["TL_DATA_DIR"])
+HAS_MNIST = (DATA / "MNIST" / "raw" / "train-images-idx3-ubyte").exists()
+HAS_USPS = (DATA / "usps.bz2").exists() and (DATA / "usps.t.bz2").exists()
+PACS = DATA / "PACS_subset50"
+
+needs_mnist = pytest.mark.skipif(not HAS_MNIST, reason="MNIST not in TL_DATA_DIR")
+needs_usps = pytest.mark.skipif(not HAS_USPS, reason="USPS not in TL_DATA_DIR")
+needs_pacs = pytest.mark.skipif(not PACS.exists(), reason="PACS subset not in TL_DATA_DIR")
+
+
+def pytest_collection_modifyitems(config, items):
+    if config.getoption("-m"):
+        return
+    skip = pytest.mark.skip(reason="benchmark-length test: run with -m slow")
+    for it in items:
+        if "slow" in it.keywords:
+            it.add_marker(skip)

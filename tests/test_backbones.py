@@ -1,0 +1,88 @@
+import hashlib
+
+import pytest
+import torch
+
+from tl_core.backbones import (EFFNET_LITE0_SHA256, _lite0_file, backbone_info, build_backbone, lite0_imagenet_model,
+                               list_backbones)
+from tl_core.errors import DataUnavailable
+
+
+def _small(name):
+    info = backbone_info(name)
+    return build_backbone(name, pretrained=False, input_size=max(info.min_size, 32), in_channels=3)
+
+
+@pytest.mark.parametrize("name", list_backbones())
+def test_contract(name):
+    info = backbone_info(name)
+    bb = _small(name)
+    assert bb.stage_names == list(info.stages)
+    assert bb.feat_dim == info.feat_dim
+    x = torch.randn(2, 3, bb.input_spec.size, bb.input_spec.size)
+    bb.eval()
+    assert bb.features(x).shape == (2, info.feat_dim)
+    trainable, total = bb.param_counts()
+    assert trainable == total > 0
+
+
+@pytest.mark.parametrize("name", ["lenet", "resnet18", "efficientnet_lite0"])
+def test_freeze_depth_stops_gradients_and_batchnorm_statistics(name):
+    bb = _small(name)
+    n = len(bb.stage_names)
+    depth = n - 1
+    bb.freeze(depth)
+    stages = list(bb.stages.values())
+    for i, st in enumerate(stages):
+        for p in st.parameters():
+            assert p.requires_grad == (i >= depth)
+    trainable, total = bb.param_counts()
+    assert trainable == sum(p.numel() for p in stages[-1].parameters()) < total
+    bb.train()
+    bns = [m for st in stages[:depth] for m in st.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    if bns:  # LeNet has no BatchNorm
+        before = [m.running_mean.clone() for m in bns]
+        assert all(not m.training for m in bns)
+        bb.features(torch.randn(4, 3, bb.input_spec.size, bb.input_spec.size) * 3 + 1)
+        assert all(torch.equal(b, m.running_mean) for b, m in zip(before, bns))
+    bb.freeze(0)
+    assert bb.param_counts()[0] == total
+
+
+def test_freeze_all_leaves_nothing_trainable():
+    bb = _small("lenet").freeze(3)
+    assert bb.param_counts()[0] == 0
+
+
+def test_lenet_reads_grey_or_colour():
+    assert build_backbone("lenet", in_channels=1).features(torch.randn(2, 1, 28, 28)).shape == (2, 500)
+    assert build_backbone("lenet", in_channels=3, input_size=32).features(torch.randn(2, 3, 32, 32)).shape == (2, 500)
+
+
+def test_missing_imagenet_weights_are_explained_not_silently_replaced(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    ok, msg = backbone_info("resnet18").weights_status()
+    assert not ok and "random init" in msg
+    with pytest.raises(DataUnavailable, match=r"resnet18-.*\.pth.*random init"):
+        build_backbone("resnet18", pretrained=True)
+
+
+def test_lite0_weights_file_is_the_pinned_one():
+    f = _lite0_file()
+    assert f is not None and f.exists()
+    assert hashlib.sha256(f.read_bytes()).hexdigest() == EFFNET_LITE0_SHA256
+
+
+def test_lite0_imagenet_weights_classify_bundled_photographs():
+    from skimage import data
+
+    model = lite0_imagenet_model()
+    cat_classes = set(range(281, 286))  # tabby, tiger cat, Persian, Siamese, Egyptian cat
+    coffee_classes = {967, 968}  # espresso, cup
+    for img, expected in ((data.chelsea(), cat_classes), (data.coffee(), coffee_classes)):
+        x = torch.from_numpy(img).permute(2, 0, 1)[None].float() / 255
+        x = torch.nn.functional.interpolate(x, size=(224, 224), mode="bilinear", antialias=True)
+        with torch.no_grad():
+            top5 = model((x - 0.5) / 0.5).topk(5).indices[0].tolist()
+        assert expected & set(top5), f"top-5 {top5} misses {expected}"
+        assert top5[0] in expected  # the top-1 class is right too

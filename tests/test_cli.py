@@ -1,0 +1,49 @@
+import json
+import subprocess
+import sys
+
+from conftest import ROOT
+
+
+def run(*args, timeout=240):
+    return subprocess.run([sys.executable, "-m", "tl_core", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def test_list_json_describes_everything():
+    p = run("list", "--json")
+    assert p.returncode == 0, p.stderr
+    info = json.loads(p.stdout)
+    assert {"mnist", "usps", "svhn", "uci_digits", "syndigits", "mnistm"} <= {d["name"] for d in info["domains"]}
+    assert {"lenet", "resnet18", "resnet50", "mobilenet_v3_small", "efficientnet_lite0"} <= {
+        b["name"] for b in info["backbones"]}
+    names = {m["name"] for m in info["methods"]}
+    assert {"source_only", "finetune", "dann", "mmd", "coral"} <= names
+    for m in info["methods"]:
+        assert m["summary"] and m["formula"] and m["paper"]
+
+
+def test_list_plain_has_one_line_each():
+    p = run("list")
+    assert p.returncode == 0 and "dann" in p.stdout and "lenet" in p.stdout and "mnist" in p.stdout
+
+
+def test_train_json_prints_one_object_last():
+    p = run("train", "--source", "syndigits", "--target", "uci_digits", "--method", "coral", "--epochs", "1",
+            "--steps", "5", "--batch-size", "16", "--max-per-domain", "200", "--embedding", "none", "--json")
+    assert p.returncode == 0, p.stderr
+    out = json.loads(p.stdout.strip().splitlines()[-1])
+    for key in ("run_id", "status", "source_acc", "target_acc", "wall_s", "config"):
+        assert key in out
+    assert out["status"] == "finished" and out["config"]["method"]["name"] == "coral"
+    assert "epoch 1:" in p.stderr
+
+
+def test_bad_input_gives_a_message_not_a_traceback():
+    p = run("train", "--method", "magic", "--source", "uci_digits", "--target", "uci_digits")
+    assert p.returncode == 2
+    assert "Unknown method 'magic'" in p.stderr and "Traceback" not in p.stderr
+    p = run("train", "--source", "uci_digits", "--target", "uci_digits", "--freeze", "9")
+    assert p.returncode == 2 and "lenet has 3 stages" in p.stderr and "Traceback" not in p.stderr
+    p = run("train", "--param", "oops")
+    assert p.returncode == 2 and "NAME=VALUE" in p.stderr

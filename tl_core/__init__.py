@@ -1,0 +1,29 @@
+"""TransferLab core: domains, backbones, adaptation methods, the trainer and the run store.
+
+This package never imports streamlit; the app's pages use only what is exported here.
+"""
+from .config import DataSpec, MethodSpec, ModelSpec, RunConfig, TrainSpec
+from .errors import ConfigError, DataUnavailable, TLError
+
+__version__ = "0.1.0"
+
+__all__ = ["ConfigError", "DataSpec", "DataUnavailable", "MethodSpec", "ModelSpec", "RunConfig", "TLError",
+           "TrainSpec", "list_backbones", "list_domains", "list_methods"]
+
+
+def list_domains() -> list[str]:
+    from .domains import list_domains as f
+
+    return f()
+
+
+def list_backbones() -> list[str]:
+    from .backbones import list_backbones as f
+
+    return f()
+
+
+def list_methods() -> list[str]:
+    from .methods import list_methods as f
+
+    return f()

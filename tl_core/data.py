@@ -1,0 +1,115 @@
+"""Turning a `DataSpec` into the tensors a run trains and evaluates on."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from .config import DataSpec
+from .domains import DomainData, get_domain
+
+
+@dataclass
+class RunData:
+    """uint8 images and labels for every split a run touches (target labels in the target
+    *train* split are never shown to the method unless the label regime allows it)."""
+
+    classes: list[str]
+    source: DomainData
+    target: DomainData
+    src_train: torch.Tensor  # indices into source.x_train used for training
+    src_val: torch.Tensor  # held-out source images for label-free model selection
+    tgt_train: torch.Tensor  # indices into target.x_train (unlabelled pool)
+    tgt_labelled: torch.Tensor  # indices of target train images whose labels may be used
+    y_target_train: torch.Tensor  # target train labels remapped to the source class order
+    y_target_test: torch.Tensor
+
+    @property
+    def channels(self) -> int:
+        return max(self.source.channels, self.target.channels)
+
+
+def _subsample(y: torch.Tensor, n: int | None, g: torch.Generator) -> torch.Tensor:
+    idx = torch.randperm(len(y), generator=g)
+    return idx if n is None or n >= len(y) else idx[:n]
+
+
+def stratified_pick(y: torch.Tensor, per_class: int, num_classes: int, g: torch.Generator) -> torch.Tensor:
+    """Up to `per_class` indices of each class, chosen at random but repeatably."""
+    out = []
+    for c in range(num_classes):
+        idx = torch.nonzero(y == c).flatten()
+        out.append(idx[torch.randperm(len(idx), generator=g)[:per_class]])
+    return torch.cat(out) if out else torch.zeros(0, dtype=torch.long)
+
+
+def prepare(spec: DataSpec, seed: int) -> RunData:
+    src_dom, tgt_dom = get_domain(spec.source), get_domain(spec.target)
+    src, tgt = src_dom.load(), tgt_dom.load()
+    classes = list(src.classes)
+    remap = torch.tensor([classes.index(c) for c in tgt.classes], dtype=torch.long)
+    y_tt, y_te = remap[tgt.y_train], remap[tgt.y_test]
+    g = torch.Generator().manual_seed(10_000 + seed)
+
+    src_idx = _subsample(src.y_train, spec.max_per_domain, g)
+    n_val = min(1000, max(len(classes), len(src_idx) // 10))
+    val_pick = stratified_pick(src.y_train[src_idx], max(1, n_val // len(classes)), len(classes), g)
+    val_mask = torch.zeros(len(src_idx), dtype=torch.bool)
+    val_mask[val_pick] = True
+    src_val, src_train = src_idx[val_mask], src_idx[~val_mask]
+
+    tgt_idx = _subsample(y_tt, spec.max_per_domain, g)
+    k = spec.labels_per_class()
+    if k is None:
+        labelled = torch.zeros(0, dtype=torch.long)
+    elif k == -1:
+        labelled = tgt_idx
+    else:
+        labelled = tgt_idx[stratified_pick(y_tt[tgt_idx], k, len(classes), g)]
+    return RunData(classes, src, tgt, src_train, src_val, tgt_idx, labelled, y_tt, y_te)
+
+
+class CyclicSampler:
+    """Endless shuffled passes over a set of indices; its state can be saved and restored."""
+
+    def __init__(self, indices: torch.Tensor, seed: int):
+        self.indices = indices
+        self.g = torch.Generator().manual_seed(seed)
+        self.perm = torch.randperm(len(indices), generator=self.g)
+        self.pos = 0
+
+    def next(self, n: int) -> torch.Tensor:
+        out = []
+        while n > 0:
+            if self.pos >= len(self.perm):
+                self.perm = torch.randperm(len(self.indices), generator=self.g)
+                self.pos = 0
+            take = self.perm[self.pos:self.pos + n]
+            self.pos += len(take)
+            n -= len(take)
+            out.append(self.indices[take])
+        return torch.cat(out)
+
+    def state(self) -> dict[str, torch.Tensor]:
+        return {"g": self.g.get_state(), "perm": self.perm.clone(), "pos": torch.tensor([self.pos])}
+
+    def load(self, st: dict[str, torch.Tensor]) -> None:
+        self.g.set_state(st["g"])
+        self.perm = st["perm"].clone()
+        self.pos = int(st["pos"][0])
+
+
+def augment(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+    """Light random affine jitter (±11°, ±10% scale, ±12% shift) of normalised images.
+
+    Fills with each image's own corner value so that the background stays the background.
+    """
+    n = len(x)
+    rnd = lambda *s: torch.rand(*s, generator=g) * 2 - 1  # noqa: E731
+    ang, sc, t = rnd(n) * 0.2, 1 + rnd(n) * 0.1, rnd(n, 2) * 0.12
+    cos, sin = ang.cos() / sc, ang.sin() / sc
+    theta = torch.stack([torch.stack([cos, -sin, t[:, 0]], 1), torch.stack([sin, cos, t[:, 1]], 1)], 1).to(x)
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    bg = x[:, :, :1, :1]
+    return F.grid_sample(x - bg, grid, mode="bilinear", padding_mode="zeros", align_corners=False) + bg

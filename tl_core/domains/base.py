@@ -1,0 +1,201 @@
+"""What a domain is: fixed train/test splits of uint8 images with class names, cached on disk."""
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from ..errors import ConfigError, DataUnavailable, TLError
+from ..paths import cache_dir
+from ..registry import Registry
+
+
+@dataclass
+class DomainData:
+    """A decoded domain: images as uint8 (N, C, H, W) and int64 labels, per split."""
+
+    name: str
+    classes: list[str]
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+
+    @property
+    def channels(self) -> int:
+        return int(self.x_train.shape[1])
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return int(self.x_train.shape[2]), int(self.x_train.shape[3])
+
+    def class_counts(self, split: str = "train") -> dict[str, int]:
+        y = self.y_train if split == "train" else self.y_test
+        counts = torch.bincount(y, minlength=len(self.classes)).tolist()
+        return dict(zip(self.classes, counts))
+
+
+class Domain:
+    """A named source of images. Subclasses implement `_decode()`; `load()` caches it.
+
+    Class attributes describe the domain without loading it, so the UI and config
+    validation stay cheap.
+    """
+
+    name: str = ""
+    label: str = ""
+    description: str = ""
+    classes: list[str] = []
+    channels: int = 1
+    native_size: int = 28
+    version: str = "1"  # bump to invalidate caches when decoding changes
+
+    def cache_key(self) -> str:
+        return f"{self.name}-v{self.version}"
+
+    def available(self) -> tuple[bool, str]:
+        """(True, "") when `load()` can work here; else (False, what is missing and what to do)."""
+        return True, ""
+
+    def _decode(self) -> DomainData:
+        raise NotImplementedError
+
+    def load(self) -> DomainData:
+        """Decode once, then read the uint8 cache under `TL_HOME/cache/domains` (fast)."""
+        key = self.cache_key()
+        with _LOCK:
+            if key in _MEMO:
+                return _MEMO[key]
+        path = cache_dir("domains") / (_safe(key) + ".safetensors")
+        data = _read_cache(path, self.name)
+        if data is None:
+            ok, why = self.available()
+            if not ok:
+                raise DataUnavailable(why)
+            data = self._decode()
+            _validate(data)
+            _write_cache(path, data)
+        with _LOCK:
+            _MEMO[key] = data
+        return data
+
+    def info(self) -> dict:
+        ok, why = self.available()
+        return {
+            "name": self.name,
+            "label": self.label or self.name,
+            "description": self.description,
+            "classes": list(self.classes),
+            "channels": self.channels,
+            "native_size": self.native_size,
+            "available": ok,
+            "unavailable_reason": why,
+        }
+
+
+_MEMO: dict[str, DomainData] = {}
+_LOCK = threading.Lock()
+
+
+def clear_memory_cache() -> None:
+    with _LOCK:
+        _MEMO.clear()
+
+
+def _safe(key: str) -> str:
+    import hashlib
+    import re
+
+    clean = re.sub(r"[^A-Za-z0-9_.+:-]", "_", key).replace(":", "_")
+    if len(clean) > 80 or clean != key.replace(":", "_"):
+        clean = clean[:60] + "-" + hashlib.sha1(key.encode()).hexdigest()[:10]
+    return clean
+
+
+def _validate(d: DomainData) -> None:
+    for split in ("train", "test"):
+        x, y = getattr(d, f"x_{split}"), getattr(d, f"y_{split}")
+        if x.dtype != torch.uint8 or x.ndim != 4:
+            raise TLError(f"domain {d.name}: {split} images must be uint8 (N, C, H, W), got {x.dtype} {tuple(x.shape)}")
+        if len(x) != len(y):
+            raise TLError(f"domain {d.name}: {split} has {len(x)} images but {len(y)} labels")
+        if len(x) == 0:
+            raise TLError(f"domain {d.name}: the {split} split is empty")
+
+
+def _write_cache(path: Path, d: DomainData) -> None:
+    from safetensors.torch import save
+
+    from ..paths import atomic_write_bytes
+
+    tensors = {k: getattr(d, k).contiguous() for k in ("x_train", "y_train", "x_test", "y_test")}
+    blob = save(tensors, metadata={"name": d.name, "classes": json.dumps(d.classes)})
+    atomic_write_bytes(path, blob)
+
+
+def _read_cache(path: Path, name: str) -> DomainData | None:
+    if not path.exists():
+        return None
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+            t = {k: f.get_tensor(k) for k in ("x_train", "y_train", "x_test", "y_test")}
+        return DomainData(name=name, classes=json.loads(meta["classes"]), **t)
+    except Exception:  # a damaged cache is rebuilt, never trusted
+        path.unlink(missing_ok=True)
+        return None
+
+
+# -- the registry --------------------------------------------------------------------
+
+DOMAINS: Registry[Domain] = Registry("domain")
+
+
+def register_domain(domain: Domain, replace: bool = False) -> Domain:
+    DOMAINS.add(domain.name, domain, replace=replace)
+    return domain
+
+
+def list_domains() -> list[str]:
+    return DOMAINS.names()
+
+
+def get_domain(name: str) -> Domain:
+    """A registered domain, a shifted variant `base+shift:severity`, or `folder:PATH`."""
+    if not isinstance(name, str) or not name.strip():
+        raise ConfigError("A domain name is required.")
+    if name in DOMAINS:
+        return DOMAINS.get(name)
+    if name.startswith("folder:"):
+        from .folder import FolderDomain
+
+        return FolderDomain(Path(name[len("folder:"):]), name=name)
+    if "+" in name:
+        from .shift import ShiftedDomain
+
+        base, _, shift = name.rpartition("+")
+        return ShiftedDomain(get_domain(base), shift)
+    return DOMAINS.get(name)  # raises with the list of known domains
+
+
+def check_label_spaces(source: Domain, target: Domain) -> None:
+    """Source and target must name the same classes; say which are missing on each side."""
+    s, t = set(source.classes), set(target.classes)
+    if s == t:
+        return
+    only_s, only_t = sorted(s - t), sorted(t - s)
+    hint = ""
+    norm = lambda c: " ".join(c.lower().split())  # noqa: E731
+    if {norm(c) for c in s} == {norm(c) for c in t}:
+        hint = " The names differ only by case or spacing: rename the folders so they match exactly."
+    raise ConfigError(
+        f"Source {source.name!r} and target {target.name!r} do not share a label space. "
+        f"Missing in the target: {', '.join(only_s) or 'none'}. "
+        f"Missing in the source: {', '.join(only_t) or 'none'}. "
+        f"Pick domains with the same classes, or give your image folders the same class folder names.{hint}"
+    )

@@ -1,0 +1,60 @@
+"""2-D views of features for the per-epoch scatter: t-SNE (openTSNE, warm-started) or PCA.
+
+Warm start: each epoch's t-SNE starts from the previous epoch's layout (new affinities,
+no early exaggeration, few iterations), so points glide instead of jumping.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+
+def _pca(x: np.ndarray, k: int = 2) -> np.ndarray:
+    x = x - x.mean(0, keepdims=True)
+    _, _, vt = np.linalg.svd(x, full_matrices=False)
+    return x @ vt[:k].T
+
+
+def _align(new: np.ndarray, prev: np.ndarray | None) -> np.ndarray:
+    """Flip PCA axes to agree with the previous epoch (PCA signs are arbitrary)."""
+    if prev is None or prev.shape != new.shape:
+        return new
+    signs = np.sign((new * prev).sum(0))
+    signs[signs == 0] = 1
+    return new * signs
+
+
+def _scale(y: np.ndarray) -> np.ndarray:
+    s = np.abs(y).max()
+    return y / s * 10 if s > 0 else y
+
+
+def embed_epoch(x: np.ndarray, kind: str, state: Any = None, seed: int = 0) -> tuple[np.ndarray, Any]:
+    """Embed features `x` (N, D); `state` carries the previous layout between epochs."""
+    x = np.asarray(x, dtype=np.float32)
+    x = (x - x.mean(0)) / (x.std(0).mean() + 1e-8)
+    if kind == "pca":
+        y = _align(_scale(_pca(x)), state)
+        return y.astype(np.float32), y
+    if kind != "tsne":
+        raise ValueError(f"unknown embedding {kind!r}")
+    from openTSNE import TSNEEmbedding, affinity
+
+    n = len(x)
+    # PCA to 50 dimensions first: the neighbour search is faster and less noisy
+    xr = _pca(x, min(50, x.shape[1], n - 1)) if x.shape[1] > 50 else x
+    aff = affinity.PerplexityBasedNN(xr, perplexity=min(30, max(2, (n - 1) // 3)), n_jobs=-1,
+                                     random_state=seed, method="annoy", verbose=False)
+    opts = dict(n_jobs=-1, random_state=seed, negative_gradient_method="bh", verbose=False)
+    if state is None or len(state) != n:
+        init = _pca(xr, 2)
+        init = init / (init[:, 0].std() + 1e-8) * 1e-4  # openTSNE's recommended tiny-scale PCA init
+        emb = TSNEEmbedding(init, aff, **opts)
+        emb = emb.optimize(n_iter=125, exaggeration=12, momentum=0.5)
+        emb = emb.optimize(n_iter=250, momentum=0.8)
+    else:
+        emb = TSNEEmbedding(np.asarray(state, dtype=np.float64), aff, **opts)
+        emb = emb.optimize(n_iter=100, momentum=0.8)
+    y = np.asarray(emb, dtype=np.float32)
+    return y, y

@@ -1,0 +1,187 @@
+"""The method contract: a loss module over features, with its metadata and typed hyperparameters.
+
+A method holds no optimizer and no loop. The trainer computes features and logits for a
+source batch, a target batch and (when the label regime gives some) a labelled target
+batch, hands them over as a `Step`, and sums the named loss terms the method returns.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ..errors import ConfigError
+from ..registry import Registry
+
+
+@dataclass(frozen=True)
+class Param:
+    """A hyperparameter: its default decides its type (float, int, bool or str)."""
+
+    default: Any
+    low: float | None = None
+    high: float | None = None
+    help: str = ""
+    choices: tuple[str, ...] | None = None
+    log: bool = False  # a log-scale widget suits it
+
+    @property
+    def kind(self) -> str:
+        return type(self.default).__name__
+
+    def coerce(self, name: str, value: Any) -> Any:
+        """Convert (e.g. from CLI text) and range-check a value; raise ConfigError in words."""
+        kind = type(self.default)
+        try:
+            if kind is bool:
+                if isinstance(value, str):
+                    if value.lower() not in ("true", "false", "1", "0", "yes", "no"):
+                        raise ValueError
+                    value = value.lower() in ("true", "1", "yes")
+                value = bool(value)
+            elif kind is int:
+                if isinstance(value, float) and not value.is_integer():
+                    raise ValueError
+                value = int(value)
+            elif kind is float:
+                value = float(value)
+            else:
+                value = str(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{name} must be a {kind.__name__} (got {value!r}).") from None
+        if self.choices is not None and value not in self.choices:
+            raise ConfigError(f"{name} must be one of {', '.join(self.choices)} (got {value!r}).")
+        if kind in (int, float):
+            if self.low is not None and value < self.low or self.high is not None and value > self.high:
+                raise ConfigError(f"{name} must be between {self.low} and {self.high} (got {value}).")
+        return value
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"default": self.default, "low": self.low, "high": self.high, "help": self.help,
+                "choices": list(self.choices) if self.choices else None, "log": self.log, "type": self.kind}
+
+
+@dataclass
+class Step:
+    """What a method sees at one training step (all tensors on the training device)."""
+
+    f_s: torch.Tensor  # source features (B, D)
+    logits_s: torch.Tensor
+    y_s: torch.Tensor
+    f_t: torch.Tensor | None = None  # unlabelled target features
+    logits_t: torch.Tensor | None = None
+    f_tl: torch.Tensor | None = None  # labelled target features (label regime k or all)
+    logits_tl: torch.Tensor | None = None
+    y_tl: torch.Tensor | None = None
+    progress: float = 0.0  # fraction of training done, in [0, 1]
+    epoch: int = 0
+    log: dict[str, float] = field(default_factory=dict)  # diagnostics a method wants charted
+
+
+class Method:
+    """Base class. Subclasses set the metadata and implement `losses` (and `build` if they
+    own modules, such as a domain discriminator)."""
+
+    name: ClassVar[str] = ""
+    label: ClassVar[str] = ""
+    summary: ClassVar[str] = ""  # what it does, in plain words
+    formula: ClassVar[str] = ""
+    helps: ClassVar[str] = ""  # when it helps
+    hurts: ClassVar[str] = ""  # when it can hurt
+    paper: ClassVar[str] = ""
+    family: ClassVar[str] = ""
+    needs_target_labels: ClassVar[bool] = False
+    uses_target_data: ClassVar[bool] = True  # False: the trainer skips the unlabelled target batch
+    params: ClassVar[dict[str, Param]] = {}
+
+    def __init__(self, params: dict[str, Any] | None = None):
+        self.p = self.resolve_params(params or {})
+        self.modules = nn.ModuleDict()
+
+    @classmethod
+    def resolve_params(cls, overrides: dict[str, Any]) -> dict[str, Any]:
+        unknown = sorted(set(overrides) - set(cls.params))
+        if unknown:
+            known = ", ".join(sorted(cls.params)) or "none"
+            raise ConfigError(f"{cls.label or cls.name} has no parameter {', '.join(unknown)}. Its parameters: {known}.")
+        return {k: spec.coerce(k, overrides.get(k, spec.default)) for k, spec in cls.params.items()}
+
+    def build(self, feat_dim: int, num_classes: int) -> nn.ModuleDict:
+        """Create the method's own trainable modules (kept in `self.modules`)."""
+        return self.modules
+
+    def losses(self, step: Step) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+    def lr_multipliers(self, progress: float) -> dict[str, float]:
+        """Learning-rate multipliers for the parameter groups `backbone`, `head`, `method`."""
+        return {"backbone": 1.0, "head": 1.0, "method": 1.0}
+
+    # shared pieces ------------------------------------------------------------------
+    @staticmethod
+    def supervised(step: Step) -> dict[str, torch.Tensor]:
+        """Cross-entropy on source labels, plus on labelled target images when there are any."""
+        out = {"source_ce": F.cross_entropy(step.logits_s, step.y_s)}
+        if step.logits_tl is not None and step.y_tl is not None and len(step.y_tl):
+            out["target_ce"] = F.cross_entropy(step.logits_tl, step.y_tl)
+        return out
+
+    @classmethod
+    def describe(cls) -> dict[str, Any]:
+        return {"name": cls.name, "label": cls.label, "family": cls.family, "summary": cls.summary,
+                "formula": cls.formula, "helps": cls.helps, "hurts": cls.hurts, "paper": cls.paper,
+                "needs_target_labels": cls.needs_target_labels, "uses_target_data": cls.uses_target_data,
+                "params": {k: v.to_dict() for k, v in cls.params.items()}}
+
+
+METHODS: Registry[type[Method]] = Registry("method")
+
+
+def register_method(name: str):
+    def deco(cls: type[Method]) -> type[Method]:
+        cls.name = name
+        METHODS.add(name, cls)
+        return cls
+
+    return deco
+
+
+def list_methods() -> list[str]:
+    return METHODS.names()
+
+
+def get_method(name: str) -> type[Method]:
+    return METHODS.get(name)
+
+
+class GradientReverse(torch.autograd.Function):
+    """Identity forward; multiplies the gradient by -coeff backward (Ganin & Lempitsky, 2015)."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, coeff: float) -> torch.Tensor:
+        ctx.coeff = coeff
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        return -ctx.coeff * grad, None
+
+
+def grl(x: torch.Tensor, coeff: float) -> torch.Tensor:
+    return GradientReverse.apply(x, coeff)
+
+
+def warm_start(progress: float, gamma: float = 10.0) -> float:
+    """The DANN schedule 2 / (1 + exp(-gamma p)) - 1: 0 at the start, near 1 by the end."""
+    import math
+
+    return 2.0 / (1.0 + math.exp(-gamma * progress)) - 1.0
+
+
+def discriminator(in_dim: int, hidden: int, out_dim: int = 1) -> nn.Sequential:
+    """A small MLP domain classifier: in -> hidden -> hidden -> out (logits)."""
+    return nn.Sequential(nn.Linear(in_dim, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(),
+                         nn.Linear(hidden, out_dim))

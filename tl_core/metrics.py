@@ -1,0 +1,49 @@
+"""Evaluation metrics: accuracy, per-class accuracy, confusion, and domain-gap measures."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+
+def confusion(y_true: torch.Tensor, y_pred: torch.Tensor, num_classes: int) -> np.ndarray:
+    """Rows: true class, columns: predicted class."""
+    idx = y_true.long() * num_classes + y_pred.long()
+    return torch.bincount(idx, minlength=num_classes * num_classes).reshape(num_classes, num_classes).numpy()
+
+
+def classification_report(y_true: torch.Tensor, y_pred: torch.Tensor, num_classes: int) -> dict:
+    cm = confusion(y_true, y_pred, num_classes)
+    support = cm.sum(1)
+    per_class = np.where(support > 0, np.diag(cm) / np.maximum(support, 1), np.nan)
+    return {"acc": float(np.trace(cm) / max(cm.sum(), 1)),
+            "per_class": [None if np.isnan(v) else float(v) for v in per_class],
+            "confusion": cm.tolist()}
+
+
+def proxy_a_distance(f_s: np.ndarray, f_t: np.ndarray, seed: int = 0) -> float:
+    """Proxy A-distance 2 (1 - 2 err) of a linear domain classifier (Ben-David et al., 2007).
+
+    0 means the domains cannot be told apart; 2 means perfectly separable.
+    """
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import train_test_split
+    from sklearn.preprocessing import StandardScaler
+
+    x = np.concatenate([f_s, f_t]).astype(np.float64)
+    d = np.r_[np.ones(len(f_s)), np.zeros(len(f_t))]
+    xtr, xte, dtr, dte = train_test_split(x, d, test_size=0.5, random_state=seed, stratify=d)
+    sc = StandardScaler().fit(xtr)
+    clf = LogisticRegression(C=1.0, max_iter=300).fit(sc.transform(xtr), dtr)
+    err = 1.0 - clf.score(sc.transform(xte), dte)
+    return float(2.0 * (1.0 - 2.0 * min(err, 0.5)))
+
+
+def gaussian_mmd(f_s: np.ndarray, f_t: np.ndarray) -> float:
+    """Biased MMD^2 with one Gaussian kernel at the median-heuristic bandwidth (numpy, for reports)."""
+    x = np.concatenate([f_s, f_t]).astype(np.float64)
+    sq = (x * x).sum(1)
+    d2 = np.maximum(sq[:, None] + sq[None, :] - 2 * x @ x.T, 0)
+    bw = np.median(d2[d2 > 0]) if np.any(d2 > 0) else 1.0
+    k = np.exp(-d2 / bw)
+    n = len(f_s)
+    return float(k[:n, :n].mean() + k[n:, n:].mean() - 2 * k[:n, n:].mean())

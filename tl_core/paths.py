@@ -1,0 +1,40 @@
+"""Where TransferLab keeps its data, caches and runs (all overridable by env vars)."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def tl_home() -> Path:
+    """Root of caches and runs: `TL_HOME`, default `~/.transferlab`."""
+    p = Path(os.environ.get("TL_HOME") or Path.home() / ".transferlab").expanduser()
+    p.mkdir(parents=True, exist_ok=True)
+    return p
+
+
+def data_dir() -> Path:
+    """Where the raw datasets live (torchvision layouts): `TL_DATA_DIR`, default `TL_HOME/data`."""
+    env = os.environ.get("TL_DATA_DIR")
+    return Path(env).expanduser().resolve() if env else tl_home() / "data"
+
+
+def cache_dir(kind: str) -> Path:
+    p = tl_home() / "cache" / kind
+    p.mkdir(parents=True, exist_ok=True)
+    return p
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write to a temporary name beside `path`, fsync, then rename: a crash never leaves half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))

@@ -1,0 +1,375 @@
+"""The training loop: devices, AMP, seeds, stop flag, NaN guard, evaluation, events.
+
+The trainer knows nothing about the UI or the run store: it reports through `on_event`
+and saves through an optional `checkpointer`. One `Trainer` = one run.
+"""
+from __future__ import annotations
+
+import math
+import os
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from . import events as ev
+from .backbones import Backbone, backbone_info, build_backbone
+from .config import RunConfig
+from .data import CyclicSampler, RunData, augment, prepare, stratified_pick
+from .errors import TLError
+from .inputs import adapt
+from .methods import Method, Step, get_method
+from .metrics import classification_report, gaussian_mmd, proxy_a_distance
+
+
+class Diverged(TLError):
+    """The loss became NaN or infinite."""
+
+
+def pick_device(requested: str = "auto") -> torch.device:
+    """`auto`: CUDA, then Apple MPS, then the CPU. An explicit device that is absent is an error."""
+    has_mps = getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
+    if requested == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "mps" if has_mps else "cpu")
+    if requested == "cuda" and not torch.cuda.is_available():
+        raise TLError("device 'cuda' was asked for but no CUDA GPU is visible here; use device 'auto' or 'cpu'.")
+    if requested == "mps" and not has_mps:
+        raise TLError("device 'mps' was asked for but Apple's MPS is not available here; use 'auto' or 'cpu'.")
+    return torch.device(requested)
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    if device.type == "cpu":
+        return f"CPU ({cpu_count()} cores)"
+    return device.type.upper()
+
+
+def cpu_count() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    torch.manual_seed(seed)
+
+
+class Classifier(nn.Module):
+    """Backbone + linear head; the unit that is checkpointed and used for prediction."""
+
+    def __init__(self, backbone: Backbone, num_classes: int):
+        super().__init__()
+        self.backbone = backbone
+        self.head = nn.Linear(backbone.feat_dim, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.backbone.features(x))
+
+
+def build_model(cfg: RunConfig, in_channels: int, num_classes: int) -> Classifier:
+    m = cfg.model
+    # LeNet reads grey unless a domain is in colour; pretrained nets always read RGB
+    ch = in_channels if m.backbone == "lenet" else 3
+    bb = build_backbone(m.backbone, pretrained=m.pretrained, input_size=m.input_size, in_channels=ch, freeze=m.freeze)
+    return Classifier(bb, num_classes)
+
+
+@dataclass
+class RunResult:
+    status: str  # finished | failed | cancelled
+    source_acc: float | None = None
+    target_acc: float | None = None
+    best_epoch: int | None = None
+    best_target_acc: float | None = None
+    epochs_done: int = 0
+    wall_s: float = 0.0
+    train_s: float = 0.0
+    device: str = ""
+    trainable_params: int = 0
+    total_params: int = 0
+    reason: str = ""
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        from dataclasses import asdict
+
+        return asdict(self)
+
+
+class Trainer:
+    def __init__(self, config: RunConfig, on_event: Callable[[ev.Event], None] | None = None,
+                 should_stop: Callable[[], bool] | None = None, checkpointer: Any = None,
+                 data: RunData | None = None):
+        self.cfg = config.validate()
+        self.on_event = on_event or (lambda e: None)
+        self.should_stop = should_stop or (lambda: False)
+        self.checkpointer = checkpointer
+        self._data = data
+        self.history: list[dict[str, Any]] = []
+        self.start_epoch = 0
+        self.best: tuple[float, int] | None = None  # (selection score, epoch)
+        self._embed_state: Any = None
+
+    # -- set-up --------------------------------------------------------------------
+    def setup(self) -> None:
+        t = self.cfg.train
+        torch.set_num_threads(cpu_count())
+        self.device = pick_device(t.device)
+        seed_everything(t.seed)
+        self.data = self._data or prepare(self.cfg.data, t.seed)
+        k = len(self.data.classes)
+        self.model = build_model(self.cfg, self.data.channels, k).to(self.device)
+        self.spec = self.model.backbone.input_spec
+        self.method: Method = get_method(self.cfg.method.name)(self.cfg.method.params)
+        self.method.build(self.model.backbone.feat_dim, k)
+        self.method.modules.to(self.device)
+        self.channels_last = self.device.type == "cpu" and self.spec.size >= 16
+        if self.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        groups = [
+            {"name": "backbone", "params": [p for p in self.model.backbone.parameters() if p.requires_grad]},
+            {"name": "head", "params": list(self.model.head.parameters())},
+            {"name": "method", "params": list(self.method.modules.parameters())},
+        ]
+        groups = [g for g in groups if g["params"]]
+        if t.optimizer == "adam":
+            self.opt = torch.optim.Adam(groups, lr=t.lr, weight_decay=t.weight_decay)
+        else:
+            self.opt = torch.optim.SGD(groups, lr=t.lr, momentum=0.9, weight_decay=t.weight_decay, nesterov=True)
+        self.amp = t.amp and self.device.type == "cuda"
+        self.amp_dtype = torch.bfloat16 if self.amp and torch.cuda.is_bf16_supported() else torch.float16
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp and self.amp_dtype == torch.float16)
+        d = self.data
+        self.s_sampler = CyclicSampler(d.src_train, t.seed * 3 + 1)
+        self.t_sampler = CyclicSampler(d.tgt_train, t.seed * 3 + 2)
+        self.l_sampler = CyclicSampler(d.tgt_labelled, t.seed * 3 + 3) if len(d.tgt_labelled) else None
+        self.aug_g = torch.Generator().manual_seed(t.seed * 3 + 4)
+        ge = torch.Generator().manual_seed(t.seed + 99)
+        per = max(1, t.embed_points // k)
+        self.embed_idx_s = stratified_pick(d.source.y_test, per, k, ge)
+        self.embed_idx_t = stratified_pick(d.y_target_test, per, k, ge)
+        self.total_steps = t.epochs * t.steps_per_epoch
+        self.trainable, self.total = self._param_counts()
+
+    def _param_counts(self) -> tuple[int, int]:
+        ps = list(self.model.parameters()) + list(self.method.modules.parameters())
+        return sum(p.numel() for p in ps if p.requires_grad), sum(p.numel() for p in ps)
+
+    # -- one step ------------------------------------------------------------------
+    def _batch(self, domain, idx: torch.Tensor, train: bool) -> torch.Tensor:
+        x = adapt(domain.x_train[idx], self.spec, self.device)
+        if train and self.cfg.train.augment:
+            x = augment(x, self.aug_g)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x
+
+    def train_step(self, step_no: int, epoch: int) -> tuple[dict[str, float], dict[str, float]]:
+        t, d = self.cfg.train, self.data
+        progress = step_no / self.total_steps
+        for g in self.opt.param_groups:
+            g["lr"] = self._lr(progress) * self.method.lr_multipliers(progress).get(g["name"], 1.0)
+        bs = t.batch_size
+        si = self.s_sampler.next(bs)
+        parts, ys = [self._batch(d.source, si, True)], d.source.y_train[si].to(self.device)
+        n_t = n_l = 0
+        if self.method.uses_target_data:
+            parts.append(self._batch(d.target, self.t_sampler.next(bs), True))
+            n_t = bs
+        y_l = None
+        if self.l_sampler is not None:
+            li = self.l_sampler.next(min(bs, max(2, len(d.tgt_labelled))))
+            parts.append(self._batch(d.target, li, True))
+            y_l, n_l = d.y_target_train[li].to(self.device), len(li)
+        x = torch.cat(parts)
+        with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp):
+            f = self.model.backbone.features(x)  # one pass: BatchNorm sees both domains
+            logits = self.model.head(f)
+            f, logits = f.float(), logits.float()
+            step = Step(f_s=f[:bs], logits_s=logits[:bs], y_s=ys, progress=progress, epoch=epoch)
+            if n_t:
+                step.f_t, step.logits_t = f[bs:bs + n_t], logits[bs:bs + n_t]
+            if n_l:
+                step.f_tl, step.logits_tl, step.y_tl = f[bs + n_t:], logits[bs + n_t:], y_l
+            terms = self.method.losses(step)
+        loss = sum(terms.values())
+        values = {k: float(v.detach()) for k, v in terms.items()}
+        total = float(loss.detach())
+        if not math.isfinite(total):
+            bad = ", ".join(k for k, v in values.items() if not math.isfinite(v)) or "total"
+            raise Diverged(
+                f"diverged: the loss became {total} at epoch {epoch + 1}, step {step_no + 1} (term: {bad}). "
+                f"Lower the learning rate (now {t.lr:g}, try {t.lr / 3:.2g})"
+                + (" or the method's trade-off" if len(values) > 1 else "") + "."
+            )
+        self.opt.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.step(self.opt)
+        self.scaler.update()
+        values["total"] = total
+        return values, step.log
+
+    def _lr(self, progress: float) -> float:
+        """Cosine decay from lr to lr/20 for Adam; the DANN inverse decay (1 + 10p)^-0.75 for SGD."""
+        lr = self.cfg.train.lr
+        if self.cfg.train.optimizer == "sgd":
+            return lr * (1 + 10 * progress) ** -0.75
+        return lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress)))
+
+    # -- evaluation ----------------------------------------------------------------
+    @torch.no_grad()
+    def predict_features(self, x_uint8: torch.Tensor, batch: int = 512) -> tuple[torch.Tensor, torch.Tensor]:
+        """(features, logits) for uint8 images, in eval mode."""
+        self.model.eval()
+        feats, logits = [], []
+        for i in range(0, len(x_uint8), batch):
+            x = adapt(x_uint8[i:i + batch], self.spec, self.device, channels_last=self.channels_last)
+            with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp):
+                f = self.model.backbone.features(x)
+                lo = self.model.head(f)
+            feats.append(f.float().cpu())
+            logits.append(lo.float().cpu())
+        self.model.train()
+        return torch.cat(feats), torch.cat(logits)
+
+    def evaluate(self, epoch: int) -> dict[str, Any]:
+        d, k = self.data, len(self.data.classes)
+        fs, ls = self.predict_features(d.source.x_test)
+        ft, lt = self.predict_features(d.target.x_test)
+        _, lv = self.predict_features(d.source.x_train[d.src_val])
+        src = classification_report(d.source.y_test, ls.argmax(1), k)
+        tgt = classification_report(d.y_target_test, lt.argmax(1), k)
+        val_acc = float((lv.argmax(1) == d.source.y_train[d.src_val]).float().mean())
+        es, et = fs[self.embed_idx_s].numpy(), ft[self.embed_idx_t].numpy()
+        m = {
+            "epoch": epoch + 1,
+            "source_acc": src["acc"], "target_acc": tgt["acc"], "source_val_acc": val_acc,
+            "source_per_class": src["per_class"], "target_per_class": tgt["per_class"],
+            "target_confusion": tgt["confusion"],
+            "a_distance": proxy_a_distance(es, et, seed=epoch), "mmd": gaussian_mmd(es, et),
+        }
+        self._last_embed = (es, et, ls[self.embed_idx_s].argmax(1).numpy(), lt[self.embed_idx_t].argmax(1).numpy())
+        return m
+
+    def embedding(self, epoch: int) -> ev.EmbeddingReady | None:
+        kind = self.cfg.train.embedding
+        if kind == "none":
+            return None
+        from .embed import embed_epoch
+
+        es, et, ps, pt = self._last_embed
+        xy, self._embed_state = embed_epoch(np.concatenate([es, et]), kind, self._embed_state,
+                                            seed=self.cfg.train.seed)
+        n = len(es)
+        d = self.data
+        labels = np.concatenate([d.source.y_test[self.embed_idx_s].numpy(), d.y_target_test[self.embed_idx_t].numpy()])
+        return ev.EmbeddingReady(epoch=epoch + 1, method=kind, points={
+            "x": xy[:, 0].round(3).tolist(), "y": xy[:, 1].round(3).tolist(),
+            "domain": ["source"] * n + ["target"] * len(et),
+            "label": labels.tolist(), "pred": np.concatenate([ps, pt]).tolist()})
+
+    # -- the loop ------------------------------------------------------------------
+    def fit(self) -> RunResult:
+        t0 = time.perf_counter()
+        if not hasattr(self, "model"):
+            self.setup()
+        t = self.cfg.train
+        if self.checkpointer is not None and self.checkpointer.has_last():
+            self.checkpointer.restore(self)
+        self.on_event(ev.RunStarted(device=device_name(self.device), total_steps=self.total_steps,
+                                    trainable_params=self.trainable, total_params=self.total,
+                                    start_epoch=self.start_epoch, batch_size=t.batch_size))
+        result = RunResult(status="finished", device=device_name(self.device),
+                           trainable_params=self.trainable, total_params=self.total, history=self.history)
+        last_report = 0.0
+        imgs_per_step = t.batch_size * (2 if self.method.uses_target_data else 1)
+        train_s = 0.0
+        try:
+            self.model.train()
+            for epoch in range(self.start_epoch, t.epochs):
+                sums: dict[str, float] = {}
+                logs: dict[str, float] = {}
+                te = time.perf_counter()
+                for s in range(t.steps_per_epoch):
+                    if self.should_stop():
+                        raise _Stopped(epoch)
+                    gstep = epoch * t.steps_per_epoch + s
+                    vals, log = self.train_step(gstep, epoch)
+                    for key, v in vals.items():
+                        sums[key] = sums.get(key, 0.0) + v
+                    for key, v in log.items():
+                        logs[key] = logs.get(key, 0.0) + v
+                    now = time.perf_counter()
+                    if now - last_report >= 0.5 or s == t.steps_per_epoch - 1:
+                        last_report = now
+                        done = gstep + 1 - self.start_epoch * t.steps_per_epoch
+                        rate = done / max(train_s + now - te, 1e-9)
+                        self.on_event(ev.Progress(epoch=epoch + 1, step=gstep + 1, total_steps=self.total_steps,
+                                                  images_per_s=rate * imgs_per_step,
+                                                  eta_s=(self.total_steps - gstep - 1) / max(rate, 1e-9),
+                                                  losses={k: v / (s + 1) for k, v in sums.items()}))
+                train_s += time.perf_counter() - te
+                m = self.evaluate(epoch)
+                n = t.steps_per_epoch
+                m["losses"] = {k: v / n for k, v in sums.items()}
+                m["diagnostics"] = {k: v / n for k, v in logs.items()}
+                m["train_s"] = train_s
+                m["wall_s"] = time.perf_counter() - t0
+                self.history.append(m)
+                improved = self.best is None or m["source_val_acc"] > self.best[0]
+                if improved:
+                    self.best = (m["source_val_acc"], epoch + 1)
+                self.on_event(ev.EpochEnd(epoch=epoch + 1, metrics=m))
+                emb = self.embedding(epoch)
+                if emb is not None:
+                    self.on_event(emb)
+                if self.checkpointer is not None:
+                    for e in self.checkpointer.save(self, epoch + 1, best=improved):
+                        self.on_event(e)
+        except _Stopped as s:
+            result.status = "cancelled"
+            result.reason = f"stopped during epoch {s.epoch + 1}"
+            self.on_event(ev.RunCancelled(epoch=s.epoch))
+        except Diverged as e:
+            result.status, result.reason = "failed", str(e)
+            self.on_event(ev.RunFailed(reason=str(e), epoch=len(self.history)))
+        last = self.history[-1] if self.history else {}
+        result.epochs_done = len(self.history)
+        result.source_acc, result.target_acc = last.get("source_acc"), last.get("target_acc")
+        if self.best is not None:
+            result.best_epoch = self.best[1]
+            result.best_target_acc = next((h["target_acc"] for h in self.history if h["epoch"] == self.best[1]), None)
+        result.train_s = train_s
+        result.wall_s = time.perf_counter() - t0
+        if result.status == "finished":
+            self.on_event(ev.RunFinished(result=result.to_dict()))
+        return result
+
+
+class _Stopped(Exception):
+    def __init__(self, epoch: int):
+        self.epoch = epoch
+
+
+def train(config: RunConfig, **kw) -> RunResult:
+    """Train one run in this process (the CLI's and the tests' entry point)."""
+    return Trainer(config, **kw).fit()
+
+
+def estimate_seconds(config: RunConfig) -> float:
+    """Rough wall-time estimate on this machine's CPU, from measured throughputs (see DESIGN.md)."""
+    info = backbone_info(config.model.backbone)
+    size = config.model.input_size or info.default_size
+    per_img = {"lenet": 1 / 6000}.get(info.name, 1 / 55 * (size / 224) ** 2)
+    method = get_method(config.method.name)
+    imgs = config.train.batch_size * (2 if method.uses_target_data else 1)
+    return config.train.epochs * (config.train.steps_per_epoch * imgs * per_img + 2.0)
