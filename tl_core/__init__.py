@@ -27,3 +27,11 @@ def list_methods() -> list[str]:
     from .methods import list_methods as f
 
     return f()
+
+
+# The run store and job manager (no torch is imported by these).
+from .runs import (cancel, checkpoint_path, delete, embedding_epochs, get_run, list_runs, load_model,  # noqa: E402
+                   read_embedding, read_metrics, read_progress, resume, schedule, submit, wait)
+
+__all__ += ["cancel", "checkpoint_path", "delete", "embedding_epochs", "get_run", "list_runs", "load_model",
+            "read_embedding", "read_metrics", "read_progress", "resume", "schedule", "submit", "wait"]

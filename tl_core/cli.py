@@ -136,21 +136,131 @@ def _fmt(s: float) -> str:
     return f"{s // 60}:{s % 60:02d}"
 
 
+def run_summary(run_id: str) -> dict[str, Any]:
+    """What `train --json` and `runs show --json` print for a run."""
+    from . import runs
+
+    r = runs.get_run(run_id)
+    history, _ = runs.read_metrics(run_id)
+    keep = ("run_id", "status", "reason", "epoch", "epochs", "source_acc", "target_acc", "best_epoch",
+            "best_target_acc", "wall_s", "device", "trainable_params", "total_params", "name", "created",
+            "queue_position", "progress")
+    out = {k: r.get(k) for k in keep}
+    out["run_id"] = run_id
+    out["config"] = r["config"]
+    out["run_dir"] = str(runs.store().run_dir(run_id))
+    out["history"] = [{k: v for k, v in h.items() if k != "target_confusion"} for h in history]
+    return out
+
+
+def follow(run_id: str, bar: "ProgressBar") -> dict[str, Any]:
+    """Poll the store and print progress until the run ends; Ctrl-C cancels it."""
+    from . import events as ev
+    from . import runs
+    from .store import TERMINAL
+
+    cursor, last_step, started = 0, -1, False
+    try:
+        while True:
+            r = runs.get_run(run_id)
+            if not started and r["status"] == "running" and r["device"]:
+                started = True
+                bar(ev.RunStarted(device=r["device"], total_steps=r["epochs"] * r["config"]["train"]["steps_per_epoch"],
+                                  trainable_params=r["trainable_params"] or 0, total_params=r["total_params"] or 0))
+            p = r["progress"]
+            if p and p["step"] != last_step:
+                last_step = p["step"]
+                bar(ev.Progress(epoch=p["epoch"], step=p["step"], total_steps=p["total_steps"],
+                                images_per_s=p["images_per_s"], eta_s=p["eta_s"], losses=p["losses"]))
+            rows, cursor = runs.read_metrics(run_id, cursor)
+            for m in rows:
+                bar(ev.EpochEnd(epoch=m["epoch"], metrics=m))
+            if r["status"] in TERMINAL:
+                if r["status"] != "finished":
+                    bar(ev.RunFailed(reason=r["reason"] or r["status"]))
+                return r
+            time.sleep(0.25)
+    except KeyboardInterrupt:
+        print(f"\ncancelling run {run_id} ...", file=sys.stderr)
+        return runs.cancel(run_id, wait_s=runs.CANCEL_GRACE_S + 2)
+
+
+def _report(run_id: str, as_json: bool) -> int:
+    out = run_summary(run_id)
+    if as_json:
+        print(json.dumps(out))
+    elif out["status"] == "finished":
+        print(f"run {run_id} finished: source accuracy {out['source_acc']:.3f}, target accuracy "
+              f"{out['target_acc']:.3f} in {out['wall_s']:.0f} s")
+    else:
+        print(f"run {run_id} {out['status']}: {out['reason']}")
+    return 0 if out["status"] == "finished" else 1
+
+
 def cmd_train(args) -> int:
-    from .trainer import train
+    from . import runs
 
     cfg = config_from_args(args).validate()
-    bar = ProgressBar(quiet=args.quiet)
-    res = train(cfg, on_event=bar)
-    out = {"run_id": cfg.config_id(), **res.to_dict(), "config": cfg.to_dict()}
-    out.pop("history")
-    out["history"] = [{k: v for k, v in h.items() if k not in ("target_confusion",)} for h in res.history]
-    if args.json:
-        print(json.dumps(out))
-    else:
-        print(f"{res.status}: source accuracy {res.source_acc:.3f}, target accuracy {res.target_acc:.3f} "
-              f"in {res.wall_s:.0f} s" if res.target_acc is not None else f"{res.status}: {res.reason}")
-    return 0 if res.status == "finished" else 1
+    run_id = runs.submit(cfg, name=args.name or "")
+    if args.detach:
+        print(json.dumps({"run_id": run_id, "status": "queued"}) if args.json else run_id)
+        return 0
+    if not args.quiet:
+        print(f"run {run_id} (follow it in the app, or: python -m tl_core runs show {run_id})", file=sys.stderr)
+    follow(run_id, ProgressBar(quiet=args.quiet))
+    return _report(run_id, args.json)
+
+
+def cmd_runs(args) -> int:
+    from . import runs
+
+    if args.action == "list":
+        rows = runs.list_runs(status=args.status, method=args.method)
+        if args.json:
+            print(json.dumps([{k: r[k] for k in ("id", "status", "source", "target", "backbone", "method", "seed",
+                                                  "epoch", "epochs", "source_acc", "target_acc", "wall_s", "reason",
+                                                  "created")} for r in rows]))
+            return 0
+        if not rows:
+            print("no runs yet: python -m tl_core train ... starts one")
+        for r in rows:
+            acc = f"target {r['target_acc']:.3f}" if r["target_acc"] is not None else ""
+            print(f"{r['id']:<12} {r['status']:<11} {r['source']}->{r['target']} {r['backbone']} {r['method']} "
+                  f"seed {r['seed']} epoch {r['epoch']}/{r['epochs']} {acc}")
+        return 0
+    if not args.id:
+        raise ConfigError(f"runs {args.action} needs a run id (python -m tl_core runs list shows them).")
+    if args.action == "show":
+        out = run_summary(args.id)
+        if args.json:
+            print(json.dumps(out))
+        else:
+            for k in ("run_id", "status", "reason", "epoch", "epochs", "source_acc", "target_acc", "best_epoch",
+                      "wall_s", "device", "run_dir"):
+                print(f"{k:>12}: {out[k]}")
+        return 0
+    if args.action == "cancel":
+        r = runs.cancel(args.id, wait_s=runs.CANCEL_GRACE_S + 2)
+        print(json.dumps({"run_id": args.id, "status": r["status"]}) if args.json else f"run {args.id}: {r['status']}")
+        return 0
+    if args.action == "resume":
+        runs.resume(args.id, extra_epochs=args.epochs or 0)
+        if args.detach:
+            print(json.dumps({"run_id": args.id, "status": "queued"}) if args.json else args.id)
+            return 0
+        follow(args.id, ProgressBar(quiet=args.quiet or args.json))
+        return _report(args.id, args.json)
+    if args.action == "rm":
+        runs.delete(args.id)
+        print(json.dumps({"run_id": args.id, "deleted": True}) if args.json else f"deleted run {args.id}")
+        return 0
+    raise ConfigError(f"unknown action {args.action}")
+
+
+def cmd_worker(args) -> int:
+    from .runs import worker_main
+
+    return worker_main(args.run_id)
 
 
 def add_train_args(p: argparse.ArgumentParser) -> None:
@@ -174,6 +284,8 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-pretrained", action="store_true", help="start from random weights")
     p.add_argument("--no-augment", action="store_true")
     p.add_argument("--embedding", choices=["tsne", "pca", "none"])
+    p.add_argument("--name", help="a name for the run")
+    p.add_argument("--detach", action="store_true", help="queue the run and return at once")
     p.add_argument("--json", action="store_true", help="print one JSON object with the result last on stdout")
     p.add_argument("--quiet", action="store_true")
 
@@ -187,6 +299,19 @@ def build_parser() -> argparse.ArgumentParser:
     pt = sub.add_parser("train", help="train one run and report source and target accuracy")
     add_train_args(pt)
     pt.set_defaults(fn=cmd_train)
+    pr = sub.add_parser("runs", help="list, show, cancel, resume or delete runs")
+    pr.add_argument("action", choices=["list", "show", "cancel", "resume", "rm"])
+    pr.add_argument("id", nargs="?")
+    pr.add_argument("--status", help="list: only runs with this status")
+    pr.add_argument("--method", help="list: only runs of this method")
+    pr.add_argument("--epochs", type=int, help="resume: train this many more epochs (for a finished run)")
+    pr.add_argument("--detach", action="store_true", help="resume: queue and return at once")
+    pr.add_argument("--json", action="store_true")
+    pr.add_argument("--quiet", action="store_true")
+    pr.set_defaults(fn=cmd_runs)
+    pw = sub.add_parser("worker", help=argparse.SUPPRESS)
+    pw.add_argument("run_id")
+    pw.set_defaults(fn=cmd_worker)
     return p
 
 

@@ -1,0 +1,112 @@
+"""Digits benchmark: LeNet on MNIST->USPS and USPS->MNIST, several methods x 3 seeds.
+
+Each run is the CLI command a user would type (default settings), in its own process.
+Writes bench/results/digits.json and bench/results/digits.md after every run.
+
+    TL_DATA_DIR=../shared/data python bench/digits.py [--methods source_only,dann] [--seeds 0,1,2]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "bench" / "results"
+
+# TLlib's published LeNet numbers (Transfer-Learning-Library, DANN/DAN/CDAN tables for digits).
+PUBLISHED = {
+    ("mnist", "usps"): {"source_only": 82.1, "dann": 91.7, "mmd": 86.0, "cdan": 96.0, "mcd": 94.1, "mdd": 94.8,
+                        "mcc": 95.1},
+    ("usps", "mnist"): {"source_only": 74.6, "dann": 95.2, "mmd": 89.5, "cdan": 97.7, "mcd": 97.6, "mdd": 97.8,
+                        "mcc": 94.6},
+}
+PAIRS = [("mnist", "usps"), ("usps", "mnist")]
+SHORT = {"mnist": "M", "usps": "U"}
+
+
+def run_one(source: str, target: str, method: str, seed: int, extra: list[str]) -> dict:
+    cmd = [sys.executable, "-m", "tl_core", "train", "--source", source, "--target", target, "--backbone", "lenet",
+           "--method", method, "--seed", str(seed), "--json", "--quiet", *extra]
+    t = time.perf_counter()
+    p = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+    wall = time.perf_counter() - t
+    if p.returncode != 0:
+        return {"source": source, "target": target, "method": method, "seed": seed, "status": "failed",
+                "error": p.stderr.strip()[-500:], "process_wall_s": wall}
+    out = json.loads(p.stdout.strip().splitlines()[-1])
+    return {"source": source, "target": target, "method": method, "seed": seed, "status": out["status"],
+            "target_acc": out["target_acc"], "source_acc": out["source_acc"], "wall_s": out["wall_s"],
+            "process_wall_s": wall, "command": " ".join(cmd[1:]).replace(" --quiet", "")}
+
+
+def summarise(rows: list[dict], methods: list[str]) -> str:
+    import torch
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    lines = ["# Digits benchmark: LeNet, default settings", "",
+             f"Made by `python bench/digits.py` on {time.strftime('%Y-%m-%d')}: {platform.processor() or platform.machine()}, "
+             f"{cores} CPU cores, no GPU, torch {torch.__version__}. Each cell: target test accuracy, mean ± std over "
+             "the seeds (n = seeds finished); the published number is TLlib's LeNet table. Wall = seconds per run "
+             "(process start to end, evaluation and t-SNE included).", ""]
+    for s, t in PAIRS:
+        lines += [f"## {SHORT[s]}→{SHORT[t]} ({s} → {t})", "",
+                  "| method | ours (%) | n | published (%) | ours − published | wall per run (s) |",
+                  "|---|---|---|---|---|---|"]
+        for m in methods:
+            rs = [r for r in rows if (r["source"], r["target"], r["method"]) == (s, t, m) and r["status"] == "finished"]
+            pub = PUBLISHED[(s, t)].get(m)
+            if not rs:
+                lines.append(f"| {m} | — | 0 | {pub if pub else '—'} | | |")
+                continue
+            accs = [100 * r["target_acc"] for r in rs]
+            walls = [r["process_wall_s"] for r in rs]
+            mean = statistics.mean(accs)
+            sd = statistics.stdev(accs) if len(accs) > 1 else 0.0
+            diff = f"{mean - pub:+.1f}" if pub else ""
+            lines.append(f"| {m} | {mean:.1f} ± {sd:.1f} | {len(rs)} | {pub if pub else '—'} | {diff} | "
+                         f"{statistics.mean(walls):.0f} |")
+        lines.append("")
+    failed = [r for r in rows if r["status"] != "finished"]
+    if failed:
+        lines += ["## Runs that did not finish", ""] + [f"- {r['method']} {r['source']}→{r['target']} seed "
+                                                       f"{r['seed']}: {r.get('error', r['status'])}" for r in failed]
+    lines += ["", "Reproduce one cell: `python -m tl_core train --source mnist --target usps --backbone lenet "
+              "--method dann --seed 0`.", ""]
+    return "\n".join(lines)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--methods", default="source_only,dann,mmd,coral")
+    ap.add_argument("--seeds", default="0,1,2")
+    ap.add_argument("--pairs", default="mnist-usps,usps-mnist")
+    ap.add_argument("--name", default="digits", help="results file name (bench/results/NAME.md/.json)")
+    ap.add_argument("extra", nargs="*", help="extra CLI flags passed to every run (after --)")
+    a = ap.parse_args()
+    methods = a.methods.split(",")
+    seeds = [int(s) for s in a.seeds.split(",")]
+    pairs = [tuple(p.split("-")) for p in a.pairs.split(",")]
+    OUT.mkdir(parents=True, exist_ok=True)
+    rows: list[dict] = []
+    for s, t in pairs:
+        for m in methods:
+            for seed in seeds:
+                r = run_one(s, t, m, seed, a.extra)
+                rows.append(r)
+                acc = f"{r['target_acc']:.4f}" if "target_acc" in r else r["status"]
+                print(f"{s}->{t} {m} seed {seed}: target {acc} in {r['process_wall_s']:.0f} s", flush=True)
+                (OUT / f"{a.name}.json").write_text(json.dumps(rows, indent=1))
+                (OUT / f"{a.name}.md").write_text(summarise(rows, methods))
+    print(summarise(rows, methods))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

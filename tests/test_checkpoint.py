@@ -1,0 +1,91 @@
+"""Checkpoints: resume equivalence, crash safety, and prediction without pickle."""
+import json
+import pickle
+
+import pytest
+import torch
+
+from tl_core import RunConfig
+from tl_core.checkpoint import Checkpointer, Predictor
+from tl_core.domains import get_domain
+from tl_core.trainer import Trainer
+
+
+def cfg(epochs=3, **train):
+    return RunConfig().replace(
+        data={"source": "syndigits", "target": "uci_digits", "max_per_domain": 400},
+        method={"name": "dann", "params": {}},
+        train={"epochs": epochs, "steps_per_epoch": 12, "batch_size": 16, "embedding": "pca", "embed_points": 50,
+               **train})
+
+
+def test_resumed_run_matches_an_uninterrupted_one(tmp_path):
+    full = Trainer(cfg(), checkpointer=Checkpointer(tmp_path / "a")).fit()
+    calls = {"n": 0}
+
+    def stop_mid_epoch_3():
+        calls["n"] += 1
+        return calls["n"] > 12 * 2 + 5  # five steps into the third epoch
+
+    part = Trainer(cfg(), checkpointer=Checkpointer(tmp_path / "b"), should_stop=stop_mid_epoch_3).fit()
+    assert part.status == "cancelled" and part.epochs_done == 2
+    resumed = Trainer(cfg(), checkpointer=Checkpointer(tmp_path / "b")).fit()
+    assert resumed.status == "finished" and resumed.epochs_done == 3
+    assert resumed.target_acc == pytest.approx(full.target_acc, abs=1e-3)
+    assert len(resumed.history) == len(full.history)
+    for a, b in zip(resumed.history, full.history):
+        assert a["losses"] == pytest.approx(b["losses"], rel=1e-5)
+        assert a["target_acc"] == pytest.approx(b["target_acc"], abs=1e-3)
+
+
+def test_best_and_last_are_kept_and_old_ones_pruned(tmp_path):
+    ck = Checkpointer(tmp_path, keep=2)
+    Trainer(cfg(epochs=4), checkpointer=ck).fit()
+    last = json.loads((tmp_path / "last.json").read_text())
+    assert last["epoch"] == 4 and ck.path("last").name == "ckpt-0004"
+    best = json.loads((tmp_path / "best.json").read_text())
+    kept = sorted(p.name for p in tmp_path.glob("ckpt-*"))
+    assert f"ckpt-{best['epoch']:04d}" in kept and len(kept) <= 3
+
+
+def test_crash_during_save_leaves_the_previous_checkpoint_loadable(tmp_path, monkeypatch):
+    import tl_core.checkpoint as ckmod
+
+    ck = Checkpointer(tmp_path)
+    t = Trainer(cfg(epochs=1), checkpointer=ck)
+    t.fit()
+    before = ck.path("last")
+    real = ckmod._save_tensors
+    n = {"calls": 0}
+
+    def crash_on_second(path, tensors, meta=None):
+        n["calls"] += 1
+        if n["calls"] == 2:
+            raise OSError(28, "No space left on device")
+        real(path, tensors, meta)
+
+    monkeypatch.setattr(ckmod, "_save_tensors", crash_on_second)
+    with pytest.raises(OSError):
+        ck.save(t, 2, best=True)
+    assert ck.path("last") == before  # the pointer never moved
+    Predictor(before)  # and what it points to loads
+
+
+def test_predictor_needs_no_pickle(tmp_path, monkeypatch):
+    Trainer(cfg(epochs=1), checkpointer=Checkpointer(tmp_path)).fit()
+    folder = Checkpointer(tmp_path).path("best")
+    assert {p.name for p in folder.iterdir()} == {"model.safetensors", "model.json", "state.safetensors",
+                                                   "state.json"}
+
+    def no_pickle(*a, **k):
+        raise AssertionError("pickle was used")
+
+    monkeypatch.setattr(pickle, "loads", no_pickle)
+    monkeypatch.setattr(pickle, "load", no_pickle)
+    monkeypatch.setattr(torch, "load", no_pickle)
+    pred = Predictor(folder)
+    x = get_domain("uci_digits").load().x_test[:5]
+    out = pred.predict(x, top_k=3)
+    assert len(out["classes"]) == 5 and len(out["classes"][0]) == 3
+    assert all(abs(sum(p) - 1) < 1.0 for p in out["probs"])  # top-3 of a softmax
+    assert out["seen"].shape == (5, 28, 28, 3)  # the model's view, displayable (LeNet reads colour here)

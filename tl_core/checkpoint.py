@@ -1,0 +1,210 @@
+"""Checkpoints without pickle: safetensors for tensors, JSON beside them for everything else.
+
+Layout of a run folder:
+    last.json  best.json        pointers (atomically renamed) to complete checkpoint folders
+    ckpt-0005/                  model.safetensors, model.json, state.safetensors, state.json
+A pointer is written only after its folder is complete and fsynced, so a crash at any
+point leaves every checkpoint either loadable or absent.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from . import events as ev
+from .errors import TLError
+from .paths import atomic_write_bytes, atomic_write_text
+
+FORMAT = 1
+
+
+def _save_tensors(path: Path, tensors: dict[str, torch.Tensor], meta: dict[str, str] | None = None) -> None:
+    from safetensors.torch import save
+
+    clean = {k: v.detach().cpu().contiguous().clone() for k, v in tensors.items()}
+    atomic_write_bytes(path, save(clean, metadata=meta))
+
+
+def _load_tensors(path: Path) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+
+    return load_file(str(path))
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def model_meta(trainer) -> dict[str, Any]:
+    return {"format": FORMAT, "config": trainer.cfg.to_dict(), "classes": trainer.data.classes,
+            "backbone": trainer.cfg.model.backbone, "input_spec": trainer.spec.to_dict(),
+            "in_channels": trainer.spec.channels, "num_classes": len(trainer.data.classes)}
+
+
+class Checkpointer:
+    """Saves `last` every epoch and `best` when the selection score improves; restores `last`."""
+
+    def __init__(self, run_dir: Path, keep: int = 2):
+        self.dir = Path(run_dir)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.keep = keep
+
+    # -- pointers --------------------------------------------------------------------
+    def _pointer(self, which: str) -> Path | None:
+        p = self.dir / f"{which}.json"
+        try:
+            d = json.loads(p.read_text())
+        except (OSError, ValueError):
+            return None
+        folder = self.dir / d["dir"]
+        return folder if (folder / "model.safetensors").exists() else None
+
+    def has_last(self) -> bool:
+        return self._pointer("last") is not None
+
+    def path(self, which: str = "best") -> Path | None:
+        return self._pointer(which) or (self._pointer("last") if which == "best" else None)
+
+    # -- save / restore --------------------------------------------------------------
+    def save(self, trainer, epoch: int, best: bool) -> list[ev.Event]:
+        folder = self.dir / f"ckpt-{epoch:04d}"
+        tmp = self.dir / f".tmp-ckpt-{epoch:04d}"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        meta = {**model_meta(trainer), "epoch": epoch}
+        _save_tensors(tmp / "model.safetensors", trainer.model.state_dict())
+        atomic_write_text(tmp / "model.json", json.dumps(meta, indent=1))
+        tensors, state = self._train_state(trainer)
+        _save_tensors(tmp / "state.safetensors", tensors)
+        atomic_write_text(tmp / "state.json", json.dumps(state))
+        _fsync_dir(tmp)
+        shutil.rmtree(folder, ignore_errors=True)
+        os.replace(tmp, folder)
+        _fsync_dir(self.dir)
+        pointer = json.dumps({"dir": folder.name, "epoch": epoch})
+        atomic_write_text(self.dir / "last.json", pointer)
+        out: list[ev.Event] = [ev.CheckpointSaved(epoch=epoch, path=str(folder), best=False)]
+        if best:
+            atomic_write_text(self.dir / "best.json", pointer)
+            out.append(ev.CheckpointSaved(epoch=epoch, path=str(folder), best=True))
+        self._prune()
+        return out
+
+    def _prune(self) -> None:
+        """Keep the folders that a pointer names, plus the newest few."""
+        named = {p.name for p in (self._pointer("last"), self._pointer("best")) if p is not None}
+        folders = sorted(self.dir.glob("ckpt-*"))
+        for f in folders[:-self.keep]:
+            if f.name not in named:
+                shutil.rmtree(f, ignore_errors=True)
+
+    @staticmethod
+    def _train_state(trainer) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+        tensors: dict[str, torch.Tensor] = {f"method.{k}": v for k, v in trainer.method.modules.state_dict().items()}
+        opt = trainer.opt.state_dict()
+        for pid, st in opt["state"].items():
+            for k, v in st.items():
+                tensors[f"opt.{pid}.{k}"] = v if torch.is_tensor(v) else torch.tensor(v)
+        tensors["rng.torch"] = torch.get_rng_state()
+        tensors["rng.aug"] = trainer.aug_g.get_state()
+        for name in ("s_sampler", "t_sampler", "l_sampler"):
+            s = getattr(trainer, name)
+            if s is not None:
+                for k, v in s.state().items():
+                    tensors[f"{name}.{k}"] = v
+        emb = trainer._embed_state
+        if emb is not None:
+            tensors["embed_state"] = torch.from_numpy(np.asarray(emb, dtype=np.float32))
+        state = {"param_groups": opt["param_groups"], "history": trainer.history,
+                 "best": list(trainer.best) if trainer.best else None,
+                 "np_rng": _np_state(), "epoch": len(trainer.history) and trainer.history[-1]["epoch"]}
+        return tensors, state
+
+    def restore(self, trainer) -> int:
+        """Load the last checkpoint into a set-up trainer; returns the epoch it ended."""
+        folder = self._pointer("last")
+        if folder is None:
+            return 0
+        trainer.model.load_state_dict(_load_tensors(folder / "model.safetensors"))
+        tensors = _load_tensors(folder / "state.safetensors")
+        state = json.loads((folder / "state.json").read_text())
+        trainer.method.modules.load_state_dict(
+            {k[len("method."):]: v for k, v in tensors.items() if k.startswith("method.")})
+        opt_state: dict[int, dict[str, torch.Tensor]] = {}
+        for k, v in tensors.items():
+            if k.startswith("opt."):
+                _, pid, key = k.split(".", 2)
+                opt_state.setdefault(int(pid), {})[key] = v
+        trainer.opt.load_state_dict({"state": opt_state, "param_groups": state["param_groups"]})
+        torch.set_rng_state(tensors["rng.torch"])
+        trainer.aug_g.set_state(tensors["rng.aug"])
+        for name in ("s_sampler", "t_sampler", "l_sampler"):
+            s = getattr(trainer, name)
+            if s is not None:
+                s.load({k: tensors[f"{name}.{k}"] for k in ("g", "perm", "pos")})
+        if "embed_state" in tensors:
+            trainer._embed_state = tensors["embed_state"].numpy().astype(np.float32)
+        _set_np_state(state["np_rng"])
+        trainer.history[:] = state["history"]
+        trainer.best = tuple(state["best"]) if state["best"] else None
+        trainer.start_epoch = int(state["epoch"])
+        return trainer.start_epoch
+
+
+def _np_state() -> list:
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    return [name, keys.tolist(), int(pos), int(has_gauss), float(cached)]
+
+
+def _set_np_state(s: list) -> None:
+    np.random.set_state((s[0], np.asarray(s[1], dtype=np.uint32), s[2], s[3], s[4]))
+
+
+class Predictor:
+    """A trained classifier loaded from a checkpoint folder, ready to classify images."""
+
+    def __init__(self, folder: Path, device: str = "cpu"):
+        from .inputs import InputSpec
+        from .trainer import Classifier
+        from .backbones import build_backbone
+
+        meta_path = Path(folder) / "model.json"
+        try:
+            self.meta = json.loads(meta_path.read_text())
+        except (OSError, ValueError) as e:
+            raise TLError(f"The checkpoint in {folder} cannot be read ({e}).") from None
+        self.classes: list[str] = self.meta["classes"]
+        self.spec = InputSpec.from_dict(self.meta["input_spec"])
+        bb = build_backbone(self.meta["backbone"], pretrained=False, input_size=self.spec.size,
+                            in_channels=self.meta["in_channels"])
+        self.model = Classifier(bb, self.meta["num_classes"])
+        self.model.load_state_dict(_load_tensors(Path(folder) / "model.safetensors"))
+        self.device = torch.device(device)
+        self.model.to(self.device).eval()
+        self.epoch = self.meta.get("epoch")
+
+    @torch.no_grad()
+    def predict(self, images: torch.Tensor, top_k: int = 3) -> dict[str, Any]:
+        """uint8 images (N, C, H, W) -> top-k classes and probabilities, and the input as the model saw it."""
+        from .inputs import adapt, to_display
+
+        x = adapt(images, self.spec, self.device)
+        probs = self.model(x).softmax(1).cpu()
+        p, i = probs.topk(min(top_k, probs.shape[1]), dim=1)
+        return {"classes": [[self.classes[j] for j in row] for row in i.tolist()], "probs": p.tolist(),
+                "seen": to_display(x, self.spec)}

@@ -1,0 +1,446 @@
+"""Runs that outlive the page: submit, a FIFO queue, worker processes, cancel, resume.
+
+There is no daemon. Whoever touches the store (the app polling, the CLI following a run,
+a worker finishing) calls `schedule()`, which marks runs whose worker died as
+`interrupted`, escalates overdue cancels, and starts queued runs up to the limit
+(`TL_MAX_RUNS`, default 1 per GPU, or 1 on a CPU machine: two torch jobs on 2 cores are
+6-8x slower each). Workers are separate processes (`python -m tl_core worker RUN_ID`), so a
+crash cannot take the web server down and a cancel can escalate to a kill.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+from .config import RunConfig
+from .errors import TLError
+from .paths import atomic_write_text
+from .store import ACTIVE, TERMINAL, Store
+
+CANCEL_GRACE_S = 3.0  # SIGTERM first; a worker still alive after this is killed
+START_TIMEOUT_S = 60.0
+_CHILDREN: list[subprocess.Popen] = []
+_STORES: dict[str, Store] = {}
+
+
+def store() -> Store:
+    from .paths import tl_home
+
+    key = str(tl_home())
+    if key not in _STORES:
+        _STORES[key] = Store(Path(key))
+    return _STORES[key]
+
+
+def gpu_count() -> int:
+    """GPUs visible, without importing torch in the web server."""
+    if os.environ.get("CUDA_VISIBLE_DEVICES", None) == "":
+        return 0
+    smi = shutil.which("nvidia-smi")
+    if not smi:
+        return 0
+    try:
+        out = subprocess.run([smi, "-L"], capture_output=True, text=True, timeout=5).stdout
+    except (OSError, subprocess.SubprocessError):
+        return 0
+    return sum(1 for line in out.splitlines() if line.startswith("GPU "))
+
+
+def max_concurrent() -> int:
+    env = os.environ.get("TL_MAX_RUNS")
+    if env and env.isdigit() and int(env) > 0:
+        return int(env)
+    return max(1, gpu_count())
+
+
+# -- process liveness ----------------------------------------------------------------
+
+def _proc_start(pid: int) -> str | None:
+    """The kernel's start time of a process (guards against PID reuse); None off Linux."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat.rsplit(")", 1)[1].split()[19]
+
+
+def _alive(pid: int | None, start: str | None) -> bool:
+    if not pid:
+        return False
+    proc = Path(f"/proc/{pid}/stat")
+    if Path("/proc/self/stat").exists():
+        try:
+            fields = proc.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return False
+        if fields[0] in ("Z", "X"):  # zombie or dead: exited, not yet reaped
+            return False
+        return start is None or fields[19] == start
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _reap_children() -> None:
+    for p in list(_CHILDREN):
+        if p.poll() is not None:
+            _CHILDREN.remove(p)
+
+
+# -- scheduling ------------------------------------------------------------------------
+
+def reap(st: Store | None = None) -> None:
+    """Mark runs whose worker is gone as interrupted; escalate cancels past their grace period."""
+    st = st or store()
+    _reap_children()
+    now = time.time()
+    for r in st.read("SELECT id, status, pid, pid_start, started, cancel_requested FROM runs WHERE status IN (?,?)",
+                     ACTIVE):
+        alive = _alive(r["pid"], r["pid_start"])
+        if r["cancel_requested"] and alive and now - r["cancel_requested"] > CANCEL_GRACE_S:
+            try:
+                os.kill(r["pid"], signal.SIGKILL)
+            except OSError:
+                pass
+            _finish_if_active(st, r["id"], "cancelled", "cancelled (the worker did not stop in time and was killed)")
+            continue
+        if alive:
+            continue
+        if r["status"] == "starting" and not r["pid"] and now - (r["started"] or now) < START_TIMEOUT_S:
+            continue  # being spawned right now
+        if r["cancel_requested"]:
+            _finish_if_active(st, r["id"], "cancelled", "cancelled")
+        else:
+            _finish_if_active(st, r["id"], "interrupted",
+                              "interrupted: the worker process stopped without finishing (killed, crashed or the "
+                              "machine restarted). Resume it to continue from its last checkpoint.")
+
+
+def _finish_if_active(st: Store, run_id: str, status: str, reason: str) -> bool:
+    with st.tx() as c:
+        cur = c.execute("UPDATE runs SET status=?, reason=?, ended=? WHERE id=? AND status IN (?,?)",
+                        (status, reason, time.time(), run_id, *ACTIVE))
+        changed = cur.rowcount > 0
+        if changed:
+            c.execute("INSERT INTO events (run_id, ts, kind, data) VALUES (?,?,?,?)",
+                      (run_id, time.time(), status, json.dumps({"reason": reason})))
+    return changed
+
+
+def schedule(st: Store | None = None) -> list[str]:
+    """Reap, then start queued runs (oldest first) while there are free slots. Returns started ids."""
+    st = st or store()
+    reap(st)
+    limit = max_concurrent()
+    with st.tx(immediate=True) as c:  # the claim is atomic across processes
+        active = [r["slot"] for r in c.execute("SELECT slot FROM runs WHERE status IN (?,?)", ACTIVE)]
+        free = limit - len(active)
+        claimed = []
+        if free > 0:
+            rows = c.execute("SELECT id FROM runs WHERE status='queued' ORDER BY created, rowid LIMIT ?",
+                             (free,)).fetchall()
+            used = {s for s in active if s is not None}
+            slots = (s for s in range(limit) if s not in used)
+            for r in rows:
+                slot = next(slots)
+                c.execute("UPDATE runs SET status='starting', started=?, pid=NULL, slot=?, cancel_requested=NULL "
+                          "WHERE id=?", (time.time(), slot, r["id"]))
+                claimed.append((r["id"], slot))
+    for run_id, slot in claimed:
+        _spawn(st, run_id, slot)
+    return [r for r, _ in claimed]
+
+
+def _spawn(st: Store, run_id: str, slot: int) -> None:
+    rd = st.run_dir(run_id)
+    rd.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ)
+    pkg_parent = str(Path(__file__).resolve().parents[1])
+    env["PYTHONPATH"] = pkg_parent + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    env["TL_HOME"] = str(st.home)
+    env["PYTHONUNBUFFERED"] = "1"
+    gpus = gpu_count()
+    if gpus > 1:
+        env["CUDA_VISIBLE_DEVICES"] = str(slot % gpus)
+    with open(rd / "worker.log", "ab") as log:
+        p = subprocess.Popen([sys.executable, "-m", "tl_core", "worker", run_id], stdout=log,
+                             stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, cwd=pkg_parent,
+                             start_new_session=True)  # outlives the page and the terminal that started it
+    _CHILDREN.append(p)
+    with st.tx() as c:
+        c.execute("UPDATE runs SET pid=?, pid_start=?, heartbeat=? WHERE id=? AND status='starting'",
+                  (p.pid, _proc_start(p.pid), time.time(), run_id))
+
+
+# -- the public API ----------------------------------------------------------------------
+
+def submit(config: RunConfig, name: str = "", owner: str = "") -> str:
+    """Validate, record as queued and return the run id at once; a worker starts when a slot is free."""
+    cfg = config.validate()
+    st = store()
+    base = cfg.config_id()
+    for n in range(1, 10_000):
+        run_id = base if n == 1 else f"{base}-{n}"
+        if st.exists(run_id):
+            continue
+        try:
+            st.insert_run(run_id, cfg.to_dict(), name=name or cfg.name, owner=owner)
+            break
+        except sqlite3.IntegrityError:  # another process took this id first
+            continue
+    else:  # pragma: no cover
+        raise TLError("could not allocate a run id")
+    st.add_event(run_id, "queued", {})
+    schedule(st)
+    return run_id
+
+
+def get_run(run_id: str) -> dict[str, Any]:
+    """A run's record with its latest progress; raises TLError for an unknown id."""
+    st = store()
+    schedule(st)
+    r = st.get(run_id)
+    if r is None:
+        raise TLError(f"There is no run {run_id!r}. `python -m tl_core runs list` shows the runs.")
+    r["progress"] = st.progress(run_id)
+    r["queue_position"] = _queue_position(st, r)
+    return r
+
+
+def _queue_position(st: Store, r: dict[str, Any]) -> int | None:
+    if r["status"] != "queued":
+        return None
+    rows = st.read("SELECT COUNT(*) AS n FROM runs WHERE status='queued' AND created < ?", (r["created"],))
+    return int(rows[0]["n"]) + 1
+
+
+def list_runs(**filters: Any) -> list[dict[str, Any]]:
+    """All runs, newest first; filters: status, method, source, target, backbone."""
+    st = store()
+    schedule(st)
+    return st.list(**filters)
+
+
+def read_metrics(run_id: str, cursor: int = 0) -> tuple[list[dict[str, Any]], int]:
+    """Per-epoch metrics written since `cursor`; returns (new rows, new cursor)."""
+    return store().metrics(run_id, cursor)
+
+
+def read_progress(run_id: str) -> dict[str, Any] | None:
+    return store().progress(run_id)
+
+
+def embedding_epochs(run_id: str) -> list[int]:
+    d = store().run_dir(run_id) / "embed"
+    return sorted(int(p.stem.split("_")[1]) for p in d.glob("epoch_*.json")) if d.exists() else []
+
+
+def read_embedding(run_id: str, epoch: int | None = None) -> dict[str, Any] | None:
+    """The 2-D feature map of an epoch (default: the latest): x, y, domain, label, pred."""
+    epochs = embedding_epochs(run_id)
+    if not epochs:
+        return None
+    e = epochs[-1] if epoch is None else epoch
+    p = store().run_dir(run_id) / "embed" / f"epoch_{e:04d}.json"
+    try:
+        return json.loads(p.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def cancel(run_id: str, wait_s: float = 0.0) -> dict[str, Any]:
+    """Stop a run: a queued one at once; a running one at its next batch (SIGTERM), killed if it lingers."""
+    st = store()
+    r = st.get(run_id)
+    if r is None:
+        raise TLError(f"There is no run {run_id!r}.")
+    if r["status"] == "queued":
+        with st.tx() as c:
+            c.execute("UPDATE runs SET status='cancelled', reason='cancelled before it started', ended=? "
+                      "WHERE id=? AND status='queued'", (time.time(), run_id))
+        return get_run(run_id)
+    if r["status"] in ACTIVE:
+        st.update(run_id, cancel_requested=time.time())
+        if r["pid"] and _alive(r["pid"], r["pid_start"]):
+            try:
+                os.kill(r["pid"], signal.SIGTERM)
+            except OSError:
+                pass
+        deadline = time.time() + wait_s
+        while time.time() < deadline:
+            reap(st)
+            if st.get(run_id)["status"] in TERMINAL:
+                break
+            time.sleep(0.1)
+    return get_run(run_id)
+
+
+def resume(run_id: str, extra_epochs: int = 0) -> dict[str, Any]:
+    """Queue an interrupted, cancelled or failed run again (from its last checkpoint), or a
+    finished one with `extra_epochs` more epochs."""
+    st = store()
+    r = st.get(run_id)
+    if r is None:
+        raise TLError(f"There is no run {run_id!r}.")
+    if r["status"] in ("queued",) + ACTIVE:
+        raise TLError(f"Run {run_id} is {r['status']}; only a stopped run can be resumed.")
+    cfg = r["config"]
+    if r["status"] == "finished" and extra_epochs <= 0:
+        raise TLError(f"Run {run_id} has finished all {cfg['train']['epochs']} epochs; resume it with more "
+                      f"epochs (--epochs N) to train on.")
+    if extra_epochs > 0:
+        cfg["train"]["epochs"] += extra_epochs
+        RunConfig.from_dict(cfg).validate()
+        atomic_write_text(st.run_dir(run_id) / "config.json", json.dumps(cfg, indent=2, sort_keys=True))
+    st.update(run_id, status="queued", reason="", ended=None, cancel_requested=None, pid=None,
+              config=json.dumps(cfg, sort_keys=True), epochs=cfg["train"]["epochs"])
+    st.add_event(run_id, "resumed", {"extra_epochs": extra_epochs})
+    schedule(st)
+    return get_run(run_id)
+
+
+def delete(run_id: str) -> None:
+    """Remove a run's record and folder; a running run is cancelled first."""
+    st = store()
+    r = st.get(run_id)
+    if r is None:
+        raise TLError(f"There is no run {run_id!r}.")
+    if r["status"] in ("queued",) + ACTIVE:
+        cancel(run_id, wait_s=CANCEL_GRACE_S + 2)
+    st.delete(run_id)
+    shutil.rmtree(st.run_dir(run_id), ignore_errors=True)
+
+
+def checkpoint_path(run_id: str, which: str = "best") -> Path | None:
+    from .checkpoint import Checkpointer
+
+    return Checkpointer(store().run_dir(run_id)).path(which)
+
+
+def load_model(run_id: str, which: str = "best", device: str = "cpu"):
+    """A `Predictor` for a run's best (or last) checkpoint; loads no pickle."""
+    from .checkpoint import Predictor
+
+    folder = checkpoint_path(run_id, which)
+    if folder is None:
+        raise TLError(f"Run {run_id} has no checkpoint yet: one is saved at the end of each epoch.")
+    return Predictor(folder, device=device)
+
+
+def wait(run_id: str, timeout_s: float = 600.0, poll_s: float = 0.25) -> dict[str, Any]:
+    deadline = time.time() + timeout_s
+    while True:
+        r = get_run(run_id)
+        if r["status"] in TERMINAL or time.time() > deadline:
+            return r
+        time.sleep(poll_s)
+
+
+# -- the worker ------------------------------------------------------------------------
+
+class StoreSink:
+    """Writes the trainer's events into the store (and embeddings into the run folder)."""
+
+    def __init__(self, st: Store, run_id: str):
+        self.st, self.run_id = st, run_id
+        self.dir = st.run_dir(run_id)
+
+    def __call__(self, e) -> None:
+        from . import events as ev
+
+        st, rid = self.st, self.run_id
+        if isinstance(e, ev.Progress):
+            st.write_progress(rid, e.epoch, e.step, e.total_steps, e.images_per_s, e.eta_s, e.losses)
+        elif isinstance(e, ev.RunStarted):
+            st.update(rid, device=e.device, trainable_params=e.trainable_params, total_params=e.total_params)
+            st.add_event(rid, e.kind, e.to_dict())
+        elif isinstance(e, ev.EpochEnd):
+            m = e.metrics
+            st.add_metrics(rid, e.epoch, m, {"epoch": e.epoch, "source_acc": m["source_acc"],
+                                             "target_acc": m["target_acc"], "wall_s": m["wall_s"]})
+        elif isinstance(e, ev.EmbeddingReady):
+            path = self.dir / "embed" / f"epoch_{e.epoch:04d}.json"
+            atomic_write_text(path, json.dumps({"epoch": e.epoch, "method": e.method, **e.points}))
+            st.add_event(rid, e.kind, {"epoch": e.epoch, "method": e.method})
+        elif isinstance(e, ev.CheckpointSaved):
+            st.add_event(rid, e.kind, e.to_dict())
+        elif isinstance(e, ev.RunFinished):
+            res = e.result
+            st.update(rid, best_epoch=res["best_epoch"], best_target_acc=res["best_target_acc"])
+            _finish_if_active(st, rid, "finished", "")
+        elif isinstance(e, ev.RunFailed):
+            _finish_if_active(st, rid, "failed", e.reason)
+        elif isinstance(e, ev.RunCancelled):
+            _finish_if_active(st, rid, "cancelled", "cancelled")
+
+
+def worker_main(run_id: str) -> int:
+    """Entry of `python -m tl_core worker RUN_ID`: train one run, writing everything to the store."""
+    from .checkpoint import Checkpointer
+    from .trainer import Trainer
+
+    st = store()
+    r = st.get(run_id)
+    if r is None or r["status"] not in ("starting", "queued"):
+        print(f"run {run_id} is not waiting to start ({r and r['status']})", file=sys.stderr)
+        return 1
+    with st.tx() as c:
+        c.execute("UPDATE runs SET status='running', pid=?, pid_start=?, heartbeat=?, reason='' WHERE id=?",
+                  (os.getpid(), _proc_start(os.getpid()), time.time(), run_id))
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    last_check = [0.0]
+
+    def should_stop() -> bool:
+        if stop.is_set():
+            return True
+        now = time.time()
+        if now - last_check[0] > 0.5:  # the store's flag, for when a signal could not be sent
+            last_check[0] = now
+            row = st.read("SELECT cancel_requested FROM runs WHERE id=?", (run_id,))
+            if row and row[0]["cancel_requested"]:
+                stop.set()
+        return stop.is_set()
+
+    def heartbeat() -> None:
+        while not stop.wait(2.0):
+            try:
+                st.update(run_id, heartbeat=time.time())
+            except sqlite3.Error:
+                pass
+
+    threading.Thread(target=heartbeat, daemon=True).start()
+    print(f"[{time.strftime('%H:%M:%S')}] worker {os.getpid()} starts run {run_id}", flush=True)
+    try:
+        cfg = RunConfig.from_dict(r["config"])
+        Trainer(cfg, on_event=StoreSink(st, run_id), should_stop=should_stop,
+                checkpointer=Checkpointer(st.run_dir(run_id))).fit()
+    except TLError as e:
+        _finish_if_active(st, run_id, "failed", str(e))
+    except Exception as e:  # a bug of ours: keep the traceback in the log, say where it is
+        traceback.print_exc()
+        _finish_if_active(st, run_id, "failed", f"internal error: {type(e).__name__}: {e} "
+                                                f"(details in {st.run_dir(run_id) / 'worker.log'})")
+    finally:
+        stop.set()
+        print(f"[{time.strftime('%H:%M:%S')}] worker {os.getpid()} ends run {run_id}", flush=True)
+        try:
+            schedule(st)  # hand the slot to the next queued run
+        except Exception:
+            traceback.print_exc()
+    return 0
