@@ -251,7 +251,7 @@ class Trainer:
         val_acc = float((lv.argmax(1) == d.source.y_train[d.src_val]).float().mean())
         es, et = fs[self.embed_idx_s].numpy(), ft[self.embed_idx_t].numpy()
         m = {
-            "epoch": epoch + 1,
+            "epoch": epoch + 1, "classes": list(d.classes),
             "source_acc": src["acc"], "target_acc": tgt["acc"], "source_val_acc": val_acc,
             "source_per_class": src["per_class"], "target_per_class": tgt["per_class"],
             "target_confusion": tgt["confusion"],

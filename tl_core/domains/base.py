@@ -171,15 +171,17 @@ def get_domain(name: str) -> Domain:
         raise ConfigError("A domain name is required.")
     if name in DOMAINS:
         return DOMAINS.get(name)
+    base, plus, shift = name.rpartition("+")
+    if plus and base:
+        from .shift import SHIFTS, ShiftedDomain
+
+        kind = shift.partition(":")[0]
+        if kind in SHIFTS or not name.startswith("folder:"):  # a folder path may itself contain '+'
+            return ShiftedDomain(get_domain(base), shift)
     if name.startswith("folder:"):
         from .folder import FolderDomain
 
         return FolderDomain(Path(name[len("folder:"):]), name=name)
-    if "+" in name:
-        from .shift import ShiftedDomain
-
-        base, _, shift = name.rpartition("+")
-        return ShiftedDomain(get_domain(base), shift)
     return DOMAINS.get(name)  # raises with the list of known domains
 
 

@@ -1,0 +1,75 @@
+"""Step 2: choose the backbone, its weights and how deep to freeze it."""
+import streamlit as st
+
+from pages._ui import cfg, error_box, next_button, update
+from tl_core import app_api as api
+from tl_core import plots
+
+st.title("2 · Model: the feature extractor")
+st.markdown("The **backbone** turns an image into a feature vector; a new linear **head** turns features into "
+            "classes. **Freezing** the first stages keeps what they already know and makes training faster; "
+            "the later stages are the most specific to the data they were trained on.")
+
+choices = {b["name"]: b for b in api.backbone_choices()}
+m = cfg()["model"]
+names = list(choices)
+name = st.selectbox("Backbone", names, index=names.index(m["backbone"]), format_func=lambda n: choices[n]["label"])
+b = choices[name]
+st.caption(b["description"])
+
+pretrained = False
+if b["has_pretrained"]:
+    want = st.toggle("Start from ImageNet-pretrained weights", value=m["pretrained"] is not False)
+    if want and not b["weights_available"]:
+        st.warning(b["weights_note"] + " Until then this run would fail at start; switch this off to train from "
+                   "random weights (an explicit choice: we never swap silently).", icon=":material/cloud_off:")
+    elif want:
+        st.success(b["weights_note"], icon=":material/check_circle:")
+    pretrained = want
+else:
+    st.info("This backbone always starts from random weights (it is small enough to train from scratch).")
+
+size = None
+if name != "lenet":
+    sizes = [s for s in (32, 64, 96, 128, 160, 192, 224) if s >= b["min_size"]]
+    size = st.select_slider("Input size (pixels)", sizes, value=m["input_size"] or b["default_size"],
+                            help="Smaller inputs train much faster on a CPU (cost grows with the square of the "
+                                 "size) but pretrained features fit 224 px best.")
+    st.caption(f"Relative cost per image vs 224 px: {(size / 224) ** 2:.0%}")
+
+stages = b["stages"]
+depth = st.select_slider("Freeze depth: stages that stay frozen", options=list(range(len(stages) + 1)),
+                         value=min(m["freeze"] if m["backbone"] == name else 0, len(stages)),
+                         format_func=lambda d: "none (train all)" if d == 0 else f"{d}: up to {stages[d - 1]}")
+if depth == len(stages):
+    st.info("The whole backbone is frozen: only the new head trains (feature extraction).")
+
+channels = 1
+try:
+    src, tgt = cfg()["data"]["source"], cfg()["data"]["target"]
+    channels = max(d["channels"] for d in api.domain_choices() if d["name"] in (src.split("+")[0], tgt.split("+")[0]))
+except ValueError:
+    pass
+
+
+@st.cache_data(show_spinner="Counting parameters ...")
+def summary(name, depth, size, channels):
+    return api.model_summary(name, depth, size, channels)
+
+
+try:
+    s = summary(name, depth, size, channels)
+    c1, c2, c3 = st.columns(3)
+    c1.metric("Trainable parameters", f"{s['trainable']:,}")
+    c2.metric("Total parameters", f"{s['total']:,}")
+    c3.metric("Input", f"{s['input']['size']}×{s['input']['size']}×{s['input']['channels']}")
+    st.plotly_chart(plots.stage_diagram(s["stages"], depth), config={"displayModeBar": False})
+except Exception as e:  # noqa: BLE001
+    error_box(e)
+
+new = {"backbone": name, "freeze": depth, "pretrained": None if pretrained else False, "input_size": size}
+if name == "lenet":
+    new["pretrained"] = None
+if any(m.get(k) != v for k, v in new.items()):
+    update("model", **new)
+next_button("pages/3_strategy.py", "Next: choose the strategy →")

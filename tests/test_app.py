@@ -1,0 +1,173 @@
+"""AppTest for every page: widgets present, a run submitted from the Train page, charts rendered
+from a run store prepared by the test, errors shown as messages."""
+import os
+import time
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from conftest import PACS, ROOT
+
+APP = str(ROOT / "app.py")
+TINY = {"epochs": 2, "steps_per_epoch": 8, "batch_size": 16, "embedding": "pca", "embed_points": 50}
+
+
+@pytest.fixture(scope="module")
+def store_home(tmp_path_factory):
+    """A run store with two finished runs (source only and DANN), trained for real but tiny."""
+    home = tmp_path_factory.mktemp("apphome")
+    session_home = os.environ["TL_HOME"]
+    (home / "cache").symlink_to(os.path.join(session_home, "cache"))
+    old = os.environ["TL_HOME"]
+    os.environ["TL_HOME"] = str(home)
+    from tl_core import RunConfig
+    from tl_core.checkpoint import Checkpointer
+    from tl_core.runs import StoreSink, store
+    from tl_core.trainer import Trainer
+
+    ids = {}
+    for method in ("source_only", "dann"):
+        cfg = RunConfig().replace(data={"source": "syndigits", "target": "uci_digits", "max_per_domain": 300},
+                                  method={"name": method, "params": {}}, train=TINY).validate()
+        rid = f"test-{method}"
+        st = store()
+        st.insert_run(rid, cfg.to_dict())
+        st.update(rid, status="running")
+        Trainer(cfg, on_event=StoreSink(st, rid), checkpointer=Checkpointer(st.run_dir(rid))).fit()
+        ids[method] = rid
+    # make the DANN run look worse than source only, to see negative transfer flagged
+    store().update("test-dann", target_acc=0.05)
+    yield home, ids
+    os.environ["TL_HOME"] = old
+
+
+@pytest.fixture
+def at(store_home, monkeypatch):
+    monkeypatch.setenv("TL_HOME", str(store_home[0]))
+    monkeypatch.setenv("TL_MAX_RUNS", "1")
+    a = AppTest.from_file(APP, default_timeout=120)
+    a.run()
+    assert not a.exception, a.exception
+    return a
+
+
+def goto(at, page):
+    at.switch_page(f"pages/{page}.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def test_data_page_defaults_work_offline(at):
+    assert at.title[0].value.startswith("1 · Data")
+    assert [s.label for s in at.selectbox][:2] == ["Source domain", "Target domain"]
+    assert at.selectbox[0].value == "syndigits" and at.selectbox[1].value == "uci_digits"
+    assert any("same 10 classes" in s.value for s in at.success)
+    assert len(at.image) >= 2  # a sample grid per domain
+
+
+def test_data_page_shift_preview_and_label_mismatch(at):
+    at.toggle(key="shift_on").set_value(True).run()
+    assert not at.exception
+    assert at.session_state.cfg["data"]["target"].startswith("uci_digits+")
+    assert len(at.image) >= 3  # before / after preview
+    at.text_input[0].set_value(str(PACS / "photo")).run()
+    at.button[0].click().run()  # "Add folder"
+    assert not at.exception
+    assert any("Added photo" in s.value for s in at.success)
+    folder = next(n for n in at.selectbox[1].options if "photo" in n)
+    at.selectbox[1].select(folder).run()
+    assert any("do not share a label space" in e.value and "Missing in the target" in e.value for e in at.error)
+
+
+def test_data_page_bad_folder_is_a_message(at):
+    at.text_input[0].set_value("/no/such/folder").run()
+    at.button[0].click().run()
+    assert not at.exception
+    assert any("does not exist" in e.value for e in at.error)
+
+
+def test_model_page_freeze_slider_updates_trainable_count(at):
+    goto(at, "2_model")
+    assert at.selectbox[0].value == "lenet"
+    total = at.metric[1].value
+    assert at.metric[0].value == total
+    at.select_slider[0].set_value(2).run()
+    assert not at.exception
+    assert int(at.metric[0].value.replace(",", "")) < int(total.replace(",", ""))
+    assert at.session_state.cfg["model"]["freeze"] == 2
+    assert len(at.get("plotly_chart")) == 1  # the stage diagram
+
+
+def test_model_page_missing_weights_says_what_happens(at, tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    goto(at, "2_model")
+    at.selectbox[0].select("resnet18").run()
+    assert not at.exception
+    assert any("random init" in w.value for w in at.warning)
+
+
+def test_strategy_page_cards_and_widgets_from_the_registry(at):
+    from tl_core import list_methods
+
+    goto(at, "3_strategy")
+    assert len(at.radio[0].options) == len(list_methods())
+    assert at.radio[0].value == "dann"
+    assert {n.label for n in at.number_input} >= {"trade_off", "hidden", "gamma"}
+    assert any("Formula" in m.value for m in at.markdown)
+    at.radio[0].set_value("finetune").run()
+    assert any("needs labelled target images" in e.value for e in at.error)
+    at.radio[1].set_value("k").run()
+    assert not at.error and at.session_state.cfg["data"]["target_labels"] == 5
+
+
+def test_train_page_launch_submits_a_run(at):
+    from tl_core import cancel, get_run
+
+    at.session_state.cfg = {**at.session_state.cfg, "train": {**at.session_state.cfg["train"], **TINY}}
+    goto(at, "4_train")
+    launch = next(b for b in at.button if b.label == "Launch")
+    assert not launch.disabled
+    launch.click().run()
+    assert not at.exception
+    rid = at.session_state.run_id
+    assert get_run(rid)["status"] in ("queued", "starting", "running", "finished")
+    cancel(rid, wait_s=5)
+
+
+def test_train_page_launch_disabled_with_reason(at):
+    at.session_state.cfg = {**at.session_state.cfg, "method": {"name": "finetune", "params": {}}}
+    goto(at, "4_train")
+    launch = next(b for b in at.button if b.label == "Launch")
+    assert launch.disabled
+    assert any("needs labelled target images" in e.value for e in at.error)
+
+
+def test_train_page_reattaches_and_draws_charts(at, store_home):
+    at.query_params["run"] = store_home[1]["dann"]
+    goto(at, "4_train")
+    assert at.session_state.run_id == "test-dann"
+    assert len(at.get("plotly_chart")) >= 6  # losses, accuracy, feature map, gap, confusion, replay
+    assert any("Finished" in s.value for s in at.success)
+
+
+def test_compare_page_flags_negative_transfer_and_exports(at):
+    goto(at, "5_compare")
+    assert len(at.dataframe) == 1
+    assert any("Negative transfer" in e.value and "test-dann" in e.value for e in at.error)
+    assert any("python -m tl_core train" in c.value for c in at.code)
+    assert len(at.get("plotly_chart")) == 2
+
+
+def test_predict_page_draws_target_samples(at):
+    goto(at, "6_predict")
+    next(b for b in at.button if b.label.startswith("Draw 8")).click().run()
+    assert not at.exception
+    assert len(at.image) == 8
+    assert len(at.get("progress")) == 8 * 3
+
+
+def test_pages_do_not_import_torch():
+    import re
+
+    for f in [ROOT / "app.py", *sorted((ROOT / "pages").glob("*.py"))]:
+        assert not re.search(r"^\s*(import|from)\s+torch", f.read_text(), re.M), f
