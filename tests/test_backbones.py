@@ -1,4 +1,5 @@
 import hashlib
+from pathlib import Path
 
 import pytest
 import torch
@@ -86,3 +87,14 @@ def test_lite0_imagenet_weights_classify_bundled_photographs():
             top5 = model((x - 0.5) / 0.5).topk(5).indices[0].tolist()
         assert expected & set(top5), f"top-5 {top5} misses {expected}"
         assert top5[0] in expected  # the top-1 class is right too
+
+
+def test_weight_file_table_matches_torchvision(tmp_path, monkeypatch):
+    import torchvision.models as tvm
+
+    from tl_core.backbones import TV_WEIGHT_FILES, hub_dir
+
+    for arch, fname in TV_WEIGHT_FILES.items():
+        assert tvm.get_model_weights(arch).IMAGENET1K_V1.url.endswith("/" + fname)
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    assert hub_dir() == Path(torch.hub.get_dir())

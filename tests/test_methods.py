@@ -147,9 +147,10 @@ def test_coral_matches_numpy_and_vanishes_on_identical_batches():
     assert coral_loss(a, a[torch.randperm(30)]).item() == pytest.approx(0.0, abs=1e-6)
 
 
-@pytest.mark.parametrize("name,term", [("mmd", "mmd"), ("coral", "coral")])
-def test_trade_off_scales_the_alignment_term(name, term):
-    step = make_step()
-    one = build(name, trade_off=1.0).losses(step)[term].item()
-    three = build(name, trade_off=3.0).losses(step)[term].item()
-    assert three == pytest.approx(3 * one, rel=1e-5)
+@pytest.mark.parametrize("name,term,fn", [("mmd", "mmd", mk_mmd), ("coral", "coral", coral_loss)])
+def test_trade_off_and_ramp_scale_the_alignment_term(name, term, fn):
+    step = make_step(progress=0.3)
+    raw = fn(step.f_s, step.f_t).item()
+    assert build(name, trade_off=3.0, gamma=0.0).losses(step)[term].item() == pytest.approx(3 * raw, rel=1e-5)
+    assert build(name, trade_off=3.0).losses(step)[term].item() == pytest.approx(3 * warm_start(0.3) * raw, rel=1e-5)
+    assert build(name).losses(make_step(progress=0.0))[term].item() == 0.0  # nothing to align at the start

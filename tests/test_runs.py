@@ -173,3 +173,12 @@ def test_load_model_of_a_finished_run(home):
     assert pred.classes == [str(i) for i in range(10)]
     emb = runs.read_embedding(run_id)
     assert emb["epoch"] == 1 and len(emb["x"]) == 100
+
+
+@pytest.mark.slow
+def test_embedding_budget():
+    sys.path.insert(0, str(ROOT / "bench"))
+    from embed import run
+
+    res = run(points=2000, epochs=4)
+    assert max(res["tsne"]) <= 1.5 and max(res["pca"]) <= 1.5, res

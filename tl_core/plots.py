@@ -1,7 +1,9 @@
 """Plotly figure builders: data in, `go.Figure` out. Used by the app's pages, the CLI and reports.
 
 Live charts use `graph_objects` (not plotly express) with float32 arrays: a 2,000-point
-scatter builds in ~10 ms this way, against ~240 ms through px with a colour column.
+scatter builds in ~10 ms this way, against ~240 ms through px with a colour column. The
+feature map uses SVG `Scatter`, not `Scattergl`: at <= 2,000 points SVG draws quickly, while
+WebGL in a browser without GPU acceleration (software GL) took over a second to start.
 """
 from __future__ import annotations
 
@@ -111,7 +113,7 @@ def embedding_scatter(points: dict[str, Any] | None, classes: Sequence[str] | No
         for d, col in groups:
             m = dom == d
             wrong = (pred != lab) & m & (dom == "target")
-            fig.add_trace(go.Scattergl(
+            fig.add_trace(go.Scatter(
                 x=x[m], y=y[m], mode="markers", name=d,
                 marker=dict(color=col, size=6, opacity=0.7, symbol=[SYMBOLS[int(v) % len(SYMBOLS)] for v in lab[m]],
                             line=dict(width=np.where(wrong[m], 1.5, 0).tolist(), color="#d62728")),
@@ -123,14 +125,14 @@ def embedding_scatter(points: dict[str, Any] | None, classes: Sequence[str] | No
                 m = (lab == c) & (dom == d)
                 if not m.any():
                     continue
-                fig.add_trace(go.Scattergl(
+                fig.add_trace(go.Scatter(
                     x=x[m], y=y[m], mode="markers", name=f"{names[c]} ({d})", legendgroup=names[c],
                     showlegend=d == "source",
                     marker=dict(color=PALETTE[c % len(PALETTE)], size=6, opacity=0.75, symbol=symbol),
                     text=[f"{d}, class {names[c]}, predicted {names[int(b)]}" for b in pred[m]], hoverinfo="text"))
     wrong_t = (dom == "target") & (pred != lab)
     if wrong_t.any() and colour_by == "class":
-        fig.add_trace(go.Scattergl(x=x[wrong_t], y=y[wrong_t], mode="markers", name="misclassified target",
+        fig.add_trace(go.Scatter(x=x[wrong_t], y=y[wrong_t], mode="markers", name="misclassified target",
                                    marker=dict(size=11, color="rgba(0,0,0,0)", line=dict(width=1.5, color="#d62728")),
                                    hoverinfo="skip"))
     fig.update_xaxes(visible=False)

@@ -401,6 +401,10 @@ def worker_main(run_id: str) -> int:
     with st.tx() as c:
         c.execute("UPDATE runs SET status='running', pid=?, pid_start=?, heartbeat=?, reason='' WHERE id=?",
                   (os.getpid(), _proc_start(os.getpid()), time.time(), run_id))
+    try:  # training yields the CPU to the web server: pages stay responsive while a run trains
+        os.nice(int(os.environ.get("TL_WORKER_NICE", "10")))
+    except (OSError, ValueError, AttributeError):
+        pass
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())

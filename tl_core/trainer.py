@@ -158,6 +158,8 @@ class Trainer:
         self.embed_idx_s = stratified_pick(d.source.y_test, per, k, ge)
         self.embed_idx_t = stratified_pick(d.y_target_test, per, k, ge)
         self.total_steps = t.epochs * t.steps_per_epoch
+        if t.embedding == "tsne":
+            import openTSNE  # noqa: F401  (its ~1 s import belongs to set-up, not to the first epoch)
         self.trainable, self.total = self._param_counts()
 
     def _param_counts(self) -> tuple[int, int]:

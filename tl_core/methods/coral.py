@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from .base import Method, Param, Step, register_method
+from .base import Method, Param, Step, register_method, warm_start
 
 
 def coral_loss(f_s: torch.Tensor, f_t: torch.Tensor) -> torch.Tensor:
@@ -20,18 +20,21 @@ def coral_loss(f_s: torch.Tensor, f_t: torch.Tensor) -> torch.Tensor:
 class CORAL(Method):
     """Deep CORAL (Sun & Saenko, 2016, arXiv:1607.01719), with the mean term added as in TLlib.
 
-    L = CE(C(f_s), y_s) + lambda * ( ||mu_s - mu_t||^2 / d + ||C_s - C_t||_F^2 / d^2 )
+    L = CE(C(f_s), y_s) + lambda * w(p) * ( ||mu_s - mu_t||^2 / d + ||C_s - C_t||_F^2 / d^2 )
+    with the same ramp-up w(p) = 2 / (1 + exp(-gamma p)) - 1 as DANN's schedule.
     """
 
     label = "Covariance alignment (CORAL)"
     family = "statistics"
     summary = ("Makes the target features have the same average and the same covariance (which features "
                "vary together) as the source features. Cheap and simple: second-order statistics only.")
-    formula = "L = CE(C(f_s), y_s) + λ · ( ‖μ_s − μ_t‖²/d + ‖C_s − C_t‖²_F / d² )"
+    formula = "L = CE(C(f_s), y_s) + λ·w(p) · ( ‖μ_s − μ_t‖²/d + ‖C_s − C_t‖²_F / d² )"
     helps = "Shifts in colour, contrast or texture that change feature statistics globally."
     hurts = "Shifts that need more than first and second moments to describe."
     paper = "Sun & Saenko, Deep CORAL: Correlation Alignment for Deep Domain Adaptation, ECCV-W 2016, arXiv:1607.01719"
-    params = {"trade_off": Param(1.0, 0.0, 100.0, "λ, weight of the alignment term")}
+    params = {"trade_off": Param(1.0, 0.0, 100.0, "λ, weight of the alignment term"),
+              "gamma": Param(10.0, 0.0, 100.0, "speed of the ramp-up w(p) of the weight (0: full weight at once)")}
 
     def losses(self, step: Step):
-        return {**self.supervised(step), "coral": self.p["trade_off"] * coral_loss(step.f_s, step.f_t)}
+        w = warm_start(step.progress, self.p["gamma"]) if self.p["gamma"] > 0 else 1.0
+        return {**self.supervised(step), "coral": self.p["trade_off"] * w * coral_loss(step.f_s, step.f_t)}

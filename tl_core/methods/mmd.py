@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from .base import Method, Param, Step, register_method
+from .base import Method, Param, Step, register_method, warm_start
 
 
 def mk_mmd(f_s: torch.Tensor, f_t: torch.Tensor, alphas=(0.125, 0.25, 0.5, 1.0, 2.0)) -> torch.Tensor:
@@ -24,7 +24,9 @@ def mk_mmd(f_s: torch.Tensor, f_t: torch.Tensor, alphas=(0.125, 0.25, 0.5, 1.0, 
 class MMD(Method):
     """Deep adaptation network (Long et al., 2015, arXiv:1502.02791): MK-MMD on the features.
 
-    L = CE(C(f_s), y_s) + lambda * MK-MMD^2(f_s, f_t)
+    L = CE(C(f_s), y_s) + lambda * w(p) * MK-MMD^2(f_s, f_t),  w(p) = 2 / (1 + exp(-gamma p)) - 1
+    The weight ramps up with training progress p (as DANN's schedule does): early features are
+    noise, and aligning noise collapses them instead of letting the classifier learn first.
     """
 
     label = "Statistics matching (MMD / DAN)"
@@ -32,12 +34,14 @@ class MMD(Method):
     summary = ("Measures how far apart the source and target feature clouds are with the maximum mean "
                "discrepancy under several Gaussian kernels (all moments at once), and trains the features "
                "to shrink that distance while still classifying the source.")
-    formula = "L = CE(C(f_s), y_s) + λ · MMD²(f_s, f_t),  MMD² = E k(s,s') + E k(t,t') − 2 E k(s,t)"
+    formula = "L = CE(C(f_s), y_s) + λ·w(p) · MMD²(f_s, f_t),  MMD² = E k(s,s') + E k(t,t') − 2 E k(s,t)"
     helps = "Moderate shifts; stable and free of adversarial games."
     hurts = "Small batches give noisy estimates; matching whole distributions can mix classes when "\
             "class proportions differ."
     paper = "Long et al., Learning Transferable Features with Deep Adaptation Networks, ICML 2015, arXiv:1502.02791"
-    params = {"trade_off": Param(1.0, 0.0, 10.0, "λ, weight of the MMD term")}
+    params = {"trade_off": Param(1.0, 0.0, 10.0, "λ, weight of the MMD term"),
+              "gamma": Param(10.0, 0.0, 100.0, "speed of the ramp-up w(p) of the weight (0: full weight at once)")}
 
     def losses(self, step: Step):
-        return {**self.supervised(step), "mmd": self.p["trade_off"] * mk_mmd(step.f_s, step.f_t)}
+        w = warm_start(step.progress, self.p["gamma"]) if self.p["gamma"] > 0 else 1.0
+        return {**self.supervised(step), "mmd": self.p["trade_off"] * w * mk_mmd(step.f_s, step.f_t)}

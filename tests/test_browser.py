@@ -1,0 +1,157 @@
+"""Real-browser end-to-end test: Debian's chromium driven by playwright against `streamlit run app.py`.
+
+Walks the guide with defaults, launches a short run, watches the live charts update, switches
+pages while it trains (timed), finds the run on the Compare page, and saves a screenshot of each
+page under docs/screenshots/.
+"""
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+
+from conftest import ROOT
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+pytestmark = [pytest.mark.browser,
+              pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="Debian chromium is not installed")]
+SHOTS = ROOT / "docs" / "screenshots"
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync", "--no-first-run"]
+PAGES = [("data", "1 · Data"), ("model", "2 · Model"), ("strategy", "3 · Strategy"), ("train", "4 · Train"),
+         ("compare", "5 · Compare"), ("predict", "6 · Predict")]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    home = tmp_path_factory.mktemp("browserhome")
+    (home / "cache").symlink_to(os.path.join(os.environ["TL_HOME"], "cache"))
+    port = free_port()
+    env = {**os.environ, "TL_HOME": str(home), "TL_MAX_RUNS": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
+                             "--server.address", "127.0.0.1", "--server.headless", "true"],
+                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    t0 = time.time()
+    while time.time() - t0 < 60:
+        try:
+            if urllib.request.urlopen(url + "/_stcore/health", timeout=1).read() == b"ok":
+                break
+        except OSError:
+            time.sleep(0.2)
+    else:
+        proc.kill()
+        pytest.fail("streamlit did not answer /_stcore/health within 60 s")
+    yield url, home
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        yield b
+        b.close()
+
+
+def title(page, text, timeout=20_000):
+    page.get_by_role("heading", name=text).first.wait_for(timeout=timeout)
+
+
+def test_first_render_of_each_page(server, browser):
+    url, _ = server
+    times = {}
+    for path, name in PAGES:
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        t = time.perf_counter()
+        page.goto(f"{url}/{path}")
+        title(page, name)
+        times[path] = time.perf_counter() - t
+        page.close()
+    print("first render (s):", {k: round(v, 2) for k, v in times.items()})
+    assert max(times.values()) <= 2.0, times
+
+
+def test_walk_the_guide_launch_watch_compare(server, browser):
+    url, home = server
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page = browser.new_page(viewport={"width": 1400, "height": 2200})
+    page.goto(url)
+    title(page, "1 · Data")
+    page.get_by_text("Both domains have the same 10 classes").wait_for()
+    page.wait_for_timeout(500)
+    page.screenshot(path=str(SHOTS / "1_data.png"))
+    page.get_by_role("button", name="Next: choose the model").click()
+    title(page, "2 · Model")
+    page.get_by_text("Trainable parameters").wait_for()
+    page.wait_for_timeout(500)
+    page.screenshot(path=str(SHOTS / "2_model.png"))
+    page.get_by_role("button", name="Next: choose the strategy").click()
+    title(page, "3 · Strategy")
+    # a short run: 3 epochs of 150 steps (LeNet leaves its first plateau after ~200 steps)
+    page.get_by_text("Training settings").click()
+    for label, value in (("Epochs", "3"), ("Steps per epoch", "150")):
+        box = page.get_by_label(label, exact=True)
+        box.fill(value)
+        box.press("Enter")
+        page.wait_for_timeout(600)
+    page.get_by_text("3 epochs × 150 steps").wait_for()
+    page.screenshot(path=str(SHOTS / "3_strategy.png"))
+    page.get_by_role("button", name="Next: launch and watch").click()
+    title(page, "4 · Train")
+    page.get_by_role("button", name="Launch").click()
+    # the live view: progress text changes as the worker writes to the store
+    seen, t0 = set(), time.time()
+    while time.time() - t0 < 120 and len(seen) < 4:
+        txt = page.locator("[data-testid='stProgress']").first
+        if txt.count():
+            seen.add(txt.inner_text())
+        page.wait_for_timeout(300)
+    assert len(seen) >= 3, f"the live view updated {len(seen) - 1} times: {seen}"
+    # switch pages while it trains
+    switch = {}
+    for nav, name in (("5 · Compare", "5 · Compare"), ("4 · Train", "4 · Train")):
+        t = time.perf_counter()
+        page.get_by_role("link", name=nav).first.click()
+        title(page, name)
+        switch[name] = time.perf_counter() - t
+    print("page switch while training (s):", {k: round(v, 2) for k, v in switch.items()})
+    assert max(switch.values()) <= 1.0, switch
+    page.get_by_text("Finished: target accuracy").wait_for(timeout=240_000)
+    page.get_by_text("Feature map").first.wait_for()
+    page.wait_for_timeout(1500)
+    page.screenshot(path=str(SHOTS / "4_train.png"))
+    from tl_core import runs
+
+    os.environ["TL_HOME"], old = str(home), os.environ["TL_HOME"]
+    try:
+        run_id = runs.list_runs()[0]["id"]
+    finally:
+        os.environ["TL_HOME"] = old
+    page.get_by_role("link", name="5 · Compare").first.click()
+    title(page, "5 · Compare")
+    page.get_by_text(run_id).first.wait_for()
+    page.wait_for_timeout(1000)
+    page.screenshot(path=str(SHOTS / "5_compare.png"))
+    page.get_by_role("link", name="6 · Predict").first.click()
+    title(page, "6 · Predict")
+    page.get_by_role("button", name="Draw 8 images").click()
+    page.get_by_text("as the model sees it").first.wait_for()
+    page.wait_for_timeout(800)
+    page.screenshot(path=str(SHOTS / "6_predict.png"))
