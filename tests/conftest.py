@@ -28,3 +28,17 @@ def pytest_collection_modifyitems(config, items):
     for it in items:
         if "slow" in it.keywords:
             it.add_marker(skip)
+
+
+def isolated_home(path: Path) -> Path:
+    """A fresh TL_HOME (own run store) that shares the session's decoded-domain cache."""
+    shared = Path(os.environ.get("TL_HOME_SESSION") or os.environ["TL_HOME"]) / "cache"
+    shared.mkdir(parents=True, exist_ok=True)
+    path.mkdir(parents=True, exist_ok=True)
+    link = path / "cache"
+    if not link.exists():
+        link.symlink_to(shared)
+    return path
+
+
+os.environ.setdefault("TL_HOME_SESSION", os.environ["TL_HOME"])

@@ -6,7 +6,7 @@ import time
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from conftest import PACS, ROOT
+from conftest import PACS, ROOT, isolated_home
 
 APP = str(ROOT / "app.py")
 TINY = {"epochs": 2, "steps_per_epoch": 8, "batch_size": 16, "embedding": "pca", "embed_points": 50}
@@ -15,11 +15,17 @@ TINY = {"epochs": 2, "steps_per_epoch": 8, "batch_size": 16, "embedding": "pca",
 @pytest.fixture(scope="module")
 def store_home(tmp_path_factory):
     """A run store with two finished runs (source only and DANN), trained for real but tiny."""
-    home = tmp_path_factory.mktemp("apphome")
-    session_home = os.environ["TL_HOME"]
-    (home / "cache").symlink_to(os.path.join(session_home, "cache"))
+    home = isolated_home(tmp_path_factory.mktemp("apphome"))
     old = os.environ["TL_HOME"]
     os.environ["TL_HOME"] = str(home)
+    try:
+        ids = _prepare_runs()
+        yield home, ids
+    finally:
+        os.environ["TL_HOME"] = old
+
+
+def _prepare_runs():
     from tl_core import RunConfig
     from tl_core.checkpoint import Checkpointer
     from tl_core.runs import StoreSink, store
@@ -37,8 +43,7 @@ def store_home(tmp_path_factory):
         ids[method] = rid
     # make the DANN run look worse than source only, to see negative transfer flagged
     store().update("test-dann", target_acc=0.05)
-    yield home, ids
-    os.environ["TL_HOME"] = old
+    return ids
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ import urllib.request
 
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, isolated_home
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 pytestmark = [pytest.mark.browser,
@@ -34,8 +34,7 @@ def free_port() -> int:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    home = tmp_path_factory.mktemp("browserhome")
-    (home / "cache").symlink_to(os.path.join(os.environ["TL_HOME"], "cache"))
+    home = isolated_home(tmp_path_factory.mktemp("browserhome"))
     port = free_port()
     env = {**os.environ, "TL_HOME": str(home), "TL_MAX_RUNS": "1"}
     proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),

@@ -122,3 +122,9 @@ def test_no_member_name_lands_outside_the_target_folder(home, names):
     for dirpath, _, files in os.walk(home / "uploads"):
         for f in files:
             assert str((os.path.join(dirpath, f))).startswith(str(root))
+
+
+def test_a_file_and_a_folder_of_the_same_name_is_a_message(home):
+    with pytest.raises(ConfigError, match="same name"):  # "circle" is a file and a folder
+        ingest_zip(make_zip({"circle": b"x", **good_entries(wrapper="")}), "clash", session="s1")
+    assert not list((home / "uploads" / "s1").glob("clash*"))

@@ -11,17 +11,15 @@ import time
 
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, isolated_home
 from tl_core import RunConfig
 from tl_core import runs
 
 
 @pytest.fixture
 def home(tmp_path, monkeypatch):
-    monkeypatch.setenv("TL_HOME", str(tmp_path))
+    monkeypatch.setenv("TL_HOME", str(isolated_home(tmp_path)))
     monkeypatch.setenv("TL_MAX_RUNS", "1")
-    # share the decoded-domain cache of the test session
-    (tmp_path / "cache").symlink_to(os.path.join(os.environ["TL_HOME_SESSION"], "cache"))
     yield tmp_path
     for r in runs.list_runs():  # leave no worker behind
         if r["status"] in ("queued", "starting", "running"):
@@ -29,8 +27,7 @@ def home(tmp_path, monkeypatch):
 
 
 @pytest.fixture(autouse=True, scope="module")
-def _session_home():
-    os.environ.setdefault("TL_HOME_SESSION", os.environ["TL_HOME"])
+def _decoded_once():
     from tl_core.domains import get_domain
 
     get_domain("syndigits").load()  # decode once, outside the timed parts

@@ -18,8 +18,11 @@ from .config import RunConfig
 from .errors import ConfigError, TLError
 
 # The first visit works offline: rendered digits -> scikit-learn's digits, LeNet, DANN.
+# On this pair DANN at trade-off 1 over-aligns (target 0.40 vs 0.47 for source only, seed 0);
+# at 0.3 it beats source only on seeds 0 and 1 (0.486 vs 0.473, 0.460 vs 0.427), ~65 s a run.
 APP_DEFAULT = RunConfig().replace(
     data={"source": "syndigits", "target": "uci_digits"},
+    method={"name": "dann", "params": {"trade_off": 0.3}},
     train={"epochs": 8, "steps_per_epoch": 300},
 )
 
@@ -371,14 +374,21 @@ def ingest_zip(data: bytes, name: str, session: str) -> dict[str, Any]:
         target = tmp.joinpath(*parts)
         if not str(target.resolve()).startswith(str(tmp.resolve()) + os.sep):
             raise ConfigError(f"The archive entry {m.filename!r} points outside its folder.")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with z.open(m) as src, open(target, "wb") as out:
-            while chunk := src.read(1 << 20):
-                written += len(chunk)
-                if written > MAX_UNCOMPRESSED:  # headers can lie: count what is really written
-                    shutil.rmtree(tmp, ignore_errors=True)
-                    raise ConfigError("The archive unpacks to more than 2 GB; it is refused.")
-                out.write(chunk)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with z.open(m) as src, open(target, "wb") as out:
+                while chunk := src.read(1 << 20):
+                    written += len(chunk)
+                    if written > MAX_UNCOMPRESSED:  # headers can lie: count what is really written
+                        raise ConfigError("The archive unpacks to more than 2 GB; it is refused.")
+                    out.write(chunk)
+        except ConfigError:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        except (OSError, zipfile.BadZipFile, EOFError) as e:  # a file and a folder of one name, a broken member
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise ConfigError(f"The archive entry {m.filename!r} cannot be unpacked ({type(e).__name__}): "
+                              f"is the archive damaged, or does it hold a file and a folder of the same name?") from None
     root = tmp
     subdirs = [p for p in tmp.iterdir() if p.is_dir()]
     files = [p for p in tmp.iterdir() if p.is_file()]

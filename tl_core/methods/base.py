@@ -121,6 +121,11 @@ class Method:
         return {"backbone": 1.0, "head": 1.0, "method": 1.0}
 
     # shared pieces ------------------------------------------------------------------
+    def ramp(self, progress: float) -> float:
+        """The alignment weight's ramp-up w(p) (DANN's schedule); 1 when the method's `gamma` is 0."""
+        gamma = self.p.get("gamma", 0.0)
+        return warm_start(progress, gamma) if gamma > 0 else 1.0
+
     @staticmethod
     def supervised(step: Step) -> dict[str, torch.Tensor]:
         """Cross-entropy on source labels, plus on labelled target images when there are any."""

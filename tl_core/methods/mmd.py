@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from .base import Method, Param, Step, register_method, warm_start
+from .base import Method, Param, Step, register_method
 
 
 def mk_mmd(f_s: torch.Tensor, f_t: torch.Tensor, alphas=(0.125, 0.25, 0.5, 1.0, 2.0)) -> torch.Tensor:
@@ -43,5 +43,5 @@ class MMD(Method):
               "gamma": Param(10.0, 0.0, 100.0, "speed of the ramp-up w(p) of the weight (0: full weight at once)")}
 
     def losses(self, step: Step):
-        w = warm_start(step.progress, self.p["gamma"]) if self.p["gamma"] > 0 else 1.0
-        return {**self.supervised(step), "mmd": self.p["trade_off"] * w * mk_mmd(step.f_s, step.f_t)}
+        weight = self.p["trade_off"] * self.ramp(step.progress)
+        return {**self.supervised(step), "mmd": weight * mk_mmd(step.f_s, step.f_t)}
