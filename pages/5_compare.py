@@ -15,6 +15,7 @@ if not rows:
     st.info("No runs yet. Launch one on the Train page; runs started from the command line appear here too.")
     st.stop()
 df = pd.DataFrame(rows)
+df["gain"] = pd.to_numeric(df["gain"])  # None (no source-only baseline yet) -> NaN, shown as "—"
 
 f1, f2, f3 = st.columns(3)
 status = f1.multiselect("Status", sorted(df.status.unique()), default=[])

@@ -47,3 +47,37 @@ def test_bad_input_gives_a_message_not_a_traceback():
     assert p.returncode == 2 and "lenet has 3 stages" in p.stderr and "Traceback" not in p.stderr
     p = run("train", "--param", "oops")
     assert p.returncode == 2 and "NAME=VALUE" in p.stderr
+
+
+def test_ingest_accepts_a_zip_and_refuses_a_hostile_one(tmp_path):
+    import io
+    import os
+    import zipfile
+
+    import numpy as np
+    from PIL import Image
+
+    def png(i):
+        buf = io.BytesIO()
+        Image.fromarray(np.full((10, 10, 3), i * 20, np.uint8)).save(buf, "PNG")
+        return buf.getvalue()
+
+    good, bad = tmp_path / "shapes.zip", tmp_path / "evil.zip"
+    with zipfile.ZipFile(good, "w") as z:
+        for c in ("circle", "square"):
+            for i in range(5):
+                z.writestr(f"shapes/{c}/{i}.png", png(i))
+        z.writestr("__MACOSX/._x", b"junk")
+    with zipfile.ZipFile(bad, "w") as z:
+        z.writestr("a/1.png", png(1))
+        z.writestr("../../escape.png", png(2))
+    env = {**os.environ, "TL_HOME": str(tmp_path / "home")}
+    p = subprocess.run([sys.executable, "-m", "tl_core", "ingest", str(good), "--json"], cwd=ROOT, env=env,
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    out = json.loads(p.stdout)
+    assert out["classes"] == ["circle", "square"] and out["ignored"] == ["__MACOSX/._x"]
+    p = subprocess.run([sys.executable, "-m", "tl_core", "ingest", str(bad)], cwd=ROOT, env=env,
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 2 and "outside its folder" in p.stderr and "Traceback" not in p.stderr
+    assert not (tmp_path / "escape.png").exists()

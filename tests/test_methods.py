@@ -49,9 +49,17 @@ def np_coral(a, b):
     return ((ma - mb) ** 2).mean() + ((np.cov(a, rowvar=False) - np.cov(b, rowvar=False)) ** 2).mean()
 
 
-def build(name, **params):
+class TinyModel(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.backbone = torch.nn.Linear(6, D)
+        self.head = torch.nn.Linear(D, K)
+
+
+def build(name, model=None, **params):
     m = get_method(name)(params)
     m.build(D, K)
+    m.attach(model or TinyModel())
     return m
 
 
@@ -154,3 +162,103 @@ def test_trade_off_and_ramp_scale_the_alignment_term(name, term, fn):
     assert build(name, trade_off=3.0, gamma=0.0).losses(step)[term].item() == pytest.approx(3 * raw, rel=1e-5)
     assert build(name, trade_off=3.0).losses(step)[term].item() == pytest.approx(3 * warm_start(0.3) * raw, rel=1e-5)
     assert build(name).losses(make_step(progress=0.0))[term].item() == 0.0  # nothing to align at the start
+
+
+# -- issue 5's methods ----------------------------------------------------------------
+
+def np_softmax(z, t=1.0):
+    z = z / t
+    e = np.exp(z - z.max(1, keepdims=True))
+    return e / e.sum(1, keepdims=True)
+
+
+def np_entropy(p, axis=1):
+    return -(p * np.log(np.clip(p, 1e-8, None))).sum(axis)
+
+
+def test_target_only_uses_the_labelled_target_alone():
+    step = make_step()
+    terms = build("target_only").losses(step)
+    assert set(terms) == {"target_ce"}
+    assert terms["target_ce"].item() == pytest.approx(np_ce(step.logits_tl.detach().numpy(), step.y_tl.numpy()), rel=1e-5)
+
+
+def test_l2sp_penalty_is_zero_at_the_start_and_matches_numpy_after_a_move():
+    model = TinyModel()
+    m = build("l2sp", model=model, alpha=0.5, beta=0.2)
+    step = make_step()
+    t = m.losses(step)
+    assert t["l2sp"].item() == 0.0
+    head_np = sum((p.detach().numpy() ** 2).sum() for p in model.head.parameters())
+    assert t["head_l2"].item() == pytest.approx(0.1 * head_np, rel=1e-5)
+    start = [p.detach().numpy().copy() for p in model.backbone.parameters()]
+    with torch.no_grad():
+        for p in model.backbone.parameters():
+            p.add_(0.3)
+    ref = sum(((p.detach().numpy() - s) ** 2).sum() for p, s in zip(model.backbone.parameters(), start))
+    assert m.losses(step)["l2sp"].item() == pytest.approx(0.25 * ref, rel=1e-4)
+
+
+def test_cdan_matches_numpy_weighted_bce_and_reverses_gradients():
+    from tl_core.methods.cdan import entropy_weights, multilinear
+
+    m = build("cdan", trade_off=0.5)
+    m.modules.eval()
+    step = make_step(progress=0.4)
+    terms = m.losses(step)
+    f = torch.cat([step.f_s, step.f_t]).detach()
+    g = torch.cat([step.logits_s, step.logits_t]).detach().softmax(1)
+    outer = np.einsum("nk,nd->nkd", g.numpy(), f.numpy()).reshape(len(f), -1)
+    assert np.allclose(multilinear(f, g).numpy(), outer, atol=1e-6)
+    w = 1 + np.exp(-np_entropy(g.numpy()))
+    w = np.r_[w[:B] / w[:B].mean(), w[B:] / w[B:].mean()]
+    assert np.allclose(entropy_weights(g).numpy(), w, atol=1e-6)
+    with torch.no_grad():
+        z = m.modules["disc"](torch.from_numpy(outer).float()).squeeze(1).numpy()
+    d = np.r_[np.ones(B), np.zeros(B)]
+    p = 1 / (1 + np.exp(-z))
+    ref = (w * -(d * np.log(p) + (1 - d) * np.log(1 - p))).mean()
+    assert terms["domain"].item() == pytest.approx(0.5 * ref, rel=1e-5)
+    terms["domain"].backward()
+    assert step.f_s.grad is not None  # through the reversal into the features
+    plain = build("cdan", entropy=False)
+    plain.modules.load_state_dict(m.modules.state_dict())
+    plain.modules.eval()
+    unweighted = plain.losses(make_step(progress=0.4))["domain"].item()
+    assert unweighted == pytest.approx(np_bce_logits(z, d), rel=1e-5)
+
+
+def np_mcc(logits, t):
+    n, k = logits.shape
+    p = np_softmax(logits, t)
+    w = 1 + np.exp(-np_entropy(p))
+    w = n * w / w.sum()
+    c = (p * w[:, None]).T @ p
+    c = c / c.sum(1, keepdims=True)
+    return (c.sum() - np.trace(c)) / k
+
+
+def test_mcc_matches_numpy_and_vanishes_for_decisive_distinct_predictions():
+    from tl_core.methods.mcc import mcc_loss
+
+    step = make_step()
+    z = step.logits_t.detach()
+    assert mcc_loss(z, 2.5).item() == pytest.approx(np_mcc(z.numpy(), 2.5), rel=1e-4)
+    decisive = torch.eye(K).repeat(3, 1) * 100.0
+    assert mcc_loss(decisive, 2.5).item() < 1e-6
+    assert build("mcc", trade_off=2.0).losses(step)["mcc"].item() == pytest.approx(2 * np_mcc(z.numpy(), 2.5), rel=1e-4)
+
+
+def test_information_maximisation_matches_numpy_and_its_extremes():
+    from tl_core.methods.entropy_min import im_loss
+
+    z = make_step().logits_t.detach()
+    p = np_softmax(z.numpy())
+    ent, div = im_loss(z)
+    assert ent.item() == pytest.approx(np_entropy(p).mean(), rel=1e-5)
+    assert div.item() == pytest.approx(np_entropy(p.mean(0, keepdims=True))[0], rel=1e-5)
+    ent_u, div_u = im_loss(torch.zeros(8, K))  # uniform predictions: maximal uncertainty
+    assert ent_u.item() == pytest.approx(np.log(K), rel=1e-5) and div_u.item() == pytest.approx(np.log(K), rel=1e-5)
+    terms = build("entropy_min", trade_off=0.5, diversity=2.0).losses(make_step())
+    assert terms["entropy"].item() == pytest.approx(0.5 * ent.item(), rel=1e-5)
+    assert terms["diversity"].item() == pytest.approx(-1.0 * div.item(), rel=1e-5)

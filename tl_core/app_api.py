@@ -140,10 +140,17 @@ def model_summary(backbone: str, freeze: int, input_size: int | None = None, in_
 
 # -- strategy ----------------------------------------------------------------------------
 
+FAMILY_ORDER = ("baseline", "parameter transfer", "feature transfer", "statistics", "adversarial",
+                "self-training", "instance transfer", "distillation")
+
+
 def method_cards() -> list[dict[str, Any]]:
+    """Every registered method, baseline first, then grouped by family (the guide's reading order)."""
     from .methods import get_method, list_methods
 
-    return [get_method(n).describe() for n in list_methods()]
+    cards = [get_method(n).describe() for n in list_methods()]
+    rank = {f: i for i, f in enumerate(FAMILY_ORDER)}
+    return sorted(cards, key=lambda c: (rank.get(c["family"], len(rank)), c["name"]))
 
 
 def validate(cfg: dict[str, Any]) -> tuple[RunConfig | None, str]:

@@ -257,6 +257,43 @@ def cmd_runs(args) -> int:
     raise ConfigError(f"unknown action {args.action}")
 
 
+def cmd_ingest(args) -> int:
+    """Register a zip of class folders, or a folder, as a domain (the app's ingest path)."""
+    from pathlib import Path
+
+    from . import app_api
+
+    src = Path(args.path).expanduser()
+    if src.is_file():
+        try:
+            data = src.read_bytes()
+        except OSError as e:
+            raise ConfigError(f"Cannot read {src}: {e.strerror}.") from None
+        res = app_api.ingest_zip(data, args.name or src.stem, session="cli")
+    elif src.is_dir():
+        res = {**app_api.add_folder(str(src)), "skipped": [], "path": str(src)}
+    else:
+        raise ConfigError(f"{src} is neither a zip file nor a folder.")
+    from .domains import get_domain
+
+    dom = get_domain(res["domain"])
+    d = dom.load()
+    out = {"domain": res["domain"], "path": res["path"], "classes": d.classes,
+           "train_counts": d.class_counts("train"), "test_counts": d.class_counts("test"),
+           "ignored": res["skipped"], "unreadable": [{"file": f, "why": w} for f, w in getattr(dom, "skipped", [])]}
+    if args.json:
+        print(json.dumps(out))
+    else:
+        print(f"accepted {sum(out['train_counts'].values()) + sum(out['test_counts'].values())} images in "
+              f"{len(d.classes)} classes ({', '.join(d.classes)}) as domain {res['domain']}")
+        for f in out["ignored"]:
+            print(f"  ignored (system file): {f}")
+        for u in out["unreadable"]:
+            print(f"  skipped (unreadable): {u['file']}: {u['why']}")
+        print(f"use it with: --source '{res['domain']}' or --target '{res['domain']}'")
+    return 0
+
+
 def cmd_worker(args) -> int:
     from .runs import worker_main
 
@@ -309,6 +346,11 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--json", action="store_true")
     pr.add_argument("--quiet", action="store_true")
     pr.set_defaults(fn=cmd_runs)
+    pi = sub.add_parser("ingest", help="register a zip of class folders or a folder as a domain")
+    pi.add_argument("path")
+    pi.add_argument("--name", help="a name for the dataset (a zip's file name by default)")
+    pi.add_argument("--json", action="store_true")
+    pi.set_defaults(fn=cmd_ingest)
     pw = sub.add_parser("worker", help=argparse.SUPPRESS)
     pw.add_argument("run_id")
     pw.set_defaults(fn=cmd_worker)

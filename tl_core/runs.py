@@ -145,6 +145,8 @@ def schedule(st: Store | None = None) -> list[str]:
     """Reap, then start queued runs (oldest first) while there are free slots. Returns started ids."""
     st = st or store()
     reap(st)
+    if not st.read("SELECT 1 FROM runs WHERE status='queued' LIMIT 1"):
+        return []  # the common case for a polling page: no write lock taken
     limit = max_concurrent()
     with st.tx(immediate=True) as c:  # the claim is atomic across processes
         active = [r["slot"] for r in c.execute("SELECT slot FROM runs WHERE status IN (?,?)", ACTIVE)]

@@ -132,6 +132,7 @@ class Trainer:
         self.method: Method = get_method(self.cfg.method.name)(self.cfg.method.params)
         self.method.build(self.model.backbone.feat_dim, k)
         self.method.modules.to(self.device)
+        self.method.attach(self.model)
         self.channels_last = self.device.type == "cpu" and self.spec.size >= 16
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)

@@ -12,6 +12,7 @@ from .base import Domain, DomainData, register_domain
 
 IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
 STORE_SIZE = 224  # images are kept square at this size; backbones resize from there
+MAX_PIXELS = 40_000_000  # checked from the header, before any pixel is decoded
 TEST_EVERY = 5  # every 5th image of a class (sorted by name) is in the test split
 
 
@@ -35,8 +36,17 @@ def load_image(path: Path, size: int = STORE_SIZE) -> np.ndarray:
     """Decode one image as (3, size, size) uint8: EXIF-rotated, RGB, shorter side resized, centre-cropped."""
     from PIL import Image, ImageOps
 
-    with Image.open(path) as im:
+    try:
+        im_file = Image.open(path)
+    except Image.DecompressionBombError as e:  # Pillow's own header check, for the largest claims
+        raise ValueError(f"the image is larger than the {MAX_PIXELS // 1_000_000} megapixels accepted ({e})") from None
+    with im_file as im:
+        w, h = im.size  # from the header only: nothing is decoded yet
+        if w * h > MAX_PIXELS:
+            raise ValueError(f"{w}x{h} pixels is more than the {MAX_PIXELS // 1_000_000} megapixels accepted")
         im = ImageOps.exif_transpose(im)
+        if im.mode == "CMYK":
+            im = im.convert("RGB")
         if im.mode in ("I;16", "I;16B", "I;16L", "I"):  # 16-bit: scale to 8 bits, do not clip
             arr = np.asarray(im, dtype=np.float64)
             hi = arr.max() if arr.max() > 255 else 255.0

@@ -113,6 +113,9 @@ class Method:
         """Create the method's own trainable modules (kept in `self.modules`)."""
         return self.modules
 
+    def attach(self, model: nn.Module) -> None:
+        """Called once with the classifier (backbone + head) before training; most methods need nothing."""
+
     def losses(self, step: Step) -> dict[str, torch.Tensor]:
         raise NotImplementedError
 
@@ -184,6 +187,11 @@ def warm_start(progress: float, gamma: float = 10.0) -> float:
     import math
 
     return 2.0 / (1.0 + math.exp(-gamma * progress)) - 1.0
+
+
+def entropy(p: torch.Tensor, dim: int = 1) -> torch.Tensor:
+    """Shannon entropy (nats) of probability rows."""
+    return -(p * torch.log(p.clamp_min(1e-8))).sum(dim)
 
 
 def discriminator(in_dim: int, hidden: int, out_dim: int = 1) -> nn.Sequential:
