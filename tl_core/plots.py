@@ -141,18 +141,6 @@ def embedding_scatter(points: dict[str, Any] | None, classes: Sequence[str] | No
     return _layout(fig, title, height=460)
 
 
-def selection_scores(history: Sequence[dict[str, Any]]) -> go.Figure:
-    """Label-free scores per epoch beside target accuracy (what model selection can see vs the truth)."""
-    if not history:
-        return empty("Model selection")
-    e = [h["epoch"] for h in history]
-    fig = go.Figure()
-    fig.add_trace(go.Scatter(x=e, y=[h["source_val_acc"] for h in history], name="source validation (used)"))
-    fig.add_trace(go.Scatter(x=e, y=[h["target_acc"] for h in history], name="target test (hidden from selection)",
-                             line=dict(dash="dot")))
-    return _layout(fig, "Model selection", "epoch", "accuracy")
-
-
 def overlay_accuracy(curves: dict[str, Sequence[dict[str, Any]]]) -> go.Figure:
     """Target accuracy per epoch for several runs."""
     if not curves:

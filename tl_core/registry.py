@@ -27,9 +27,6 @@ class Registry(Generic[T]):
             raise ValueError(f"{self.kind} {name!r} is registered twice")
         self._items[name] = obj
 
-    def remove(self, name: str) -> None:
-        self._items.pop(name, None)
-
     def get(self, name: str) -> T:
         try:
             return self._items[name]

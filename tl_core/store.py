@@ -172,11 +172,6 @@ class Store:
             c.execute("INSERT INTO events (run_id, ts, kind, data) VALUES (?,?,?,?)",
                       (run_id, time.time(), kind, json.dumps(data)))
 
-    def events(self, run_id: str, cursor: int = 0) -> tuple[list[dict[str, Any]], int]:
-        rows = self.read("SELECT * FROM events WHERE run_id=? AND seq>? ORDER BY seq", (run_id, cursor))
-        out = [{"seq": r["seq"], "ts": r["ts"], "kind": r["kind"], **json.loads(r["data"])} for r in rows]
-        return out, (rows[-1]["seq"] if rows else cursor)
-
 
 def _row(r: sqlite3.Row) -> dict[str, Any]:
     d = dict(r)
