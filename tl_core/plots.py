@@ -97,8 +97,8 @@ def confusion_matrix(matrix: Sequence[Sequence[int]], classes: Sequence[str], ti
 
 def embedding_scatter(points: dict[str, Any] | None, classes: Sequence[str] | None = None,
                       colour_by: str = "domain") -> go.Figure:
-    """Source vs target features in 2-D. colour_by 'domain' (symbol = class) or 'class' (symbol = domain);
-    misclassified target points get a red outline."""
+    """Source vs target features in 2-D, coloured by domain or by class (then the symbol is the
+    domain: circle source, x target); misclassified target points get a red ring."""
     if not points or not points.get("x"):
         return empty("Feature map (t-SNE)")
     x = np.asarray(points["x"], dtype=np.float32)
@@ -112,26 +112,12 @@ def embedding_scatter(points: dict[str, Any] | None, classes: Sequence[str] | No
     if colour_by == "domain":
         for d, col in groups:
             m = dom == d
-            wrong = (pred != lab) & m & (dom == "target")
             fig.add_trace(go.Scatter(
-                x=x[m], y=y[m], mode="markers", name=d,
-                marker=dict(color=col, size=6, opacity=0.7, symbol=[SYMBOLS[int(v) % len(SYMBOLS)] for v in lab[m]],
-                            line=dict(width=np.where(wrong[m], 1.5, 0).tolist(), color="#d62728")),
+                x=x[m], y=y[m], mode="markers", name=d, marker=dict(color=col, size=5, opacity=0.7),
                 text=[f"{d}, class {names[int(a)]}, predicted {names[int(b)]}" for a, b in zip(lab[m], pred[m])],
                 hoverinfo="text"))
-    else:
-        for c in range(len(names)):
-            for d, symbol in (("source", "circle"), ("target", "x")):
-                m = (lab == c) & (dom == d)
-                if not m.any():
-                    continue
-                fig.add_trace(go.Scatter(
-                    x=x[m], y=y[m], mode="markers", name=f"{names[c]} ({d})", legendgroup=names[c],
-                    showlegend=d == "source",
-                    marker=dict(color=PALETTE[c % len(PALETTE)], size=6, opacity=0.75, symbol=symbol),
-                    text=[f"{d}, class {names[c]}, predicted {names[int(b)]}" for b in pred[m]], hoverinfo="text"))
     wrong_t = (dom == "target") & (pred != lab)
-    if wrong_t.any() and colour_by == "class":
+    if wrong_t.any():  # one overlay trace: cheaper to draw than a style per point
         fig.add_trace(go.Scatter(x=x[wrong_t], y=y[wrong_t], mode="markers", name="misclassified target",
                                    marker=dict(size=11, color="rgba(0,0,0,0)", line=dict(width=1.5, color="#d62728")),
                                    hoverinfo="skip"))
