@@ -53,6 +53,7 @@ def history(run_id):
 
 
 def render(run_id):
+    """Draw the run's state and charts; returns its status."""
     r = get_run(run_id)
     h = history(run_id)
     status, p = r["status"], r["progress"]
@@ -89,6 +90,7 @@ def render(run_id):
         st.plotly_chart(plots.domain_gap(h), key="gap")
         if h:
             st.plotly_chart(plots.confusion_matrix(h[-1]["target_confusion"], classes(h)), key="cm")
+    return status
 
 
 def classes(h):
@@ -97,8 +99,7 @@ def classes(h):
 
 @st.fragment(run_every=1.0)
 def live():
-    render(ss.run_id)
-    if get_run(ss.run_id)["status"] not in ("queued", "starting", "running"):
+    if render(ss.run_id) not in ("queued", "starting", "running"):
         st.rerun()  # stop polling once the run has ended
 
 

@@ -279,8 +279,6 @@ def predict(run_id: str, images: list[np.ndarray], top_k: int = 3) -> list[dict[
     """Top-k classes for (3, H, W) uint8 images with a run's best checkpoint, and each image as the model saw it."""
     import torch
 
-    from . import runs
-
     pred = _predictor(run_id)
     out = []
     for img in images:

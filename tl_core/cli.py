@@ -105,7 +105,6 @@ class ProgressBar:
     def __init__(self, quiet: bool = False):
         self.quiet = quiet
         self.tty = sys.stderr.isatty()
-        self.t0 = time.perf_counter()
 
     def __call__(self, e) -> None:
         if self.quiet:

@@ -16,8 +16,6 @@ SOURCE_COLOUR = "#1f77b4"
 TARGET_COLOUR = "#ff7f0e"
 PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
            "#17becf", "#393b79", "#637939", "#8c6d31", "#843c39", "#7b4173"]
-SYMBOLS = ["circle", "square", "diamond", "cross", "x", "triangle-up", "triangle-down", "star", "hexagon",
-           "pentagon", "triangle-left", "triangle-right", "hourglass", "bowtie", "star-square"]
 
 
 def _layout(fig: go.Figure, title: str, x: str = "", y: str = "", height: int = 320) -> go.Figure:

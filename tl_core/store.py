@@ -15,7 +15,6 @@ from typing import Any, Iterator
 
 from .paths import atomic_write_text, tl_home
 
-STATUSES = ("queued", "starting", "running", "finished", "failed", "cancelled", "interrupted")
 ACTIVE = ("starting", "running")
 TERMINAL = ("finished", "failed", "cancelled", "interrupted")
 
