@@ -43,7 +43,7 @@ def run_one(source: str, target: str, method: str, seed: int, extra: list[str]) 
     out = json.loads(p.stdout.strip().splitlines()[-1])
     return {"source": source, "target": target, "method": method, "seed": seed, "status": out["status"],
             "target_acc": out["target_acc"], "source_acc": out["source_acc"], "wall_s": out["wall_s"],
-            "process_wall_s": wall, "command": " ".join(cmd[1:]).replace(" --quiet", "")}
+"process_wall_s": wall, "cores": len(os.sched_getaffinity(0)), "command": " ".join(cmd[1:]).replace(" --quiet", "")}
 
 
 def summarise(rows: list[dict], methods: list[str]) -> str:

@@ -30,10 +30,19 @@ if c["params"]:
     for i, (pname, p) in enumerate(c["params"].items()):
         col, cur = cols[i % len(cols)], params.get(pname, p["default"])
         key = f"p-{name}-{pname}"
-        if p["type"] == "bool":
-            params[pname] = col.checkbox(pname, value=bool(cur), help=p["help"], key=key)
+        if p["run_ref"]:  # the id of a finished run: offer them by name
+            runs = api.finished_runs()
+            opts = [""] + list(runs) + ([cur] if cur and cur not in runs else [])
+            params[pname] = col.selectbox(pname, opts, index=opts.index(cur) if cur in opts else 0, help=p["help"],
+                                          key=key, format_func=lambda r: runs.get(r, r) if r else "none")
+            if not runs:
+                col.caption("No finished run yet: train one first, then pick it here.")
         elif p["choices"]:
             params[pname] = col.selectbox(pname, p["choices"], index=p["choices"].index(cur), help=p["help"], key=key)
+        elif p["type"] == "str":
+            params[pname] = col.text_input(pname, value=str(cur), help=p["help"], key=key)
+        elif p["type"] == "bool":
+            params[pname] = col.checkbox(pname, value=bool(cur), help=p["help"], key=key)
         elif p["type"] == "int":
             params[pname] = int(col.number_input(pname, int(p["low"]), int(p["high"]), int(cur), help=p["help"], key=key))
         else:
@@ -60,11 +69,20 @@ with st.expander("Training settings"):
     lr = a.number_input("Learning rate", 1e-6, 1.0, t["lr"], format="%g")
     seed = b.number_input("Seed", 0, 10_000, t["seed"])
     embedding = c3.selectbox("Feature map", ["tsne", "pca", "none"], index=["tsne", "pca", "none"].index(t["embedding"]))
+    sels = api.selection_choices()
+    selection = a.selectbox("Reported epoch", list(sels), index=list(sels).index(t.get("selection", "last")),
+                            format_func=lambda k: f"{k}: {sels[k]}",
+                            help="Which epoch's model the run keeps and reports. None of these reads a target label: "
+                                 "picking the epoch with the best target accuracy would overstate the result.")
+    n_seeds = b.number_input("Repeat with seeds", 1, 10, max(1, len(t.get("seeds") or ())),
+                             help="More than 1: one run per seed (seed, seed+1, ...), reported as mean ± std "
+                                  "on the Compare page.")
 
 update("method", name=name, params=params)
 update("data", target_labels=labels)
 update("train", epochs=int(epochs), steps_per_epoch=int(steps), batch_size=int(batch), lr=float(lr), seed=int(seed),
-       embedding=embedding)
+       embedding=embedding, selection=selection,
+       seeds=list(range(int(seed), int(seed) + int(n_seeds))) if n_seeds > 1 else [])
 
 st.markdown("##### What this will do")
 valid, why = api.validate(cfg())

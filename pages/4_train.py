@@ -74,8 +74,10 @@ def render(run_id):
     if status in ("failed", "interrupted", "cancelled") and r["reason"]:
         (st.error if status == "failed" else st.warning)(r["reason"])
     if status == "finished":
+        sel = r["config"]["train"].get("selection", "last")
         st.success(f"Finished: target accuracy {r['target_acc']:.1%} (source {r['source_acc']:.1%}) in "
-                   f"{r['wall_s']:.0f} s.")
+                   f"{r['wall_s']:.0f} s, reported from epoch {r['best_epoch']} (selection: {sel}, "
+                   f"which reads no target label).")
     a, b = st.columns(2)
     a.plotly_chart(plots.loss_curves(h), key="loss")
     b.plotly_chart(plots.accuracy_curves(h), key="acc")
@@ -109,3 +111,8 @@ else:
     render(run_id)
     with st.expander("Replay the feature map over epochs"):
         st.plotly_chart(plots.embedding_animation(api.all_embeddings(run_id)), key="replay")
+    with st.expander("How the reported epoch was chosen"):
+        st.caption("A run may not pick its epoch by target accuracy: in real use the target has no labels. "
+                   "These scores read only unlabelled target images (or held-out source images); where they "
+                   "rise and fall with the target accuracy, they are trustworthy selectors for this setting.")
+        st.plotly_chart(plots.selection_scores(history(run_id), get_run(run_id)["best_epoch"]), key="selection")

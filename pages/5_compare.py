@@ -10,7 +10,8 @@ from tl_core import delete, get_run, list_runs, read_metrics
 from tl_core import plots
 
 st.title("5 · Compare: which strategy transferred best?")
-rows = api.compare_rows(list_runs(limit=500))
+all_runs = list_runs(limit=500)
+rows = api.compare_rows(all_runs)
 if not rows:
     st.info("No runs yet. Launch one on the Train page; runs started from the command line appear here too.")
     st.stop()
@@ -43,6 +44,17 @@ for r in view.itertuples():
     if r.gain is not None and r.gain == r.gain and r.gain < -0.005:
         st.error(f"Negative transfer: run {r.id} ({r.method}, {r.source} → {r.target}) reaches {r.target_acc:.1%}, "
                  f"{-r.gain:.1%} below source only. Try a smaller trade-off, fewer trainable stages, or another method.")
+
+groups = api.seed_groups(all_runs)
+if groups:
+    st.subheader("Repeated seeds: mean ± standard deviation")
+    st.caption("Runs whose settings differ only in the seed. One seed can be lucky; compare methods by these.")
+    st.dataframe(pd.DataFrame([{
+        "method": g["method"], "source → target": f"{g['source']} → {g['target']}", "backbone": g["backbone"],
+        "seeds": ", ".join(map(str, g["seeds"])),
+        "target accuracy": f"{100 * g['target_acc_mean']:.1f} ± {100 * g['target_acc_std']:.1f} %",
+        "source accuracy": f"{100 * g['source_acc_mean']:.1f} ± {100 * g['source_acc_std']:.1f} %"}
+        for g in groups]), hide_index=True)
 
 chosen = sel or list(view[view.status == "finished"]["id"][:6])
 if chosen:

@@ -77,9 +77,15 @@ def test_method_metadata_is_complete(name):
             assert p["low"] <= p["default"] <= p["high"]
 
 
+# what a method needs beyond a Step to compute its losses in isolation
+SETUP = {"pseudo_label": {"strong": False}, "distill": {"teacher": "t"}}
+
+
 @pytest.mark.parametrize("name", list_methods())
 def test_losses_are_finite_named_scalars_with_gradients(name):
-    m = build(name)
+    m = build(name, **SETUP.get(name, {}))
+    if name == "distill":  # a stand-in teacher: fixed logits for the batch
+        m.teacher_logits = lambda raw: torch.randn(B, K, generator=torch.Generator().manual_seed(5))
     step = make_step(progress=0.9)
     terms = m.losses(step)
     assert terms and all(t.ndim == 0 and torch.isfinite(t) for t in terms.values())
@@ -262,3 +268,174 @@ def test_information_maximisation_matches_numpy_and_its_extremes():
     terms = build("entropy_min", trade_off=0.5, diversity=2.0).losses(make_step())
     assert terms["entropy"].item() == pytest.approx(0.5 * ent.item(), rel=1e-5)
     assert terms["diversity"].item() == pytest.approx(-1.0 * div.item(), rel=1e-5)
+
+
+# -- issue 5's methods ------------------------------------------------------------------
+
+def test_mcd_discrepancy_matches_numpy_and_the_game_is_split_by_the_reversal():
+    from tl_core.methods.mcd import discrepancy
+
+    m = build("mcd", trade_off=2.0, gamma=0.0)  # full reversal strength
+    step = make_step()
+    c1, c2 = m._heads[0], m.modules["head2"]
+    ref = np.abs(np_softmax(c1(step.f_t).detach().numpy()) - np_softmax(c2(step.f_t).detach().numpy())).mean()
+    assert discrepancy(c1(step.f_t), c2(step.f_t)).item() == pytest.approx(ref, rel=1e-5)
+    terms = m.losses(step)
+    assert terms["discrepancy"].item() == pytest.approx(-2.0 * ref, rel=1e-5)
+    terms["discrepancy"].backward()
+    # the classifiers descend on -d (they maximise d); the features receive the reversed gradient (minimise d)
+    f = step.f_t.detach().requires_grad_(True)
+    d = discrepancy(c1(f), c2(f))
+    (g_f,) = torch.autograd.grad(d, f)
+    assert torch.allclose(step.f_t.grad, 2.0 * g_f, atol=1e-6)
+
+
+def test_mdd_adversary_loss_matches_numpy():
+    from tl_core.methods.mdd import mdd_adversary_loss
+
+    g = torch.Generator().manual_seed(3)
+    a_s, a_t = torch.randn(B, K, generator=g), torch.randn(B, K, generator=g)
+    p_s, p_t = torch.randint(0, K, (B,), generator=g), torch.randint(0, K, (B,), generator=g)
+    pt = np_softmax(a_t.numpy())[np.arange(B), p_t.numpy()]
+    ref = 4.0 * np_ce(a_s.numpy(), p_s.numpy()) - np.log(1 - pt).mean()
+    assert mdd_adversary_loss(a_s, a_t, p_s, p_t, 4.0).item() == pytest.approx(ref, rel=1e-5)
+    terms = build("mdd", gamma=0.0).losses(make_step())
+    assert set(terms) == {"source_ce", "target_ce", "mdd"}
+
+
+def test_pseudo_labels_only_count_confident_images():
+    from tl_core.methods.pseudo_label import masked_pseudo_ce
+
+    weak = torch.tensor([[10.0, 0, 0], [0.1, 0, 0], [0, 0, 9.0]])
+    strong = torch.randn(3, 3, generator=torch.Generator().manual_seed(1))
+    loss, mask = masked_pseudo_ce(weak, strong, 0.95)
+    assert mask.tolist() == [1.0, 0.0, 1.0]
+    ce = [np_ce(strong[i:i + 1].numpy(), np.array([y])) for i, y in ((0, 0), (2, 2))]
+    assert loss.item() == pytest.approx(sum(ce) / 3, rel=1e-5)
+    assert masked_pseudo_ce(weak, strong, 0.9999999)[0].item() == 0.0
+
+
+def test_strong_augmentation_keeps_the_shape_and_changes_the_images():
+    from tl_core.data import strong_augment
+
+    x = torch.rand(8, 1, 28, 28)
+    y = strong_augment(x, torch.Generator().manual_seed(0))
+    assert y.shape == x.shape and torch.isfinite(y).all() and (y - x).abs().mean() > 0.05
+    assert torch.equal(y, strong_augment(x, torch.Generator().manual_seed(0)))
+
+
+def test_importance_weights_are_the_clipped_normalised_odds():
+    from tl_core.methods.importance_weighting import density_ratio_weights
+
+    z = torch.tensor([0.0, 1.0, -1.0, 5.0])
+    w = density_ratio_weights(z, clip=10.0).numpy()
+    ref = np.minimum(np.exp(z.numpy()), 10.0)
+    assert np.allclose(w, ref / ref.mean(), rtol=1e-5)
+    assert np.allclose(density_ratio_weights(torch.zeros(6), 10.0).numpy(), 1.0)  # no shift: plain CE
+    m = build("importance_weighting")
+    step = make_step()
+    terms = m.losses(step)
+    d = m.modules["domain"](step.f_s.detach()).squeeze(1)
+    ce = torch.nn.functional.cross_entropy(step.logits_s, step.y_s, reduction="none")
+    assert terms["source_ce"].item() == pytest.approx((ce * density_ratio_weights(d, 10.0)).mean().item(), rel=1e-5)
+
+
+def test_adabn_statistics_are_the_target_batch_moments_and_are_restored():
+    from tl_core.methods.adabn import bn_state, estimate_bn_stats, load_bn_state
+
+    net = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.BatchNorm1d(3))
+    g = torch.Generator().manual_seed(0)
+    batches = [torch.randn(50, 4, generator=g) * 3 + 2 for _ in range(4)]
+    before = bn_state(net)
+    net.train()
+    estimate_bn_stats(net, iter(batches))
+    with torch.no_grad():
+        z = torch.cat([net[0](b) for b in batches]).numpy()
+    bn = net[1]
+    assert np.allclose(bn.running_mean.numpy(), z.mean(0), atol=1e-4)
+    # the cumulative average of per-batch unbiased variances (what BatchNorm tracks)
+    per_batch = np.mean([np.var(net[0](b).detach().numpy(), axis=0, ddof=1) for b in batches], axis=0)
+    assert np.allclose(bn.running_var.numpy(), per_batch, rtol=1e-4)
+    assert net.training and bn.training and bn.momentum == 0.1  # modes and settings untouched
+    load_bn_state(net, before)
+    assert torch.equal(bn.running_mean, before[0][0])
+
+
+def test_adabn_refuses_a_backbone_without_batchnorm():
+    from tl_core import ConfigError, RunConfig
+
+    cfg = RunConfig().replace(data={"source": "syndigits", "target": "uci_digits"}, method={"name": "adabn"})
+    with pytest.raises(ConfigError, match="no BatchNorm"):
+        cfg.validate()
+    cfg.replace(model={"backbone": "resnet18", "pretrained": False}).validate()
+
+
+def test_distillation_loss_matches_numpy_kl_and_vanishes_on_the_teacher():
+    from tl_core.methods.distill import kd_loss
+
+    g = torch.Generator().manual_seed(2)
+    s, t = torch.randn(B, K, generator=g), torch.randn(B, K, generator=g)
+    ps, pt = np_softmax(s.numpy() / 3.0), np_softmax(t.numpy() / 3.0)
+    ref = 9.0 * (pt * (np.log(pt) - np.log(ps))).sum(1).mean()
+    assert kd_loss(s, t, 3.0).item() == pytest.approx(ref, rel=1e-5)
+    assert kd_loss(t, t, 3.0).item() == pytest.approx(0.0, abs=1e-6)
+
+
+def test_distill_needs_a_teacher():
+    from tl_core import ConfigError, RunConfig
+
+    with pytest.raises(ConfigError, match="needs a teacher"):
+        RunConfig().replace(data={"source": "syndigits", "target": "uci_digits"},
+                            method={"name": "distill"}).validate()
+
+
+def test_feature_extract_folds_the_standardisation_into_the_head():
+    from sklearn.linear_model import LogisticRegression
+
+    g = np.random.default_rng(0)
+    x = g.normal(size=(120, D)) * g.uniform(0.1, 10, size=D) + g.normal(size=D) * 5
+    y = np.arange(120) % K
+    m = build("feature_extract", head="logreg", C=0.5)
+    w, b = m._sklearn_fit(x, y, K)
+    mu, sd = x.mean(0), x.std(0) + 1e-6
+    ref = LogisticRegression(C=0.5, max_iter=2000).fit((x - mu) / sd, y).decision_function((x - mu) / sd)
+    assert np.allclose(x @ w.T + b, ref, atol=1e-6)
+    w2, b2 = m._sklearn_fit(x, (y > 1).astype(int), K)  # two classes present out of K
+    logits = x @ w2.T + b2
+    assert set(logits.argmax(1)) <= {0, 1}
+
+
+def test_layerwise_finetuning_thaws_from_the_top_with_decaying_rates():
+    m = build("finetune", source_phase=0.5, backbone_lr=0.5, layer_decay=0.5, gradual_unfreeze=True)
+    m.stages = ["conv1", "conv2", "fc"]
+    assert m.lr_multipliers(0.3) == {"backbone": 1.0, "head": 1.0, "method": 1.0}  # phase 1: all together
+    early = m.lr_multipliers(0.55)  # phase 2 just begun: only the head
+    assert early["backbone.fc"] == early["backbone.conv2"] == early["backbone.conv1"] == 0.0
+    mid = m.lr_multipliers(0.5 + 0.5 * 0.6)  # 60% into phase 2: fc and conv2 thawed
+    assert mid["backbone.fc"] == pytest.approx(0.5) and mid["backbone.conv2"] == pytest.approx(0.25)
+    assert mid["backbone.conv1"] == 0.0
+    late = m.lr_multipliers(0.99)
+    assert late["backbone.conv1"] == pytest.approx(0.125)
+    plain = build("finetune", source_phase=0.5, backbone_lr=0.5)
+    plain.stages = ["conv1", "conv2", "fc"]
+    assert {plain.lr_multipliers(0.6)[f"backbone.{s}"] for s in plain.stages} == {0.5}
+
+
+def test_selection_scores_match_numpy_and_their_extremes():
+    from tl_core.metrics import im_score, mean_entropy, snd_score
+
+    g = np.random.default_rng(1)
+    z = g.normal(size=(40, K)) * 3
+    p = np_softmax(z)
+    h = -(p * np.log(p)).sum(1)
+    pm = p.mean(0)
+    assert mean_entropy(z) == pytest.approx(h.mean(), rel=1e-6)
+    assert im_score(z) == pytest.approx(-(pm * np.log(pm)).sum() - h.mean(), rel=1e-6)
+    f = p / np.linalg.norm(p, axis=1, keepdims=True)
+    s = f @ f.T / 0.05
+    np.fill_diagonal(s, -np.inf)
+    q = np_softmax(s)
+    assert snd_score(z) == pytest.approx(float(-(q * np.log(np.clip(q, 1e-12, None))).sum(1).mean()), rel=1e-6)
+    decisive = np.eye(K)[np.arange(40) % K] * 50  # confident and balanced: the best IM score, log K
+    assert im_score(decisive) == pytest.approx(np.log(K), rel=1e-4)
+    assert im_score(np.zeros((40, K))) == pytest.approx(0.0, abs=1e-9)

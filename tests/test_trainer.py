@@ -1,12 +1,19 @@
 """Short end-to-end runs on small subsamples: every method, stop flag, NaN guard, repeatability."""
+import json
 import math
+import subprocess
+import sys
 
+import numpy as np
 import pytest
+import torch
+
+from conftest import ROOT
 
 from tl_core import RunConfig
 from tl_core import events as ev
 from tl_core.domains import get_domain
-from tl_core.methods import get_method, list_methods
+from tl_core.methods import Method, get_method, list_methods
 from tl_core.trainer import Trainer, train
 
 
@@ -18,15 +25,39 @@ def tiny(method="dann", **train_kw):
         method={"name": method, "params": {}}, train=kw)
 
 
+@pytest.fixture(scope="module")
+def teacher_run():
+    """A finished run in the session's store, to teach `distill` (trained by the CLI, as a user would)."""
+    p = subprocess.run([sys.executable, "-m", "tl_core", "train", "--source", "syndigits", "--target", "uci_digits",
+                        "--method", "source_only", "--epochs", "1", "--steps", "30", "--batch-size", "32",
+                        "--max-per-domain", "300", "--embedding", "none", "--json", "--quiet"],
+                       cwd=ROOT, capture_output=True, text=True, timeout=240)
+    assert p.returncode == 0, p.stderr
+    return json.loads(p.stdout.strip().splitlines()[-1])["run_id"]
+
+
+def config_for(method, request, **train_kw):
+    """A tiny config that this method can run (BatchNorm for AdaBN, a teacher for distillation)."""
+    cfg = tiny(method, **train_kw)
+    if method == "adabn":
+        cfg = cfg.replace(model={"backbone": "resnet18", "pretrained": False, "input_size": 32})
+    if method == "distill":
+        cfg = cfg.replace(method={"name": "distill", "params": {"teacher": request.getfixturevalue("teacher_run")}})
+    return cfg
+
+
 @pytest.mark.parametrize("method", list_methods())
-def test_short_run_per_method(method):
+def test_short_run_per_method(method, request):
     seen = []
-    res = train(tiny(method), on_event=lambda e: seen.append(e))
+    cfg = config_for(method, request)
+    res = train(cfg, on_event=lambda e: seen.append(e))
     assert res.status == "finished", res.reason
-    assert res.epochs_done == 2 and 0 <= res.target_acc <= 1 and 0 <= res.source_acc <= 1
+    epochs = get_method(method)(cfg.method.params).epochs(2)  # a closed-form head fit has one
+    assert res.epochs_done == epochs and 0 <= res.target_acc <= 1 and 0 <= res.source_acc <= 1
     kinds = [e.kind for e in seen]
     assert kinds[0] == "started" and kinds[-1] == "finished"
-    assert kinds.count("epoch") == 2 and kinds.count("embedding") == 2 and "progress" in kinds
+    assert kinds.count("epoch") == epochs and kinds.count("embedding") == epochs
+    assert "progress" in kinds or get_method(method)(cfg.method.params).run_epoch.__func__ is not Method.run_epoch
     m = next(e for e in seen if isinstance(e, ev.EpochEnd)).metrics
     for key in ("source_acc", "target_acc", "source_val_acc", "target_per_class", "target_confusion",
                 "a_distance", "mmd", "losses"):
@@ -91,3 +122,95 @@ def test_freeze_depth_reaches_the_optimizer():
     before = [p.clone() for p in frozen]
     t.fit()
     assert all((a == b).all() for a, b in zip(before, frozen))
+
+
+# -- issue 5: selection, cached features, layer-wise fine-tuning, AdaBN without training --
+
+@pytest.mark.parametrize("selection", ["last", "source_val_acc", "im", "snd", "neg_entropy"])
+def test_the_reported_accuracy_is_the_selected_epochs_not_the_best(selection):
+    res = train(tiny("dann", epochs=3, selection=selection))
+    h = res.history
+    scores = [float(i) if selection == "last" else e["selection"][selection] for i, e in enumerate(h)]
+    chosen = h[int(np.argmax(scores))]  # first maximum: later ties do not replace it
+    assert res.best_epoch == chosen["epoch"] and res.target_acc == chosen["target_acc"]
+    assert res.source_acc == chosen["source_acc"] and res.last_target_acc == h[-1]["target_acc"]
+    for e in h:
+        assert set(e["selection"]) == {"source_val_acc", "im", "snd", "neg_entropy"}
+
+
+def test_selection_never_reads_target_labels(monkeypatch):
+    """Scramble the target test labels: every selection score, and so the chosen epoch, stays the same."""
+    a = Trainer(tiny("mcc", epochs=3, selection="im"))
+    a.setup()
+    ra = a.fit()
+    b = Trainer(tiny("mcc", epochs=3, selection="im"))
+    b.setup()
+    perm = torch.randperm(len(b.data.y_target_test), generator=torch.Generator().manual_seed(0))  # not the global RNG
+    b.data.y_target_test = b.data.y_target_test[perm]
+    rb = b.fit()
+    assert [h["selection"] for h in ra.history] == [h["selection"] for h in rb.history]
+    assert ra.best_epoch == rb.best_epoch
+
+
+def test_feature_extract_computes_each_domains_features_once(monkeypatch, tmp_path):
+    monkeypatch.setenv("TL_HOME", str(tmp_path))  # an empty feature cache (not the session's shared one)
+    calls = []
+    orig = Trainer.backbone_features
+
+    def counting(self, x, batch=512):
+        calls.append(len(x))
+        return orig(self, x, batch)
+
+    monkeypatch.setattr(Trainer, "backbone_features", counting)
+    cfg = tiny("feature_extract", epochs=3).replace(method={"name": "feature_extract", "params": {"head": "linear"}})
+    t = Trainer(cfg)
+    t.setup()
+    res = t.fit()
+    assert res.status == "finished" and res.epochs_done == 3
+    d = t.data
+    # source train (with its validation part), source test, target test: each once, for all three epochs
+    assert sorted(calls) == sorted([len(d.src_train) + len(d.src_val), len(d.source.y_test), len(d.y_target_test)])
+    assert sorted(t.method.computed) == ["source/test", "source/train", "target/test"]
+    assert t.trainable == sum(p.numel() for p in t.model.head.parameters())
+    calls.clear()
+    again = train(cfg.replace(method={"name": "feature_extract", "params": {"head": "logreg"}}))
+    assert again.status == "finished" and calls == []  # a second run reads the disk cache
+
+
+def test_gradual_unfreezing_leaves_lower_stages_untouched_until_their_turn():
+    cfg = tiny("finetune", epochs=2).replace(method={"name": "finetune", "params": {
+        "source_phase": 0.5, "gradual_unfreeze": True, "layer_decay": 0.5}})
+    t = Trainer(cfg)
+    t.setup()
+    conv1 = t.model.backbone.stages["conv1"][0].weight
+    seen = {}
+    orig = t.train_step
+
+    def step(step_no, epoch):
+        out = orig(step_no, epoch)
+        seen[step_no] = conv1.detach().clone()
+        return out
+
+    t.train_step = step
+    t.fit()
+    # 12 steps: phase 2 starts at step 6; conv1 (the lowest of 3 stages) thaws at 3/4 of phase 2 -> step 10.5
+    assert torch.equal(seen[6], seen[10]) and not torch.equal(seen[10], seen[11])
+    assert not torch.equal(seen[0], seen[5])  # phase 1 trains everything
+
+
+def test_adabn_adapts_a_finished_run_without_training(tmp_path, monkeypatch):
+    from tl_core import runs
+
+    cfg = tiny("source_only").replace(model={"backbone": "resnet18", "pretrained": False, "input_size": 32})
+    rid = runs.submit(cfg)
+    assert runs.wait(rid, 240)["status"] == "finished"
+    base = runs.get_run(rid)
+    res = train(cfg.replace(method={"name": "adabn", "params": {"from_run": rid}}))
+    assert res.status == "finished" and res.epochs_done == 1
+    assert res.source_acc == pytest.approx(base["source_acc"], abs=1e-9)  # same weights, source statistics
+    assert res.target_acc != base["target_acc"]  # target statistics change the target predictions
+
+
+def test_distillation_trains_a_student_from_a_finished_run(teacher_run, request):
+    res = train(config_for("distill", request))
+    assert res.status == "finished" and "distill" in res.history[-1]["losses"]

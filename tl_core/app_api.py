@@ -189,7 +189,16 @@ def describe_plan(cfg: RunConfig) -> str:
             f"**{d.target}** ({regime}) with **{m.label}**: {t.epochs} epochs × {t.steps_per_epoch} steps of "
             f"{t.batch_size} images per domain, {t.optimizer} at learning rate {t.lr:g}, seed {t.seed}. "
             f"After each epoch: source and target test accuracy, the domain gap and a {t.embedding.upper()} map "
-            f"of the features.")
+            f"of the features. The run reports {_selection_words(t.selection)} (chosen without "
+            f"target labels)"
+            + (f"; it is repeated for seeds {', '.join(map(str, t.seeds))} and reported as mean ± std."
+               if t.seeds else "."))
+
+
+def _selection_words(selection: str) -> str:
+    from .config import SELECTIONS
+
+    return "its last epoch" if selection == "last" else f"the epoch with the {SELECTIONS[selection]}"
 
 
 def cli_command(cfg: dict[str, Any] | RunConfig) -> str:
@@ -208,6 +217,10 @@ def cli_command(cfg: dict[str, Any] | RunConfig) -> str:
         args.append("--no-pretrained")
     if not t.augment:
         args.append("--no-augment")
+    if t.selection != "last":
+        args += ["--selection", t.selection]
+    if t.seeds:
+        args += ["--seeds", ",".join(map(str, t.seeds))]
     for k, v in sorted(me.params.items()):
         args += ["--param", f"{k}={v}"]
     return " ".join(shlex.quote(a) for a in args)
@@ -446,13 +459,52 @@ def add_folder(path: str) -> dict[str, Any]:
 
 
 def submit(cfg: dict[str, Any], session: str = "") -> str:
-    """Validate and queue a run from the app; returns its id."""
+    """Validate and queue a run from the app (one per seed when it asks for several); returns the first id."""
     from . import runs
 
     c, why = validate(cfg)
     if c is None:
         raise ConfigError(why)
-    return runs.submit(c, owner=session)
+    return [runs.submit(one, owner=session) for one in c.per_seed()][0]
+
+
+def finished_runs() -> dict[str, str]:
+    """Finished runs as {id: label}, newest first: the choices for a method parameter that names a run."""
+    from . import runs
+
+    return {r["id"]: run_label(r) for r in runs.list_runs(status="finished", limit=200)}
+
+
+def selection_choices() -> dict[str, str]:
+    from .config import SELECTIONS
+
+    return dict(SELECTIONS)
+
+
+def seed_groups(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Finished runs whose configs differ only in the seed, as mean ± std of their accuracies
+    (groups of two or more)."""
+    import statistics
+
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for r in rows:
+        if r["status"] != "finished" or r.get("target_acc") is None:
+            continue
+        c = RunConfig.from_dict(r["config"]).replace(train={"seed": 0, "seeds": ()})
+        groups.setdefault(c.config_id(), []).append(r)
+    out = []
+    for members in groups.values():
+        if len(members) < 2:
+            continue
+        acc = [m["target_acc"] for m in members]
+        src = [m["source_acc"] for m in members]
+        first = members[0]
+        out.append({"source": first["source"], "target": first["target"], "backbone": first["backbone"],
+                    "method": first["method"], "seeds": sorted(m["seed"] for m in members), "n": len(members),
+                    "target_acc_mean": statistics.mean(acc), "target_acc_std": statistics.stdev(acc),
+                    "source_acc_mean": statistics.mean(src), "source_acc_std": statistics.stdev(src),
+                    "runs": [m["id"] for m in members]})
+    return sorted(out, key=lambda g: (g["source"], g["target"], g["backbone"], g["method"]))
 
 
 def all_embeddings(run_id: str) -> list[dict[str, Any]]:

@@ -93,6 +93,7 @@ class BackboneInfo:
     has_pretrained: bool
     build: Callable[..., Backbone]
     weights_file: Callable[[], Path | None] = lambda: None
+    batchnorm: bool = True  # has BatchNorm layers (what AdaBN re-estimates)
 
     def weights_status(self) -> tuple[bool, str]:
         """(available offline, message) for the pretrained weights."""
@@ -146,7 +147,8 @@ def _lenet(pretrained: bool, input_size: int, in_channels: int) -> Backbone:
 
 register_backbone(BackboneInfo(
     "lenet", "LeNet", "Small CNN for digits (2 conv + 1 fc layer, 500-d features), trained from scratch. "
-    "Grey input unless a domain is in colour.", ("conv1", "conv2", "fc"), 500, 28, 16, False, _lenet))
+    "Grey input unless a domain is in colour.", ("conv1", "conv2", "fc"), 500, 28, 16, False, _lenet,
+    batchnorm=False))
 
 
 # -- torchvision models (ImageNet weights through torchvision's weights API) ----------

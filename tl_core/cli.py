@@ -89,7 +89,12 @@ def config_from_args(args):
                                "pretrained": False if args.no_pretrained else None}.items() if v is not None}
     train = {k: v for k, v in {"epochs": args.epochs, "steps_per_epoch": args.steps, "batch_size": args.batch_size,
                                "lr": args.lr, "seed": args.seed, "device": args.device, "optimizer": args.optimizer,
-                               "embedding": args.embedding}.items() if v is not None}
+                               "embedding": args.embedding, "selection": args.selection}.items() if v is not None}
+    if args.seeds:
+        try:
+            train["seeds"] = tuple(int(x) for x in args.seeds.split(",") if x.strip())
+        except ValueError:
+            raise ConfigError(f"--seeds takes whole numbers separated by commas, e.g. 0,1,2 (got {args.seeds!r}).") from None
     if args.no_augment:
         train["augment"] = False
     method = cfg.method
@@ -200,6 +205,8 @@ def cmd_train(args) -> int:
     from . import runs
 
     cfg = config_from_args(args).validate()
+    if cfg.train.seeds:
+        return _train_seeds(cfg, args)
     run_id = runs.submit(cfg, name=args.name or "")
     if args.detach:
         print(json.dumps({"run_id": run_id, "status": "queued"}) if args.json else run_id)
@@ -208,6 +215,46 @@ def cmd_train(args) -> int:
         print(f"run {run_id} (follow it in the app, or: python -m tl_core runs show {run_id})", file=sys.stderr)
     follow(run_id, ProgressBar(quiet=args.quiet))
     return _report(run_id, args.json)
+
+
+def seed_stats(values: list[float]) -> dict[str, float | int]:
+    """Mean and sample standard deviation (0 for a single value) of per-seed results."""
+    import statistics
+
+    return {"n": len(values), "mean": statistics.mean(values) if values else float("nan"),
+            "std": statistics.stdev(values) if len(values) > 1 else 0.0}
+
+
+def _train_seeds(cfg, args) -> int:
+    """One run per seed (queued together, run as the limit allows), then mean ± std."""
+    from . import runs
+
+    ids = [runs.submit(c, name=args.name or "") for c in cfg.per_seed()]
+    if args.detach:
+        print(json.dumps({"run_ids": ids, "status": "queued"}) if args.json else " ".join(ids))
+        return 0
+    for rid, seed in zip(ids, cfg.train.seeds):
+        if not args.quiet:
+            print(f"seed {seed}: run {rid}", file=sys.stderr)
+        follow(rid, ProgressBar(quiet=args.quiet))
+    outs = [run_summary(rid) for rid in ids]
+    done = [o for o in outs if o["status"] == "finished"]
+    summary = {"run_ids": ids, "seeds": list(cfg.train.seeds), "finished": len(done),
+               "target_acc": seed_stats([o["target_acc"] for o in done]),
+               "source_acc": seed_stats([o["source_acc"] for o in done]),
+               "wall_s": seed_stats([o["wall_s"] for o in done]),
+               "runs": [{k: o[k] for k in ("run_id", "status", "reason", "source_acc", "target_acc", "best_epoch",
+                                           "wall_s")} for o in outs]}
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        for o, seed in zip(outs, cfg.train.seeds):
+            acc = f"target {o['target_acc']:.3f}" if o["status"] == "finished" else f"{o['status']}: {o['reason']}"
+            print(f"seed {seed} (run {o['run_id']}): {acc}")
+        t = summary["target_acc"]
+        if done:
+            print(f"target accuracy {100 * t['mean']:.1f} ± {100 * t['std']:.1f} % over {t['n']} seeds")
+    return 0 if len(done) == len(ids) else 1
 
 
 def cmd_runs(args) -> int:
@@ -312,6 +359,9 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lr", type=float)
     p.add_argument("--optimizer", choices=["adam", "sgd"])
     p.add_argument("--seed", type=int)
+    p.add_argument("--seeds", help="several seeds, e.g. 0,1,2: one run each, reported as mean ± std")
+    p.add_argument("--selection", help="which epoch a run reports, chosen without target labels: last (default), "
+                   "source_val_acc, im, snd or neg_entropy")
     p.add_argument("--device", help="auto, cpu, cuda or mps")
     p.add_argument("--target-labels", help="none, K (labelled target images per class) or all")
     p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE", help="a method hyperparameter")

@@ -18,6 +18,14 @@ LabelRegime = Union[str, int]  # "none", "all", or k labelled target images per 
 OPTIMIZERS = ("adam", "sgd")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 EMBEDDINGS = ("tsne", "pca", "none")
+# How the checkpoint a run reports is chosen; none of them reads a target label.
+SELECTIONS = {
+    "last": "the last epoch",
+    "source_val_acc": "highest accuracy on held-out source images",
+    "im": "highest information-maximisation score on the target (confident, diverse predictions)",
+    "snd": "highest soft neighbourhood density on the target (dense target clusters)",
+    "neg_entropy": "lowest mean prediction entropy on the target",
+}
 
 
 @dataclass(frozen=True)
@@ -74,6 +82,8 @@ class TrainSpec:
     amp: bool = True  # mixed precision; used on CUDA only
     embedding: str = "tsne"  # per-epoch 2-D view of the features
     embed_points: int = 500  # per domain, class-stratified (up to 1,000 is within the t-SNE budget)
+    selection: str = "last"  # which epoch's checkpoint the run reports (see SELECTIONS)
+    seeds: tuple[int, ...] = ()  # several seeds: one run each, reported as mean ± std (empty: just `seed`)
 
 
 @dataclass(frozen=True)
@@ -102,6 +112,10 @@ class RunConfig:
                     f"Unknown {kind.__name__} field(s): {', '.join(unknown)}. "
                     f"Known: {', '.join(sorted(names))}."
                 )
+            if kind is TrainSpec and "seeds" in sub:
+                if not isinstance(sub["seeds"], (list, tuple)):
+                    raise ConfigError(f"seeds must be a list of whole numbers, e.g. [0, 1, 2] (got {sub['seeds']!r}).")
+                sub["seeds"] = tuple(sub["seeds"])
             return kind(**sub)
 
         d = dict(d)
@@ -160,6 +174,11 @@ class RunConfig:
         _check(t.optimizer in OPTIMIZERS, f"Unknown optimizer {t.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}.")
         _check(t.device in DEVICES, f"Unknown device {t.device!r}; choose one of {', '.join(DEVICES)}.")
         _check(t.embedding in EMBEDDINGS, f"Unknown embedding {t.embedding!r}; choose one of {', '.join(EMBEDDINGS)}.")
+        _check(t.selection in SELECTIONS,
+               f"Unknown selection {t.selection!r}; choose one of {', '.join(SELECTIONS)}.")
+        _check(all(isinstance(x, int) and not isinstance(x, bool) and x >= 0 for x in t.seeds)
+               and len(set(t.seeds)) == len(t.seeds) and len(t.seeds) <= 20,
+               f"seeds must be up to 20 different whole numbers >= 0 (got {list(t.seeds)}).")
         _check(t.embed_points >= 10, f"embed_points must be at least 10 (got {t.embed_points}).")
         if d.max_per_domain is not None:
             _check(d.max_per_domain >= 20, f"max_per_domain must be at least 20 images (got {d.max_per_domain}).")
@@ -195,11 +214,19 @@ class RunConfig:
                 f"{method.label} needs labelled target images: set target labels to a number per class "
                 f"(e.g. 5) or 'all'."
             )
+        method.check(self)
         return dataclasses.replace(
             self,
             data=dataclasses.replace(d, target_labels=regime),
             method=MethodSpec(self.method.name, params),
+            train=dataclasses.replace(t, seeds=tuple(t.seeds)),
         )
+
+    def per_seed(self) -> list["RunConfig"]:
+        """One config per seed of a multi-seed config (itself when it names no seeds)."""
+        if not self.train.seeds:
+            return [self]
+        return [self.replace(train={"seed": s, "seeds": ()}) for s in self.train.seeds]
 
 
 def _check(ok: bool, message: str) -> None:

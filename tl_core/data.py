@@ -113,3 +113,24 @@ def augment(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)
     bg = x[:, :, :1, :1]
     return F.grid_sample(x - bg, grid, mode="bilinear", padding_mode="zeros", align_corners=False) + bg
+
+
+def strong_augment(x: torch.Tensor, g: torch.Generator | None = None) -> torch.Tensor:
+    """A harder view for consistency training (FixMatch-style): a wider affine jitter (±30°,
+    ±20% scale, ±20% shift), a contrast change, Gaussian noise and one cut-out square."""
+    n, _, h, w = x.shape
+    rnd = lambda *s: (torch.rand(*s, generator=g) * 2 - 1).to(x)  # noqa: E731
+    ang, sc, t = rnd(n) * 0.52, 1 + rnd(n) * 0.2, rnd(n, 2) * 0.2
+    cos, sin = ang.cos() / sc, ang.sin() / sc
+    theta = torch.stack([torch.stack([cos, -sin, t[:, 0]], 1), torch.stack([sin, cos, t[:, 1]], 1)], 1)
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    bg = x[:, :, :1, :1]
+    y = F.grid_sample(x - bg, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    y = y * (1 + rnd(n, 1, 1, 1) * 0.4) + bg
+    y = y + 0.1 * torch.randn(y.shape, generator=g).to(x)
+    side = max(1, int(0.3 * min(h, w)))
+    cy = (torch.rand(n, generator=g) * (h - side + 1)).long().tolist()
+    cx = (torch.rand(n, generator=g) * (w - side + 1)).long().tolist()
+    for i in range(n):  # cut-out filled with the background value
+        y[i, :, cy[i]:cy[i] + side, cx[i]:cx[i] + side] = bg[i]
+    return y

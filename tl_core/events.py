@@ -23,6 +23,7 @@ class RunStarted(Event):
     total_params: int = 0
     start_epoch: int = 0
     batch_size: int = 0
+    epochs: int = 0  # what the method makes of the configured epochs (a closed-form head fit needs 1)
 
 
 @dataclass

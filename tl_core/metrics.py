@@ -59,3 +59,44 @@ def gaussian_mmd(f_s: np.ndarray, f_t: np.ndarray, max_points: int = 500) -> flo
     k = np.exp(-d2 / bw)
     n = len(f_s)
     return float(k[:n, :n].mean() + k[n:, n:].mean() - 2 * k[:n, n:].mean())
+
+
+# -- label-free model selection on the target -------------------------------------------
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    z = logits - logits.max(1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(1, keepdims=True)
+
+
+def _entropy_rows(p: np.ndarray) -> np.ndarray:
+    return -(p * np.log(np.clip(p, 1e-12, None))).sum(1)
+
+
+def mean_entropy(logits: np.ndarray) -> float:
+    """Mean prediction entropy (nats) on unlabelled images: low = confident."""
+    return float(_entropy_rows(_softmax(np.asarray(logits, np.float64))).mean())
+
+
+def im_score(logits: np.ndarray) -> float:
+    """Information maximisation: H(mean prediction) - mean H(prediction). High when predictions
+    are confident and spread over the classes (Li et al., 2020, as a selection score)."""
+    p = _softmax(np.asarray(logits, np.float64))
+    return float(_entropy_rows(p.mean(0, keepdims=True))[0] - _entropy_rows(p).mean())
+
+
+def snd_score(logits: np.ndarray, temperature: float = 0.05, max_points: int = 1000) -> float:
+    """Soft neighbourhood density (Saito et al., 2021): the mean entropy of each image's softmax
+    similarity to the other images, on L2-normalised class-probability vectors. High when the
+    target forms dense clusters."""
+    p = _cap(_softmax(np.asarray(logits, np.float64)), max_points)
+    f = p / np.linalg.norm(p, axis=1, keepdims=True)
+    s = f @ f.T / temperature
+    np.fill_diagonal(s, -np.inf)  # an image is not its own neighbour
+    return float(_entropy_rows(_softmax(s)).mean())
+
+
+def selection_scores(target_logits: np.ndarray, source_val_acc: float) -> dict[str, float]:
+    """Every score the trainer may select a checkpoint by; none of them reads a target label."""
+    return {"source_val_acc": float(source_val_acc), "im": im_score(target_logits),
+            "snd": snd_score(target_logits), "neg_entropy": -mean_entropy(target_logits)}

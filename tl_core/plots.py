@@ -80,6 +80,34 @@ def domain_gap(history: Sequence[dict[str, Any]]) -> go.Figure:
     return _layout(fig, "Domain gap (lower = more aligned)", "epoch")
 
 
+SCORE_NAMES = {"source_val_acc": "source validation accuracy", "im": "information maximisation",
+               "snd": "soft neighbourhood density", "neg_entropy": "− mean target entropy"}
+
+
+def selection_scores(history: Sequence[dict[str, Any]], chosen_epoch: int | None = None) -> go.Figure:
+    """The label-free selection scores per epoch (each scaled to 0-1 over the run) beside the target
+    accuracy they try to predict, with the epoch the run reports marked."""
+    rows = [h for h in history if h.get("selection")]
+    if not rows:
+        return empty("Model selection", "No selection scores recorded for this run.")
+    e = [h["epoch"] for h in rows]
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(x=e, y=[h["target_acc"] for h in rows], name="target accuracy (uses labels)",
+                             mode="lines+markers", line=dict(color=TARGET_COLOUR, width=3)))
+    for i, (key, label) in enumerate(SCORE_NAMES.items()):
+        v = np.array([h["selection"].get(key, np.nan) for h in rows], dtype=float)
+        span = np.nanmax(v) - np.nanmin(v) if np.isfinite(v).any() else 0.0
+        scaled = (v - np.nanmin(v)) / span if span > 0 else np.full_like(v, 0.5)
+        fig.add_trace(go.Scatter(x=e, y=scaled, name=label, mode="lines", customdata=v,
+                                 hovertemplate=f"{label}: %{{customdata:.4g}}<extra></extra>",
+                                 line=dict(dash="dot", color=PALETTE[(i + 2) % len(PALETTE)])))
+    if chosen_epoch is not None:
+        fig.add_vline(x=chosen_epoch, line=dict(color="#444", dash="dash"),
+                      annotation_text=f"reported: epoch {chosen_epoch}", annotation_position="top left")
+    fig.update_yaxes(range=[-0.02, 1.05])
+    return _layout(fig, "Label-free selection scores (scaled 0-1) vs target accuracy", "epoch")
+
+
 def confusion_matrix(matrix: Sequence[Sequence[int]], classes: Sequence[str], title: str = "Target confusion") -> go.Figure:
     m = np.asarray(matrix, dtype=np.float32)
     rows = m.sum(1, keepdims=True)

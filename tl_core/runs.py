@@ -368,7 +368,8 @@ class StoreSink:
         if isinstance(e, ev.Progress):
             st.write_progress(rid, e.epoch, e.step, e.total_steps, e.images_per_s, e.eta_s, e.losses)
         elif isinstance(e, ev.RunStarted):
-            st.update(rid, device=e.device, trainable_params=e.trainable_params, total_params=e.total_params)
+            st.update(rid, device=e.device, trainable_params=e.trainable_params, total_params=e.total_params,
+                      **({"epochs": e.epochs} if e.epochs else {}))
             st.add_event(rid, e.kind, e.to_dict())
         elif isinstance(e, ev.EpochEnd):
             m = e.metrics
@@ -382,7 +383,9 @@ class StoreSink:
             st.add_event(rid, e.kind, e.to_dict())
         elif isinstance(e, ev.RunFinished):
             res = e.result
-            st.update(rid, best_epoch=res["best_epoch"], best_target_acc=res["best_target_acc"])
+            # the reported accuracies are the selected epoch's, not the last one's
+            st.update(rid, best_epoch=res["best_epoch"], best_target_acc=res["best_target_acc"],
+                      source_acc=res["source_acc"], target_acc=res["target_acc"])
             _finish_if_active(st, rid, "finished", "")
         elif isinstance(e, ev.RunFailed):
             _finish_if_active(st, rid, "failed", e.reason)

@@ -23,7 +23,7 @@ from .data import CyclicSampler, RunData, augment, prepare, stratified_pick
 from .errors import TLError
 from .inputs import adapt
 from .methods import Method, Step, get_method
-from .metrics import classification_report, gaussian_mmd, proxy_a_distance
+from .metrics import classification_report, gaussian_mmd, proxy_a_distance, selection_scores
 
 
 class Diverged(TLError):
@@ -85,11 +85,16 @@ def build_model(cfg: RunConfig, in_channels: int, num_classes: int) -> Classifie
 
 @dataclass
 class RunResult:
+    """What a run reports. `source_acc`/`target_acc` belong to the selected epoch (`best_epoch`),
+    chosen by `selection` without target labels, never the best target accuracy over epochs."""
+
     status: str  # finished | failed | cancelled
     source_acc: float | None = None
     target_acc: float | None = None
     best_epoch: int | None = None
-    best_target_acc: float | None = None
+    best_target_acc: float | None = None  # = target_acc; kept for readers of older runs
+    selection: str = "last"
+    last_target_acc: float | None = None
     epochs_done: int = 0
     wall_s: float = 0.0
     train_s: float = 0.0
@@ -133,11 +138,18 @@ class Trainer:
         self.method.build(self.model.backbone.feat_dim, k)
         self.method.modules.to(self.device)
         self.method.attach(self.model)
+        self.method.bind(self)
+        self.n_epochs = self.method.epochs(t.epochs)
+        self.n_steps = self.method.steps(t.steps_per_epoch)
         self.channels_last = self.device.type == "cpu" and self.spec.size >= 16
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
-        groups = [
-            {"name": "backbone", "params": [p for p in self.model.backbone.parameters() if p.requires_grad]},
+        bb = self.model.backbone
+        staged = {id(p) for st in bb.stages.values() for p in st.parameters()}
+        groups = [{"name": f"backbone.{n}", "params": [p for p in st.parameters() if p.requires_grad]}
+                  for n, st in bb.stages.items()]  # one group per stage: layer-wise learning rates
+        groups += [
+            {"name": "backbone", "params": [p for p in bb.parameters() if p.requires_grad and id(p) not in staged]},
             {"name": "head", "params": list(self.model.head.parameters())},
             {"name": "method", "params": list(self.method.modules.parameters())},
         ]
@@ -158,7 +170,7 @@ class Trainer:
         per = max(1, t.embed_points // k)
         self.embed_idx_s = stratified_pick(d.source.y_test, per, k, ge)
         self.embed_idx_t = stratified_pick(d.y_target_test, per, k, ge)
-        self.total_steps = t.epochs * t.steps_per_epoch
+        self.total_steps = max(1, self.n_epochs * self.n_steps)
         if t.embedding == "tsne":
             import openTSNE  # noqa: F401  (its ~1 s import belongs to set-up, not to the first epoch)
         self.trainable, self.total = self._param_counts()
@@ -168,39 +180,52 @@ class Trainer:
         return sum(p.numel() for p in ps if p.requires_grad), sum(p.numel() for p in ps)
 
     # -- one step ------------------------------------------------------------------
-    def _batch(self, domain, idx: torch.Tensor, train: bool) -> torch.Tensor:
-        x = adapt(domain.x_train[idx], self.spec, self.device)
+    def _batch(self, domain, idx: torch.Tensor, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        """(model input, the stored uint8 images) for some training images of a domain."""
+        raw = domain.x_train[idx]
+        x = adapt(raw, self.spec, self.device)
         if train and self.cfg.train.augment:
             x = augment(x, self.aug_g)
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        return x
+        return x, raw
+
+    def lr_for(self, group: str, progress: float, multipliers: dict[str, float]) -> float:
+        """A parameter group's learning rate: the schedule times the method's multiplier
+        (`backbone.<stage>` falls back to `backbone`)."""
+        m = multipliers.get(group, multipliers.get(group.split(".")[0], 1.0))
+        return self._lr(progress) * m
 
     def train_step(self, step_no: int, epoch: int) -> tuple[dict[str, float], dict[str, float]]:
         t, d = self.cfg.train, self.data
         progress = step_no / self.total_steps
+        mults = self.method.lr_multipliers(progress)
         for g in self.opt.param_groups:
-            g["lr"] = self._lr(progress) * self.method.lr_multipliers(progress).get(g["name"], 1.0)
+            g["lr"] = self.lr_for(g["name"], progress, mults)
         bs = t.batch_size
         si = self.s_sampler.next(bs)
-        parts, ys = [self._batch(d.source, si, True)], d.source.y_train[si].to(self.device)
+        xs, raw_s = self._batch(d.source, si, True)
+        parts, ys = [xs], d.source.y_train[si].to(self.device)
         n_t = n_l = 0
+        xt = raw_t = None
         if self.method.uses_target_data:
-            parts.append(self._batch(d.target, self.t_sampler.next(bs), True))
+            xt, raw_t = self._batch(d.target, self.t_sampler.next(bs), True)
+            parts.append(xt)
             n_t = bs
         y_l = None
         if self.l_sampler is not None:
             li = self.l_sampler.next(min(bs, max(2, len(d.tgt_labelled))))
-            parts.append(self._batch(d.target, li, True))
+            parts.append(self._batch(d.target, li, True)[0])
             y_l, n_l = d.y_target_train[li].to(self.device), len(li)
         x = torch.cat(parts)
         with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp):
             f = self.model.backbone.features(x)  # one pass: BatchNorm sees both domains
             logits = self.model.head(f)
             f, logits = f.float(), logits.float()
-            step = Step(f_s=f[:bs], logits_s=logits[:bs], y_s=ys, progress=progress, epoch=epoch)
+            step = Step(f_s=f[:bs], logits_s=logits[:bs], y_s=ys, progress=progress, epoch=epoch, raw_s=raw_s)
             if n_t:
                 step.f_t, step.logits_t = f[bs:bs + n_t], logits[bs:bs + n_t]
+                step.x_t, step.raw_t = xt, raw_t
             if n_l:
                 step.f_tl, step.logits_tl, step.y_tl = f[bs + n_t:], logits[bs + n_t:], y_l
             terms = self.method.losses(step)
@@ -230,25 +255,36 @@ class Trainer:
 
     # -- evaluation ----------------------------------------------------------------
     @torch.no_grad()
-    def predict_features(self, x_uint8: torch.Tensor, batch: int = 512) -> tuple[torch.Tensor, torch.Tensor]:
-        """(features, logits) for uint8 images, in eval mode."""
+    def backbone_features(self, x_uint8: torch.Tensor, batch: int = 512) -> torch.Tensor:
+        """Backbone features of uint8 images, in eval mode."""
         self.model.eval()
-        feats, logits = [], []
+        feats = []
         for i in range(0, len(x_uint8), batch):
             x = adapt(x_uint8[i:i + batch], self.spec, self.device, channels_last=self.channels_last)
             with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp):
-                f = self.model.backbone.features(x)
-                lo = self.model.head(f)
-            feats.append(f.float().cpu())
-            logits.append(lo.float().cpu())
+                feats.append(self.model.backbone.features(x).float().cpu())
         self.model.train()
-        return torch.cat(feats), torch.cat(logits)
+        return torch.cat(feats) if feats else torch.zeros(0, self.model.backbone.feat_dim)
+
+    @torch.no_grad()
+    def predict_features(self, x_uint8: torch.Tensor, key: str = "") -> tuple[torch.Tensor, torch.Tensor]:
+        """(features, logits) for uint8 images, in eval mode; `key` names the split for methods
+        that cache features of a frozen backbone."""
+        f = self.method.cached_features(self, key, x_uint8) if key else None
+        if f is None:
+            f = self.backbone_features(x_uint8)
+        self.model.eval()
+        head = next(self.model.head.parameters())
+        logits = self.model.head(f.to(head.device, head.dtype)).float().cpu()
+        self.model.train()
+        return f, logits
 
     def evaluate(self, epoch: int) -> dict[str, Any]:
         d, k = self.data, len(self.data.classes)
-        fs, ls = self.predict_features(d.source.x_test)
-        ft, lt = self.predict_features(d.target.x_test)
-        _, lv = self.predict_features(d.source.x_train[d.src_val])
+        fs, ls = self.predict_features(d.source.x_test, "source/test")
+        _, lv = self.predict_features(d.source.x_train[d.src_val], "source/val")
+        with self.method.target_eval(self):
+            ft, lt = self.predict_features(d.target.x_test, "target/test")
         src = classification_report(d.source.y_test, ls.argmax(1), k)
         tgt = classification_report(d.y_target_test, lt.argmax(1), k)
         val_acc = float((lv.argmax(1) == d.source.y_train[d.src_val]).float().mean())
@@ -256,6 +292,7 @@ class Trainer:
         m = {
             "epoch": epoch + 1, "classes": list(d.classes),
             "source_acc": src["acc"], "target_acc": tgt["acc"], "source_val_acc": val_acc,
+            "selection": selection_scores(lt.numpy(), val_acc),
             "source_per_class": src["per_class"], "target_per_class": tgt["per_class"],
             "target_confusion": tgt["confusion"],
             "a_distance": proxy_a_distance(es, et, seed=epoch), "mmd": gaussian_mmd(es, et),
@@ -290,7 +327,8 @@ class Trainer:
             self.checkpointer.restore(self)
         self.on_event(ev.RunStarted(device=device_name(self.device), total_steps=self.total_steps,
                                     trainable_params=self.trainable, total_params=self.total,
-                                    start_epoch=self.start_epoch, batch_size=t.batch_size))
+                                    start_epoch=self.start_epoch, batch_size=t.batch_size,
+                                    epochs=self.n_epochs))
         result = RunResult(status="finished", device=device_name(self.device),
                            trainable_params=self.trainable, total_params=self.total, history=self.history)
         last_report = 0.0
@@ -298,23 +336,25 @@ class Trainer:
         train_s = 0.0
         try:
             self.model.train()
-            for epoch in range(self.start_epoch, t.epochs):
+            for epoch in range(self.start_epoch, self.n_epochs):
                 sums: dict[str, float] = {}
                 logs: dict[str, float] = {}
                 te = time.perf_counter()
-                for s in range(t.steps_per_epoch):
+                custom = self.method.run_epoch(self, epoch)
+                steps = 0 if custom is not None else self.n_steps
+                for s in range(steps):
                     if self.should_stop():
                         raise _Stopped(epoch)
-                    gstep = epoch * t.steps_per_epoch + s
+                    gstep = epoch * self.n_steps + s
                     vals, log = self.train_step(gstep, epoch)
                     for key, v in vals.items():
                         sums[key] = sums.get(key, 0.0) + v
                     for key, v in log.items():
                         logs[key] = logs.get(key, 0.0) + v
                     now = time.perf_counter()
-                    if now - last_report >= 0.5 or s == t.steps_per_epoch - 1:
+                    if now - last_report >= 0.5 or s == steps - 1:
                         last_report = now
-                        done = gstep + 1 - self.start_epoch * t.steps_per_epoch
+                        done = gstep + 1 - self.start_epoch * self.n_steps
                         rate = done / max(train_s + now - te, 1e-9)
                         self.on_event(ev.Progress(epoch=epoch + 1, step=gstep + 1, total_steps=self.total_steps,
                                                   images_per_s=rate * imgs_per_step,
@@ -322,16 +362,19 @@ class Trainer:
                                                   losses={k: v / (s + 1) for k, v in sums.items()}))
                 train_s += time.perf_counter() - te
                 m = self.evaluate(epoch)
-                n = t.steps_per_epoch
-                m["losses"] = {k: v / n for k, v in sums.items()}
+                n = max(steps, 1)
+                m["losses"] = custom if custom is not None else {k: v / n for k, v in sums.items()}
                 m["diagnostics"] = {k: v / n for k, v in logs.items()}
                 m["train_s"] = train_s
                 m["wall_s"] = time.perf_counter() - t0
                 self.history.append(m)
-                improved = self.best is None or m["source_val_acc"] > self.best[0]
+                score = float(epoch) if t.selection == "last" else m["selection"][t.selection]
+                improved = self.best is None or score > self.best[0]
                 if improved:
-                    self.best = (m["source_val_acc"], epoch + 1)
+                    self.best = (score, epoch + 1)
                 self.on_event(ev.EpochEnd(epoch=epoch + 1, metrics=m))
+                if epoch == self.n_epochs - 1:
+                    self.method.finish(self)
                 emb = self.embedding(epoch)
                 if emb is not None:
                     self.on_event(emb)
@@ -345,12 +388,14 @@ class Trainer:
         except Diverged as e:
             result.status, result.reason = "failed", str(e)
             self.on_event(ev.RunFailed(reason=str(e), epoch=len(self.history)))
-        last = self.history[-1] if self.history else {}
         result.epochs_done = len(self.history)
-        result.source_acc, result.target_acc = last.get("source_acc"), last.get("target_acc")
-        if self.best is not None:
-            result.best_epoch = self.best[1]
-            result.best_target_acc = next((h["target_acc"] for h in self.history if h["epoch"] == self.best[1]), None)
+        result.selection = t.selection
+        if self.history:
+            chosen = next(h for h in self.history if self.best and h["epoch"] == self.best[1])
+            result.best_epoch = chosen["epoch"]
+            result.source_acc, result.target_acc = chosen["source_acc"], chosen["target_acc"]
+            result.best_target_acc = chosen["target_acc"]
+            result.last_target_acc = self.history[-1]["target_acc"]
         result.train_s = train_s
         result.wall_s = time.perf_counter() - t0
         if result.status == "finished":

@@ -6,8 +6,9 @@ batch, hands them over as a `Step`, and sums the named loss terms the method ret
 """
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Iterator
 
 import torch
 import torch.nn as nn
@@ -15,6 +16,10 @@ import torch.nn.functional as F
 
 from ..errors import ConfigError
 from ..registry import Registry
+
+if TYPE_CHECKING:
+    from ..config import RunConfig
+    from ..trainer import Trainer
 
 
 @dataclass(frozen=True)
@@ -27,6 +32,7 @@ class Param:
     help: str = ""
     choices: tuple[str, ...] | None = None
     log: bool = False  # a log-scale widget suits it
+    run_ref: bool = False  # the value is the id of a finished run (the app offers a list of them)
 
     @property
     def kind(self) -> str:
@@ -61,7 +67,8 @@ class Param:
 
     def to_dict(self) -> dict[str, Any]:
         return {"default": self.default, "low": self.low, "high": self.high, "help": self.help,
-                "choices": list(self.choices) if self.choices else None, "log": self.log, "type": self.kind}
+                "choices": list(self.choices) if self.choices else None, "log": self.log, "type": self.kind,
+                "run_ref": self.run_ref}
 
 
 @dataclass
@@ -76,6 +83,9 @@ class Step:
     f_tl: torch.Tensor | None = None  # labelled target features (label regime k or all)
     logits_tl: torch.Tensor | None = None
     y_tl: torch.Tensor | None = None
+    x_t: torch.Tensor | None = None  # the unlabelled target batch as the model saw it (normalised)
+    raw_s: torch.Tensor | None = None  # the source batch as stored (uint8, before augmentation)
+    raw_t: torch.Tensor | None = None
     progress: float = 0.0  # fraction of training done, in [0, 1]
     epoch: int = 0
     log: dict[str, float] = field(default_factory=dict)  # diagnostics a method wants charted
@@ -116,12 +126,46 @@ class Method:
     def attach(self, model: nn.Module) -> None:
         """Called once with the classifier (backbone + head) before training; most methods need nothing."""
 
+    def bind(self, trainer: "Trainer") -> None:
+        """Called once with the trainer, after `attach` and before the optimizer is made: for methods
+        that need the data or the device (a teacher, cached features, BatchNorm re-estimation)."""
+
+    @classmethod
+    def check(cls, config: "RunConfig") -> None:
+        """Refuse a configuration this method cannot run, with a ConfigError in words."""
+
     def losses(self, step: Step) -> dict[str, torch.Tensor]:
         raise NotImplementedError
 
     def lr_multipliers(self, progress: float) -> dict[str, float]:
-        """Learning-rate multipliers for the parameter groups `backbone`, `head`, `method`."""
+        """Learning-rate multipliers by parameter group: `head`, `method`, `backbone`, or one
+        backbone stage as `backbone.<stage>` (which falls back to `backbone`)."""
         return {"backbone": 1.0, "head": 1.0, "method": 1.0}
+
+    # hooks for methods that do not fit "sum the losses of each step" --------------
+    def epochs(self, configured: int) -> int:
+        """How many epochs the run has (a closed-form fit needs one)."""
+        return configured
+
+    def steps(self, configured: int) -> int:
+        """Gradient steps per epoch (0: evaluation only, e.g. AdaBN on a finished run)."""
+        return configured
+
+    def run_epoch(self, trainer: "Trainer", epoch: int) -> dict[str, float] | None:
+        """Replace the epoch's step loop; return the mean loss terms. None: use the step loop."""
+        return None
+
+    def cached_features(self, trainer: "Trainer", key: str, x: torch.Tensor) -> torch.Tensor | None:
+        """Features for evaluation from a cache (frozen backbones); None: compute them."""
+        return None
+
+    @contextlib.contextmanager
+    def target_eval(self, trainer: "Trainer") -> Iterator[None]:
+        """The model's state while the target is evaluated (AdaBN swaps in target statistics)."""
+        yield
+
+    def finish(self, trainer: "Trainer") -> None:
+        """After the last evaluation, before the final checkpoint: leave the deployable model."""
 
     # shared pieces ------------------------------------------------------------------
     def ramp(self, progress: float) -> float:

@@ -1,0 +1,131 @@
+"""AdaBN: BatchNorm statistics re-estimated on the target."""
+from __future__ import annotations
+
+import contextlib
+from typing import Iterator
+
+import torch
+import torch.nn as nn
+
+from ..errors import ConfigError, TLError
+from .base import Method, Param, Step, register_method
+
+_BN = nn.modules.batchnorm._BatchNorm
+
+
+def bn_layers(model: nn.Module) -> list[nn.Module]:
+    return [m for m in model.modules() if isinstance(m, _BN) and m.track_running_stats]
+
+
+@torch.no_grad()
+def estimate_bn_stats(model: nn.Module, batches: Iterator[torch.Tensor]) -> None:
+    """Replace every BatchNorm layer's running mean and variance by their average over `batches`
+    (cumulative average, momentum None), leaving the weights and the train/eval modes unchanged."""
+    layers = bn_layers(model)
+    modes = {m: m.training for m in model.modules()}
+    saved = [(m.momentum, m.num_batches_tracked.clone()) for m in layers]
+    model.eval()
+    for m in layers:
+        m.reset_running_stats()
+        m.momentum = None
+        m.train()
+    for x in batches:
+        model(x)
+    for m, (mom, _) in zip(layers, saved):
+        m.momentum = mom
+    for m, was in modes.items():
+        m.training = was
+
+
+def bn_state(model: nn.Module) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    return [(m.running_mean.clone(), m.running_var.clone(), m.num_batches_tracked.clone()) for m in bn_layers(model)]
+
+
+def load_bn_state(model: nn.Module, state) -> None:
+    for m, (mean, var, n) in zip(bn_layers(model), state):
+        m.running_mean.copy_(mean)
+        m.running_var.copy_(var)
+        m.num_batches_tracked.copy_(n)
+
+
+@register_method("adabn")
+class AdaBN(Method):
+    """Adaptive BatchNorm (Li et al., 2016, arXiv:1603.04779).
+
+    Train on the source (or take a finished run's model, with no training at all); for the target,
+    replace each BatchNorm layer's statistics by the target's:  BN_t(z) = γ (z − μ_t)/σ_t + β.
+    Source images are evaluated with the source statistics; the saved model carries the target's.
+    """
+
+    label = "AdaBN (target BatchNorm statistics)"
+    family = "statistics"
+    summary = ("Keeps every learned weight and only swaps the BatchNorm layers' mean and variance for those "
+               "measured on target images, so each layer sees target activations on the scale it was trained "
+               "on. Needs no labels and no extra training: it can be applied to a finished run.")
+    formula = "BN_t(z) = γ·(z − μ_t)/√(σ_t² + ε) + β,  μ_t, σ_t² measured on unlabelled target images"
+    helps = "The shift is mostly in low-level statistics (colour, contrast, blur) and the backbone has BatchNorm."
+    hurts = "Tiny target sets (noisy statistics), or shifts in shape and layout that statistics cannot fix."
+    paper = "Li et al., Revisiting Batch Normalization For Practical Domain Adaptation, ICLR-W 2017, arXiv:1603.04779"
+    uses_target_data = False  # training (if any) is source-only: BatchNorm must not see a mix
+    params = {
+        "from_run": Param("", help="id of a finished run to adapt without training (empty: train on the source first)",
+                          run_ref=True),
+        "images": Param(2000, 32, 100000, "target images used to measure the statistics"),
+    }
+
+    @classmethod
+    def check(cls, config) -> None:
+        from ..backbones import backbone_info
+
+        if not backbone_info(config.model.backbone).batchnorm:
+            raise ConfigError(f"AdaBN re-estimates BatchNorm statistics, and {config.model.backbone} has no "
+                              f"BatchNorm layers: choose resnet18, mobilenet_v3_small or efficientnet_lite0.")
+
+    def bind(self, trainer) -> None:
+        self.trainer_model = [trainer.model]
+        if not bn_layers(trainer.model):
+            raise ConfigError("AdaBN needs a backbone with BatchNorm layers; this one has none.")
+        if self.p["from_run"]:
+            self._load_run(trainer)
+
+    def _load_run(self, trainer) -> None:
+        from ..runs import get_run, load_model
+
+        run = get_run(self.p["from_run"])
+        if run is None:
+            raise ConfigError(f"No run {self.p['from_run']!r}: give the id of a finished run (see the Compare page).")
+        pred = load_model(self.p["from_run"], "best")
+        if pred.classes != list(trainer.data.classes) or pred.meta["backbone"] != trainer.model.backbone.name:
+            raise TLError(f"Run {self.p['from_run']} has a {pred.meta['backbone']} model over classes "
+                          f"{pred.classes}; this run needs {trainer.model.backbone.name} over {trainer.data.classes}.")
+        trainer.model.load_state_dict(pred.model.state_dict())
+
+    def steps(self, configured: int) -> int:
+        return 0 if self.p["from_run"] else configured
+
+    def epochs(self, configured: int) -> int:
+        return 1 if self.p["from_run"] else configured
+
+    def _target_batches(self, trainer) -> Iterator[torch.Tensor]:
+        from ..inputs import adapt
+
+        d = trainer.data
+        idx = d.tgt_train[: self.p["images"]]
+        for i in range(0, len(idx), 128):
+            yield adapt(d.target.x_train[idx[i:i + 128]], trainer.spec, trainer.device,
+                        channels_last=trainer.channels_last)
+
+    @contextlib.contextmanager
+    def target_eval(self, trainer):
+        saved = bn_state(trainer.model)
+        estimate_bn_stats(trainer.model, self._target_batches(trainer))
+        try:
+            yield
+        finally:
+            load_bn_state(trainer.model, saved)
+
+    def finish(self, trainer) -> None:
+        estimate_bn_stats(trainer.model, self._target_batches(trainer))
+
+    def losses(self, step: Step):
+        return self.supervised(step)
