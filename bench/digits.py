@@ -52,7 +52,8 @@ def summarise(rows: list[dict], methods: list[str]) -> str:
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     lines = ["# Digits benchmark: LeNet, default settings", "",
              f"Made by `python bench/digits.py` on {time.strftime('%Y-%m-%d')}: {platform.processor() or platform.machine()}, "
-             f"{cores} CPU cores, no GPU, torch {torch.__version__}. Each cell: target test accuracy, mean ± std over "
+             f"{cores} CPU cores, no GPU, torch {torch.__version__}. Runs were made either alone on both cores or "
+             "pinned one per core with two running side by side (`taskset -c N`; column 'cores per run'). Each cell: target test accuracy, mean ± std over "
              "the seeds (n = seeds finished); the published number is TLlib's LeNet table. Wall = seconds per run "
              "(process start to end, evaluation and t-SNE included).", "",
              "Our default recipe (Adam with cosine decay, light affine augmentation of ±11°, ±10% scale and ±12% "
@@ -60,21 +61,22 @@ def summarise(rows: list[dict], methods: list[str]) -> str:
              "baselines are well above the published ones, and the gains over source only are smaller.", ""]
     for s, t in PAIRS:
         lines += [f"## {SHORT[s]}→{SHORT[t]} ({s} → {t})", "",
-                  "| method | ours (%) | n | published (%) | ours − published | wall per run (s) |",
-                  "|---|---|---|---|---|---|"]
+                  "| method | ours (%) | n | published (%) | ours − published | wall per run (s) | cores per run |",
+                  "|---|---|---|---|---|---|---|"]
         for m in methods:
             rs = [r for r in rows if (r["source"], r["target"], r["method"]) == (s, t, m) and r["status"] == "finished"]
             pub = PUBLISHED[(s, t)].get(m)
             if not rs:
-                lines.append(f"| {m} | — | 0 | {pub if pub else '—'} | | |")
+                lines.append(f"| {m} | — | 0 | {pub if pub else '—'} | | | |")
                 continue
             accs = [100 * r["target_acc"] for r in rs]
             walls = [r["process_wall_s"] for r in rs]
             mean = statistics.mean(accs)
             sd = statistics.stdev(accs) if len(accs) > 1 else 0.0
             diff = f"{mean - pub:+.1f}" if pub else ""
+            cores = sorted({r.get("cores", 2) for r in rs})  # rows from before the field was kept: 2 cores
             lines.append(f"| {m} | {mean:.1f} ± {sd:.1f} | {len(rs)} | {pub if pub else '—'} | {diff} | "
-                         f"{statistics.mean(walls):.0f} |")
+                         f"{statistics.mean(walls):.0f} | {'/'.join(map(str, cores))} |")
         lines.append("")
     failed = [r for r in rows if r["status"] != "finished"]
     if failed:
@@ -91,12 +93,12 @@ def main() -> int:
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--pairs", default="mnist-usps,usps-mnist")
     ap.add_argument("--name", default="digits", help="results file name (bench/results/NAME.md/.json)")
-    ap.add_argument("--from-json", action="store_true", help="only re-render the .md from the saved .json")
+    ap.add_argument("--from-json", nargs="*", help="only re-render NAME.md from saved .json files (default NAME.json)")
     ap.add_argument("extra", nargs="*", help="extra CLI flags passed to every run (after --)")
     a = ap.parse_args()
     methods = a.methods.split(",")
-    if a.from_json:
-        rows = json.loads((OUT / f"{a.name}.json").read_text())
+    if a.from_json is not None:
+        rows = [r for f in (a.from_json or [f"{a.name}.json"]) for r in json.loads((OUT / f).read_text())]
         (OUT / f"{a.name}.md").write_text(summarise(rows, methods))
         print(summarise(rows, methods))
         return 0

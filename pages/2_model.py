@@ -13,13 +13,14 @@ st.markdown("The **backbone** turns an image into a feature vector; a new linear
 choices = {b["name"]: b for b in api.backbone_choices()}
 m = cfg()["model"]
 names = list(choices)
-name = st.selectbox("Backbone", names, index=names.index(m["backbone"]), format_func=lambda n: choices[n]["label"])
+name = st.selectbox("Backbone", names, index=names.index(m["backbone"]), format_func=lambda n: choices[n]["label"],
+                    key="backbone")
 b = choices[name]
 st.caption(b["description"])
 
 pretrained = False
 if b["has_pretrained"]:
-    want = st.toggle("Start from ImageNet-pretrained weights", value=m["pretrained"] is not False)
+    want = st.toggle("Start from ImageNet-pretrained weights", value=m["pretrained"] is not False, key="pretrained")
     if want and not b["weights_available"]:
         st.warning(b["weights_note"] + " Until then this run would fail at start; switch this off to train from "
                    "random weights (an explicit choice: we never swap silently).", icon=":material/cloud_off:")
@@ -34,13 +35,14 @@ if name != "lenet":
     sizes = [s for s in (32, 64, 96, 128, 160, 192, 224) if s >= b["min_size"]]
     size = st.select_slider("Input size (pixels)", sizes, value=m["input_size"] or b["default_size"],
                             help="Smaller inputs train much faster on a CPU (cost grows with the square of the "
-                                 "size) but pretrained features fit 224 px best.")
+                                 "size) but pretrained features fit 224 px best.", key=f"size-{name}")
     st.caption(f"Relative cost per image vs 224 px: {(size / 224) ** 2:.0%}")
 
 stages = b["stages"]
 depth = st.select_slider("Freeze depth: stages that stay frozen", options=list(range(len(stages) + 1)),
                          value=min(m["freeze"] if m["backbone"] == name else 0, len(stages)),
-                         format_func=lambda d: "none (train all)" if d == 0 else f"{d}: up to {stages[d - 1]}")
+                         format_func=lambda d: "none (train all)" if d == 0 else f"{d}: up to {stages[d - 1]}",
+                         key=f"freeze-{name}")
 if depth == len(stages):
     st.info("The whole backbone is frozen: only the new head trains (feature extraction).")
 

@@ -10,7 +10,7 @@ me = cfg()["method"]
 names = list(cards)
 family = lambda n: f"{cards[n]['label']}  ·  {cards[n]['family']}"  # noqa: E731
 name = st.radio("Adaptation method", names, index=names.index(me["name"]) if me["name"] in names else 0,
-                format_func=family, horizontal=False)
+                format_func=family, horizontal=False, key="method_choice")
 c = cards[name]
 with st.container(border=True):
     st.markdown(f"#### {c['label']}")
@@ -54,29 +54,33 @@ d = cfg()["data"]
 regimes = {"none": "None (unsupervised adaptation)", "k": "A few per class", "all": "All (supervised upper bound)"}
 cur_regime = d["target_labels"] if d["target_labels"] in ("none", "all") else "k"
 regime = st.radio("Labelled target images", list(regimes), index=list(regimes).index(cur_regime),
-                  format_func=regimes.get, horizontal=True)
+                  format_func=regimes.get, horizontal=True, key="regime")
 labels = regime
 if regime == "k":
     labels = int(st.number_input("Labelled target images per class", 1, 1000,
-                                 int(d["target_labels"]) if cur_regime == "k" else 5))
+                                 int(d["target_labels"]) if cur_regime == "k" else 5, key="labels_k"))
 
 t = cfg()["train"]
 with st.expander("Training settings"):
     a, b, c3 = st.columns(3)
-    epochs = a.number_input("Epochs", 1, 200, t["epochs"])
-    steps = b.number_input("Steps per epoch", 10, 10000, t["steps_per_epoch"])
-    batch = c3.number_input("Batch size (per domain)", 2, 1024, t["batch_size"])
-    lr = a.number_input("Learning rate", 1e-6, 1.0, t["lr"], format="%g")
-    seed = b.number_input("Seed", 0, 10_000, t["seed"])
-    embedding = c3.selectbox("Feature map", ["tsne", "pca", "none"], index=["tsne", "pca", "none"].index(t["embedding"]))
+    # keyed widgets: an unkeyed widget whose default follows the config gets a new identity when the
+    # config changes, and the next edit to it would be lost
+    epochs = a.number_input("Epochs", 1, 200, t["epochs"], key="epochs")
+    steps = b.number_input("Steps per epoch", 10, 10000, t["steps_per_epoch"], key="steps")
+    batch = c3.number_input("Batch size (per domain)", 2, 1024, t["batch_size"], key="batch")
+    lr = a.number_input("Learning rate", 1e-6, 1.0, t["lr"], format="%g", key="lr")
+    seed = b.number_input("Seed", 0, 10_000, t["seed"], key="seed")
+    embedding = c3.selectbox("Feature map", ["tsne", "pca", "none"], index=["tsne", "pca", "none"].index(t["embedding"]),
+                             key="embedding")
     sels = api.selection_choices()
     selection = a.selectbox("Reported epoch", list(sels), index=list(sels).index(t.get("selection", "last")),
                             format_func=lambda k: f"{k}: {sels[k]}",
                             help="Which epoch's model the run keeps and reports. None of these reads a target label: "
-                                 "picking the epoch with the best target accuracy would overstate the result.")
+                                 "picking the epoch with the best target accuracy would overstate the result.",
+                            key="selection")
     n_seeds = b.number_input("Repeat with seeds", 1, 10, max(1, len(t.get("seeds") or ())),
                              help="More than 1: one run per seed (seed, seed+1, ...), reported as mean ± std "
-                                  "on the Compare page.")
+                                  "on the Compare page.", key="n_seeds")
 
 update("method", name=name, params=params)
 update("data", target_labels=labels)

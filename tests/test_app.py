@@ -125,6 +125,21 @@ def test_strategy_page_cards_and_widgets_from_the_registry(at):
     assert not at.error and at.session_state.cfg["data"]["target_labels"] == 5
 
 
+def test_strategy_page_renders_every_method_and_offers_finished_runs_as_teachers(at, store_home):
+    from tl_core import list_methods
+
+    goto(at, "3_strategy")
+    for name in list_methods():
+        at.radio[0].set_value(name).run()
+        assert not at.exception, (name, [e.value for e in at.exception])
+    at.radio[0].set_value("distill").run()
+    teacher = next(sb for sb in at.selectbox if sb.label == "teacher")
+    assert {"", "test-source_only", "test-dann"} <= set(teacher.options)
+    assert any("needs a teacher" in e.value for e in at.error)  # none picked yet: the reason is shown
+    teacher.set_value("test-source_only").run()
+    assert not at.error and at.session_state.cfg["method"]["params"]["teacher"] == "test-source_only"
+
+
 def test_train_page_launch_submits_a_run(at):
     from tl_core import cancel, get_run
 
@@ -151,7 +166,7 @@ def test_train_page_reattaches_and_draws_charts(at, store_home):
     at.query_params["run"] = store_home[1]["dann"]
     goto(at, "4_train")
     assert at.session_state.run_id == "test-dann"
-    assert len(at.get("plotly_chart")) >= 6  # losses, accuracy, feature map, gap, confusion, replay
+    assert len(at.get("plotly_chart")) >= 7  # losses, accuracy, feature map, gap, confusion, replay, selection
     assert any("Finished" in s.value for s in at.success)
 
 
@@ -176,3 +191,17 @@ def test_pages_do_not_import_torch():
 
     for f in [ROOT / "app.py", *sorted((ROOT / "pages").glob("*.py"))]:
         assert not re.search(r"^\s*(import|from)\s+torch", f.read_text(), re.M), f
+
+
+def test_compare_page_shows_mean_and_std_over_seeds(at, store_home):
+    from tl_core import RunConfig, get_run
+    from tl_core.runs import store
+
+    base = get_run("test-source_only")
+    cfg = RunConfig.from_dict(base["config"]).replace(train={"seed": 1})
+    store().insert_run("test-source_only-seed1", cfg.to_dict())
+    store().update("test-source_only-seed1", status="finished", target_acc=base["target_acc"] + 0.02,
+                   source_acc=base["source_acc"], epoch=2)
+    goto(at, "5_compare")
+    assert len(at.dataframe) == 2  # all runs, and the seed groups
+    assert any("Repeated seeds" in h.value for h in at.subheader)

@@ -1,0 +1,107 @@
+"""docs/BENCHMARKS.md from the committed results in bench/results (no training here).
+
+    python bench/report.py
+
+Digits rows come from every bench/results/digits*.json, PACS rows from pacs*.json, the trainer
+overhead from overhead.txt; the plot docs/benchmarks.png shows target accuracy against wall time
+per run, one point per method (mean over seeds, bars = std).
+"""
+from __future__ import annotations
+
+import json
+import statistics
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RES = ROOT / "bench" / "results"
+sys.path.insert(0, str(ROOT / "bench"))
+
+from digits import PUBLISHED, summarise as digits_table  # noqa: E402
+from pacs import summarise as pacs_table  # noqa: E402
+
+DIGIT_METHODS = ["source_only", "dann", "cdan", "mcc", "mmd", "coral", "entropy_min", "mcd", "mdd", "pseudo_label",
+                 "importance_weighting"]
+PACS_METHODS = ["source_only_scratch", "source_only", "feature_extract", "finetune_5", "dann", "cdan", "mcc"]
+
+
+def rows(pattern: str) -> list[dict]:
+    return [r for f in sorted(RES.glob(pattern)) for r in json.loads(f.read_text())]
+
+
+def cells(rs: list[dict]) -> dict[tuple[str, str, str], tuple[float, float, float, int]]:
+    """(source, target, method) -> (mean acc %, std, mean wall s, n) over finished runs."""
+    out: dict = {}
+    for key in sorted({(r["source"], r["target"], r["method"]) for r in rs}):
+        ok = [r for r in rs if (r["source"], r["target"], r["method"]) == key and r["status"] == "finished"]
+        if ok:
+            acc = [100 * r["target_acc"] for r in ok]
+            out[key] = (statistics.mean(acc), statistics.stdev(acc) if len(acc) > 1 else 0.0,
+                        statistics.mean(r["process_wall_s"] for r in ok), len(ok))
+    return out
+
+
+def plot(digit_cells: dict, pacs_cells: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = [("mnist", "usps", digit_cells, "MNIST → USPS (LeNet)"), ("usps", "mnist", digit_cells, "USPS → MNIST (LeNet)"),
+              ("photo", "sketch", pacs_cells, "PACS photo → sketch"), ("photo", "art_painting", pacs_cells,
+                                                                       "PACS photo → art painting")]
+    fig, axes = plt.subplots(1, 4, figsize=(18, 4.2))
+    for ax, (s, t, c, title) in zip(axes, panels):
+        pts = {m: v for (cs, ct, m), v in c.items() if (cs, ct) == (s, t)}
+        for i, (m, (acc, sd, wall, n)) in enumerate(sorted(pts.items())):
+            ax.errorbar(wall, acc, yerr=sd, fmt="o", color=f"C{i % 10}", capsize=3)
+            ax.annotate(m, (wall, acc), textcoords="offset points", xytext=(4, 3), fontsize=8)
+        ax.set_title(title, fontsize=11)
+        ax.set_xlabel("wall time per run (s)")
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("target accuracy (%)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def main() -> int:
+    d_rows, p_rows = rows("digits*.json"), rows("pacs*.json")
+    dc, pc = cells(d_rows), cells(p_rows)
+    plot(dc, pc, ROOT / "docs" / "benchmarks.png")
+    short = []
+    for (s, t), pub in PUBLISHED.items():
+        for m, ref in pub.items():
+            if (s, t, m) in dc and dc[(s, t, m)][0] < ref - 3:
+                short.append(f"{m} {s}→{t}: {dc[(s, t, m)][0]:.1f} vs {ref}")
+    overhead = (RES / "overhead.txt").read_text().strip() if (RES / "overhead.txt").exists() else "not measured yet"
+    parts = [
+        "# Benchmarks", "",
+        "Every number here is reproduced by a script in `bench/` (the command is given with each table) and "
+        "regenerated into this page by `python bench/report.py` from the JSON results committed in "
+        "`bench/results/`. All runs: CPU only, 2 cores (x86_64), torch 2.14.1. Every reported accuracy is the "
+        "target test accuracy of the epoch chosen without target labels (default: the last epoch), never the "
+        "best epoch by target accuracy.", "",
+        "![target accuracy against wall time per run](benchmarks.png)", "",
+        "## Digits: LeNet, MNIST ↔ USPS, 3 seeds", "",
+        "Command: `TL_DATA_DIR=../shared/data python bench/digits.py --methods METHODS --name NAME` (one result file "
+        "per batch of methods; `python bench/digits.py --from-json digits*.json` merges them).", "",
+        digits_table(d_rows, DIGIT_METHODS).split("\n", 2)[2], "",
+        "### Below the published number by more than 3 points", "",
+        *(f"- {x}" for x in short), *([] if short else ["- none"]), "",
+        "Known reasons: our recipe (Adam, cosine decay, light augmentation) is tuned on DANN and used unchanged for "
+        "every method; TLlib tunes each method (SGD with its own learning rates, a bottleneck layer, more "
+        "iterations). MCD runs here in a one-step gradient-reversal form rather than the original three-step "
+        "alternation, which is known to trail it on digits.", "",
+        "## PACS subset: EfficientNet-Lite0 (ImageNet weights)", "",
+        "Command: `TL_DATA_DIR=../shared/data python bench/pacs.py`.", "",
+        pacs_table(p_rows, PACS_METHODS).split("\n", 2)[2], "",
+        "## Trainer overhead", "", "Command: `TL_DATA_DIR=../shared/data python bench/overhead.py`.", "",
+        "```", overhead, "```", "",
+    ]
+    (ROOT / "docs" / "BENCHMARKS.md").write_text("\n".join(parts))
+    print((ROOT / "docs" / "BENCHMARKS.md").read_text())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
