@@ -134,7 +134,9 @@ def test_strategy_page_renders_every_method_and_offers_finished_runs_as_teachers
         assert not at.exception, (name, [e.value for e in at.exception])
     at.radio[0].set_value("distill").run()
     teacher = next(sb for sb in at.selectbox if sb.label == "teacher")
-    assert {"", "test-source_only", "test-dann"} <= set(teacher.options)
+    opts = teacher.options  # as displayed: "none", then "<id> · <method> · ..." per finished run
+    assert opts[0] == "none" and any(o.startswith("test-source_only ·") for o in opts)
+    assert any(o.startswith("test-dann ·") for o in opts)
     assert any("needs a teacher" in e.value for e in at.error)  # none picked yet: the reason is shown
     teacher.set_value("test-source_only").run()
     assert not at.error and at.session_state.cfg["method"]["params"]["teacher"] == "test-source_only"
