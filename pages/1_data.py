@@ -2,7 +2,7 @@
 import numpy as np
 import streamlit as st
 
-from pages._ui import cfg, error_box, next_button, update
+from pages._ui import cfg, error_box, next_button, plain, update
 from tl_core import app_api as api
 
 st.title("1 · Data: where the knowledge comes from, and where it goes")
@@ -30,7 +30,9 @@ with st.expander("Use your own images (a folder, or a zip of class folders)"):
         try:
             res = api.add_folder(path)
             extra[res["domain"]] = f"{res['label']} (folder)"
-            st.success(f"Added {res['label']}: classes {', '.join(res['classes'])}")
+            st.success(plain(f"Added {res['label']}: classes {', '.join(res['classes'])}"))
+            for w in res["warnings"]:
+                st.warning(plain(w))
         except Exception as e:  # noqa: BLE001
             error_box(e)
     up = c2.file_uploader("Zip of class folders", type=["zip"])
@@ -39,8 +41,10 @@ with st.expander("Use your own images (a folder, or a zip of class folders)"):
         try:
             res = api.ingest_zip(up.getvalue(), zname, st.session_state.session_id)
             extra[res["domain"]] = f"{zname} (upload)"
-            st.success(f"Added {zname}: {len(res['classes'])} classes ({', '.join(res['classes'])})"
-                       + (f"; ignored {len(res['skipped'])} system files" if res["skipped"] else ""))
+            st.success(plain(f"Added {zname}: {len(res['classes'])} classes ({', '.join(res['classes'])})"
+                             + (f"; ignored {len(res['skipped'])} system files" if res["skipped"] else "")))
+            for w in res["warnings"]:
+                st.warning(plain(w))
         except Exception as e:  # noqa: BLE001
             error_box(e)
     names = list(builtin) + [n for n in extra if n not in builtin]
@@ -80,7 +84,7 @@ for col, role in zip(cols, ("source", "target")):
         except Exception as e:  # noqa: BLE001
             error_box(e)
             continue
-        st.image(p["mosaic"], caption=f"one row per class: {', '.join(p['classes'])}", width="stretch")
+        st.image(p["mosaic"], caption=plain(f"one row per class: {', '.join(p['classes'])}"), width="stretch")
         st.caption(f"{p['n_train']:,} train / {p['n_test']:,} test images, {p['size'][0]}×{p['size'][1]}, "
                    f"{'colour' if p['channels'] == 3 else 'grey'}")
         import pandas as pd  # here, after the title: on a fresh server it costs ~0.6 s before anything shows
@@ -93,7 +97,7 @@ if chosen != {"source": current["source"], "target": current["target"]}:
 
 ok, msg = api.label_space(chosen["source"], chosen["target"])
 if ok:
-    st.success(msg, icon=":material/check_circle:")
+    st.success(plain(msg), icon=":material/check_circle:")
     next_button("pages/2_model.py", "Next: choose the model →")
 else:
-    st.error(msg + " Until then the other steps cannot start a run.", icon=":material/error:")
+    st.error(plain(msg + " Until then the other steps cannot start a run."), icon=":material/error:")

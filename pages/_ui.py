@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import copy
+import re
 import uuid
 
 import streamlit as st
@@ -29,10 +30,19 @@ def update(section: str, **values) -> None:
     st.session_state.cfg = new
 
 
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:])")
+
+
+def plain(text: object) -> str:
+    """Text from users (class and dataset names, messages quoting them) escaped for Streamlit's
+    markdown: shown as written, never as formatting, links or HTML."""
+    return _MD_SPECIAL.sub(r"\\\1", str(text))
+
+
 def error_box(e: Exception) -> None:
     """A user mistake as a message; anything else as a short note (details stay in the server log)."""
     if isinstance(e, TLError):
-        st.error(str(e), icon=":material/error:")
+        st.error(plain(e), icon=":material/error:")
     else:
         st.error(f"Something went wrong on our side ({type(e).__name__}). Please try again; "
                  f"if it persists, report it with the server log.", icon=":material/bug_report:")

@@ -84,6 +84,23 @@ def test_data_page_shift_preview_and_label_mismatch(at):
     assert any("do not share a label space" in e.value and "Missing in the target" in e.value for e in at.error)
 
 
+def test_data_page_shows_class_names_as_text_never_as_markup(at, tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    root = tmp_path / "tricky"
+    for c in ("<img src=x onerror=alert(1)>", "[link](javascript:alert(1))", ":red[x]"):
+        (root / c).mkdir(parents=True)
+        for i in range(5):
+            Image.fromarray(np.full((8, 8, 3), 40 * i, np.uint8)).save(root / c / f"{i}.png")
+    at.text_input[0].set_value(str(root)).run()
+    at.button[0].click().run()
+    assert not at.exception
+    msg = next(s.value for s in at.success if "Added" in s.value)
+    # every markdown/HTML character arrives escaped, so it is displayed as typed
+    assert r"\<img src=x onerror=alert\(1\)\>" in msg and r"\[link\]\(javascript\:alert\(1\)\)" in msg and r"\:red\[x\]" in msg
+
+
 def test_data_page_bad_folder_is_a_message(at):
     at.text_input[0].set_value("/no/such/folder").run()
     at.button[0].click().run()

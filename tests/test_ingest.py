@@ -89,7 +89,7 @@ def test_not_a_zip_and_single_class_get_messages(home):
     with pytest.raises(ConfigError, match="not a zip"):
         ingest_zip(b"hello", "x", session="s1")
     one = {f"only/cat/{i}.png": png(i) for i in range(5)}
-    with pytest.raises(ConfigError, match="at least 2 are needed.*For example"):
+    with pytest.raises(ConfigError, match="at least 2 classes are needed.*one sub-folder per class"):
         ingest_zip(make_zip(one), "only", session="s1")
 
 
@@ -128,3 +128,114 @@ def test_a_file_and_a_folder_of_the_same_name_is_a_message(home):
     with pytest.raises(ConfigError, match="same name"):  # "circle" is a file and a folder
         ingest_zip(make_zip({"circle": b"x", **good_entries(wrapper="")}), "clash", session="s1")
     assert not list((home / "uploads" / "s1").glob("clash*"))
+
+
+# -- issue 6: caps, layouts, class counts and names ---------------------------------------
+
+def test_upload_limit_is_set_in_the_repos_streamlit_config():
+    import tomllib
+
+    from conftest import ROOT
+
+    cfg = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())
+    assert 1 <= cfg["server"]["maxUploadSize"] <= 2048  # MB; the app's uploads stop there
+
+
+def test_more_than_50000_members_is_refused_before_extraction(home):
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        for i in range(50_001):
+            z.writestr(f"a/{i}.png", b"")
+    with pytest.raises(ConfigError, match="50,001 entries; at most 50,000"):
+        ingest_zip(buf.getvalue(), "many", session="s1")
+    assert not (home / "uploads").exists() or not any((home / "uploads").rglob("*.png"))
+
+
+def test_more_than_2_gb_claimed_is_refused_before_extraction(home):
+    data = bytearray(make_zip(good_entries()))
+    # claim 3 GB for the first member in the central directory (headers can say anything)
+    cd = data.find(b"PK\x01\x02")
+    data[cd + 24:cd + 28] = (3 * 1024**3).to_bytes(4, "little")
+    with pytest.raises(ConfigError, match="2 GB"):
+        ingest_zip(bytes(data), "huge", session="s1")
+    assert not (home / "uploads" / "s1" / "huge").exists()
+
+
+def test_headers_that_understate_the_size_do_not_get_past_the_written_byte_count(home, monkeypatch):
+    import tl_core.app_api as api
+
+    monkeypatch.setattr(api, "MAX_UNCOMPRESSED", 20_000)
+    entries = {f"big/{c}/{i}.png": png(i, size=40) for c in ("a", "b") for i in range(4)}  # ~40 kB in all
+    data = bytearray(make_zip(entries))
+    pos = 0
+    while (pos := data.find(b"PK\x01\x02", pos)) >= 0:  # every central header claims 100 bytes
+        data[pos + 24:pos + 28] = (100).to_bytes(4, "little")
+        pos += 4
+    with pytest.raises(ConfigError):
+        ingest_zip(bytes(data), "liar", session="s1")
+    assert not (home / "uploads" / "s1" / "liar").exists()
+    assert not list((home / "uploads" / "s1").glob("*.partial"))
+
+
+def test_a_train_val_split_gets_a_message_with_the_expected_tree(home):
+    entries = {f"ds/{s}/{c}/{i}.png": png(i) for s in ("train", "val") for c in ("a", "b") for i in range(3)}
+    with pytest.raises(ConfigError, match=r"split into train, val.*one sub-folder per class"):
+        ingest_zip(make_zip(entries), "ds", session="s1")
+
+
+def test_flat_images_get_a_message_with_the_expected_tree(home):
+    with pytest.raises(ConfigError, match=r"no class folders.*one sub-folder per class"):
+        ingest_zip(make_zip({f"{i}.png": png(i) for i in range(6)}), "flat", session="s1")
+
+
+def test_a_class_with_one_image_is_refused_and_fewer_than_five_warned(home):
+    entries = good_entries()
+    entries["shapes/triangle/0.png"] = png(99)
+    with pytest.raises(ConfigError, match="'triangle' \\(1\\).*at least 2"):
+        ingest_zip(make_zip(entries), "shapes", session="s1")
+    entries["shapes/triangle/1.png"] = png(98)
+    entries["shapes/triangle/2.png"] = png(97)
+    res = ingest_zip(make_zip(entries), "shapes", session="s1")
+    assert res["classes"] == ["circle", "square", "triangle"]
+    assert len(res["warnings"]) == 1 and "'triangle' has only 3 images" in res["warnings"][0]
+
+
+def test_class_names_differing_only_by_case_or_spacing(home):
+    from tl_core.domains import check_label_spaces, get_domain
+
+    entries = {f"x/{c}/{i}.png": png(i) for c in ("Cat", "cat ") for i in range(3)}
+    with pytest.raises(ConfigError, match="differ only by case or spacing"):
+        ingest_zip(make_zip(entries), "x", session="s1")
+    a = ingest_zip(make_zip({f"a/{c}/{i}.png": png(i) for c in ("Cat", "Dog") for i in range(5)}), "a", "s1")
+    b = ingest_zip(make_zip({f"b/{c}/{i}.png": png(i) for c in ("cat", "dog") for i in range(5)}), "b", "s1")
+    with pytest.raises(ConfigError, match="Missing in the target: Cat, Dog.*differ only by case or spacing"):
+        check_label_spaces(get_domain(a["domain"]), get_domain(b["domain"]))
+    same = ingest_zip(make_zip({f"c/{c}/{i}.png": png(i) for c in ("Cat", "Dog") for i in range(5)}), "c", "s1")
+    check_label_spaces(get_domain(a["domain"]), get_domain(same["domain"]))  # identical names: accepted
+
+
+def test_cli_ingest_reports_accepted_ignored_and_warned_and_refuses_with_the_apps_message(home, tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    entries = good_entries()
+    entries.update({"shapes/triangle/0.png": png(1), "shapes/triangle/1.png": png(2), "__MACOSX/x": b"j"})
+    z = tmp_path / "shapes.zip"
+    z.write_bytes(make_zip(entries))
+    env = {**os.environ, "TL_HOME": str(home)}
+    p = subprocess.run([sys.executable, "-m", "tl_core", "ingest", str(z), "--name", "shapes"], cwd=ROOT, env=env,
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    assert "accepted 14 images in 3 classes" in p.stdout and "ignored (system file): __MACOSX/x" in p.stdout
+    assert "warning: class 'triangle' has only 2 images" in p.stdout
+    bad = tmp_path / "bad.zip"
+    bad.write_bytes(make_zip({**good_entries(), "../evil.png": png()}))
+    p = subprocess.run([sys.executable, "-m", "tl_core", "ingest", str(bad), "--json"], cwd=ROOT, env=env,
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode != 0 and "points outside its folder" in p.stderr and "Traceback" not in p.stderr
+    ok = subprocess.run([sys.executable, "-m", "tl_core", "ingest", str(z), "--json"], cwd=ROOT, env=env,
+                        capture_output=True, text=True, timeout=120)
+    assert json.loads(ok.stdout)["warnings"]

@@ -350,7 +350,7 @@ def ingest_zip(data: bytes, name: str, session: str) -> dict[str, Any]:
     import stat
 
     from .domains import register_folder
-    from .domains.folder import _is_junk
+    from .domains.folder import _is_junk, check_layout
 
     clean = re.sub(r"[^A-Za-z0-9_-]+", "_", name).strip("_")[:40]
     if not clean:
@@ -408,19 +408,23 @@ def ingest_zip(data: bytes, name: str, session: str) -> dict[str, Any]:
             raise ConfigError(f"The archive entry {m.filename!r} cannot be unpacked ({type(e).__name__}): "
                               f"is the archive damaged, or does it hold a file and a folder of the same name?") from None
     root = tmp
-    subdirs = [p for p in tmp.iterdir() if p.is_dir()]
+    subdirs = [p for p in tmp.iterdir() if p.is_dir() and not _is_junk(p.name)]
     files = [p for p in tmp.iterdir() if p.is_file()]
     if len(subdirs) == 1 and not files:  # one wrapper folder: unwrap it
         root = subdirs[0]
+    try:
+        check_layout(root)  # refused layouts leave nothing behind
+    except ConfigError as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise ConfigError(str(e).replace(f"{root.name}/", f"{clean}/").replace(f"{root.name} ", f"{clean} ")
+                          + f" Zip that folder as {clean}.zip and upload it again.") from None
     shutil.rmtree(dest, ignore_errors=True)
     shutil.move(str(root), str(dest))
     shutil.rmtree(tmp, ignore_errors=True)
     domain_name = f"folder:{dest}"  # a name every process (the workers too) can resolve
-    try:
-        dom = register_folder(dest, name=domain_name, label=clean)
-    except ConfigError as e:
-        raise ConfigError(f"{e} For example: {clean}.zip → {clean}/cat/1.jpg, {clean}/dog/2.jpg.") from None
-    return {"domain": domain_name, "classes": dom.classes, "skipped": skipped, "path": str(dest)}
+    dom = register_folder(dest, name=domain_name, label=clean)
+    return {"domain": domain_name, "classes": dom.classes, "skipped": skipped, "path": str(dest),
+            "warnings": dom.warnings}
 
 
 def preview_mosaic(name: str, per_class: int = 6, cell: int = 40) -> dict[str, Any]:
@@ -455,7 +459,7 @@ def add_folder(path: str) -> dict[str, Any]:
 
     p = Path(path).expanduser()
     d = register_folder(p, name=f"folder:{p}", label=p.name)
-    return {"domain": d.name, "label": d.label, "classes": d.classes}
+    return {"domain": d.name, "label": d.label, "classes": d.classes, "warnings": d.warnings}
 
 
 def submit(cfg: dict[str, Any], session: str = "") -> str:

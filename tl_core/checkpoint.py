@@ -8,6 +8,7 @@ point leaves every checkpoint either loadable or absent.
 """
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -18,7 +19,7 @@ import numpy as np
 import torch
 
 from . import events as ev
-from .errors import TLError
+from .errors import RunAborted, TLError
 from .paths import atomic_write_bytes, atomic_write_text
 
 FORMAT = 1
@@ -82,22 +83,32 @@ class Checkpointer:
 
     # -- save / restore --------------------------------------------------------------
     def save(self, trainer, epoch: int, best: bool) -> list[ev.Event]:
+        """Write a complete checkpoint folder under a temporary name, rename it into place, then move
+        the pointers. A crash or a full disk at any point leaves every checkpoint whole or absent."""
         folder = self.dir / f"ckpt-{epoch:04d}"
         tmp = self.dir / f".tmp-ckpt-{epoch:04d}"
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
-        meta = {**model_meta(trainer), "epoch": epoch}
-        _save_tensors(tmp / "model.safetensors", trainer.model.state_dict())
-        atomic_write_text(tmp / "model.json", json.dumps(meta, indent=1))
-        tensors, state = self._train_state(trainer)
-        _save_tensors(tmp / "state.safetensors", tensors)
-        atomic_write_text(tmp / "state.json", json.dumps(state))
-        _fsync_dir(tmp)
-        shutil.rmtree(folder, ignore_errors=True)
-        os.replace(tmp, folder)
-        _fsync_dir(self.dir)
-        pointer = json.dumps({"dir": folder.name, "epoch": epoch})
-        atomic_write_text(self.dir / "last.json", pointer)
+        try:
+            shutil.rmtree(tmp, ignore_errors=True)
+            tmp.mkdir(parents=True)
+            meta = {**model_meta(trainer), "epoch": epoch}
+            _save_tensors(tmp / "model.safetensors", trainer.model.state_dict())
+            atomic_write_text(tmp / "model.json", json.dumps(meta, indent=1))
+            tensors, state = self._train_state(trainer)
+            _save_tensors(tmp / "state.safetensors", tensors)
+            atomic_write_text(tmp / "state.json", json.dumps(state))
+            _fsync_dir(tmp)
+            shutil.rmtree(folder, ignore_errors=True)
+            os.replace(tmp, folder)
+            _fsync_dir(self.dir)
+            pointer = json.dumps({"dir": folder.name, "epoch": epoch})
+            atomic_write_text(self.dir / "last.json", pointer)
+        except OSError as e:
+            shutil.rmtree(tmp, ignore_errors=True)  # frees what the partial copy took
+            prev = self._pointer("last")
+            kept = f"the checkpoint of epoch {int(prev.name[5:])} is intact" if prev else "no earlier checkpoint exists"
+            why = "the disk is full" if e.errno == errno.ENOSPC else (e.strerror or str(e))
+            raise RunAborted(f"could not save the checkpoint of epoch {epoch} ({why}); {kept}. "
+                            f"Free some space in {self.dir.parent}, then resume the run.") from None
         out: list[ev.Event] = [ev.CheckpointSaved(epoch=epoch, path=str(folder), best=False)]
         if best:
             atomic_write_text(self.dir / "best.json", pointer)

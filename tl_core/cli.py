@@ -317,7 +317,7 @@ def cmd_ingest(args) -> int:
             raise ConfigError(f"Cannot read {src}: {e.strerror}.") from None
         res = app_api.ingest_zip(data, args.name or src.stem, session="cli")
     elif src.is_dir():
-        res = {**app_api.add_folder(str(src)), "skipped": [], "path": str(src)}
+        res = {"skipped": [], "path": str(src), **app_api.add_folder(str(src))}
     else:
         raise ConfigError(f"{src} is neither a zip file nor a folder.")
     from .domains import get_domain
@@ -326,7 +326,8 @@ def cmd_ingest(args) -> int:
     d = dom.load()
     out = {"domain": res["domain"], "path": res["path"], "classes": d.classes,
            "train_counts": d.class_counts("train"), "test_counts": d.class_counts("test"),
-           "ignored": res["skipped"], "unreadable": [{"file": f, "why": w} for f, w in getattr(dom, "skipped", [])]}
+           "ignored": res["skipped"], "unreadable": [{"file": f, "why": w} for f, w in getattr(dom, "skipped", [])],
+           "warnings": res.get("warnings", [])}
     if args.json:
         print(json.dumps(out))
     else:
@@ -336,6 +337,8 @@ def cmd_ingest(args) -> int:
             print(f"  ignored (system file): {f}")
         for u in out["unreadable"]:
             print(f"  skipped (unreadable): {u['file']}: {u['why']}")
+        for w in out["warnings"]:
+            print(f"  warning: {w}")
         print(f"use it with: --source '{res['domain']}' or --target '{res['domain']}'")
     return 0
 

@@ -15,3 +15,8 @@ class ConfigError(TLError):
 
 class DataUnavailable(TLError):
     """A dataset or weights file is missing and cannot be fetched (offline)."""
+
+
+class RunAborted(TLError):
+    """A run cannot go on (disk full while saving, out of memory at the smallest batch); the message
+    says what was kept and what to do."""

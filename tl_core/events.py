@@ -53,6 +53,16 @@ class EmbeddingReady(Event):
 
 
 @dataclass
+class BatchHalved(Event):
+    """Out of GPU memory: the run goes on with half the batch."""
+
+    kind = "batch_halved"
+    batch_size: int = 0
+    epoch: int = 0
+    step: int = 0
+
+
+@dataclass
 class CheckpointSaved(Event):
     kind = "checkpoint"
     epoch: int = 0

@@ -379,7 +379,7 @@ class StoreSink:
             path = self.dir / "embed" / f"epoch_{e.epoch:04d}.json"
             atomic_write_text(path, json.dumps({"epoch": e.epoch, "method": e.method, **e.points}))
             st.add_event(rid, e.kind, {"epoch": e.epoch, "method": e.method})
-        elif isinstance(e, ev.CheckpointSaved):
+        elif isinstance(e, (ev.CheckpointSaved, ev.BatchHalved)):
             st.add_event(rid, e.kind, e.to_dict())
         elif isinstance(e, ev.RunFinished):
             res = e.result

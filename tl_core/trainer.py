@@ -20,7 +20,7 @@ from . import events as ev
 from .backbones import Backbone, backbone_info, build_backbone
 from .config import RunConfig
 from .data import CyclicSampler, RunData, augment, prepare, stratified_pick
-from .errors import TLError
+from .errors import RunAborted, TLError
 from .inputs import adapt
 from .methods import Method, Step, get_method
 from .metrics import classification_report, gaussian_mmd, proxy_a_distance, selection_scores
@@ -95,6 +95,7 @@ class RunResult:
     best_target_acc: float | None = None  # = target_acc; kept for readers of older runs
     selection: str = "last"
     last_target_acc: float | None = None
+    batch_size: int = 0  # the batch size in use at the end (halved after running out of GPU memory)
     epochs_done: int = 0
     wall_s: float = 0.0
     train_s: float = 0.0
@@ -171,6 +172,7 @@ class Trainer:
         self.embed_idx_s = stratified_pick(d.source.y_test, per, k, ge)
         self.embed_idx_t = stratified_pick(d.y_target_test, per, k, ge)
         self.total_steps = max(1, self.n_epochs * self.n_steps)
+        self.batch_size, self.halvings = t.batch_size, 0
         if t.embedding == "tsne":
             import openTSNE  # noqa: F401  (its ~1 s import belongs to set-up, not to the first epoch)
         self.trainable, self.total = self._param_counts()
@@ -196,13 +198,32 @@ class Trainer:
         m = multipliers.get(group, multipliers.get(group.split(".")[0], 1.0))
         return self._lr(progress) * m
 
+    MAX_HALVINGS = 4
+
     def train_step(self, step_no: int, epoch: int) -> tuple[dict[str, float], dict[str, float]]:
+        """One optimisation step. Out of GPU memory: halve the batch (at most 4 times) and retry."""
+        while True:
+            try:
+                return self._train_step(step_no, epoch)
+            except torch.OutOfMemoryError:
+                self.opt.zero_grad(set_to_none=True)
+                if self.device.type == "cuda":
+                    torch.cuda.empty_cache()
+                if self.halvings >= self.MAX_HALVINGS or self.batch_size < 4:
+                    raise RunAborted(f"out of memory at batch size {self.batch_size} after halving it "
+                                    f"{self.halvings} times: choose a smaller input size, a smaller backbone or "
+                                    f"freeze more stages.") from None
+                self.halvings += 1
+                self.batch_size //= 2
+                self.on_event(ev.BatchHalved(batch_size=self.batch_size, epoch=epoch + 1, step=step_no + 1))
+
+    def _train_step(self, step_no: int, epoch: int) -> tuple[dict[str, float], dict[str, float]]:
         t, d = self.cfg.train, self.data
         progress = step_no / self.total_steps
         mults = self.method.lr_multipliers(progress)
         for g in self.opt.param_groups:
             g["lr"] = self.lr_for(g["name"], progress, mults)
-        bs = t.batch_size
+        bs = self.batch_size
         si = self.s_sampler.next(bs)
         xs, raw_s = self._batch(d.source, si, True)
         parts, ys = [xs], d.source.y_train[si].to(self.device)
@@ -230,6 +251,10 @@ class Trainer:
                 step.f_tl, step.logits_tl, step.y_tl = f[bs + n_t:], logits[bs + n_t:], y_l
             terms = self.method.losses(step)
         loss = sum(terms.values())
+        return self._finish_step(terms, loss, step, epoch, step_no)
+
+    def _finish_step(self, terms, loss, step: Step, epoch: int, step_no: int):
+        t = self.cfg.train
         values = {k: float(v.detach()) for k, v in terms.items()}
         total = float(loss.detach())
         if not math.isfinite(total):
@@ -332,7 +357,7 @@ class Trainer:
         result = RunResult(status="finished", device=device_name(self.device),
                            trainable_params=self.trainable, total_params=self.total, history=self.history)
         last_report = 0.0
-        imgs_per_step = t.batch_size * (2 if self.method.uses_target_data else 1)
+        per_image = 2 if self.method.uses_target_data else 1
         train_s = 0.0
         try:
             self.model.train()
@@ -357,7 +382,7 @@ class Trainer:
                         done = gstep + 1 - self.start_epoch * self.n_steps
                         rate = done / max(train_s + now - te, 1e-9)
                         self.on_event(ev.Progress(epoch=epoch + 1, step=gstep + 1, total_steps=self.total_steps,
-                                                  images_per_s=rate * imgs_per_step,
+                                                  images_per_s=rate * self.batch_size * per_image,
                                                   eta_s=(self.total_steps - gstep - 1) / max(rate, 1e-9),
                                                   losses={k: v / (s + 1) for k, v in sums.items()}))
                 train_s += time.perf_counter() - te
@@ -366,6 +391,7 @@ class Trainer:
                 m["losses"] = custom if custom is not None else {k: v / n for k, v in sums.items()}
                 m["diagnostics"] = {k: v / n for k, v in logs.items()}
                 m["train_s"] = train_s
+                m["batch_size"] = self.batch_size
                 m["wall_s"] = time.perf_counter() - t0
                 self.history.append(m)
                 score = float(epoch) if t.selection == "last" else m["selection"][t.selection]
@@ -385,11 +411,11 @@ class Trainer:
             result.status = "cancelled"
             result.reason = f"stopped during epoch {s.epoch + 1}"
             self.on_event(ev.RunCancelled(epoch=s.epoch))
-        except Diverged as e:
+        except (Diverged, RunAborted) as e:
             result.status, result.reason = "failed", str(e)
             self.on_event(ev.RunFailed(reason=str(e), epoch=len(self.history)))
         result.epochs_done = len(self.history)
-        result.selection = t.selection
+        result.selection, result.batch_size = t.selection, self.batch_size
         if self.history:
             chosen = next(h for h in self.history if self.best and h["epoch"] == self.best[1])
             result.best_epoch = chosen["epoch"]

@@ -77,6 +77,7 @@ class FolderDomain(Domain):
         self.description = f"Your images in {self.root} (one sub-folder per class)."
         self._classes: list[str] | None = None
         self.skipped: list[tuple[str, str]] = []
+        self.warnings: list[str] = []
 
     @property
     def classes(self) -> list[str]:  # type: ignore[override]
@@ -119,7 +120,9 @@ class FolderDomain(Domain):
                 except Exception as e:  # unreadable image: skip it and say so
                     self.skipped.append((str(f), f"{type(e).__name__}: {e}"))
                     continue
-                split = "test" if kept % TEST_EVERY == TEST_EVERY - 1 else "train"
+                # every 5th image is test; a class of fewer than 5 still gets one (its last) in the test split
+                n = len(listing[c])
+                split = "test" if kept % TEST_EVERY == TEST_EVERY - 1 or (n < TEST_EVERY and kept == n - 1) else "train"
                 xs[split].append(img)
                 ys[split].append(ci)
                 kept += 1
@@ -131,11 +134,58 @@ class FolderDomain(Domain):
         return DomainData(self.name, classes, stack("train"), lab("train"), stack("test"), lab("test"))
 
 
+SPLIT_NAMES = {"train", "training", "val", "valid", "validation", "test", "testing"}
+MIN_PER_CLASS, WARN_PER_CLASS = 2, 5
+
+
+def example_tree(root: Path) -> str:
+    return (f"Expected one sub-folder per class, e.g.  {root.name}/cat/1.jpg, {root.name}/cat/2.jpg, "
+            f"{root.name}/dog/1.jpg")
+
+
+def check_layout(root: Path) -> list[str]:
+    """Refuse layouts that are not one folder per class (with an example of the right one); return
+    warnings for what is accepted but weak. Class names are compared as text only."""
+    root = Path(root)
+    if not root.is_dir():
+        raise ConfigError(f"The folder {root} does not exist. {example_tree(root)}.")
+    listing = scan_folder(root)
+    subdirs = [p for p in root.iterdir() if p.is_dir() and not _is_junk(p)]
+    flat = [f for f in root.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_EXTS]
+    if subdirs and {p.name.lower() for p in subdirs} <= SPLIT_NAMES and any(
+            q.is_dir() for p in subdirs for q in p.iterdir()):
+        raise ConfigError(f"{root.name} looks split into {', '.join(sorted(p.name for p in subdirs))} folders. "
+                          f"Use one split as a domain (e.g. {root.name}/{sorted(p.name for p in subdirs)[0]}), "
+                          f"or merge them. {example_tree(root)}.")
+    if not listing and flat:
+        raise ConfigError(f"{root.name} holds {len(flat)} images but no class folders, so the classes are unknown. "
+                          f"{example_tree(root)}.")
+    if len(listing) < 2:
+        raise ConfigError(f"{root.name} has {len(listing)} class folder(s) with images ({', '.join(listing) or 'none'}); "
+                          f"at least 2 classes are needed. {example_tree(root)}.")
+    norm = lambda c: " ".join(c.casefold().split())  # noqa: E731
+    seen: dict[str, str] = {}
+    for c in listing:
+        if norm(c) in seen:
+            raise ConfigError(f"The class folders {seen[norm(c)]!r} and {c!r} differ only by case or spacing; "
+                              f"merge or rename them.")
+        seen[norm(c)] = c
+    tiny = {c: len(f) for c, f in listing.items() if len(f) < MIN_PER_CLASS}
+    if tiny:
+        raise ConfigError("Too few images in class " + ", ".join(f"{c!r} ({n})" for c, n in tiny.items())
+                          + f": each class needs at least {MIN_PER_CLASS} (one to train on, one to test).")
+    return [f"class {c!r} has only {len(f)} images; with fewer than {WARN_PER_CLASS} its accuracy means little"
+            for c, f in listing.items() if len(f) < WARN_PER_CLASS]
+
+
 def register_folder(path: str | Path, name: str | None = None, label: str | None = None) -> FolderDomain:
-    """Register an image folder as a domain under `name` (default: the folder's name)."""
+    """Register an image folder as a domain under `name` (default: the folder's name). Its layout
+    warnings are in `.warnings`."""
     root = Path(path).expanduser()
+    warnings = check_layout(root)
     d = FolderDomain(root, name=name or root.name, label=label)
     ok, why = d.available()
     if not ok:
         raise ConfigError(why)
+    d.warnings = warnings
     return register_domain(d, replace=True)  # type: ignore[return-value]
