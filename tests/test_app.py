@@ -224,3 +224,31 @@ def test_compare_page_shows_mean_and_std_over_seeds(at, store_home):
     goto(at, "5_compare")
     assert len(at.dataframe) == 2  # all runs, and the seed groups
     assert any("Repeated seeds" in h.value for h in at.subheader)
+
+
+def test_an_upload_in_one_session_is_not_listed_in_another(store_home, monkeypatch, tmp_path):
+    from tl_core import app_api as api
+
+    monkeypatch.setenv("TL_HOME", str(store_home[0]))
+    import io
+    import zipfile
+
+    import numpy as np
+    from PIL import Image
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        for c in ("a", "b"):
+            for i in range(5):
+                img = io.BytesIO()
+                Image.fromarray(np.full((8, 8, 3), 30 * i, np.uint8)).save(img, "PNG")
+                z.writestr(f"private/{c}/{i}.png", img.getvalue())
+    alice, bob = AppTest.from_file(APP, default_timeout=120), AppTest.from_file(APP, default_timeout=120)
+    alice.run()
+    bob.run()
+    res = api.ingest_zip(buf.getvalue(), "private", alice.session_state.session_id)  # Alice's "Add zip"
+    alice.session_state.extra_domains = {res["domain"]: "private (upload)"}
+    alice.run()
+    bob.run()
+    assert "private (upload)" in alice.selectbox[0].options
+    assert not any("private" in o for o in bob.selectbox[0].options)

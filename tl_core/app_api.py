@@ -68,9 +68,11 @@ def run_label(r: dict[str, Any]) -> str:
 # -- data --------------------------------------------------------------------------------
 
 def domain_choices() -> list[dict[str, Any]]:
+    """The built-in domains. Folders and uploads are registered process-wide when added, so they
+    are left out here: each session lists its own (no session sees another's uploads)."""
     from .domains import get_domain, list_domains
 
-    return [get_domain(n).info() for n in list_domains()]
+    return [get_domain(n).info() for n in list_domains() if not n.startswith("folder:")]
 
 
 def shift_kinds() -> dict[str, str]:

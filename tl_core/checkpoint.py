@@ -64,6 +64,17 @@ class Checkpointer:
         self.dir = Path(run_dir)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.keep = keep
+        for junk in list(self.dir.glob(".tmp-ckpt-*")) + list(self.dir.glob(".del-*")):  # left by a crash
+            shutil.rmtree(junk, ignore_errors=True)
+
+    def _remove(self, folder: Path) -> None:
+        """Delete a checkpoint folder so that a crash midway cannot leave half of it under its name."""
+        if not folder.exists():
+            return
+        doomed = self.dir / f".del-{folder.name}"
+        shutil.rmtree(doomed, ignore_errors=True)
+        os.replace(folder, doomed)
+        shutil.rmtree(doomed, ignore_errors=True)
 
     # -- pointers --------------------------------------------------------------------
     def _pointer(self, which: str) -> Path | None:
@@ -97,7 +108,7 @@ class Checkpointer:
             _save_tensors(tmp / "state.safetensors", tensors)
             atomic_write_text(tmp / "state.json", json.dumps(state))
             _fsync_dir(tmp)
-            shutil.rmtree(folder, ignore_errors=True)
+            self._remove(folder)
             os.replace(tmp, folder)
             _fsync_dir(self.dir)
             pointer = json.dumps({"dir": folder.name, "epoch": epoch})
@@ -122,7 +133,7 @@ class Checkpointer:
         folders = sorted(self.dir.glob("ckpt-*"))
         for f in folders[:-self.keep]:
             if f.name not in named:
-                shutil.rmtree(f, ignore_errors=True)
+                self._remove(f)
 
     @staticmethod
     def _train_state(trainer) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:

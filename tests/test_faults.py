@@ -1,0 +1,181 @@
+"""Faults during runs: out of GPU memory, a full disk, a non-finite loss, SIGTERM, crashes in the
+middle of a checkpoint save, and many sessions submitting at once."""
+import errno
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from conftest import ROOT, isolated_home
+from tl_core import RunConfig, runs
+from tl_core import events as ev
+from tl_core.checkpoint import Checkpointer, Predictor
+from tl_core.trainer import Trainer
+
+
+def tiny(method="dann", **kw):
+    t = {"epochs": 2, "steps_per_epoch": 6, "batch_size": 32, "embedding": "none", **kw}
+    return RunConfig().replace(data={"source": "syndigits", "target": "uci_digits", "max_per_domain": 300},
+                               method={"name": method, "params": {}}, train=t)
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    monkeypatch.setenv("TL_HOME", str(isolated_home(tmp_path / "home")))
+    monkeypatch.setenv("TL_MAX_RUNS", "1")
+    yield tmp_path / "home"
+    for r in runs.list_runs():
+        if r["status"] in ("queued", "starting", "running"):
+            runs.cancel(r["id"], wait_s=5)
+
+
+def oom_above(trainer, limit):
+    """Make the backbone run out of 'GPU memory' on batches larger than `limit` (simulated on the CPU)."""
+    real = trainer.model.backbone.features
+
+    def features(x):
+        if x.shape[0] > limit and torch.is_grad_enabled():
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB (simulated)")
+        return real(x)
+
+    trainer.model.backbone.features = features
+
+
+def test_out_of_memory_halves_the_batch_and_the_run_goes_on():
+    seen = []
+    t = Trainer(tiny(), on_event=seen.append)
+    t.setup()
+    oom_above(t, 40)  # 32 source + 32 target = 64 images: too many; 16 + 16 fits
+    res = t.fit()
+    assert res.status == "finished" and res.batch_size == 16
+    halved = [e for e in seen if isinstance(e, ev.BatchHalved)]
+    assert [e.batch_size for e in halved] == [16]
+    assert all(h["batch_size"] == 16 for h in res.history)
+
+
+def test_out_of_memory_at_every_size_fails_after_four_halvings_with_advice():
+    seen = []
+    t = Trainer(tiny(), on_event=seen.append)
+    t.setup()
+    oom_above(t, 0)
+    res = t.fit()
+    assert res.status == "failed" and "out of memory at batch size 2 after halving it 4 times" in res.reason
+    assert "smaller input size" in res.reason
+    assert [e.batch_size for e in seen if isinstance(e, ev.BatchHalved)] == [16, 8, 4, 2]
+
+
+def _store_run(cfg, monkeypatch_epoch_fault=None):
+    """Run in this process but through the store, as a worker would, and return the run row."""
+    from tl_core.runs import StoreSink, store
+
+    st = store()
+    rid = f"fault-{time.time_ns()}"
+    st.insert_run(rid, cfg.validate().to_dict())
+    st.update(rid, status="running")
+    Trainer(cfg, on_event=StoreSink(st, rid), checkpointer=Checkpointer(st.run_dir(rid))).fit()
+    return rid, runs.get_run(rid)
+
+
+def test_disk_full_while_saving_keeps_the_previous_checkpoint_and_fails_with_a_message(home, monkeypatch):
+    import tl_core.checkpoint as ck
+
+    real, calls = ck._save_tensors, {"n": 0}
+
+    def save(path, tensors, meta=None):
+        calls["n"] += 1
+        if calls["n"] == 3:  # epoch 2's model file (epoch 1 wrote model + state)
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(path, tensors, meta)
+
+    monkeypatch.setattr(ck, "_save_tensors", save)
+    rid, r = _store_run(tiny(epochs=3))
+    assert r["status"] == "failed"
+    assert "the disk is full" in r["reason"] and "the checkpoint of epoch 1 is intact" in r["reason"]
+    assert "resume" in r["reason"]
+    last = runs.checkpoint_path(rid, "last")
+    assert last is not None and last.name == "ckpt-0001"
+    Predictor(last)  # loads
+    assert not list(last.parent.glob(".tmp-ckpt-*"))  # the partial copy was removed
+
+
+def test_non_finite_loss_fails_as_diverged_keeping_the_last_good_checkpoint(home, monkeypatch):
+    from tl_core.methods.dann import DANN
+
+    orig = DANN.losses
+
+    def poisoned(self, step):
+        out = orig(self, step)
+        if step.epoch == 1:
+            out["domain"] = out["domain"] * float("nan")
+        return out
+
+    monkeypatch.setattr(DANN, "losses", poisoned)
+    rid, r = _store_run(tiny(epochs=3))
+    assert r["status"] == "failed" and r["reason"].startswith("diverged")
+    assert "Lower the learning rate" in r["reason"]
+    last = runs.checkpoint_path(rid, "last")
+    assert last is not None and last.name == "ckpt-0001"
+    Predictor(last)
+
+
+def test_sigterm_to_a_worker_cancels_and_keeps_the_partial_checkpoint(home):
+    rid = runs.submit(tiny(epochs=6, steps_per_epoch=150, batch_size=16))
+    deadline = time.time() + 120
+    while time.time() < deadline and runs.checkpoint_path(rid, "last") is None:
+        time.sleep(0.2)
+    pid = runs.get_run(rid)["pid"]
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.time() + 15
+    while time.time() < deadline and runs.get_run(rid)["status"] != "cancelled":
+        time.sleep(0.1)
+    r = runs.get_run(rid)
+    assert r["status"] == "cancelled"
+    Predictor(runs.checkpoint_path(rid, "last"))
+
+
+def test_a_crash_at_any_point_of_a_checkpoint_save_leaves_each_checkpoint_whole_or_absent(tmp_path):
+    p = subprocess.run([sys.executable, "tests/helpers/kill_during_save.py", str(tmp_path / "run"), "25"], cwd=ROOT,
+                       capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr[-2000:]
+    c = json.loads(p.stdout.strip().splitlines()[-1])
+    print("kill-during-save:", c)
+    assert c["kills"] == 25 and c["broken"] == 0 and c["pointer_bad"] == 0
+    assert c["loaded"] == c["folders_checked"] > 0 and c["saves_completed"] > 25  # kills landed mid-save
+
+
+def test_eight_sessions_submitting_at_once(home, monkeypatch):
+    """8 app sessions (separate processes) each upload a zip and launch a run at the same moment:
+    the queue limit holds, every run is recorded and finishes, and no session sees another's upload."""
+    monkeypatch.setenv("TL_MAX_RUNS", "2")
+    env = {**os.environ}
+    procs = [subprocess.Popen([sys.executable, "tests/helpers/session.py", f"set{i}"], cwd=ROOT, env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(8)]
+    busiest, outs = 0, []
+    deadline = time.time() + 400
+    while time.time() < deadline:
+        rows = runs.list_runs()
+        busiest = max(busiest, sum(r["status"] in ("starting", "running") for r in rows))
+        if all(p.poll() is not None for p in procs) and len(rows) >= 8 and all(
+                r["status"] in ("finished", "failed", "cancelled", "interrupted") for r in rows):
+            break
+        time.sleep(0.1)
+    for p in procs:
+        out, err = p.communicate(timeout=60)
+        assert p.returncode == 0, err[-2000:]
+        outs.append(json.loads(out.strip().splitlines()[-1]))
+    rows = runs.list_runs()
+    print(f"8 sessions: {len(rows)} runs recorded, at most {busiest} running at once, statuses "
+          f"{sorted({r['status'] for r in rows})}")
+    assert len(rows) == 8 and {o["run_id"] for o in outs} == {r["id"] for r in rows}
+    assert all(r["status"] == "finished" for r in rows), [(r["id"], r["status"], r["reason"]) for r in rows]
+    assert 1 <= busiest <= 2
+    assert len({o["session"] for o in outs}) == 8 and len({o["upload"] for o in outs}) == 8
+    for o in outs:
+        assert not o["errors"]
+        mine = [d for d in o["domain_options"] if d.endswith("(upload)")]  # as displayed in the domain list
+        assert mine == [f"{o['name']} (upload)"], mine  # its own upload, and nobody else's
