@@ -1,17 +1,36 @@
 """Step 6: try a trained model on new images."""
 import streamlit as st
 
-from pages._ui import error_box
+from pages._ui import error_box, plain
 from tl_core import app_api as api
 from tl_core import list_runs
 
 st.title("6 · Predict: try the model on new images")
+ss = st.session_state
+ss.setdefault("models", {})  # models uploaded in this session: reference -> label
+with st.expander("Use a model file (a checkpoint downloaded from the Compare page)"):
+    st.caption("Upload the checkpoint zip, or `model.safetensors` with the `model.json` beside it. Only "
+               "safetensors is accepted: PyTorch pickles (.pt, .pth, .ckpt) can run code when opened, so they are "
+               "refused unread.")
+    m1, m2 = st.columns(2)
+    wfile = m1.file_uploader("Checkpoint zip, or model.safetensors", type=["zip", "safetensors"], key="weights_file")
+    jfile = m2.file_uploader("model.json (not needed with the zip)", type=["json"], key="meta_file")
+    is_zip = wfile is not None and wfile.name.lower().endswith(".zip")
+    if st.button("Add model", disabled=not (wfile and (jfile or is_zip))):
+        try:
+            weights, meta = api.unpack_model_zip(wfile.getvalue()) if is_zip else (wfile.getvalue(), jfile.getvalue())
+            res = api.import_model(weights, meta, wfile.name.rsplit(".", 1)[0], ss.session_id)
+            ss.models[res["model"]] = res["label"]
+            st.success(plain(f"Added {res['label']}: classes {', '.join(res['classes'])}"))
+        except Exception as e:  # noqa: BLE001
+            error_box(e)
 done = list_runs(status="finished", limit=200)
-if not done:
-    st.info("No finished run yet. Train one on the Train page first.")
+labels = {**{r["id"]: api.run_label(r) for r in done}, **ss.models}
+if not labels:
+    st.info("No finished run yet. Train one on the Train page first, or add a model file above.")
     st.stop()
-run_id = st.selectbox("Model (a finished run; its best checkpoint by source validation accuracy)",
-                      [r["id"] for r in done], format_func={r["id"]: api.run_label(r) for r in done}.get)
+run_id = st.selectbox("Model (a finished run's reported checkpoint, chosen without target labels; or a model "
+                      "file you added)", list(labels), format_func=labels.get)
 k = st.slider("Show the top", 1, 5, 3)
 
 c1, c2 = st.columns(2)
@@ -26,7 +45,9 @@ for f in files or []:
         captions.append(f.name)
     except Exception as e:  # noqa: BLE001
         error_box(e)
-if draw:
+if draw and run_id.startswith("upload:"):
+    st.warning("A model file has no target domain to draw from: upload images instead.")
+elif draw:
     st.session_state.samples = api.target_samples(run_id, 8, seed=len(st.session_state.get("samples", ([], []))[0]))
 if not files and "samples" in st.session_state:
     images, truth = st.session_state.samples
@@ -44,6 +65,6 @@ if images:
             with col.container(border=True):
                 st.image(res["seen"], caption=f"{cap} — as the model sees it", width=140)
                 for cls, p in zip(res["classes"], res["probs"]):
-                    st.progress(p, text=f"{cls}: {p:.1%}")
+                    st.progress(p, text=plain(f"{cls}: {p:.1%}"))
 else:
     st.caption("Upload images, or draw samples from the target's test split.")

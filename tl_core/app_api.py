@@ -290,11 +290,55 @@ def decode_upload(data: bytes, name: str = "image") -> np.ndarray:
                           f"Upload a PNG, JPEG, BMP, GIF, TIFF or WebP file.") from None
 
 
-def predict(run_id: str, images: list[np.ndarray], top_k: int = 3) -> list[dict[str, Any]]:
-    """Top-k classes for (3, H, W) uint8 images with a run's best checkpoint, and each image as the model saw it."""
+def unpack_model_zip(data: bytes) -> tuple[bytes, bytes]:
+    """(model.safetensors, model.json) from a checkpoint zip downloaded from the Compare page. Reads
+    only those two members, by name and within size limits; a zip made by torch.save is refused."""
+    from .checkpoint import MAX_MODEL_BYTES
+
+    try:
+        z = zipfile.ZipFile(io.BytesIO(data))
+    except zipfile.BadZipFile:
+        raise ConfigError("That file is not a zip archive: upload the checkpoint zip from the Compare page, or "
+                          "model.safetensors with its model.json.") from None
+    names = {Path(m.filename).name: m for m in z.infolist() if not m.is_dir()}
+    if any(n.endswith(".pkl") for n in names) or "data.pkl" in names:
+        raise ConfigError("This archive is a PyTorch pickle (torch.save). Pickles can run code when loaded, so "
+                          "they are never opened here. Save the weights with safetensors instead.")
+    if "model.safetensors" not in names or "model.json" not in names:
+        raise ConfigError("The zip must hold model.safetensors and model.json (the checkpoint zip the Compare "
+                          "page downloads).")
+    out = []
+    for n in ("model.safetensors", "model.json"):
+        m = names[n]
+        if m.file_size > MAX_MODEL_BYTES:
+            raise ConfigError(f"{n} in the zip is {m.file_size / 1e9:.1f} GB; at most 1 GB is accepted.")
+        with z.open(m) as f:
+            blob = f.read(MAX_MODEL_BYTES + 1)  # headers can lie: never read past the cap
+        if len(blob) > MAX_MODEL_BYTES:
+            raise ConfigError(f"{n} in the zip unpacks to more than 1 GB; it is refused.")
+        out.append(blob)
+    return out[0], out[1]
+
+
+def import_model(weights: bytes, meta: bytes, name: str, session: str) -> dict[str, Any]:
+    """A model uploaded in the browser (safetensors + model.json), checked and kept in this session's
+    upload area; returns its reference for `predict`."""
+    import re
+
+    from .checkpoint import Predictor, import_model as check_and_store
+
+    clean = re.sub(r"[^A-Za-z0-9_-]+", "_", name).strip("_")[:40] or "model"
+    dest = check_and_store(weights, meta, uploads_dir(session) / "models" / clean)
+    p = Predictor(dest)
+    return {"model": f"upload:{dest}", "label": f"{clean} (uploaded {p.meta['backbone']})", "classes": p.classes}
+
+
+def predict(model: str, images: list[np.ndarray], top_k: int = 3) -> list[dict[str, Any]]:
+    """Top-k classes for (3, H, W) uint8 images with a run's reported checkpoint (or an uploaded model,
+    `upload:PATH`), and each image as the model saw it."""
     import torch
 
-    pred = _predictor(run_id)
+    pred = _predictor(model)
     out = []
     for img in images:
         x = torch.from_numpy(np.ascontiguousarray(img))[None]
@@ -306,12 +350,23 @@ def predict(run_id: str, images: list[np.ndarray], top_k: int = 3) -> list[dict[
 _PREDICTORS: dict[str, Any] = {}
 
 
-def _predictor(run_id: str):
+def _predictor(model: str):
     from . import runs
+    from .checkpoint import Predictor
+    from .paths import tl_home
 
-    if run_id not in _PREDICTORS:
-        _PREDICTORS[run_id] = runs.load_model(run_id)
-    return _PREDICTORS[run_id]
+    if model.startswith("upload:"):
+        folder = Path(model[len("upload:"):]).resolve()
+        if not str(folder).startswith(str((tl_home() / "uploads").resolve()) + os.sep):
+            raise ConfigError("Uploaded models are read from the app's upload area only.")
+    else:
+        folder = runs.checkpoint_path(model, "best")
+        if folder is None:
+            raise TLError(f"Run {model} has no checkpoint yet: one is saved at the end of each epoch.")
+    key = str(folder)  # a resumed run reports a new folder, so it is never served from a stale cache
+    if key not in _PREDICTORS:
+        _PREDICTORS[key] = Predictor(folder)
+    return _PREDICTORS[key]
 
 
 def target_samples(run_id: str, n: int = 8, seed: int = 0) -> tuple[list[np.ndarray], list[str]]:

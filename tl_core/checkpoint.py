@@ -64,8 +64,14 @@ class Checkpointer:
         self.dir = Path(run_dir)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.keep = keep
-        for junk in list(self.dir.glob(".tmp-ckpt-*")) + list(self.dir.glob(".del-*")):  # left by a crash
+        self._swept = False
+
+    def _sweep(self) -> None:
+        """Remove what a crashed writer left (only the writer does this: a reader must never delete a
+        copy that is being written)."""
+        for junk in list(self.dir.glob(".tmp-ckpt-*")) + list(self.dir.glob(".del-*")):
             shutil.rmtree(junk, ignore_errors=True)
+        self._swept = True
 
     def _remove(self, folder: Path) -> None:
         """Delete a checkpoint folder so that a crash midway cannot leave half of it under its name."""
@@ -99,6 +105,8 @@ class Checkpointer:
         folder = self.dir / f"ckpt-{epoch:04d}"
         tmp = self.dir / f".tmp-ckpt-{epoch:04d}"
         try:
+            if not self._swept:
+                self._sweep()
             shutil.rmtree(tmp, ignore_errors=True)
             tmp.mkdir(parents=True)
             meta = {**model_meta(trainer), "epoch": epoch}
@@ -230,3 +238,102 @@ class Predictor:
         p, i = probs.topk(min(top_k, probs.shape[1]), dim=1)
         return {"classes": [[self.classes[j] for j in row] for row in i.tolist()], "probs": p.tolist(),
                 "seen": to_display(x, self.spec)}
+
+
+# -- models uploaded by users: safetensors + JSON only --------------------------------------
+
+MAX_HEADER_BYTES = 16 * 1024 * 1024
+MAX_MODEL_BYTES = 1024 * 1024 * 1024
+_DTYPE_BYTES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U8": 1, "BOOL": 1}
+
+
+def check_safetensors(data: bytes) -> dict[str, Any]:
+    """Validate a safetensors file from its bytes without trusting it: the header length, the JSON
+    header, each tensor's dtype, shape and byte range. Returns the header; raises ConfigError."""
+    from .errors import ConfigError
+
+    pickled = (data[:1] == b"\x80" and data[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05")) or data[:4] == b"PK\x03\x04"
+    if data[8:9] != b"{" and pickled:  # a safetensors header is JSON from byte 8; a pickle is not
+        raise ConfigError("This file is a Python pickle (e.g. from torch.save). Pickles can run code when loaded, "
+                          "so they are never opened here. Save the weights with safetensors instead: "
+                          "safetensors.torch.save_file(model.state_dict(), 'model.safetensors').")
+    if len(data) < 8:
+        raise ConfigError("The weights file is truncated: it is shorter than a safetensors header.")
+    n = int.from_bytes(data[:8], "little")
+    if n > MAX_HEADER_BYTES:
+        raise ConfigError(f"The weights file's header claims {n:,} bytes (at most {MAX_HEADER_BYTES:,} are accepted): "
+                          f"it is damaged or not a safetensors file.")
+    if 8 + n > len(data):
+        raise ConfigError(f"The weights file is truncated: its header needs {8 + n:,} bytes, the file has {len(data):,}.")
+    try:
+        header = json.loads(data[8:8 + n])
+    except (ValueError, UnicodeDecodeError):
+        raise ConfigError("The weights file's header is not valid JSON: it is not a safetensors file.") from None
+    if not isinstance(header, dict):
+        raise ConfigError("The weights file's header is not a safetensors header.")
+    body = len(data) - 8 - n
+    for key, t in header.items():
+        if key == "__metadata__":
+            continue
+        try:
+            size = _DTYPE_BYTES[t["dtype"]]
+            shape = [int(s) for s in t["shape"]]
+            start, end = (int(v) for v in t["data_offsets"])
+        except (KeyError, TypeError, ValueError):
+            raise ConfigError(f"The weights file describes tensor {key!r} incompletely or with an unknown type.") from None
+        numel = int(np.prod(shape)) if shape else 1
+        if min(shape, default=0) < 0 or not 0 <= start <= end <= body or end - start != numel * size:
+            raise ConfigError(f"The weights file is truncated or damaged: tensor {key!r} ({t['dtype']}, shape {shape}) "
+                              f"does not fit in the {body:,} bytes of data.")
+    return header
+
+
+def import_model(weights: bytes, meta_text: bytes | str, dest: Path) -> Path:
+    """Check an uploaded model (safetensors weights + model.json as this app writes it) against the
+    backbone it names, then store it as a checkpoint folder in `dest`. Nothing is written on refusal."""
+    from .backbones import backbone_info
+    from .errors import ConfigError
+    from .inputs import InputSpec
+
+    if len(weights) > MAX_MODEL_BYTES:
+        raise ConfigError(f"The weights file is {len(weights) / 1e9:.1f} GB; at most 1 GB is accepted.")
+    try:
+        meta = json.loads(meta_text)
+        classes = [str(c) for c in meta["classes"]]
+        spec = InputSpec.from_dict(meta["input_spec"])
+        info = backbone_info(str(meta["backbone"]))
+        num, ch = int(meta["num_classes"]), int(meta["in_channels"])
+    except ConfigError:
+        raise
+    except Exception:  # noqa: BLE001 - any malformed metadata gets one message
+        raise ConfigError("The model.json must be the metadata this app writes beside a checkpoint: backbone, "
+                          "classes, num_classes, in_channels and input_spec.") from None
+    if num != len(classes) or num < 2:
+        raise ConfigError(f"model.json lists {len(classes)} classes but num_classes is {num}; at least 2 are needed.")
+    check_safetensors(weights)
+    from safetensors.torch import load as load_bytes
+
+    state = load_bytes(weights)
+    from .backbones import build_backbone
+    from .trainer import Classifier
+
+    model = Classifier(build_backbone(info.name, pretrained=False, input_size=spec.size, in_channels=ch), num)
+    want = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    got = {k: tuple(v.shape) for k, v in state.items()}
+    missing, extra = sorted(set(want) - set(got)), sorted(set(got) - set(want))
+    if missing or extra:
+        raise ConfigError(f"The weights do not fit a {info.label} with {num} classes: missing "
+                          f"{', '.join(missing[:5]) or 'none'}{' ...' if len(missing) > 5 else ''}; unexpected "
+                          f"{', '.join(extra[:5]) or 'none'}{' ...' if len(extra) > 5 else ''}.")
+    bad = [f"{k} is {got[k]}, expected {want[k]}" for k in want if got[k] != want[k]]
+    if bad:
+        raise ConfigError(f"The weights do not fit a {info.label} with {num} classes: " + "; ".join(bad[:5]) + ".")
+    dest = Path(dest)
+    tmp = dest.with_name(dest.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    atomic_write_bytes(tmp / "model.safetensors", weights)
+    atomic_write_text(tmp / "model.json", json.dumps({**meta, "classes": classes, "imported": True}, indent=1))
+    shutil.rmtree(dest, ignore_errors=True)
+    os.replace(tmp, dest)
+    return dest

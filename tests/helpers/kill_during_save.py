@@ -51,7 +51,7 @@ def main() -> int:
         counts["kills"] += 1
         # unfinished copies and half-deleted folders, under names no reader treats as checkpoints
         counts["partial_tmp_left"] += len(list(run_dir.glob(".tmp-ckpt-*")) + list(run_dir.glob(".del-*")))
-        ck = Checkpointer(run_dir, keep=2)  # opening a run folder clears them
+        ck = Checkpointer(run_dir, keep=2)  # (the next writer sweeps them away)
         for folder in sorted(run_dir.glob("ckpt-*")):
             counts["folders_checked"] += 1
             try:

@@ -1,0 +1,144 @@
+"""Uploaded models: safetensors + model.json only; pickles are never opened; damaged or mismatched
+files are refused with the reason, and nothing is written on refusal."""
+import json
+import pickle
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import save
+
+from tl_core import RunConfig
+from tl_core import app_api as api
+from tl_core.checkpoint import Checkpointer
+from tl_core.errors import ConfigError
+from tl_core.trainer import Trainer
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    """A checkpoint folder of a tiny trained model: what a user downloads from the Compare page."""
+    cfg = RunConfig().replace(data={"source": "syndigits", "target": "uci_digits", "max_per_domain": 200},
+                              method={"name": "source_only", "params": {}},
+                              train={"epochs": 1, "steps_per_epoch": 5, "batch_size": 16, "embedding": "none"})
+    d = tmp_path_factory.mktemp("run")
+    ck = Checkpointer(d)
+    Trainer(cfg, checkpointer=ck).fit()
+    folder = ck.path("last")
+    return (folder / "model.safetensors").read_bytes(), (folder / "model.json").read_bytes()
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    monkeypatch.setenv("TL_HOME", str(tmp_path))
+    return tmp_path
+
+
+def models_written(home):
+    return [p for p in (home / "uploads").rglob("*") if p.is_file()] if (home / "uploads").exists() else []
+
+
+def test_a_good_upload_predicts(home, exported):
+    w, meta = exported
+    res = api.import_model(w, meta, "mine", session="s1")
+    assert res["model"].startswith("upload:") and len(res["classes"]) == 10
+    img = np.zeros((3, 28, 28), np.uint8)
+    out = api.predict(res["model"], [img], top_k=3)
+    from tl_core.checkpoint import Predictor
+    from tl_core.inputs import adapt
+
+    p = Predictor(home / "uploads" / "s1" / "models" / "mine")  # the stored copy, read back independently
+    with torch.no_grad():
+        ref = p.model(adapt(torch.from_numpy(img)[None], p.spec)).softmax(1)
+    assert out[0]["probs"] == pytest.approx(ref.topk(3).values[0].tolist(), rel=1e-5)
+
+
+class WritesAFile:
+    """A pickle payload that would create a file when unpickled."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))
+
+
+def test_a_pickle_that_would_write_a_file_is_refused_and_writes_nothing(home, exported, tmp_path):
+    target = tmp_path / "pwned.txt"
+    payload = pickle.dumps({"state": WritesAFile(str(target))}, protocol=4)
+    with pytest.raises(ConfigError, match="pickle"):
+        api.import_model(payload, exported[1], "evil", session="s1")
+    assert not target.exists() and models_written(home) == []
+    buf = tmp_path / "model.pt"
+    torch.save({"w": torch.zeros(2)}, buf)  # torch.save's zip format is a pickle too
+    with pytest.raises(ConfigError, match="pickle"):
+        api.import_model(buf.read_bytes(), exported[1], "evil", session="s1")
+
+
+def test_truncated_and_lying_headers_are_refused(home, exported):
+    w, meta = exported
+    with pytest.raises(ConfigError, match="truncated"):
+        api.import_model(w[: len(w) // 2], meta, "half", session="s1")
+    with pytest.raises(ConfigError, match="truncated"):
+        api.import_model(w[:5], meta, "tiny", session="s1")
+    huge = (2**40).to_bytes(8, "little") + w[8:]
+    with pytest.raises(ConfigError, match="header claims"):
+        api.import_model(huge, meta, "huge", session="s1")
+    n = int.from_bytes(w[:8], "little")
+    header = json.loads(w[8:8 + n])
+    key = next(k for k in header if k != "__metadata__")
+    header[key]["shape"] = [10**6, 10**6]  # claims far more data than the file holds
+    h = json.dumps(header).encode()
+    with pytest.raises(ConfigError, match="does not fit"):
+        api.import_model(len(h).to_bytes(8, "little") + h + w[8 + n:], meta, "lie", session="s1")
+    assert models_written(home) == []
+
+
+def test_wrong_keys_or_shapes_or_metadata_are_refused_with_the_reason(home, exported):
+    w, meta = exported
+    with pytest.raises(ConfigError, match="missing backbone.stages.conv1.0.bias.*unexpected x"):
+        api.import_model(save({"x": torch.zeros(3)}), meta, "keys", session="s1")
+    from safetensors.torch import load
+
+    state = load(w)
+    state["head.weight"] = torch.zeros(3, state["head.weight"].shape[1])
+    with pytest.raises(ConfigError, match="head.weight is \\(3, 500\\), expected \\(10, 500\\)"):
+        api.import_model(save(state), meta, "shapes", session="s1")
+    with pytest.raises(ConfigError, match="model.json"):
+        api.import_model(w, b"not json", "meta", session="s1")
+    with pytest.raises(ConfigError, match="Unknown backbone"):
+        api.import_model(w, json.dumps({**json.loads(meta), "backbone": "gpt"}).encode(), "bb", session="s1")
+    assert models_written(home) == []
+
+
+def test_no_pickle_is_loaded_anywhere_on_the_upload_path(home, exported, monkeypatch):
+    def refuse(*a, **k):
+        raise AssertionError("pickle was used")
+
+    monkeypatch.setattr(pickle, "load", refuse)
+    monkeypatch.setattr(pickle, "loads", refuse)
+    monkeypatch.setattr(torch, "load", refuse)
+    res = api.import_model(*exported, "again", session="s2")
+    api.predict(res["model"], [np.zeros((3, 28, 28), np.uint8)])
+
+
+def test_the_checkpoint_zip_from_the_compare_page_imports_and_a_torch_save_zip_does_not(home, exported, tmp_path):
+    import io
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("model.safetensors", exported[0])
+        z.writestr("model.json", exported[1])
+        z.writestr("config.json", "{}")
+    w, meta = api.unpack_model_zip(buf.getvalue())
+    assert (w, meta) == exported
+    pt = tmp_path / "m.pt"
+    torch.save({"w": torch.zeros(2)}, pt)
+    with pytest.raises(ConfigError, match="pickle"):
+        api.unpack_model_zip(pt.read_bytes())
+    with pytest.raises(ConfigError, match="must hold model.safetensors"):
+        z2 = io.BytesIO()
+        with zipfile.ZipFile(z2, "w") as z:
+            z.writestr("x.txt", "x")
+        api.unpack_model_zip(z2.getvalue())
