@@ -18,7 +18,9 @@ def test_list_json_describes_everything():
     assert {"lenet", "resnet18", "resnet50", "mobilenet_v3_small", "efficientnet_lite0"} <= {
         b["name"] for b in info["backbones"]}
     names = {m["name"] for m in info["methods"]}
-    assert {"source_only", "finetune", "dann", "mmd", "coral"} <= names
+    assert len(names) >= 16
+    assert {"source_only", "target_only", "finetune", "l2sp", "feature_extract", "dann", "cdan", "mcd", "mdd",
+            "entropy_min", "pseudo_label", "mcc", "adabn", "importance_weighting", "distill", "mmd", "coral"} <= names
     for m in info["methods"]:
         assert m["summary"] and m["formula"] and m["paper"]
 
@@ -81,3 +83,20 @@ def test_ingest_accepts_a_zip_and_refuses_a_hostile_one(tmp_path):
                        capture_output=True, text=True, timeout=120)
     assert p.returncode == 2 and "outside its folder" in p.stderr and "Traceback" not in p.stderr
     assert not (tmp_path / "escape.png").exists()
+
+
+def test_seeds_run_once_each_and_report_mean_and_std():
+    p = run("train", "--source", "syndigits", "--target", "uci_digits", "--method", "source_only", "--epochs", "1",
+            "--steps", "5", "--batch-size", "16", "--max-per-domain", "200", "--embedding", "none", "--seeds", "0,1",
+            "--selection", "source_val_acc", "--json")
+    assert p.returncode == 0, p.stderr
+    out = json.loads(p.stdout.strip().splitlines()[-1])
+    accs = [r["target_acc"] for r in out["runs"]]
+    assert out["seeds"] == [0, 1] and out["finished"] == 2 and len(set(out["run_ids"])) == 2
+    assert out["target_acc"]["n"] == 2 and abs(out["target_acc"]["mean"] - sum(accs) / 2) < 1e-12
+    assert abs(out["target_acc"]["std"] - abs(accs[0] - accs[1]) / 2 ** 0.5) < 1e-12
+    shown = [json.loads(run("runs", "show", rid, "--json").stdout) for rid in out["run_ids"]]
+    assert [s["config"]["train"]["seed"] for s in shown] == [0, 1]
+    assert all(s["config"]["train"]["selection"] == "source_val_acc" for s in shown)
+    p = run("train", "--seeds", "0,x")
+    assert p.returncode == 2 and "--seeds takes whole numbers" in p.stderr

@@ -13,7 +13,7 @@ from conftest import ROOT
 from tl_core import RunConfig
 from tl_core import events as ev
 from tl_core.domains import get_domain
-from tl_core.methods import Method, get_method, list_methods
+from tl_core.methods import get_method, list_methods
 from tl_core.trainer import Trainer, train
 
 
@@ -57,7 +57,7 @@ def test_short_run_per_method(method, request):
     kinds = [e.kind for e in seen]
     assert kinds[0] == "started" and kinds[-1] == "finished"
     assert kinds.count("epoch") == epochs and kinds.count("embedding") == epochs
-    assert "progress" in kinds or get_method(method)(cfg.method.params).run_epoch.__func__ is not Method.run_epoch
+    assert "progress" in kinds
     m = next(e for e in seen if isinstance(e, ev.EpochEnd)).metrics
     for key in ("source_acc", "target_acc", "source_val_acc", "target_per_class", "target_confusion",
                 "a_distance", "mmd", "losses"):

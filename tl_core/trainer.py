@@ -367,6 +367,10 @@ class Trainer:
                 te = time.perf_counter()
                 custom = self.method.run_epoch(self, epoch)
                 steps = 0 if custom is not None else self.n_steps
+                if custom is not None:  # a closed-form or cached-feature epoch: one progress report for it
+                    self.on_event(ev.Progress(epoch=epoch + 1, step=(epoch + 1) * self.n_steps,
+                                              total_steps=self.total_steps, images_per_s=0.0, eta_s=0.0,
+                                              losses=custom))
                 for s in range(steps):
                     if self.should_stop():
                         raise _Stopped(epoch)
