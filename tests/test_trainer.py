@@ -152,7 +152,20 @@ def test_selection_never_reads_target_labels(monkeypatch):
     assert ra.best_epoch == rb.best_epoch
 
 
-def test_feature_extract_computes_each_domains_features_once(monkeypatch, tmp_path):
+def pacs_photo_to_sketch():
+    """PACS photo -> sketch with the pretrained EfficientNet-Lite0 at 64 px (small enough for a test)."""
+    from conftest import PACS
+
+    if not PACS.exists():
+        pytest.skip("PACS subset not in TL_DATA_DIR")
+    return RunConfig().replace(data={"source": f"folder:{PACS / 'photo'}", "target": f"folder:{PACS / 'sketch'}"},
+                               model={"backbone": "efficientnet_lite0", "input_size": 64},
+                               train={"epochs": 3, "steps_per_epoch": 6, "batch_size": 16, "embedding": "pca",
+                                      "embed_points": 50})
+
+
+@pytest.mark.parametrize("setting", ["digits", "pacs"])
+def test_feature_extract_computes_each_domains_features_once(setting, monkeypatch, tmp_path):
     monkeypatch.setenv("TL_HOME", str(tmp_path))  # an empty feature cache (not the session's shared one)
     calls = []
     orig = Trainer.backbone_features
@@ -162,7 +175,8 @@ def test_feature_extract_computes_each_domains_features_once(monkeypatch, tmp_pa
         return orig(self, x, batch)
 
     monkeypatch.setattr(Trainer, "backbone_features", counting)
-    cfg = tiny("feature_extract", epochs=3).replace(method={"name": "feature_extract", "params": {"head": "linear"}})
+    base = tiny("feature_extract", epochs=3) if setting == "digits" else pacs_photo_to_sketch()
+    cfg = base.replace(method={"name": "feature_extract", "params": {"head": "linear"}})
     t = Trainer(cfg)
     t.setup()
     res = t.fit()
