@@ -252,7 +252,10 @@ def test_mcc_matches_numpy_and_vanishes_for_decisive_distinct_predictions():
     assert mcc_loss(z, 2.5).item() == pytest.approx(np_mcc(z.numpy(), 2.5), rel=1e-4)
     decisive = torch.eye(K).repeat(3, 1) * 100.0
     assert mcc_loss(decisive, 2.5).item() < 1e-6
-    assert build("mcc", trade_off=2.0).losses(step)["mcc"].item() == pytest.approx(2 * np_mcc(z.numpy(), 2.5), rel=1e-4)
+    ref = np_mcc(z.numpy(), 2.5)
+    w = warm_start(step.progress, 10.0)  # the ramp of the weight
+    assert build("mcc", trade_off=2.0).losses(step)["mcc"].item() == pytest.approx(2 * w * ref, rel=1e-4)
+    assert build("mcc", trade_off=2.0, gamma=0.0).losses(step)["mcc"].item() == pytest.approx(2 * ref, rel=1e-4)
 
 
 def test_information_maximisation_matches_numpy_and_its_extremes():
