@@ -67,7 +67,7 @@ def main() -> int:
     a = ap.parse_args()
     lines = [f"# trainer overhead: {a.steps} steps of LeNet, MNIST->USPS, batch 64 per domain, "
              f"{len(os.sched_getaffinity(0))} CPU core(s), torch {torch.__version__}, medians of {a.repeats}"]
-    worst = 0.0
+    worst = -1.0
     for method in ("source_only",):
         ours, bare = [], []
         for _ in range(a.repeats):  # interleaved, so that drifts in machine speed hit both alike
