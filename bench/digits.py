@@ -61,7 +61,7 @@ def summarise(rows: list[dict], methods: list[str]) -> str:
              "baselines are well above the published ones, and the gains over source only are smaller.", ""]
     for s, t in PAIRS:
         lines += [f"## {SHORT[s]}→{SHORT[t]} ({s} → {t})", "",
-                  "| method | ours (%) | n | published (%) | ours − published | wall per run (s) | cores per run |",
+                  "| method | ours (%) | n | published (%) | ours − published | wall per run, mean (max) (s) | cores per run |",
                   "|---|---|---|---|---|---|---|"]
         for m in methods:
             rs = [r for r in rows if (r["source"], r["target"], r["method"]) == (s, t, m) and r["status"] == "finished"]
@@ -76,7 +76,7 @@ def summarise(rows: list[dict], methods: list[str]) -> str:
             diff = f"{mean - pub:+.1f}" if pub else ""
             cores = sorted({r.get("cores", 2) for r in rs})  # rows from before the field was kept: 2 cores
             lines.append(f"| {m} | {mean:.1f} ± {sd:.1f} | {len(rs)} | {pub if pub else '—'} | {diff} | "
-                         f"{statistics.mean(walls):.0f} | {'/'.join(map(str, cores))} |")
+                         f"{statistics.mean(walls):.0f} ({max(walls):.0f}) | {'/'.join(map(str, cores))} |")
         lines.append("")
     failed = [r for r in rows if r["status"] != "finished"]
     if failed:

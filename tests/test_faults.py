@@ -145,7 +145,8 @@ def test_a_crash_at_any_point_of_a_checkpoint_save_leaves_each_checkpoint_whole_
     c = json.loads(p.stdout.strip().splitlines()[-1])
     print("kill-during-save:", c)
     assert c["kills"] == 25 and c["broken"] == 0 and c["pointer_bad"] == 0
-    assert c["loaded"] == c["folders_checked"] > 0 and c["saves_completed"] > 25  # kills landed mid-save
+    assert c["loaded"] == c["folders_checked"] > 0 and c["saves_completed"] > 0
+    assert c["partial_tmp_left"] > 0  # some kills landed in the middle of a save
 
 
 def test_eight_sessions_submitting_at_once(home, monkeypatch):

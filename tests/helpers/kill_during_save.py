@@ -33,6 +33,7 @@ def main() -> int:
     t = Trainer(cfg)
     t.setup()
     t.fit()  # a real trainer state (optimizer moments, history) to save
+    torch.set_num_threads(1)  # set-up asked for every core; a forked child must not wait on the parent's pool
     rng = random.Random(0)
     counts = {"kills": 0, "folders_checked": 0, "loaded": 0, "broken": 0, "pointer_ok": 0, "pointer_bad": 0,
               "partial_tmp_left": 0, "saves_completed": 0}
@@ -45,7 +46,7 @@ def main() -> int:
             while True:
                 e += 1
                 ck.save(t, e, best=e % 3 == 0)
-        time.sleep(rng.uniform(0.01, 0.25))
+        time.sleep(rng.uniform(0.02, 0.6))
         os.kill(pid, signal.SIGKILL)
         os.waitpid(pid, 0)
         counts["kills"] += 1
