@@ -227,26 +227,14 @@ def test_compare_page_shows_mean_and_std_over_seeds(at, store_home):
 
 
 def test_an_upload_in_one_session_is_not_listed_in_another(store_home, monkeypatch, tmp_path):
+    from helpers.session import zipped
     from tl_core import app_api as api
 
     monkeypatch.setenv("TL_HOME", str(store_home[0]))
-    import io
-    import zipfile
-
-    import numpy as np
-    from PIL import Image
-
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w") as z:
-        for c in ("a", "b"):
-            for i in range(5):
-                img = io.BytesIO()
-                Image.fromarray(np.full((8, 8, 3), 30 * i, np.uint8)).save(img, "PNG")
-                z.writestr(f"private/{c}/{i}.png", img.getvalue())
     alice, bob = AppTest.from_file(APP, default_timeout=120), AppTest.from_file(APP, default_timeout=120)
     alice.run()
     bob.run()
-    res = api.ingest_zip(buf.getvalue(), "private", alice.session_state.session_id)  # Alice's "Add zip"
+    res = api.ingest_zip(zipped("private"), "private", alice.session_state.session_id)  # Alice's "Add zip"
     alice.session_state.extra_domains = {res["domain"]: "private (upload)"}
     alice.run()
     bob.run()

@@ -176,10 +176,14 @@ class Method:
     @staticmethod
     def supervised(step: Step) -> dict[str, torch.Tensor]:
         """Cross-entropy on source labels, plus on labelled target images when there are any."""
-        out = {"source_ce": F.cross_entropy(step.logits_s, step.y_s)}
+        return {"source_ce": F.cross_entropy(step.logits_s, step.y_s), **Method.target_supervised(step)}
+
+    @staticmethod
+    def target_supervised(step: Step) -> dict[str, torch.Tensor]:
+        """Cross-entropy on the labelled target images of the step, if the label regime gives any."""
         if step.logits_tl is not None and step.y_tl is not None and len(step.y_tl):
-            out["target_ce"] = F.cross_entropy(step.logits_tl, step.y_tl)
-        return out
+            return {"target_ce": F.cross_entropy(step.logits_tl, step.y_tl)}
+        return {}
 
     @classmethod
     def describe(cls) -> dict[str, Any]:

@@ -71,7 +71,5 @@ class Distill(Method):
     def losses(self, step: Step):
         a = self.p["alpha"]
         kd = kd_loss(step.logits_t, self.teacher_logits(step.raw_t), self.p["temperature"])
-        out = {"source_ce": a * F.cross_entropy(step.logits_s, step.y_s), "distill": (1 - a) * kd}
-        if step.logits_tl is not None and step.y_tl is not None and len(step.y_tl):
-            out["target_ce"] = F.cross_entropy(step.logits_tl, step.y_tl)
-        return out
+        return {"source_ce": a * F.cross_entropy(step.logits_s, step.y_s), "distill": (1 - a) * kd,
+                **self.target_supervised(step)}

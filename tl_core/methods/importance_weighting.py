@@ -48,8 +48,6 @@ class ImportanceWeighting(Method):
         y_d = torch.cat([torch.zeros(n), torch.ones(len(step.f_t))]).to(d)
         w = density_ratio_weights(d[:n], self.p["clip"])
         out = {"source_ce": (F.cross_entropy(step.logits_s, step.y_s, reduction="none") * w).mean(),
-               "domain_bce": F.binary_cross_entropy_with_logits(d, y_d)}
-        if step.logits_tl is not None and step.y_tl is not None and len(step.y_tl):
-            out["target_ce"] = F.cross_entropy(step.logits_tl, step.y_tl)
+               "domain_bce": F.binary_cross_entropy_with_logits(d, y_d), **self.target_supervised(step)}
         step.log["weight_max"] = float(w.max())
         return out
