@@ -192,11 +192,12 @@ class Trainer:
             x = x.contiguous(memory_format=torch.channels_last)
         return x, raw
 
-    def lr_for(self, group: str, progress: float, multipliers: dict[str, float]) -> float:
-        """A parameter group's learning rate: the schedule times the method's multiplier
+    def set_lrs(self, progress: float) -> None:
+        """Each parameter group's learning rate: the schedule times the method's multiplier
         (`backbone.<stage>` falls back to `backbone`)."""
-        m = multipliers.get(group, multipliers.get(group.split(".")[0], 1.0))
-        return self._lr(progress) * m
+        mults = self.method.lr_multipliers(progress)
+        for g in self.opt.param_groups:
+            g["lr"] = self._lr(progress) * mults.get(g["name"], mults.get(g["name"].split(".")[0], 1.0))
 
     MAX_HALVINGS = 4
 
@@ -220,13 +221,10 @@ class Trainer:
     def _train_step(self, step_no: int, epoch: int) -> tuple[dict[str, float], dict[str, float]]:
         t, d = self.cfg.train, self.data
         progress = step_no / self.total_steps
-        mults = self.method.lr_multipliers(progress)
-        for g in self.opt.param_groups:
-            g["lr"] = self.lr_for(g["name"], progress, mults)
+        self.set_lrs(progress)
         bs = self.batch_size
         si = self.s_sampler.next(bs)
-        xs, raw_s = self._batch(d.source, si, True)
-        parts, ys = [xs], d.source.y_train[si].to(self.device)
+        parts, ys = [self._batch(d.source, si, True)[0]], d.source.y_train[si].to(self.device)
         n_t = n_l = 0
         xt = raw_t = None
         if self.method.uses_target_data:
@@ -243,7 +241,7 @@ class Trainer:
             f = self.model.backbone.features(x)  # one pass: BatchNorm sees both domains
             logits = self.model.head(f)
             f, logits = f.float(), logits.float()
-            step = Step(f_s=f[:bs], logits_s=logits[:bs], y_s=ys, progress=progress, epoch=epoch, raw_s=raw_s)
+            step = Step(f_s=f[:bs], logits_s=logits[:bs], y_s=ys, progress=progress, epoch=epoch)
             if n_t:
                 step.f_t, step.logits_t = f[bs:bs + n_t], logits[bs:bs + n_t]
                 step.x_t, step.raw_t = xt, raw_t
@@ -251,10 +249,6 @@ class Trainer:
                 step.f_tl, step.logits_tl, step.y_tl = f[bs + n_t:], logits[bs + n_t:], y_l
             terms = self.method.losses(step)
         loss = sum(terms.values())
-        return self._finish_step(terms, loss, step, epoch, step_no)
-
-    def _finish_step(self, terms, loss, step: Step, epoch: int, step_no: int):
-        t = self.cfg.train
         values = {k: float(v.detach()) for k, v in terms.items()}
         total = float(loss.detach())
         if not math.isfinite(total):

@@ -84,8 +84,7 @@ class Step:
     logits_tl: torch.Tensor | None = None
     y_tl: torch.Tensor | None = None
     x_t: torch.Tensor | None = None  # the unlabelled target batch as the model saw it (normalised)
-    raw_s: torch.Tensor | None = None  # the source batch as stored (uint8, before augmentation)
-    raw_t: torch.Tensor | None = None
+    raw_t: torch.Tensor | None = None  # the unlabelled target batch as stored (uint8, before augmentation)
     progress: float = 0.0  # fraction of training done, in [0, 1]
     epoch: int = 0
     log: dict[str, float] = field(default_factory=dict)  # diagnostics a method wants charted

@@ -55,11 +55,13 @@ class FeatureExtract(Method):
         return configured if self.p["head"] == "linear" else 1
 
     # -- the feature cache ----------------------------------------------------------
-    def _features(self, trainer, key: str, x: torch.Tensor) -> torch.Tensor:
+    def _features(self, trainer, key: str, images) -> torch.Tensor:
+        """Features of one split; `images` (a callable) is only called when the split is not cached."""
         if key in self.cache:
             return self.cache[key]
         from safetensors.torch import load_file, save
 
+        x = images()
         from ..paths import atomic_write_bytes, cache_dir
 
         domain = self._sources[key.split("/")[0]]
@@ -79,19 +81,21 @@ class FeatureExtract(Method):
         self.cache[key] = f
         return f
 
+    def _source_train(self, trainer) -> torch.Tensor:
+        """Features of the source train split, its validation part last (one pass for both)."""
+        d = trainer.data
+        return self._features(trainer, "source/train", lambda: d.source.x_train[torch.cat([d.src_train, d.src_val])])
+
     def cached_features(self, trainer, key: str, x: torch.Tensor) -> torch.Tensor | None:
         if key == "source/val":
-            d = trainer.data
-            return self._features(trainer, "source/train", d.source.x_train[torch.cat([d.src_train, d.src_val])])[
-                len(d.src_train):]
-        return self._features(trainer, key, x)
+            return self._source_train(trainer)[len(trainer.data.src_train):]
+        return self._features(trainer, key, lambda: x)
 
     def _train_set(self, trainer) -> tuple[torch.Tensor, torch.Tensor]:
         d = trainer.data
-        f_all = self._features(trainer, "source/train", d.source.x_train[torch.cat([d.src_train, d.src_val])])
-        fx, y = [f_all[: len(d.src_train)]], [d.source.y_train[d.src_train]]
+        fx, y = [self._source_train(trainer)[: len(d.src_train)]], [d.source.y_train[d.src_train]]
         if len(d.tgt_labelled):
-            fx.append(self._features(trainer, "target/labelled", d.target.x_train[d.tgt_labelled]))
+            fx.append(self._features(trainer, "target/labelled", lambda: d.target.x_train[d.tgt_labelled]))
             y.append(d.y_target_train[d.tgt_labelled])
         return torch.cat(fx), torch.cat(y)
 
@@ -135,9 +139,7 @@ class FeatureExtract(Method):
         dev = head.weight.device
         total = 0.0
         for s in range(trainer.n_steps):
-            progress = (epoch * trainer.n_steps + s) / trainer.total_steps
-            for grp in opt.param_groups:
-                grp["lr"] = trainer.lr_for(grp["name"], progress, self.lr_multipliers(progress))
+            trainer.set_lrs((epoch * trainer.n_steps + s) / trainer.total_steps)
             i = torch.randint(len(x), (t.batch_size,), generator=g)
             loss = F.cross_entropy(head(x[i].to(dev)), y[i].to(dev))
             opt.zero_grad(set_to_none=True)
