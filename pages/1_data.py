@@ -2,34 +2,38 @@
 import numpy as np
 import streamlit as st
 
-from pages._ui import cfg, error_box, next_button, plain, update
+from pages._ui import cfg, error_box, next_button, page_setup, plain, session, update
 from tl_core import app_api as api
 
 st.title("1 · Data: where the knowledge comes from, and where it goes")
+page_setup()
 st.markdown("The **source** has labels; the model learns from it. The **target** is where you want it to work; "
             "its labels are hidden from training (unless you allow a few on the Strategy page) and used only to "
             "measure how well the knowledge transferred.")
-
-builtin = {d["name"]: d for d in api.domain_choices()}
-extra = st.session_state.extra_domains
-names = list(builtin) + [n for n in extra if n not in builtin]
-label = lambda n: builtin[n]["label"] if n in builtin else extra.get(n, n)  # noqa: E731
-current = cfg()["data"]
+me = session()
 
 
-def base_of(name: str) -> str:
-    return name.split("+")[0] if name.split("+")[0] in names else names[0]
+def choices() -> dict:
+    """Built-in domains, the teacher's datasets, this session's uploads and folders: name -> info."""
+    out = {d["name"]: d for d in api.domain_choices(me)}
+    out.update({n: {"name": n, "label": lab, "description": "", "available": True}
+                for n, lab in api.session_folders(me).items() if n not in out})
+    return out
 
 
 with st.expander("Use your own images (a folder, or a zip of class folders)"):
     st.caption("Layout: one sub-folder per class, e.g. `flowers/rose/1.jpg`, `flowers/tulip/2.jpg`. "
-               "Source and target need the same class folder names.")
+               "Source and target need the same class folder names. Only image files are kept.")
     c1, c2 = st.columns(2)
-    path = c1.text_input("Folder on the server", placeholder="/data/my_images/photos")
-    if c1.button("Add folder") and path:
+    roots = api.folder_roots(me)
+    path = c1.text_input("Folder on the server", placeholder=(roots[0] + "/my_images") if roots else "",
+                         disabled=not roots, help="Allowed: " + (", ".join(roots) if roots else "none"))
+    if not roots:
+        c1.caption("Folders on this server are switched off (its owner can allow some with TL_FOLDER_ROOTS). "
+                   "Upload a zip instead.")
+    if c1.button("Add folder", disabled=not roots) and path:
         try:
-            res = api.add_folder(path)
-            extra[res["domain"]] = f"{res['label']} (folder)"
+            res = api.add_folder(path, me)
             st.success(plain(f"Added {res['label']}: classes {', '.join(res['classes'])}"))
             for w in res["warnings"]:
                 st.warning(plain(w))
@@ -39,15 +43,23 @@ with st.expander("Use your own images (a folder, or a zip of class folders)"):
     zname = c2.text_input("Name for it", value=(up.name.rsplit(".", 1)[0] if up else ""))
     if c2.button("Add zip", disabled=up is None):
         try:
-            res = api.ingest_zip(up.getvalue(), zname, st.session_state.session_id)
-            extra[res["domain"]] = f"{zname} (upload)"
-            st.success(plain(f"Added {zname}: {len(res['classes'])} classes ({', '.join(res['classes'])})"
-                             + (f"; ignored {len(res['skipped'])} system files" if res["skipped"] else "")))
+            res = api.ingest_zip(up.getvalue(), zname, me)
+            st.success(plain(f"Added {res['label']}: {len(res['classes'])} classes ({', '.join(res['classes'])})"
+                             + (f"; ignored {len(res['skipped'])} files that are not images" if res["skipped"] else "")))
             for w in res["warnings"]:
                 st.warning(plain(w))
         except Exception as e:  # noqa: BLE001
             error_box(e)
-    names = list(builtin) + [n for n in extra if n not in builtin]
+
+known = choices()
+names = list(known)
+current = cfg()["data"]
+
+
+def base_of(name: str) -> str:
+    b = name.split("+")[0] if not name.startswith(("folder:", "upload:")) else name.rsplit("+", 1)[0]
+    return b if b in known else (name if name in known else names[0])
+
 
 cols = st.columns(2)
 chosen = {}
@@ -55,10 +67,10 @@ for col, role in zip(cols, ("source", "target")):
     with col:
         st.subheader("Source (labelled)" if role == "source" else "Target (to adapt to)")
         base = st.selectbox(f"{role.title()} domain", names, index=names.index(base_of(current[role])),
-                            format_func=label, key=f"{role}_base")
-        info = builtin.get(base)
-        if info:
-            st.caption(info["description"])
+                            format_func=lambda n: known[n]["label"], key=f"{role}_base")
+        info = known[base]
+        if info["description"]:
+            st.caption(plain(info["description"]))
         name = base
         if role == "target":
             shift_on = st.toggle("Apply a shift to the target", value="+" in current["target"], key="shift_on",
@@ -76,8 +88,8 @@ for col, role in zip(cols, ("source", "target")):
                 except Exception as e:  # noqa: BLE001
                     error_box(e)
         chosen[role] = name
-        if info and not info["available"]:
-            st.warning(info["unavailable_reason"])
+        if not info["available"]:
+            st.warning(plain(info["unavailable_reason"]))
             continue
         try:
             p = api.preview_mosaic(name)

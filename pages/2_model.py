@@ -1,11 +1,12 @@
 """Step 2: choose the backbone, its weights and how deep to freeze it."""
 import streamlit as st
 
-from pages._ui import cfg, error_box, next_button, update
+from pages._ui import cfg, error_box, next_button, page_setup, update
 from tl_core import app_api as api
 from tl_core import plots
 
 st.title("2 · Model: the feature extractor")
+page_setup()
 st.markdown("The **backbone** turns an image into a feature vector; a new linear **head** turns features into "
             "classes. **Freezing** the first stages keeps what they already know and makes training faster; "
             "the later stages are the most specific to the data they were trained on.")
@@ -46,12 +47,7 @@ depth = st.select_slider("Freeze depth: stages that stay frozen", options=list(r
 if depth == len(stages):
     st.info("The whole backbone is frozen: only the new head trains (feature extraction).")
 
-channels = 1
-try:
-    src, tgt = cfg()["data"]["source"], cfg()["data"]["target"]
-    channels = max(d["channels"] for d in api.domain_choices() if d["name"] in (src.split("+")[0], tgt.split("+")[0]))
-except ValueError:
-    pass
+channels = api.input_channels(cfg()["data"]["source"], cfg()["data"]["target"])
 
 
 @st.cache_data(show_spinner="Counting parameters ...")

@@ -1,10 +1,11 @@
 """Step 3: choose the adaptation method, its hyperparameters and the target label regime."""
 import streamlit as st
 
-from pages._ui import cfg, next_button, update
+from pages._ui import cfg, next_button, page_setup, plain, session, update
 from tl_core import app_api as api
 
 st.title("3 · Strategy: how to carry the knowledge over")
+page_setup()
 cards = {c["name"]: c for c in api.method_cards()}
 me = cfg()["method"]
 names = list(cards)
@@ -31,10 +32,10 @@ if c["params"]:
         col, cur = cols[i % len(cols)], params.get(pname, p["default"])
         key = f"p-{name}-{pname}"
         if p["run_ref"]:  # the id of a finished run: offer them by name
-            runs = api.finished_runs()
+            runs = api.finished_runs(session())
             opts = [""] + list(runs) + ([cur] if cur and cur not in runs else [])
             params[pname] = col.selectbox(pname, opts, index=opts.index(cur) if cur in opts else 0, help=p["help"],
-                                          key=key, format_func=lambda r: runs.get(r, r) if r else "none")
+                                          key=key, format_func=lambda r: runs.get(r, "a run you cannot see") if r else "none")
             if not runs:
                 col.caption("No finished run yet: train one first, then pick it here.")
         elif p["choices"]:
@@ -91,7 +92,7 @@ update("train", epochs=int(epochs), steps_per_epoch=int(steps), batch_size=int(b
 st.markdown("##### What this will do")
 valid, why = api.validate(cfg())
 if valid is None:
-    st.error(why, icon=":material/error:")
+    st.error(plain(why), icon=":material/error:")
 else:
     st.markdown(api.describe_plan(valid))
     st.caption(f"Estimated time on this machine: about {api.estimate_seconds(valid) / 60:.1f} min.")

@@ -1,15 +1,18 @@
-"""Step 4: launch a run and watch it live (the run lives in the run store, not in this page)."""
+"""Step 4: launch a run and watch it live (the run lives in the run store, not in this page).
+
+Watching is cheap: a small fragment polls the run's progress (a few numbers) and redraws only
+itself; the charts are drawn once per epoch, when a new epoch's metrics (and feature map) land."""
 import streamlit as st
 
-from pages._ui import cfg, error_box
+from pages._ui import cfg, error_box, page_setup, plain, session
+from tl_core import NotVisible, StoreBusy
 from tl_core import app_api as api
-from tl_core import cancel, embedding_epochs, get_run, list_runs, read_embedding, read_metrics
 from tl_core import plots
 
 st.title("4 · Train: launch, and watch knowledge transfer")
-ss = st.session_state
-if "run" in st.query_params and st.query_params["run"] != ss.get("run_id"):
-    ss.run_id = st.query_params["run"]
+page_setup()
+ss, me = st.session_state, session()
+ACTIVE = ("queued", "starting", "running")
 
 valid, why = api.validate(cfg())
 with st.container(border=True):
@@ -17,24 +20,39 @@ with st.container(border=True):
         st.markdown(api.describe_plan(valid))
         st.caption(f"Estimated time: about {api.estimate_seconds(valid) / 60:.1f} min on this machine.")
     else:
-        st.error(f"Cannot launch yet: {why}", icon=":material/error:")
+        st.error(plain(f"Cannot launch yet: {why}"), icon=":material/error:")
     if st.button("Launch", type="primary", disabled=valid is None, help=why or "Queue this run"):
         try:
-            ss.run_id = api.submit(cfg(), session=ss.session_id)
+            ss.run_id = api.submit(cfg(), me)
             st.query_params["run"] = ss.run_id
         except Exception as e:  # noqa: BLE001
             error_box(e)
 
-recent = list_runs(limit=50)
-ids = [r["id"] for r in recent]
-if not ids:
+wanted = st.query_params.get("run")
+if wanted:
+    try:
+        api.get_run(me, wanted)
+        ss.run_id = wanted
+    except NotVisible as e:  # never show a different run in its place
+        st.warning(plain(e), icon=":material/visibility_off:")
+        if st.button("Show my runs instead"):
+            del st.query_params["run"]
+            st.rerun()
+        st.stop()
+recent = api.list_runs(me, limit=50)
+labels = {r["id"]: api.run_label(r) for r in recent}
+if ss.get("run_id") and ss.run_id not in labels:
+    try:
+        labels[ss.run_id] = api.run_label(api.get_run(me, ss.run_id))
+    except NotVisible:
+        ss.run_id = None
+if not labels:
     st.info("No runs yet: launch one above. It keeps running if you close this tab.")
     st.stop()
-if ss.get("run_id") not in ids:
-    ss.run_id = ids[0]
-labels = {r["id"]: api.run_label(r) for r in recent}
+ids = list(labels)
+ss.run_id = ss.get("run_id") or ids[0]
 run_id = st.selectbox("Watching run", ids, index=ids.index(ss.run_id), format_func=labels.get)
-if run_id != ss.run_id:
+if run_id != ss.run_id or st.query_params.get("run") != run_id:
     ss.run_id = run_id
     st.query_params["run"] = run_id
 
@@ -43,27 +61,41 @@ def history(run_id):
     """Per-epoch metrics, read incrementally from the store (only what is new since the last read)."""
     key = f"hist-{run_id}"
     h, cursor = ss.get(key, ([], 0))
-    new, cursor = read_metrics(run_id, cursor)
+    new, cursor = api.read_metrics(me, run_id, cursor)
     if new:
         done = {m["epoch"] for m in new}
-        h = [m for m in h if m["epoch"] not in done] + new
-        h.sort(key=lambda m: m["epoch"])
+        h = sorted([m for m in h if m["epoch"] not in done] + new, key=lambda m: m["epoch"])
     ss[key] = (h, cursor)
     return h
 
 
-def render(run_id):
-    """Draw the run's state and charts; returns its status."""
-    r = get_run(run_id)
-    h = history(run_id)
+def classes(h):
+    return h[-1].get("classes") if h else None
+
+
+@st.fragment(run_every=1.5)
+def status_panel(run_id: str) -> None:
+    """Status, progress and the current loss values; a full redraw when an epoch ends or the run does."""
+    try:
+        r = api.get_run(me, run_id)
+    except StoreBusy as e:  # another program holds the store for a moment: keep polling
+        st.caption(plain(e))
+        return
     status, p = r["status"], r["progress"]
-    c1, c2, c3, c4 = st.columns([2, 1, 1, 1])
-    c1.markdown(f"**{r['method']}** · {r['source']} → {r['target']} · {r['backbone']} · status **{status}**")
-    if status in ("queued", "starting", "running") and c2.button("Stop", key=f"stop-{status}"):
-        cancel(run_id)
-    if h:
-        c3.metric("Target accuracy", f"{h[-1]['target_acc']:.1%}")
-        c4.metric("Source accuracy", f"{h[-1]['source_acc']:.1%}")
+    seen = (r["epoch"], status)
+    if ss.get(f"seen-{run_id}", seen) != seen:
+        ss[f"seen-{run_id}"] = seen
+        st.rerun()  # new metrics or a new state: redraw the charts once
+    ss[f"seen-{run_id}"] = seen
+    c1, c2 = st.columns([4, 1])
+    who = "" if r["mine"] else " · shared with you (read-only)"
+    c1.markdown(plain(f"{r['method']} · {api.domain_label(r['source'])} → {api.domain_label(r['target'])} · "
+                      f"{r['backbone']} · status {status}{who}"))
+    if status in ACTIVE and r["mine"] and c2.button("Stop", key=f"stop-{run_id}"):
+        try:
+            api.cancel_run(me, run_id)
+        except Exception as e:  # noqa: BLE001
+            error_box(e)
     if status == "queued":
         st.info(f"Waiting in the queue (position {r['queue_position']}): one run trains at a time on this machine.")
     if p:
@@ -71,8 +103,21 @@ def render(run_id):
         eta = int(p["eta_s"]) if status == "running" else 0
         st.progress(min(frac, 1.0), text=f"epoch {p['epoch']}/{r['epochs']} · step {p['step']}/{p['total_steps']} "
                                           f"· {p['images_per_s']:,.0f} images/s · ETA {eta // 60}:{eta % 60:02d}")
+        if status == "running" and p["losses"]:
+            st.caption("now: " + " · ".join(f"{k} {v:.3f}" for k, v in p["losses"].items()))
+
+
+def charts(run_id: str) -> dict:
+    """The run's outcome and charts, drawn from what the store holds now."""
+    r = api.get_run(me, run_id)
+    h = history(run_id)
+    status = r["status"]
+    if h:
+        c3, c4, _ = st.columns([1, 1, 3])
+        c3.metric("Target accuracy", f"{h[-1]['target_acc']:.1%}")
+        c4.metric("Source accuracy", f"{h[-1]['source_acc']:.1%}")
     if status in ("failed", "interrupted", "cancelled") and r["reason"]:
-        (st.error if status == "failed" else st.warning)(r["reason"])
+        (st.error if status == "failed" else st.warning)(plain(r["reason"]))
     if status == "finished":
         sel = r["config"]["train"].get("selection", "last")
         st.success(f"Finished: target accuracy {r['target_acc']:.1%} (source {r['source_acc']:.1%}) in "
@@ -83,36 +128,32 @@ def render(run_id):
     b.plotly_chart(plots.accuracy_curves(h), key="acc")
     a, b = st.columns([3, 2])
     with a:
-        epochs = embedding_epochs(run_id)
+        epochs = api.embedding_epochs(me, run_id)
         colour = st.segmented_control("Colour by", ["domain", "class"], default="domain", key="colour_by")
         ep = st.select_slider("Epoch", epochs, value=epochs[-1], key=f"ep-{len(epochs)}") if len(epochs) > 1 else None
-        st.plotly_chart(plots.embedding_scatter(read_embedding(run_id, ep), classes(h),
+        st.plotly_chart(plots.embedding_scatter(api.read_embedding(me, run_id, ep), classes(h),
                                                 colour_by=colour or "domain"), key="emb")
     with b:
         st.plotly_chart(plots.domain_gap(h), key="gap")
         if h:
             st.plotly_chart(plots.confusion_matrix(h[-1]["target_confusion"], classes(h)), key="cm")
-    return status
+    return r
 
 
-def classes(h):
-    return h[-1].get("classes") if h else None
-
-
-@st.fragment(run_every=1.0)
-def live():
-    if render(ss.run_id) not in ("queued", "starting", "running"):
-        st.rerun()  # stop polling once the run has ended
-
-
-if get_run(run_id)["status"] in ("queued", "starting", "running"):
-    live()
-else:
-    render(run_id)
+if api.get_run(me, run_id)["status"] in ACTIVE:
+    status_panel(run_id)
+r = charts(run_id)
+if r["status"] not in ACTIVE:
+    c1, c2 = st.columns([1, 3])
+    if r["mine"]:
+        shared = c1.toggle("Share with the class", value=bool(r["published"]), key=f"pub-{run_id}",
+                           help="Everyone on this server can then watch this run and try its model (read-only).")
+        if shared != bool(r["published"]):
+            api.publish_run(me, run_id, shared)
     with st.expander("Replay the feature map over epochs"):
-        st.plotly_chart(plots.embedding_animation(api.all_embeddings(run_id)), key="replay")
+        st.plotly_chart(plots.embedding_animation(api.all_embeddings(me, run_id)), key="replay")
     with st.expander("How the reported epoch was chosen"):
         st.caption("A run may not pick its epoch by target accuracy: in real use the target has no labels. "
                    "These scores read only unlabelled target images (or held-out source images); where they "
                    "rise and fall with the target accuracy, they are trustworthy selectors for this setting.")
-        st.plotly_chart(plots.selection_scores(history(run_id), get_run(run_id)["best_epoch"]), key="selection")
+        st.plotly_chart(plots.selection_scores(history(run_id), r["best_epoch"]), key="selection")

@@ -1,12 +1,12 @@
 """Step 6: try a trained model on new images."""
 import streamlit as st
 
-from pages._ui import error_box, plain
+from pages._ui import error_box, page_setup, plain, session
 from tl_core import app_api as api
-from tl_core import list_runs
 
 st.title("6 · Predict: try the model on new images")
-ss = st.session_state
+page_setup()
+ss, me = st.session_state, session()
 ss.setdefault("models", {})  # models uploaded in this session: reference -> label
 with st.expander("Use a model file (a checkpoint downloaded from the Compare page)"):
     st.caption("Upload the checkpoint zip, or `model.safetensors` with the `model.json` beside it. Only "
@@ -19,18 +19,20 @@ with st.expander("Use a model file (a checkpoint downloaded from the Compare pag
     if st.button("Add model", disabled=not (wfile and (jfile or is_zip))):
         try:
             weights, meta = api.unpack_model_zip(wfile.getvalue()) if is_zip else (wfile.getvalue(), jfile.getvalue())
-            res = api.import_model(weights, meta, wfile.name.rsplit(".", 1)[0], ss.session_id)
+            res = api.import_model(weights, meta, wfile.name.rsplit(".", 1)[0], me)
             ss.models[res["model"]] = res["label"]
             st.success(plain(f"Added {res['label']}: classes {', '.join(res['classes'])}"))
         except Exception as e:  # noqa: BLE001
             error_box(e)
-done = list_runs(status="finished", limit=200)
-labels = {**{r["id"]: api.run_label(r) for r in done}, **ss.models}
+labels = {**api.finished_runs(me), **ss.models}
 if not labels:
     st.info("No finished run yet. Train one on the Train page first, or add a model file above.")
     st.stop()
 run_id = st.selectbox("Model (a finished run's reported checkpoint, chosen without target labels; or a model "
                       "file you added)", list(labels), format_func=labels.get)
+if ss.get("samples_for") != run_id:  # samples drawn for another model are not this one's target
+    ss.pop("samples", None)
+    ss.samples_for = run_id
 k = st.slider("Show the top", 1, 5, 3)
 
 c1, c2 = st.columns(2)
@@ -48,14 +50,17 @@ for f in files or []:
 if draw and run_id.startswith("upload:"):
     st.warning("A model file has no target domain to draw from: upload images instead.")
 elif draw:
-    st.session_state.samples = api.target_samples(run_id, 8, seed=len(st.session_state.get("samples", ([], []))[0]))
-if not files and "samples" in st.session_state:
-    images, truth = st.session_state.samples
+    try:
+        ss.samples = api.target_samples(me, run_id, 8, seed=len(ss.get("samples", ([], []))[0]))
+    except Exception as e:  # noqa: BLE001
+        error_box(e)
+if not files and "samples" in ss:
+    images, truth = ss.samples
     captions = [f"true class: {t}" for t in truth]
 
 if images:
     try:
-        results = api.predict(run_id, images, top_k=k)
+        results = api.predict(me, run_id, images, top_k=k)
     except Exception as e:  # noqa: BLE001
         error_box(e)
         st.stop()
@@ -63,7 +68,7 @@ if images:
         cols = st.columns(4)
         for col, img, cap, res in zip(cols, images[row:row + 4], captions[row:row + 4], results[row:row + 4]):
             with col.container(border=True):
-                st.image(res["seen"], caption=f"{cap} — as the model sees it", width=140)
+                st.image(res["seen"], caption=plain(f"{cap} — as the model sees it"), width=140)
                 for cls, p in zip(res["classes"], res["probs"]):
                     st.progress(p, text=plain(f"{cls}: {p:.1%}"))
 else:

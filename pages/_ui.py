@@ -1,23 +1,56 @@
-"""Shared bits of the pages: session state for the draft config, the sidebar, messages."""
+"""Shared bits of the pages: the session's identity, the draft config, the sidebar, messages."""
 from __future__ import annotations
 
 import copy
-import re
-import uuid
+import logging
 
 import streamlit as st
 
 from tl_core import TLError
 from tl_core import app_api as api
 
+COOKIE = "tl_session"
+LOG = logging.getLogger("transferlab.app")
+
 
 def init_state() -> None:
+    """Claim the store for this server, then find (or make) this browser's identity.
+
+    The identity is a random token in a cookie: it survives reloading the tab and restarting the
+    server, is never put in a URL, and the server keeps only its hash (`session().owner`)."""
+    ok, why = api.start_server(st.get_option("server.port"))
+    if not ok:
+        st.error(plain(why), icon=":material/block:")
+        st.stop()
     ss = st.session_state
+    if "tl_session" not in ss:
+        address = str(st.get_option("server.address") or "")
+        local = address in ("127.0.0.1", "localhost", "::1")
+        ss.tl_session, ss.tl_token, ss.tl_new_token = api.open_session(st.context.cookies.get(COOKIE), local)
     if "cfg" not in ss:
         ss.cfg = api.default_config()
-    if "session_id" not in ss:
-        ss.session_id = uuid.uuid4().hex[:12]
-    ss.setdefault("extra_domains", {})  # uploaded or folder domains of this session: name -> label
+
+
+def page_setup() -> None:
+    """First thing after a page's title: this session's identity, and a store that answers. A store
+    locked by another program gives a notice that retries by itself, never a hang or a traceback."""
+    init_state()
+    busy = api.store_busy()
+    if busy:
+        busy_notice(busy)
+        st.stop()
+
+
+def session():
+    return st.session_state.tl_session
+
+
+def remember_identity() -> None:
+    """Store a new token in the browser (a first-party cookie, SameSite=Strict, one year)."""
+    ss = st.session_state
+    if ss.get("tl_new_token"):
+        st.html(f"<script>document.cookie = '{COOKIE}={ss.tl_token}; path=/; max-age=31536000; SameSite=Strict';"
+                f"</script>", unsafe_allow_javascript=True)
 
 
 def cfg() -> dict:
@@ -30,20 +63,18 @@ def update(section: str, **values) -> None:
     st.session_state.cfg = new
 
 
-_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:])")
-
-
 def plain(text: object) -> str:
     """Text from users (class and dataset names, messages quoting them) escaped for Streamlit's
     markdown: shown as written, never as formatting, links or HTML."""
-    return _MD_SPECIAL.sub(r"\\\1", str(text))
+    return api.md(text)
 
 
 def error_box(e: Exception) -> None:
-    """A user mistake as a message; anything else as a short note (details stay in the server log)."""
+    """A user mistake as a message; anything else as a short note, its traceback in the server log."""
     if isinstance(e, TLError):
         st.error(plain(e), icon=":material/error:")
     else:
+        LOG.error("unexpected error in a page", exc_info=e)
         st.error(f"Something went wrong on our side ({type(e).__name__}). Please try again; "
                  f"if it persists, report it with the server log.", icon=":material/bug_report:")
 
@@ -53,22 +84,36 @@ def next_button(page: str, label: str) -> None:
         st.switch_page(page)
 
 
-@st.fragment(run_every=3)
+def busy_notice(message: str) -> None:
+    """The store is held by another program: say so, and look again every few seconds."""
+    st.warning(plain(message), icon=":material/hourglass_top:")
+
+    @st.fragment(run_every=3)
+    def retry() -> None:
+        if not api.store_busy():
+            st.rerun()
+        st.caption("still busy; trying again in 3 s")
+
+    retry()
+
+
+@st.fragment(run_every=5)
 def _queue() -> None:
     try:
-        q = api.queue_summary()
+        q = api.queue_summary(session())
     except Exception:  # noqa: BLE001 - the sidebar must never break a page
         st.caption("run queue unavailable")
         return
-    st.caption(f"Runs: {len(q['running'])} running, {len(q['queued'])} queued (at most {q['limit']} at a time)")
-    for r in q["running"] + q["queued"]:
-        st.caption(f"• {api.run_label(r)}")
+    st.caption(f"Server: {q['running']} running, {q['queued']} queued (at most {q['limit']} at a time)")
+    for r in q["mine"]:
+        st.caption(plain(f"• yours: {api.run_label(r)}"))
 
 
 def sidebar() -> None:
     with st.sidebar:
         st.caption(f"Compute: {device_summary()}")
         _queue()
+        remember_identity()
 
 
 @st.cache_resource

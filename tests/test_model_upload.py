@@ -10,6 +10,7 @@ from safetensors.torch import save
 
 from tl_core import RunConfig
 from tl_core import app_api as api
+from tl_core.access import session_from_token
 from tl_core.checkpoint import Checkpointer
 from tl_core.errors import ConfigError
 from tl_core.trainer import Trainer
@@ -34,20 +35,26 @@ def home(tmp_path, monkeypatch):
     return tmp_path
 
 
+def sess(name: str):
+    return session_from_token((name + "-token-" * 8)[:40])[0]
+
+
 def models_written(home):
     return [p for p in (home / "uploads").rglob("*") if p.is_file()] if (home / "uploads").exists() else []
 
 
 def test_a_good_upload_predicts(home, exported):
     w, meta = exported
-    res = api.import_model(w, meta, "mine", session="s1")
+    res = api.import_model(w, meta, "mine", session=sess("s1"))
     assert res["model"].startswith("upload:") and len(res["classes"]) == 10
     img = np.zeros((3, 28, 28), np.uint8)
-    out = api.predict(res["model"], [img], top_k=3)
+    out = api.predict(sess("s1"), res["model"], [img], top_k=3)
     from tl_core.checkpoint import Predictor
     from tl_core.inputs import adapt
 
-    p = Predictor(home / "uploads" / "s1" / "models" / "mine")  # the stored copy, read back independently
+    stored = list((home / "uploads" / sess("s1").owner / "models").glob("mine--*"))
+    assert len(stored) == 1
+    p = Predictor(stored[0])  # the stored copy, read back independently
     with torch.no_grad():
         ref = p.model(adapt(torch.from_numpy(img)[None], p.spec)).softmax(1)
     assert out[0]["probs"] == pytest.approx(ref.topk(3).values[0].tolist(), rel=1e-5)
@@ -67,47 +74,47 @@ def test_a_pickle_that_would_write_a_file_is_refused_and_writes_nothing(home, ex
     target = tmp_path / "pwned.txt"
     payload = pickle.dumps({"state": WritesAFile(str(target))}, protocol=4)
     with pytest.raises(ConfigError, match="pickle"):
-        api.import_model(payload, exported[1], "evil", session="s1")
+        api.import_model(payload, exported[1], "evil", session=sess("s1"))
     assert not target.exists() and models_written(home) == []
     buf = tmp_path / "model.pt"
     torch.save({"w": torch.zeros(2)}, buf)  # torch.save's zip format is a pickle too
     with pytest.raises(ConfigError, match="pickle"):
-        api.import_model(buf.read_bytes(), exported[1], "evil", session="s1")
+        api.import_model(buf.read_bytes(), exported[1], "evil", session=sess("s1"))
 
 
 def test_truncated_and_lying_headers_are_refused(home, exported):
     w, meta = exported
     with pytest.raises(ConfigError, match="truncated"):
-        api.import_model(w[: len(w) // 2], meta, "half", session="s1")
+        api.import_model(w[: len(w) // 2], meta, "half", session=sess("s1"))
     with pytest.raises(ConfigError, match="truncated"):
-        api.import_model(w[:5], meta, "tiny", session="s1")
+        api.import_model(w[:5], meta, "tiny", session=sess("s1"))
     huge = (2**40).to_bytes(8, "little") + w[8:]
     with pytest.raises(ConfigError, match="header claims"):
-        api.import_model(huge, meta, "huge", session="s1")
+        api.import_model(huge, meta, "huge", session=sess("s1"))
     n = int.from_bytes(w[:8], "little")
     header = json.loads(w[8:8 + n])
     key = next(k for k in header if k != "__metadata__")
     header[key]["shape"] = [10**6, 10**6]  # claims far more data than the file holds
     h = json.dumps(header).encode()
     with pytest.raises(ConfigError, match="does not fit"):
-        api.import_model(len(h).to_bytes(8, "little") + h + w[8 + n:], meta, "lie", session="s1")
+        api.import_model(len(h).to_bytes(8, "little") + h + w[8 + n:], meta, "lie", session=sess("s1"))
     assert models_written(home) == []
 
 
 def test_wrong_keys_or_shapes_or_metadata_are_refused_with_the_reason(home, exported):
     w, meta = exported
     with pytest.raises(ConfigError, match="missing backbone.stages.conv1.0.bias.*unexpected x"):
-        api.import_model(save({"x": torch.zeros(3)}), meta, "keys", session="s1")
+        api.import_model(save({"x": torch.zeros(3)}), meta, "keys", session=sess("s1"))
     from safetensors.torch import load
 
     state = load(w)
     state["head.weight"] = torch.zeros(3, state["head.weight"].shape[1])
     with pytest.raises(ConfigError, match="head.weight is \\(3, 500\\), expected \\(10, 500\\)"):
-        api.import_model(save(state), meta, "shapes", session="s1")
+        api.import_model(save(state), meta, "shapes", session=sess("s1"))
     with pytest.raises(ConfigError, match="model.json"):
-        api.import_model(w, b"not json", "meta", session="s1")
+        api.import_model(w, b"not json", "meta", session=sess("s1"))
     with pytest.raises(ConfigError, match="Unknown backbone"):
-        api.import_model(w, json.dumps({**json.loads(meta), "backbone": "gpt"}).encode(), "bb", session="s1")
+        api.import_model(w, json.dumps({**json.loads(meta), "backbone": "gpt"}).encode(), "bb", session=sess("s1"))
     assert models_written(home) == []
 
 
@@ -118,8 +125,8 @@ def test_no_pickle_is_loaded_anywhere_on_the_upload_path(home, exported, monkeyp
     monkeypatch.setattr(pickle, "load", refuse)
     monkeypatch.setattr(pickle, "loads", refuse)
     monkeypatch.setattr(torch, "load", refuse)
-    res = api.import_model(*exported, "again", session="s2")
-    api.predict(res["model"], [np.zeros((3, 28, 28), np.uint8)])
+    res = api.import_model(*exported, "again", session=sess("s2"))
+    api.predict(sess("s2"), res["model"], [np.zeros((3, 28, 28), np.uint8)])
 
 
 def test_the_checkpoint_zip_from_the_compare_page_imports_and_a_torch_save_zip_does_not(home, exported, tmp_path):

@@ -3,11 +3,11 @@
 This package never imports streamlit; the app's pages use only what is exported here.
 """
 from .config import DataSpec, MethodSpec, ModelSpec, RunConfig, TrainSpec
-from .errors import ConfigError, DataUnavailable, TLError
+from .errors import ConfigError, DataUnavailable, NotVisible, QuotaExceeded, StoreBusy, TLError
 
 __version__ = "0.1.0"
 
-__all__ = ["ConfigError", "DataSpec", "DataUnavailable", "MethodSpec", "ModelSpec", "RunConfig", "TLError",
+__all__ = ["ConfigError", "DataSpec", "DataUnavailable", "NotVisible", "QuotaExceeded", "StoreBusy", "MethodSpec", "ModelSpec", "RunConfig", "TLError",
            "TrainSpec", "list_backbones", "list_domains", "list_methods"]
 
 

@@ -1,11 +1,14 @@
 """What the app's pages call: plain Python and numpy in and out, no streamlit, torch only lazily.
 
-Pages stay thin: widgets -> one of these functions -> render.
+Pages stay thin: widgets -> one of these functions -> render. Every call that touches runs,
+uploads or models carries the caller's `Session` (see `access`): a session sees its own runs and
+the published ones, and changes only its own.
 """
 from __future__ import annotations
 
 import io
 import os
+import re
 import shlex
 import time
 import zipfile
@@ -14,6 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from . import access
+from .access import Session
 from .config import RunConfig
 from .errors import ConfigError, TLError
 
@@ -29,6 +34,48 @@ APP_DEFAULT = RunConfig().replace(
 
 def default_config() -> dict[str, Any]:
     return APP_DEFAULT.to_dict()
+
+
+# -- the server and its sessions -------------------------------------------------------------
+
+def start_server(port: object = None) -> tuple[bool, str]:
+    """Once per page run: make this process the web server of its TL_HOME (lock, scheduler thread,
+    short store timeouts). (False, why) when another server already uses the same TL_HOME."""
+    from . import runs
+    from .paths import tl_home
+
+    runs.set_interactive(True)
+    ok, holder = runs.claim_server({"port": port})
+    if not ok:
+        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(holder["started"])) if holder.get("started") else "?"
+        return False, (f"Another TransferLab server (process {holder.get('pid', '?')} on {holder.get('host', '?')}, "
+                       f"port {holder.get('port', '?')}, started {when}) already uses the run store in {tl_home()}. "
+                       f"Two servers on one store would each take the other's runs for dead. Stop the other "
+                       f"server, or start this one with its own store: TL_HOME=/another/folder streamlit run app.py")
+    runs.start_scheduler()
+    return True, ""
+
+
+def open_session(token: str | None, local: bool) -> tuple[Session, str, bool]:
+    """The session of a browser from its cookie's token: (session, token, whether the token is new)."""
+    return access.session_from_token(token, local=local)
+
+
+def store_busy() -> str:
+    """"" when the run store answers; else the message to show (checked before a page runs, so that a
+    store locked by another program gives a notice, not a hang or a traceback)."""
+    from . import runs
+    from .errors import StoreBusy
+
+    try:
+        runs.store().read("SELECT 1 FROM runs LIMIT 1")
+        return ""
+    except StoreBusy as e:
+        return str(e)
+
+
+def limits_summary() -> dict[str, int]:
+    return access.limits().describe()
 
 
 def device_summary() -> str:
@@ -52,27 +99,48 @@ def device_summary() -> str:
     return f"CPU: {cores} cores (no GPU found)"
 
 
-def queue_summary() -> dict[str, list[dict[str, Any]]]:
+def queue_summary(session: Session) -> dict[str, Any]:
+    """How busy the server is (counts of everyone's runs) and this session's own runs in the queue."""
     from . import runs
 
-    rows = runs.list_runs(limit=200)
-    active = [r for r in rows if r["status"] in ("starting", "running")]
-    queued = sorted((r for r in rows if r["status"] == "queued"), key=lambda r: r["created"])
-    return {"running": active, "queued": queued, "limit": runs.max_concurrent()}
+    rows = runs.store().read("SELECT id, status, owner, method, source, target, created FROM runs "
+                             "WHERE status IN ('queued','starting','running') ORDER BY created")
+    mine = [dict(r) for r in rows if r["owner"] == session.owner]
+    return {"running": sum(r["status"] != "queued" for r in rows), "queued": sum(r["status"] == "queued" for r in rows),
+            "mine": mine, "limit": runs.max_concurrent()}
+
+
+def domain_label(name: str) -> str:
+    """A domain as people read it: `upload:<owner>/photos` -> `photos (upload)`, a folder by its name."""
+    base, plus, rest = name.partition("+")
+    if base.startswith("upload:"):
+        base = base.rsplit("/", 1)[-1] + " (upload)"
+    elif base.startswith("folder:"):
+        base = Path(base[len("folder:"):]).name + " (folder)"
+    return base + (plus + rest if plus else "")
 
 
 def run_label(r: dict[str, Any]) -> str:
-    return f"{r['id']} · {r['method']} · {r['source']}→{r['target']} · {r['status']}"
+    return f"{r['id']} · {r['method']} · {domain_label(r['source'])}→{domain_label(r['target'])} · {r['status']}"
 
 
 # -- data --------------------------------------------------------------------------------
 
-def domain_choices() -> list[dict[str, Any]]:
-    """The built-in domains. Folders and uploads are registered process-wide when added, so they
-    are left out here: each session lists its own (no session sees another's uploads)."""
+def domain_choices(session: Session | None = None) -> list[dict[str, Any]]:
+    """The built-in domains, then the teacher's datasets (ingested from the server's command line) and
+    this session's own uploads. No session sees another's uploads."""
     from .domains import get_domain, list_domains
 
-    return [get_domain(n).info() for n in list_domains() if not n.startswith("folder:")]
+    out = [get_domain(n).info() for n in list_domains() if not n.startswith(("folder:", "upload:"))]
+    owners = [access.CLI] + ([session.owner] if session is not None and not session.is_cli else [])
+    for owner in owners:
+        d = access.uploads_root() / owner / "domains"
+        for p in sorted(d.iterdir()) if d.is_dir() else []:
+            if p.is_dir() and access.NAME.match(p.name):
+                info = get_domain(f"upload:{owner}/{p.name}").info()
+                info["label"] = f"{p.name} ({'upload' if owner != access.CLI else 'shared by the teacher'})"
+                out.append(info)
+    return out
 
 
 def shift_kinds() -> dict[str, str]:
@@ -103,6 +171,16 @@ def domain_preview(name: str, per_class: int = 4, seed: int = 0) -> dict[str, An
     return {"classes": d.classes, "grid": grid, "train_counts": d.class_counts("train"),
             "test_counts": d.class_counts("test"), "size": d.size, "channels": d.channels,
             "n_train": len(d.x_train), "n_test": len(d.x_test)}
+
+
+def input_channels(source: str, target: str) -> int:
+    """Colour (3) if either domain is in colour, else grey (1); 1 when a domain cannot be resolved."""
+    from .domains import get_domain
+
+    try:
+        return max(get_domain(source).channels, get_domain(target).channels)
+    except TLError:
+        return 1
 
 
 def label_space(source: str, target: str) -> tuple[bool, str]:
@@ -187,14 +265,22 @@ def describe_plan(cfg: RunConfig) -> str:
                                                                           f"{d.target_labels} labelled target images per class")
     freeze = "all stages train" if mo.freeze == 0 else f"the first {mo.freeze} stage(s) stay frozen"
     weights = "pretrained weights" if mo.pretrained is not False and mo.backbone != "lenet" else "random weights"
-    return (f"Train **{mo.backbone}** ({weights}; {freeze}) on **{d.source}** with its labels, and adapt it to "
-            f"**{d.target}** ({regime}) with **{m.label}**: {t.epochs} epochs × {t.steps_per_epoch} steps of "
+    return (f"Train **{mo.backbone}** ({weights}; {freeze}) on **{md(domain_label(d.source))}** with its labels, and "
+            f"adapt it to **{md(domain_label(d.target))}** ({regime}) with **{m.label}**: {t.epochs} epochs × {t.steps_per_epoch} steps of "
             f"{t.batch_size} images per domain, {t.optimizer} at learning rate {t.lr:g}, seed {t.seed}. "
             f"After each epoch: source and target test accuracy, the domain gap and a {t.embedding.upper()} map "
             f"of the features. The run reports {_selection_words(t.selection)} (chosen without "
             f"target labels)"
             + (f"; it is repeated for seeds {', '.join(map(str, t.seeds))} and reported as mean ± std."
                if t.seeds else "."))
+
+
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:])")
+
+
+def md(text: object) -> str:
+    """A user's name escaped for markdown: shown as written, never as formatting, links or HTML."""
+    return _MD_SPECIAL.sub(r"\\\1", str(text))
 
 
 def _selection_words(selection: str) -> str:
@@ -228,6 +314,115 @@ def cli_command(cfg: dict[str, Any] | RunConfig) -> str:
     return " ".join(shlex.quote(a) for a in args)
 
 
+# -- runs, as one session sees them -------------------------------------------------------
+
+def _visible(session: Session, run_id: str) -> dict[str, Any]:
+    """A run's record (with progress) if this session may see it; one message for unknown and hidden."""
+    from . import runs
+
+    try:
+        r = runs.get_run(run_id)
+    except TLError:
+        raise access.not_visible(run_id) from None
+    if not access.can_see(session, r):
+        raise access.not_visible(run_id)
+    r["mine"] = access.can_change(session, r)
+    return r
+
+
+def _own(session: Session, run_id: str) -> dict[str, Any]:
+    r = _visible(session, run_id)
+    if not r["mine"]:
+        raise ConfigError(f"Run {run_id} belongs to another session: you can watch it, not change it.")
+    return r
+
+
+def get_run(session: Session, run_id: str) -> dict[str, Any]:
+    return _visible(session, run_id)
+
+
+def list_runs(session: Session, **filters: Any) -> list[dict[str, Any]]:
+    """This session's runs and the published ones (the teacher's command-line runs included), newest first."""
+    from . import runs
+
+    rows = runs.list_runs(visible_to=session.owner, **filters) if not session.is_cli else runs.list_runs(**filters)
+    for r in rows:
+        r["mine"] = access.can_change(session, r)
+    return rows
+
+
+def cancel_run(session: Session, run_id: str) -> None:
+    from . import runs
+
+    _own(session, run_id)
+    runs.cancel(run_id)
+
+
+def delete_run(session: Session, run_id: str) -> None:
+    from . import runs
+
+    _own(session, run_id)
+    runs.delete(run_id)
+
+
+def publish_run(session: Session, run_id: str, on: bool = True) -> None:
+    """Share a run with the class (read-only for everyone else), or stop sharing it."""
+    from . import runs
+
+    _own(session, run_id)
+    runs.store().update(run_id, published=int(bool(on)))
+
+
+def read_metrics(session: Session, run_id: str, cursor: int = 0) -> tuple[list[dict[str, Any]], int]:
+    from . import runs
+
+    _visible(session, run_id)
+    return runs.read_metrics(run_id, cursor)
+
+
+def embedding_epochs(session: Session, run_id: str) -> list[int]:
+    from . import runs
+
+    _visible(session, run_id)
+    return runs.embedding_epochs(run_id)
+
+
+def read_embedding(session: Session, run_id: str, epoch: int | None = None) -> dict[str, Any] | None:
+    from . import runs
+
+    _visible(session, run_id)
+    return runs.read_embedding(run_id, epoch)
+
+
+def all_embeddings(session: Session, run_id: str) -> list[dict[str, Any]]:
+    from . import runs
+
+    _visible(session, run_id)
+    return [runs.read_embedding(run_id, e) for e in runs.embedding_epochs(run_id)]
+
+
+def finished_runs(session: Session) -> dict[str, str]:
+    """Finished runs this session can see as {id: label}, newest first: the choices for a method
+    parameter that names a run (a teacher model, a source model)."""
+    return {r["id"]: run_label(r) for r in list_runs(session, status="finished", limit=200)}
+
+
+def submit(cfg: dict[str, Any], session: Session) -> str:
+    """Validate and queue a run for this session (one per seed when it asks for several); returns the
+    first id. Everything it points at must be the session's to use; quotas hold."""
+    from . import runs
+
+    c, why = validate(cfg)
+    if c is None:
+        raise ConfigError(why)
+    access.check_config(session, c)
+    ids = []
+    for one in c.per_seed():
+        ids.append(runs.submit(one, owner=session.owner, published=False if not session.is_cli else None,
+                               limits=access.queue_limits(session), wall_limit_s=access.wall_limit(session)))
+    return ids[0]
+
+
 # -- compare -----------------------------------------------------------------------------
 
 def compare_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -245,19 +440,23 @@ def compare_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             gain = r["target_acc"] - base["target_acc"]
         verdict = ("" if gain is None else "negative transfer: worse than source only" if gain < -0.005
                    else "no clear gain" if gain < 0.005 else "gain over source only")
-        out.append({"id": r["id"], "status": r["status"], "method": r["method"], "source": r["source"],
-                    "target": r["target"], "backbone": r["backbone"], "freeze": r["config"]["model"]["freeze"],
-                    "labels": r["target_labels"], "seed": r["seed"], "epochs": f"{r['epoch']}/{r['epochs']}",
-                    "source_acc": r["source_acc"], "target_acc": r["target_acc"], "gain": gain, "verdict": verdict,
-                    "best_epoch": r["best_epoch"], "wall_s": r["wall_s"], "trainable_params": r["trainable_params"],
-                    "device": r["device"], "created": time.strftime("%Y-%m-%d %H:%M", time.localtime(r["created"]))})
+        out.append({"id": r["id"], "status": r["status"], "method": r["method"], "source": domain_label(r["source"]),
+                    "target": domain_label(r["target"]), "backbone": r["backbone"],
+                    "freeze": r["config"]["model"]["freeze"], "labels": r["target_labels"], "seed": r["seed"],
+                    "epochs": f"{r['epoch']}/{r['epochs']}", "source_acc": r["source_acc"],
+                    "target_acc": r["target_acc"], "gain": gain, "verdict": verdict, "best_epoch": r["best_epoch"],
+                    "wall_s": r["wall_s"], "trainable_params": r["trainable_params"], "device": r["device"],
+                    "shared": "yours, shared" if r.get("mine") and r.get("published") else
+                              "yours" if r.get("mine") else "shared with you",
+                    "created": time.strftime("%Y-%m-%d %H:%M", time.localtime(r["created"]))})
     return out
 
 
-def checkpoint_bytes(run_id: str) -> tuple[bytes, str] | None:
+def checkpoint_bytes(session: Session, run_id: str) -> tuple[bytes, str] | None:
     """A zip of the run's best checkpoint (safetensors + JSON) and config, for download."""
     from . import runs
 
+    _visible(session, run_id)
     folder = runs.checkpoint_path(run_id, "best")
     if folder is None:
         return None
@@ -275,19 +474,16 @@ def checkpoint_bytes(run_id: str) -> tuple[bytes, str] | None:
 
 def decode_upload(data: bytes, name: str = "image") -> np.ndarray:
     """An uploaded image file -> (3, H, W) uint8; a clear error when it is not a readable image."""
-    from PIL import Image, UnidentifiedImageError
+    from PIL import UnidentifiedImageError
 
     from .domains.folder import load_image
 
     try:
-        with Image.open(io.BytesIO(data)) as im:
-            w, h = im.size
-            if w * h > 40_000_000:
-                raise ConfigError(f"{name} claims {w}x{h} pixels; images up to 40 megapixels are accepted.")
         return load_image(io.BytesIO(data), size=224)  # type: ignore[arg-type]
-    except (UnidentifiedImageError, OSError, ValueError) as e:
-        raise ConfigError(f"{name} is not an image this app can read ({type(e).__name__}). "
-                          f"Upload a PNG, JPEG, BMP, GIF, TIFF or WebP file.") from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError) as e:
+        why = str(e) if isinstance(e, ValueError) and "pixels" in str(e) else type(e).__name__
+        raise ConfigError(f"{name} is not an image this app can read ({why}). "
+                          f"Upload a PNG, JPEG, BMP, GIF, TIFF or WebP file of at most 40 megapixels.") from None
 
 
 def unpack_model_zip(data: bytes) -> tuple[bytes, bytes]:
@@ -297,7 +493,7 @@ def unpack_model_zip(data: bytes) -> tuple[bytes, bytes]:
 
     try:
         z = zipfile.ZipFile(io.BytesIO(data))
-    except zipfile.BadZipFile:
+    except (zipfile.BadZipFile, ValueError, EOFError):
         raise ConfigError("That file is not a zip archive: upload the checkpoint zip from the Compare page, or "
                           "model.safetensors with its model.json.") from None
     names = {Path(m.filename).name: m for m in z.infolist() if not m.is_dir()}
@@ -312,33 +508,38 @@ def unpack_model_zip(data: bytes) -> tuple[bytes, bytes]:
         m = names[n]
         if m.file_size > MAX_MODEL_BYTES:
             raise ConfigError(f"{n} in the zip is {m.file_size / 1e9:.1f} GB; at most 1 GB is accepted.")
-        with z.open(m) as f:
-            blob = f.read(MAX_MODEL_BYTES + 1)  # headers can lie: never read past the cap
+        if m.flag_bits & 0x1:
+            raise ConfigError("The zip is encrypted; upload the checkpoint zip as the Compare page downloads it.")
+        try:
+            with z.open(m) as f:
+                blob = f.read(MAX_MODEL_BYTES + 1)  # headers can lie: never read past the cap
+        except (zipfile.BadZipFile, NotImplementedError, RuntimeError, OSError, EOFError, ValueError) as e:
+            raise ConfigError(f"{n} in the zip cannot be read ({type(e).__name__}): the zip is damaged or uses an "
+                              f"unsupported compression.") from None
         if len(blob) > MAX_MODEL_BYTES:
             raise ConfigError(f"{n} in the zip unpacks to more than 1 GB; it is refused.")
         out.append(blob)
     return out[0], out[1]
 
 
-def import_model(weights: bytes, meta: bytes, name: str, session: str) -> dict[str, Any]:
+def import_model(weights: bytes, meta: bytes, name: str, session: Session) -> dict[str, Any]:
     """A model uploaded in the browser (safetensors + model.json), checked and kept in this session's
     upload area; returns its reference for `predict`."""
-    import re
+    from .uploads import store_model
 
-    from .checkpoint import Predictor, import_model as check_and_store
+    dest = store_model(weights, meta, name, session)
+    _predictor_cache().pop(str(dest))
+    p = _load_predictor(dest)
+    label = dest.name.rsplit("--", 1)[0]
+    return {"model": f"upload:{dest.name}", "label": f"{label} (uploaded {p.meta['backbone']})", "classes": p.classes}
 
-    clean = re.sub(r"[^A-Za-z0-9_-]+", "_", name).strip("_")[:40] or "model"
-    dest = check_and_store(weights, meta, uploads_dir(session) / "models" / clean)
-    p = Predictor(dest)
-    return {"model": f"upload:{dest}", "label": f"{clean} (uploaded {p.meta['backbone']})", "classes": p.classes}
 
-
-def predict(model: str, images: list[np.ndarray], top_k: int = 3) -> list[dict[str, Any]]:
-    """Top-k classes for (3, H, W) uint8 images with a run's reported checkpoint (or an uploaded model,
-    `upload:PATH`), and each image as the model saw it."""
+def predict(session: Session, model: str, images: list[np.ndarray], top_k: int = 3) -> list[dict[str, Any]]:
+    """Top-k classes for (3, H, W) uint8 images with a visible run's reported checkpoint (or one of this
+    session's uploaded models, `upload:NAME`), and each image as the model saw it."""
     import torch
 
-    pred = _predictor(model)
+    pred = _predictor(session, model)
     out = []
     for img in images:
         x = torch.from_numpy(np.ascontiguousarray(img))[None]
@@ -347,141 +548,87 @@ def predict(model: str, images: list[np.ndarray], top_k: int = 3) -> list[dict[s
     return out
 
 
-_PREDICTORS: dict[str, Any] = {}
+def _model_bytes(p: Any) -> int:
+    return sum(t.numel() * t.element_size() for t in p.model.state_dict().values())
 
 
-def _predictor(model: str):
-    from . import runs
+# loaded models, up to TL_MODEL_CACHE_MB (default 512 MB): ResNet-50 is 100 MB, LeNet 0.2 MB
+_PREDICTORS = None
+
+
+def _predictor_cache():
+    global _PREDICTORS
+    if _PREDICTORS is None:
+        from .lru import ByteLRU, cap_from_env
+
+        _PREDICTORS = ByteLRU(cap_from_env("TL_MODEL_CACHE_MB", 512), _model_bytes)
+    return _PREDICTORS
+
+
+def _load_predictor(folder: Path):
     from .checkpoint import Predictor
-    from .paths import tl_home
+
+    cache = _predictor_cache()
+    key = str(folder)  # a resumed run or a re-uploaded model has a new folder: never a stale model
+    p = cache.get(key)
+    if p is None:
+        p = Predictor(folder)
+        cache.put(key, p)
+    return p
+
+
+def _predictor(session: Session, model: str):
+    from . import runs
+    from .uploads import model_folder
 
     if model.startswith("upload:"):
-        folder = Path(model[len("upload:"):]).resolve()
-        if not str(folder).startswith(str((tl_home() / "uploads").resolve()) + os.sep):
-            raise ConfigError("Uploaded models are read from the app's upload area only.")
+        folder = model_folder(session, model)
     else:
+        _visible(session, model)
         folder = runs.checkpoint_path(model, "best")
         if folder is None:
             raise TLError(f"Run {model} has no checkpoint yet: one is saved at the end of each epoch.")
-    key = str(folder)  # a resumed run reports a new folder, so it is never served from a stale cache
-    if key not in _PREDICTORS:
-        _PREDICTORS[key] = Predictor(folder)
-    return _PREDICTORS[key]
+    return _load_predictor(folder)
 
 
-def target_samples(run_id: str, n: int = 8, seed: int = 0) -> tuple[list[np.ndarray], list[str]]:
-    """Random images of a run's target test split, with their true class names."""
+def target_samples(session: Session, run_id: str, n: int = 8, seed: int = 0) -> tuple[list[np.ndarray], list[str]]:
+    """Random images of a visible run's target test split, with their true class names."""
     import torch
 
-    from . import runs
     from .domains import get_domain
 
-    r = runs.get_run(run_id)
+    r = _visible(session, run_id)
     d = get_domain(r["config"]["data"]["target"]).load()
     g = torch.Generator().manual_seed(seed)
     idx = torch.randperm(len(d.x_test), generator=g)[:n]
     return [d.x_test[i].numpy() for i in idx], [d.classes[int(d.y_test[i])] for i in idx]
 
 
-# -- uploads -----------------------------------------------------------------------------
+# -- uploads and folders ------------------------------------------------------------------
 
-MAX_MEMBERS = 50_000
-MAX_UNCOMPRESSED = 2 * 1024**3
-MAX_RATIO = 100
+def ingest_zip(data: bytes, name: str, session: Session) -> dict[str, Any]:
+    """Unpack an uploaded zip of class folders into this session's area (see `uploads.ingest_zip`)."""
+    from .uploads import ingest_zip as ingest
 
-
-def uploads_dir(session: str) -> Path:
-    from .paths import tl_home
-
-    safe = "".join(ch for ch in session if ch.isalnum() or ch in "-_")[:64] or "anon"
-    p = tl_home() / "uploads" / safe
-    p.mkdir(parents=True, exist_ok=True)
-    return p
+    return ingest(data, name, session)
 
 
-def ingest_zip(data: bytes, name: str, session: str) -> dict[str, Any]:
-    """Unpack an uploaded zip of class folders into this session's upload area and register it
-    as a domain. Refuses path traversal, links, and archive bombs before writing anything."""
-    import re
-    import shutil
-    import stat
+def add_folder(path: str, session: Session) -> dict[str, Any]:
+    """A folder on the server, inside the roots its owner allowed (see `access.resolve_folder`)."""
+    from .uploads import add_folder as add
 
-    from .domains import register_folder
-    from .domains.folder import _is_junk, check_layout
+    return add(path, session)
 
-    clean = re.sub(r"[^A-Za-z0-9_-]+", "_", name).strip("_")[:40]
-    if not clean:
-        raise ConfigError("Give the dataset a name made of letters, digits, '-' or '_'.")
-    try:
-        z = zipfile.ZipFile(io.BytesIO(data))
-    except zipfile.BadZipFile:
-        raise ConfigError("That file is not a zip archive. Zip a folder that holds one sub-folder per class.") from None
-    members = z.infolist()
-    if len(members) > MAX_MEMBERS:
-        raise ConfigError(f"The archive has {len(members):,} entries; at most {MAX_MEMBERS:,} are accepted.")
-    total = sum(m.file_size for m in members)
-    packed = max(1, sum(m.compress_size for m in members))
-    if total > MAX_UNCOMPRESSED:
-        raise ConfigError(f"The archive unpacks to {total / 1e9:.1f} GB; at most 2 GB are accepted.")
-    if total / packed > MAX_RATIO:
-        raise ConfigError(f"The archive is compressed {total / packed:.0f}:1, which looks like a zip bomb; "
-                          f"at most {MAX_RATIO}:1 is accepted.")
-    for m in members:
-        n = m.filename
-        mode = m.external_attr >> 16
-        if stat.S_ISLNK(mode):
-            raise ConfigError(f"The archive contains a link ({n!r}); links are refused. Zip the files themselves.")
-        parts = n.replace("\\", "/").split("/")
-        if n.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", n) or ".." in parts:
-            raise ConfigError(f"The archive entry {n!r} points outside its folder; such archives are refused.")
-    dest = uploads_dir(session) / clean
-    tmp = dest.with_name(dest.name + ".partial")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    written, skipped = 0, []
-    for m in members:
-        parts = [p for p in m.filename.replace("\\", "/").split("/") if p]
-        if m.is_dir() or not parts:
-            continue
-        if any(_is_junk(p) for p in parts):
-            skipped.append(m.filename)
-            continue
-        target = tmp.joinpath(*parts)
-        if not str(target.resolve()).startswith(str(tmp.resolve()) + os.sep):
-            raise ConfigError(f"The archive entry {m.filename!r} points outside its folder.")
-        try:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            with z.open(m) as src, open(target, "wb") as out:
-                while chunk := src.read(1 << 20):
-                    written += len(chunk)
-                    if written > MAX_UNCOMPRESSED:  # headers can lie: count what is really written
-                        raise ConfigError("The archive unpacks to more than 2 GB; it is refused.")
-                    out.write(chunk)
-        except ConfigError:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-        except (OSError, zipfile.BadZipFile, EOFError) as e:  # a file and a folder of one name, a broken member
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise ConfigError(f"The archive entry {m.filename!r} cannot be unpacked ({type(e).__name__}): "
-                              f"is the archive damaged, or does it hold a file and a folder of the same name?") from None
-    root = tmp
-    subdirs = [p for p in tmp.iterdir() if p.is_dir() and not _is_junk(p.name)]
-    files = [p for p in tmp.iterdir() if p.is_file()]
-    if len(subdirs) == 1 and not files:  # one wrapper folder: unwrap it
-        root = subdirs[0]
-    try:
-        check_layout(root)  # refused layouts leave nothing behind
-    except ConfigError as e:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise ConfigError(str(e).replace(f"{root.name}/", f"{clean}/").replace(f"{root.name} ", f"{clean} ")
-                          + f" Zip that folder as {clean}.zip and upload it again.") from None
-    shutil.rmtree(dest, ignore_errors=True)
-    shutil.move(str(root), str(dest))
-    shutil.rmtree(tmp, ignore_errors=True)
-    domain_name = f"folder:{dest}"  # a name every process (the workers too) can resolve
-    dom = register_folder(dest, name=domain_name, label=clean)
-    return {"domain": domain_name, "classes": dom.classes, "skipped": skipped, "path": str(dest),
-            "warnings": dom.warnings}
+
+def session_folders(session: Session) -> dict[str, str]:
+    """The server folders this session added: {domain: label}."""
+    from .uploads import folders
+
+    return {n: domain_label(n) for n in folders(session)}
+
+
+def folder_roots(session: Session) -> list[str]:
+    return [str(p) for p in access.folder_roots(session)]
 
 
 def preview_mosaic(name: str, per_class: int = 6, cell: int = 40) -> dict[str, Any]:
@@ -495,9 +642,12 @@ def preview_mosaic(name: str, per_class: int = 6, cell: int = 40) -> dict[str, A
                                                        else Image.BILINEAR)) for im in imgs]
         tiles += [np.full((cell, cell, 3), 255, np.uint8)] * (per_class - len(tiles))
         rows.append(np.concatenate([np.pad(t, ((1, 1), (1, 1), (0, 0)), constant_values=255) for t in tiles], 1))
-    p["mosaic"] = np.concatenate(rows, 0)
+    p["mosaic"] = np.concatenate(rows[:MAX_PREVIEW_ROWS], 0)
     p.pop("grid")
     return p
+
+
+MAX_PREVIEW_ROWS = 20  # a domain with hundreds of classes previews its first 20: the image stays bounded
 
 
 def shift_preview(base: str, kind: str, severity: int, n: int = 8) -> tuple[np.ndarray, np.ndarray]:
@@ -508,32 +658,6 @@ def shift_preview(base: str, kind: str, severity: int, n: int = 8) -> tuple[np.n
     d = get_domain(base).load()
     x = d.x_test[:n]
     return _hwc(x), _hwc(apply_shift(x, kind, severity, seed=0))
-
-
-def add_folder(path: str) -> dict[str, Any]:
-    """Register an image folder on the server as a domain (named `folder:PATH`, resolvable by workers)."""
-    from .domains import register_folder
-
-    p = Path(path).expanduser()
-    d = register_folder(p, name=f"folder:{p}", label=p.name)
-    return {"domain": d.name, "label": d.label, "classes": d.classes, "warnings": d.warnings}
-
-
-def submit(cfg: dict[str, Any], session: str = "") -> str:
-    """Validate and queue a run from the app (one per seed when it asks for several); returns the first id."""
-    from . import runs
-
-    c, why = validate(cfg)
-    if c is None:
-        raise ConfigError(why)
-    return [runs.submit(one, owner=session) for one in c.per_seed()][0]
-
-
-def finished_runs() -> dict[str, str]:
-    """Finished runs as {id: label}, newest first: the choices for a method parameter that names a run."""
-    from . import runs
-
-    return {r["id"]: run_label(r) for r in runs.list_runs(status="finished", limit=200)}
 
 
 def selection_choices() -> dict[str, str]:
@@ -560,15 +684,10 @@ def seed_groups(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         acc = [m["target_acc"] for m in members]
         src = [m["source_acc"] for m in members]
         first = members[0]
-        out.append({"source": first["source"], "target": first["target"], "backbone": first["backbone"],
+        out.append({"source": domain_label(first["source"]), "target": domain_label(first["target"]),
+                    "backbone": first["backbone"],
                     "method": first["method"], "seeds": sorted(m["seed"] for m in members), "n": len(members),
                     "target_acc_mean": statistics.mean(acc), "target_acc_std": statistics.stdev(acc),
                     "source_acc_mean": statistics.mean(src), "source_acc_std": statistics.stdev(src),
                     "runs": [m["id"] for m in members]})
     return sorted(out, key=lambda g: (g["source"], g["target"], g["backbone"], g["method"]))
-
-
-def all_embeddings(run_id: str) -> list[dict[str, Any]]:
-    from . import runs
-
-    return [runs.read_embedding(run_id, e) for e in runs.embedding_epochs(run_id)]

@@ -244,6 +244,8 @@ class Predictor:
 
 MAX_HEADER_BYTES = 16 * 1024 * 1024
 MAX_MODEL_BYTES = 1024 * 1024 * 1024
+MAX_CLASSES = 1000
+MAX_META_BYTES = 1024 * 1024
 _DTYPE_BYTES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U8": 1, "BOOL": 1}
 
 
@@ -297,6 +299,9 @@ def import_model(weights: bytes, meta_text: bytes | str, dest: Path) -> Path:
 
     if len(weights) > MAX_MODEL_BYTES:
         raise ConfigError(f"The weights file is {len(weights) / 1e9:.1f} GB; at most 1 GB is accepted.")
+    if len(meta_text) > MAX_META_BYTES:
+        raise ConfigError(f"model.json is {len(meta_text):,} bytes; the metadata this app writes is far smaller "
+                          f"(at most {MAX_META_BYTES:,} are accepted).")
     try:
         meta = json.loads(meta_text)
         classes = [str(c) for c in meta["classes"]]
@@ -310,6 +315,15 @@ def import_model(weights: bytes, meta_text: bytes | str, dest: Path) -> Path:
                           "classes, num_classes, in_channels and input_spec.") from None
     if num != len(classes) or num < 2:
         raise ConfigError(f"model.json lists {len(classes)} classes but num_classes is {num}; at least 2 are needed.")
+    # bounded before anything is built: these numbers decide how much memory the model and its inputs take
+    if num > MAX_CLASSES or any(len(c) > 200 for c in classes):
+        raise ConfigError(f"model.json lists {num:,} classes (at most {MAX_CLASSES:,}, names up to 200 characters).")
+    if ch not in (1, 3) or spec.channels not in (1, 3) or len(spec.mean) != spec.channels or \
+            len(spec.std) != spec.channels or not all(isinstance(v, (int, float)) and 0 < v < 100 for v in spec.std):
+        raise ConfigError("model.json's input_spec must have 1 or 3 channels with a mean and a positive std per channel.")
+    if not info.min_size <= spec.size <= 512:
+        raise ConfigError(f"model.json's input size {spec.size} is outside {info.min_size}..512 pixels for "
+                          f"{info.label}.")
     check_safetensors(weights)
     from safetensors.torch import load as load_bytes
 

@@ -166,6 +166,7 @@ def follow(run_id: str, bar: "ProgressBar") -> dict[str, Any]:
     cursor, last_step, started = 0, -1, False
     try:
         while True:
+            runs.schedule()  # a terminal following its run keeps the queue moving when no app is running
             r = runs.get_run(run_id)
             if not started and r["status"] == "running" and r["device"]:
                 started = True
@@ -260,6 +261,7 @@ def _train_seeds(cfg, args) -> int:
 def cmd_runs(args) -> int:
     from . import runs
 
+    runs.schedule()  # reap dead workers first, so that what is listed is true
     if args.action == "list":
         rows = runs.list_runs(status=args.status, method=args.method)
         if args.json:
@@ -304,27 +306,30 @@ def cmd_runs(args) -> int:
 
 
 def cmd_ingest(args) -> int:
-    """Register a zip of class folders, or a folder, as a domain (the app's ingest path)."""
+    """Register a zip of class folders, or a folder, as a domain (the app's ingest path). Datasets
+    ingested here are the teacher's: every app session can train on them."""
     from pathlib import Path
 
-    from . import app_api
+    from . import uploads
+    from .access import CLI_SESSION
 
     src = Path(args.path).expanduser()
-    if src.is_file():
-        try:
-            data = src.read_bytes()
-        except OSError as e:
-            raise ConfigError(f"Cannot read {src}: {e.strerror}.") from None
-        res = app_api.ingest_zip(data, args.name or src.stem, session="cli")
-    elif src.is_dir():
-        res = {"skipped": [], "path": str(src), **app_api.add_folder(str(src))}
-    else:
-        raise ConfigError(f"{src} is neither a zip file nor a folder.")
-    from .domains import get_domain
+    try:
+        if src.is_file():
+            res = uploads.ingest_zip(src, args.name or src.stem, CLI_SESSION)
+        elif src.is_dir():
+            res = {"skipped": [], **uploads.add_folder(str(src), CLI_SESSION)}
+        else:
+            raise ConfigError(f"{src} is neither a zip file nor a folder.")
+        from .domains import get_domain
 
-    dom = get_domain(res["domain"])
-    d = dom.load()
-    out = {"domain": res["domain"], "path": res["path"], "classes": d.classes,
+        dom = get_domain(res["domain"])
+        d = dom.load()
+    except TLError:
+        raise
+    except Exception as e:  # noqa: BLE001 - whatever else goes wrong, the user gets a sentence, not a traceback
+        raise ConfigError(f"{src.name} could not be ingested ({type(e).__name__}: {e}). Nothing was kept.") from None
+    out = {"domain": res["domain"], "path": str(dom.root), "classes": d.classes,
            "train_counts": d.class_counts("train"), "test_counts": d.class_counts("test"),
            "ignored": res["skipped"], "unreadable": [{"file": f, "why": w} for f, w in getattr(dom, "skipped", [])],
            "warnings": res.get("warnings", [])}
@@ -334,7 +339,7 @@ def cmd_ingest(args) -> int:
         print(f"accepted {sum(out['train_counts'].values()) + sum(out['test_counts'].values())} images in "
               f"{len(d.classes)} classes ({', '.join(d.classes)}) as domain {res['domain']}")
         for f in out["ignored"]:
-            print(f"  ignored (system file): {f}")
+            print(f"  ignored (not an image, or a system file): {f}")
         for u in out["unreadable"]:
             print(f"  skipped (unreadable): {u['file']}: {u['why']}")
         for w in out["warnings"]:

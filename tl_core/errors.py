@@ -20,3 +20,16 @@ class DataUnavailable(TLError):
 class RunAborted(TLError):
     """A run cannot go on (disk full while saving, out of memory at the smallest batch); the message
     says what was kept and what to do."""
+
+
+class StoreBusy(TLError):
+    """The run store is locked by another process for longer than an interactive caller waits."""
+
+
+class QuotaExceeded(TLError):
+    """A limit set by the server's owner was reached; the message names it, its value and what to do."""
+
+
+class NotVisible(TLError):
+    """A run or file that does not exist, or that belongs to another session: one message for both, so
+    the answer never tells which."""

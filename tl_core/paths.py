@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 
 
@@ -28,7 +29,8 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write to a temporary name beside `path`, fsync, then rename: a crash never leaves half a file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    # unique per writer: threads of one server (and processes) may write the same file at once
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}-{threading.get_ident()}-{os.urandom(4).hex()}")
     with open(tmp, "wb") as f:
         f.write(data)
         f.flush()

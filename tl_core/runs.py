@@ -1,11 +1,15 @@
 """Runs that outlive the page: submit, a FIFO queue, worker processes, cancel, resume.
 
-There is no daemon. Whoever touches the store (the app polling, the CLI following a run,
-a worker finishing) calls `schedule()`, which marks runs whose worker died as
-`interrupted`, escalates overdue cancels, and starts queued runs up to the limit
-(`TL_MAX_RUNS`, default 1 per GPU, or 1 on a CPU machine: two torch jobs on 2 cores are
-6-8x slower each). Workers are separate processes (`python -m tl_core worker RUN_ID`), so a
-crash cannot take the web server down and a cancel can escalate to a kill.
+`schedule()` marks runs whose worker died as `interrupted`, escalates overdue cancels, and
+starts queued runs up to the limit (`TL_MAX_RUNS`, default 1 per GPU, or 1 on a CPU machine:
+two torch jobs on 2 cores are 6-8x slower each). It is called by those who act: a submit, a
+cancel, a worker that ends, the CLI following its run, and the web server's scheduler thread
+(`start_scheduler`). Reads (`get_run`, `list_runs`, ...) never schedule: a page that only looks
+starts no worker and takes no write lock. Workers are separate processes (`python -m tl_core
+worker RUN_ID`), so a crash cannot take the web server down and a cancel can escalate to a kill.
+
+One web server per TL_HOME: `claim_server()` takes a lock file; a second server on the same
+home is refused (it would otherwise judge the first one's workers by its own process table).
 """
 from __future__ import annotations
 
@@ -25,20 +29,26 @@ from typing import Any
 from .config import RunConfig
 from .errors import TLError
 from .paths import atomic_write_text
-from .store import ACTIVE, TERMINAL, Store
+from .store import ACTIVE, HOST, TERMINAL, Store
 
 CANCEL_GRACE_S = 3.0  # SIGTERM first; a worker still alive after this is killed
 START_TIMEOUT_S = 60.0
 _CHILDREN: list[subprocess.Popen] = []
-_STORES: dict[str, Store] = {}
+_STORES: dict[tuple[str, bool], Store] = {}
+_INTERACTIVE = [False]
+
+
+def set_interactive(on: bool = True) -> None:
+    """In the web server: store calls give up after a few seconds (StoreBusy) instead of waiting."""
+    _INTERACTIVE[0] = on
 
 
 def store() -> Store:
     from .paths import tl_home
 
-    key = str(tl_home())
+    key = (str(tl_home()), _INTERACTIVE[0])
     if key not in _STORES:
-        _STORES[key] = Store(Path(key))
+        _STORES[key] = Store(Path(key[0]), interactive=key[1])
     return _STORES[key]
 
 
@@ -108,8 +118,10 @@ def reap(st: Store | None = None) -> None:
     st = st or store()
     _reap_children()
     now = time.time()
-    for r in st.read("SELECT id, status, pid, pid_start, started, cancel_requested FROM runs WHERE status IN (?,?)",
-                     ACTIVE):
+    for r in st.read("SELECT id, status, pid, pid_start, started, cancel_requested, host FROM runs "
+                     "WHERE status IN (?,?)", ACTIVE):
+        if r["host"] and r["host"] != HOST:
+            continue  # another machine's worker: its process table is not ours to judge
         alive = _alive(r["pid"], r["pid_start"])
         if r["cancel_requested"] and alive and now - r["cancel_requested"] > CANCEL_GRACE_S:
             try:
@@ -131,13 +143,17 @@ def reap(st: Store | None = None) -> None:
 
 
 def _finish_if_active(st: Store, run_id: str, status: str, reason: str) -> bool:
-    with st.tx() as c:
+    def finish(c: sqlite3.Connection) -> bool:
         cur = c.execute("UPDATE runs SET status=?, reason=?, ended=? WHERE id=? AND status IN (?,?)",
                         (status, reason, time.time(), run_id, *ACTIVE))
-        changed = cur.rowcount > 0
-        if changed:
+        if cur.rowcount > 0:
             c.execute("INSERT INTO events (run_id, ts, kind, data) VALUES (?,?,?,?)",
                       (run_id, time.time(), status, json.dumps({"reason": reason})))
+        return cur.rowcount > 0
+
+    changed = st.write(finish)
+    if changed:
+        st.mirror(run_id)
     return changed
 
 
@@ -148,7 +164,8 @@ def schedule(st: Store | None = None) -> list[str]:
     if not st.read("SELECT 1 FROM runs WHERE status='queued' LIMIT 1"):
         return []  # the common case for a polling page: no write lock taken
     limit = max_concurrent()
-    with st.tx(immediate=True) as c:  # the claim is atomic across processes
+
+    def claim(c: sqlite3.Connection) -> list[tuple[str, int]]:  # atomic across processes
         active = [r["slot"] for r in c.execute("SELECT slot FROM runs WHERE status IN (?,?)", ACTIVE)]
         free = limit - len(active)
         claimed = []
@@ -159,10 +176,14 @@ def schedule(st: Store | None = None) -> list[str]:
             slots = (s for s in range(limit) if s not in used)
             for r in rows:
                 slot = next(slots)
-                c.execute("UPDATE runs SET status='starting', started=?, pid=NULL, slot=?, cancel_requested=NULL "
-                          "WHERE id=?", (time.time(), slot, r["id"]))
+                c.execute("UPDATE runs SET status='starting', started=?, pid=NULL, slot=?, cancel_requested=NULL, "
+                          "host=? WHERE id=?", (time.time(), slot, HOST, r["id"]))
                 claimed.append((r["id"], slot))
+        return claimed
+
+    claimed = st.write(claim, immediate=True)
     for run_id, slot in claimed:
+        st.mirror(run_id)
         _spawn(st, run_id, slot)
     return [r for r, _ in claimed]
 
@@ -183,15 +204,18 @@ def _spawn(st: Store, run_id: str, slot: int) -> None:
                              stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, cwd=pkg_parent,
                              start_new_session=True)  # outlives the page and the terminal that started it
     _CHILDREN.append(p)
-    with st.tx() as c:
-        c.execute("UPDATE runs SET pid=?, pid_start=?, heartbeat=? WHERE id=? AND status='starting'",
-                  (p.pid, _proc_start(p.pid), time.time(), run_id))
+    st.write(lambda c: c.execute("UPDATE runs SET pid=?, pid_start=?, heartbeat=? WHERE id=? AND status='starting'",
+                                 (p.pid, _proc_start(p.pid), time.time(), run_id)))
 
 
 # -- the public API ----------------------------------------------------------------------
 
-def submit(config: RunConfig, name: str = "", owner: str = "") -> str:
-    """Validate, record as queued and return the run id at once; a worker starts when a slot is free."""
+def submit(config: RunConfig, name: str = "", owner: str = "cli", published: bool | None = None,
+           limits: tuple[int | None, int | None] = (None, None), wall_limit_s: float | None = None) -> str:
+    """Validate, record as queued and return the run id at once; a worker starts when a slot is free.
+
+    `owner` is the session that may stop and delete it ("cli": the server's own command line, whose runs
+    every session sees). `limits` are queue quotas checked atomically with the insert."""
     cfg = config.validate()
     st = store()
     base = cfg.config_id()
@@ -200,7 +224,9 @@ def submit(config: RunConfig, name: str = "", owner: str = "") -> str:
         if st.exists(run_id):
             continue
         try:
-            st.insert_run(run_id, cfg.to_dict(), name=name or cfg.name, owner=owner)
+            st.insert_run(run_id, cfg.to_dict(), name=name or cfg.name, owner=owner,
+                          published=owner == "cli" if published is None else published, limits=limits,
+                          wall_limit_s=wall_limit_s)
             break
         except sqlite3.IntegrityError:  # another process took this id first
             continue
@@ -212,9 +238,8 @@ def submit(config: RunConfig, name: str = "", owner: str = "") -> str:
 
 
 def get_run(run_id: str) -> dict[str, Any]:
-    """A run's record with its latest progress; raises TLError for an unknown id."""
+    """A run's record with its latest progress; raises TLError for an unknown id. Only reads."""
     st = store()
-    schedule(st)
     r = st.get(run_id)
     if r is None:
         raise TLError(f"There is no run {run_id!r}. `python -m tl_core runs list` shows the runs.")
@@ -231,10 +256,8 @@ def _queue_position(st: Store, r: dict[str, Any]) -> int | None:
 
 
 def list_runs(**filters: Any) -> list[dict[str, Any]]:
-    """All runs, newest first; filters: status, method, source, target, backbone."""
-    st = store()
-    schedule(st)
-    return st.list(**filters)
+    """All runs, newest first; filters: status, method, source, target, backbone, visible_to. Only reads."""
+    return store().list(**filters)
 
 
 def read_metrics(run_id: str, cursor: int = 0) -> tuple[list[dict[str, Any]], int]:
@@ -271,9 +294,10 @@ def cancel(run_id: str, wait_s: float = 0.0) -> dict[str, Any]:
     if r is None:
         raise TLError(f"There is no run {run_id!r}.")
     if r["status"] == "queued":
-        with st.tx() as c:
-            c.execute("UPDATE runs SET status='cancelled', reason='cancelled before it started', ended=? "
-                      "WHERE id=? AND status='queued'", (time.time(), run_id))
+        st.write(lambda c: c.execute("UPDATE runs SET status='cancelled', reason='cancelled before it started', "
+                                     "ended=? WHERE id=? AND status='queued'", (time.time(), run_id)))
+        st.mirror(run_id)
+        schedule(st)
         return get_run(run_id)
     if r["status"] in ACTIVE:
         st.update(run_id, cancel_requested=time.time())
@@ -344,8 +368,10 @@ def load_model(run_id: str, which: str = "best", device: str = "cpu"):
 
 
 def wait(run_id: str, timeout_s: float = 600.0, poll_s: float = 0.25) -> dict[str, Any]:
+    """Follow a run until it ends (scheduling as it goes: whoever waits keeps the queue moving)."""
     deadline = time.time() + timeout_s
     while True:
+        schedule()
         r = get_run(run_id)
         if r["status"] in TERMINAL or time.time() > deadline:
             return r
@@ -360,6 +386,7 @@ class StoreSink:
     def __init__(self, st: Store, run_id: str):
         self.st, self.run_id = st, run_id
         self.dir = st.run_dir(run_id)
+        self.cancel_reason = "cancelled"  # the worker says why when it stops a run itself (a time limit)
 
     def __call__(self, e) -> None:
         from . import events as ev
@@ -390,7 +417,7 @@ class StoreSink:
         elif isinstance(e, ev.RunFailed):
             _finish_if_active(st, rid, "failed", e.reason)
         elif isinstance(e, ev.RunCancelled):
-            _finish_if_active(st, rid, "cancelled", "cancelled")
+            _finish_if_active(st, rid, "cancelled", self.cancel_reason)
 
 
 def worker_main(run_id: str) -> int:
@@ -403,9 +430,8 @@ def worker_main(run_id: str) -> int:
     if r is None or r["status"] not in ("starting", "queued"):
         print(f"run {run_id} is not waiting to start ({r and r['status']})", file=sys.stderr)
         return 1
-    with st.tx() as c:
-        c.execute("UPDATE runs SET status='running', pid=?, pid_start=?, heartbeat=?, reason='' WHERE id=?",
-                  (os.getpid(), _proc_start(os.getpid()), time.time(), run_id))
+    st.update(run_id, status="running", pid=os.getpid(), pid_start=_proc_start(os.getpid()), heartbeat=time.time(),
+              reason="", host=HOST)
     try:  # training yields the CPU to the web server: pages stay responsive while a run trains
         os.nice(int(os.environ.get("TL_WORKER_NICE", "10")))
     except (OSError, ValueError, AttributeError):
@@ -414,14 +440,23 @@ def worker_main(run_id: str) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     last_check = [0.0]
+    began, limit = time.time(), r.get("wall_limit_s")
+    sink = StoreSink(st, run_id)
 
     def should_stop() -> bool:
         if stop.is_set():
             return True
         now = time.time()
-        if now - last_check[0] > 0.5:  # the store's flag, for when a signal could not be sent
+        if limit and now - began > limit:
+            sink.cancel_reason = (f"stopped at the time limit of {limit / 60:.0f} min per run set by the server's owner "
+                                  f"(TL_QUOTA_RUN_WALL_S); the last checkpoint is kept. Plan fewer epochs or steps.")
+            stop.set()
+        elif now - last_check[0] > 0.5:  # the store's flag, for when a signal could not be sent
             last_check[0] = now
-            row = st.read("SELECT cancel_requested FROM runs WHERE id=?", (run_id,))
+            try:
+                row = st.read("SELECT cancel_requested FROM runs WHERE id=?", (run_id,))
+            except (TLError, sqlite3.Error):
+                row = None  # a locked store must not stall training: ask again next time
             if row and row[0]["cancel_requested"]:
                 stop.set()
         return stop.is_set()
@@ -430,14 +465,14 @@ def worker_main(run_id: str) -> int:
         while not stop.wait(2.0):
             try:
                 st.update(run_id, heartbeat=time.time())
-            except sqlite3.Error:
+            except (TLError, sqlite3.Error):
                 pass
 
     threading.Thread(target=heartbeat, daemon=True).start()
     print(f"[{time.strftime('%H:%M:%S')}] worker {os.getpid()} starts run {run_id}", flush=True)
     try:
         cfg = RunConfig.from_dict(r["config"])
-        Trainer(cfg, on_event=StoreSink(st, run_id), should_stop=should_stop,
+        Trainer(cfg, on_event=sink, should_stop=should_stop,
                 checkpointer=Checkpointer(st.run_dir(run_id))).fit()
     except TLError as e:
         _finish_if_active(st, run_id, "failed", str(e))
@@ -453,3 +488,66 @@ def worker_main(run_id: str) -> int:
         except Exception:
             traceback.print_exc()
     return 0
+
+
+# -- the web server's side ------------------------------------------------------------------
+
+_SCHEDULERS: dict[str, threading.Thread] = {}
+
+
+def start_scheduler(interval_s: float = 2.0) -> None:
+    """A daemon thread in the web server that keeps the queue moving for this TL_HOME (reaps dead
+    workers, starts queued runs), so that pages only ever read. Idempotent."""
+    from .paths import tl_home
+
+    home = str(tl_home())
+    if home in _SCHEDULERS and _SCHEDULERS[home].is_alive():
+        return
+
+    def loop() -> None:
+        st = None
+        while True:
+            try:
+                st = st or Store(Path(home), interactive=True)
+                schedule(st)
+            except Exception:  # noqa: BLE001 - a busy or damaged store: try again next tick
+                pass
+            time.sleep(interval_s)
+
+    t = threading.Thread(target=loop, name=f"tl-scheduler:{home}", daemon=True)
+    t.start()
+    _SCHEDULERS[home] = t
+
+
+_SERVER_LOCKS: dict[str, Any] = {}
+
+
+def claim_server(info: dict[str, Any] | None = None) -> tuple[bool, dict[str, Any]]:
+    """Take the web server's lock on this TL_HOME. (True, {}) when this process holds it;
+    (False, what the holder wrote) when another server process does."""
+    import fcntl
+
+    from .paths import tl_home
+
+    home = tl_home()
+    key = str(home)
+    if key in _SERVER_LOCKS:
+        return True, {}
+    path = home / "server.lock"
+    f = open(path, "a+")
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        f.seek(0)
+        try:
+            holder = json.loads(f.read() or "{}")
+        except ValueError:
+            holder = {}
+        f.close()
+        return False, holder
+    f.seek(0)
+    f.truncate()
+    f.write(json.dumps({"pid": os.getpid(), "host": HOST, "started": time.time(), **(info or {})}))
+    f.flush()
+    _SERVER_LOCKS[key] = f  # held (open) for the life of the process
+    return True, {}

@@ -3,20 +3,37 @@ events; one folder per run at TL_HOME/runs/<id>/ for the config, checkpoints and
 
 Every connection uses WAL and a busy timeout, and every write is one short transaction, so
 readers polling while a worker writes never see "database is locked".
+
+The database is an index, not the only copy: each run's folder also holds `record.json` (its
+row) and `metrics.jsonl` (its per-epoch metrics). When `runs.db` is found damaged or deleted,
+the damaged file is kept aside, a new one is built and every run folder is indexed again from
+its own files, so nothing that was on disk is lost.
+
+Two kinds of callers wait differently on a store that another process holds locked: the web
+server (`interactive=True`) gives up after a few seconds with `StoreBusy`, so a page can say
+"busy, retrying" instead of hanging; workers and the CLI keep retrying their writes for minutes,
+so a run survives a long lock.
 """
 from __future__ import annotations
 
 import json
+import os
+import re
+import socket
 import sqlite3
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator, TypeVar
 
+from .errors import StoreBusy, TLError
 from .paths import atomic_write_text, tl_home
 
 ACTIVE = ("starting", "running")
 TERMINAL = ("finished", "failed", "cancelled", "interrupted")
+HOST = socket.gethostname()
+RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+T = TypeVar("T")
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -42,67 +59,291 @@ CREATE TABLE IF NOT EXISTS events (
 );
 CREATE INDEX IF NOT EXISTS events_run ON events(run_id, seq);
 """
+# Columns added after the first release: (name, declaration). Older stores get them on open.
+ADDED_COLUMNS = (("published", "INTEGER DEFAULT 0"), ("host", "TEXT DEFAULT ''"), ("wall_limit_s", "REAL"))
+MIRROR_SKIP = {"config", "heartbeat"}  # the config has its own file; a heartbeat is not worth a write
+
+
+def check_run_id(run_id: str) -> str:
+    """Run ids name folders: anything but the id alphabet is refused (no '..', no '/')."""
+    if not isinstance(run_id, str) or not RUN_ID.match(run_id):
+        raise TLError(f"There is no run {str(run_id)[:70]!r}.")
+    return run_id
+
+
+def _is_locked(e: BaseException) -> bool:
+    return isinstance(e, sqlite3.OperationalError) and ("locked" in str(e) or "busy" in str(e))
+
+
+def _is_damaged(e: BaseException) -> bool:
+    msg = str(e).lower()
+    return isinstance(e, sqlite3.DatabaseError) and not _is_locked(e) and any(
+        s in msg for s in ("not a database", "malformed", "no such table", "disk image", "file is encrypted"))
 
 
 class Store:
-    def __init__(self, home: Path | None = None):
+    def __init__(self, home: Path | None = None, interactive: bool = False):
         self.home = Path(home) if home else tl_home()
         self.db_path = self.home / "runs.db"
         self.runs_dir = self.home / "runs"
         self.runs_dir.mkdir(parents=True, exist_ok=True)
-        c = self.connect()
-        try:
-            c.executescript(SCHEMA)
-        finally:
-            c.close()
+        # interactive callers (the web server) wait briefly, then raise StoreBusy; others are patient
+        self.busy_timeout_s = 2.0 if interactive else 30.0
+        self.write_patience_s = 0.0 if interactive else float(os.environ.get("TL_STORE_PATIENCE_S", "600"))
+        self.recoveries: list[dict[str, Any]] = []
+        self._ensure_schema(fresh_ok=not self.db_path.exists())
 
-    def connect(self) -> sqlite3.Connection:
-        c = sqlite3.connect(self.db_path, timeout=30.0, isolation_level=None, check_same_thread=False)
+    # -- connections, busy and damage ---------------------------------------------------
+    def _ensure_schema(self, fresh_ok: bool) -> None:
+        c = None
+        try:
+            c = self._raw_connect()
+            c.executescript(SCHEMA)
+            have = {r[1] for r in c.execute("PRAGMA table_info(runs)")}
+            for name, decl in ADDED_COLUMNS:
+                if name not in have:
+                    c.execute(f"ALTER TABLE runs ADD COLUMN {name} {decl}")
+        except sqlite3.DatabaseError as e:
+            if _is_locked(e):
+                raise self._busy() from None
+            if not _is_damaged(e):
+                raise
+            if c is not None:
+                c.close()
+                c = None
+            self.recover(f"damaged when opened ({e})")
+            return
+        finally:
+            if c is not None:
+                c.close()
+        if fresh_ok and any(self._run_folders()):  # an index that was deleted while we were away
+            self.reindex()
+
+    def _raw_connect(self) -> sqlite3.Connection:
+        c = sqlite3.connect(self.db_path, timeout=self.busy_timeout_s, isolation_level=None, check_same_thread=False)
         c.row_factory = sqlite3.Row
+        c.execute(f"PRAGMA busy_timeout={int(self.busy_timeout_s * 1000)}")
         c.execute("PRAGMA journal_mode=WAL")
         c.execute("PRAGMA synchronous=NORMAL")
-        c.execute("PRAGMA busy_timeout=30000")
         return c
+
+    def connect(self) -> sqlite3.Connection:
+        """A checked connection: a missing or damaged `runs.db` is recovered first."""
+        if not self.db_path.exists():
+            self.recover("runs.db was deleted")
+        try:
+            c = self._raw_connect()
+            c.execute("SELECT 1 FROM runs LIMIT 0")
+            return c
+        except sqlite3.DatabaseError as e:
+            if _is_locked(e):
+                raise self._busy() from None
+            if not _is_damaged(e):
+                raise
+        self.recover("runs.db is damaged")
+        return self._raw_connect()
+
+    def _busy(self) -> StoreBusy:
+        return StoreBusy("The run store is busy: another program holds it locked. Retrying; your runs are safe.")
+
+    def _with_patience(self, fn: Callable[[], T], patience_s: float | None = None) -> T:
+        """Run `fn`, retrying while the store is locked (up to `write_patience_s`), recovering once from damage."""
+        deadline = time.monotonic() + (self.write_patience_s if patience_s is None else patience_s)
+        recovered = False
+        while True:
+            try:
+                return fn()
+            except StoreBusy:
+                if time.monotonic() >= deadline:
+                    raise
+            except sqlite3.DatabaseError as e:
+                if _is_locked(e):
+                    if time.monotonic() >= deadline:
+                        raise self._busy() from None
+                elif _is_damaged(e) and not recovered:
+                    recovered = True
+                    self.recover(f"runs.db is damaged ({e})")
+                    continue
+                else:
+                    raise
+            time.sleep(0.5)
 
     @contextmanager
     def tx(self, immediate: bool = False) -> Iterator[sqlite3.Connection]:
         """One short transaction; `immediate` takes the write lock up front (for claim-style updates)."""
         c = self.connect()
         try:
-            c.execute("BEGIN IMMEDIATE" if immediate else "BEGIN")
+            try:
+                c.execute("BEGIN IMMEDIATE" if immediate else "BEGIN")
+            except sqlite3.OperationalError as e:
+                if _is_locked(e):
+                    raise self._busy() from None
+                raise
             yield c
             c.execute("COMMIT")
-        except BaseException:
+        except BaseException as e:
             try:
                 c.execute("ROLLBACK")
             except sqlite3.Error:
                 pass
+            if _is_locked(e):
+                raise self._busy() from None
             raise
         finally:
             c.close()
 
+    def write(self, fn: Callable[[sqlite3.Connection], T], immediate: bool = False) -> T:
+        """Run `fn(conn)` in one transaction, with the caller's patience for a locked store."""
+        def once() -> T:
+            with self.tx(immediate=immediate) as c:
+                return fn(c)
+        return self._with_patience(once)
+
     def read(self, sql: str, args: tuple = ()) -> list[sqlite3.Row]:
-        c = self.connect()
+        def once() -> list[sqlite3.Row]:
+            c = self.connect()
+            try:
+                return c.execute(sql, args).fetchall()
+            except sqlite3.OperationalError as e:
+                if _is_locked(e):
+                    raise self._busy() from None
+                raise
+            finally:
+                c.close()
+        # reads wait only as long as the busy timeout: a page must not hang on them
+        return self._with_patience(once, patience_s=0.0)
+
+    # -- recovery ------------------------------------------------------------------------
+    def _healthy(self) -> bool:
+        if not self.db_path.exists():
+            return False
         try:
-            return c.execute(sql, args).fetchall()
+            c = self._raw_connect()
+            try:
+                c.execute("SELECT 1 FROM runs LIMIT 0")
+                return c.execute("PRAGMA quick_check").fetchone()[0] == "ok"
+            finally:
+                c.close()
+        except sqlite3.DatabaseError as e:
+            if _is_locked(e):
+                return True  # someone else is using it: not ours to judge as damaged
+            return False
+
+    def recover(self, why: str) -> None:
+        """Keep a damaged or missing index aside, build a new one, index every run folder again.
+        Several processes may notice at once: a file lock makes one of them do it."""
+        import fcntl
+
+        with open(self.home / ".runs.db.lock", "a+") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                if self._healthy():
+                    return  # another process recovered it while we waited
+                stamp = time.strftime("%Y%m%d-%H%M%S")
+                kept = None
+                for suffix in ("", "-wal", "-shm"):
+                    p = Path(str(self.db_path) + suffix)
+                    if p.exists():
+                        dest = self.home / f"runs.db.damaged-{stamp}-{os.getpid()}{suffix}"
+                        os.replace(p, dest)
+                        kept = kept or (dest if suffix == "" else None)
+                c = self._raw_connect()
+                try:
+                    c.executescript(SCHEMA)
+                    for name, decl in ADDED_COLUMNS:
+                        c.execute(f"ALTER TABLE runs ADD COLUMN {name} {decl}")
+                finally:
+                    c.close()
+                n = self.reindex()
+                self.recoveries.append({"why": why, "kept": str(kept) if kept else None, "reindexed": n,
+                                        "at": time.time()})
+                print(f"[transferlab] run store {self.db_path}: {why}; damaged copy kept as {kept}; "
+                      f"{n} run folder(s) indexed again", flush=True)
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    def _run_folders(self) -> Iterator[Path]:
+        if self.runs_dir.exists():
+            for d in sorted(self.runs_dir.iterdir()):
+                if d.is_dir() and RUN_ID.match(d.name) and (d / "config.json").exists():
+                    yield d
+
+    def reindex(self) -> int:
+        """Index every run folder that the database does not know, from its own files."""
+        c = self._raw_connect()
+        n = 0
+        try:
+            known = {r[0] for r in c.execute("SELECT id FROM runs")}
+            for d in self._run_folders():
+                if d.name in known:
+                    continue
+                try:
+                    config = json.loads((d / "config.json").read_text())
+                    rec = json.loads((d / "record.json").read_text()) if (d / "record.json").exists() else {}
+                except (OSError, ValueError):
+                    continue
+                row = _row_from_config(d.name, config, owner=rec.get("owner", ""))
+                if not rec:
+                    row.update(status="interrupted", reason="re-indexed after the run store was rebuilt; this run's "
+                                                            "status was not recorded in its folder",
+                               created=(d / "config.json").stat().st_mtime)
+                cols = {r[1] for r in c.execute("PRAGMA table_info(runs)")}
+                row.update({k: v for k, v in rec.items() if k in cols and k not in MIRROR_SKIP})
+                row["config"] = json.dumps(config, sort_keys=True)
+                c.execute(f"INSERT INTO runs ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
+                          tuple(row.values()))
+                for m in _read_jsonl(d / "metrics.jsonl"):
+                    c.execute("INSERT INTO metrics (run_id, epoch, data) VALUES (?,?,?)",
+                              (d.name, int(m["epoch"]), json.dumps(m)))
+                c.execute("INSERT INTO events (run_id, ts, kind, data) VALUES (?,?,?,?)",
+                          (d.name, time.time(), "reindexed", "{}"))
+                n += 1
         finally:
             c.close()
+        return n
 
     # -- runs ------------------------------------------------------------------------
     def run_dir(self, run_id: str) -> Path:
-        return self.runs_dir / run_id
+        return self.runs_dir / check_run_id(run_id)
 
-    def insert_run(self, run_id: str, config: dict[str, Any], name: str = "", owner: str = "") -> None:
-        d, m, me, t = config["data"], config["model"], config["method"], config["train"]
+    def mirror(self, run_id: str) -> None:
+        """Write the run's row to `runs/<id>/record.json` (what a rebuilt index is made from)."""
+        rows = self.read("SELECT * FROM runs WHERE id=?", (run_id,))
+        d = self.run_dir(run_id)
+        if rows and d.exists():
+            atomic_write_text(d / "record.json", json.dumps({k: rows[0][k] for k in rows[0].keys()
+                                                             if k not in MIRROR_SKIP}, sort_keys=True))
+
+    def insert_run(self, run_id: str, config: dict[str, Any], name: str = "", owner: str = "",
+                   published: bool = False, limits: tuple[int | None, int | None] = (None, None),
+                   wall_limit_s: float | None = None) -> None:
+        """Record a queued run. `limits` = (queued+running runs allowed for this owner, for everyone),
+        checked in the same transaction as the insert so that concurrent submissions cannot overshoot."""
+        from .errors import QuotaExceeded
+
         rd = self.run_dir(run_id)
+        row = _row_from_config(run_id, config, owner=owner)
+        row.update(name=name, published=int(published), wall_limit_s=wall_limit_s, host=HOST)
+
+        def insert(c: sqlite3.Connection) -> None:
+            per_owner, total = limits
+            waiting = "status IN ('queued','starting','running')"
+            if per_owner is not None:
+                n = c.execute(f"SELECT COUNT(*) FROM runs WHERE owner=? AND {waiting}", (owner,)).fetchone()[0]
+                if n >= per_owner:
+                    raise QuotaExceeded(f"You already have {n} runs queued or running, the most one session may have "
+                                        f"(limit {per_owner}, TL_QUOTA_QUEUED_RUNS). Wait for one to finish, or stop one.")
+            if total is not None:
+                n = c.execute(f"SELECT COUNT(*) FROM runs WHERE {waiting}").fetchone()[0]
+                if n >= total:
+                    raise QuotaExceeded(f"The server's queue is full: {n} runs are queued or running (limit {total}, "
+                                        f"TL_QUOTA_QUEUED_TOTAL). Try again in a few minutes.")
+            c.execute(f"INSERT INTO runs ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})", tuple(row.values()))
+
+        self.write(insert, immediate=True)  # the row first: a refused or duplicate id leaves no folder
         rd.mkdir(parents=True, exist_ok=True)
         atomic_write_text(rd / "config.json", json.dumps(config, indent=2, sort_keys=True))
-        with self.tx() as c:
-            c.execute(
-                "INSERT INTO runs (id, name, config, status, created, epochs, source, target, backbone, method, seed,"
-                " target_labels, owner) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                (run_id, name, json.dumps(config, sort_keys=True), "queued", time.time(), t["epochs"], d["source"],
-                 d["target"], m["backbone"], me["name"], t["seed"], str(d["target_labels"]), owner))
+        self.mirror(run_id)
 
     def exists(self, run_id: str) -> bool:
         return bool(self.read("SELECT 1 FROM runs WHERE id=?", (run_id,)))
@@ -111,38 +352,52 @@ class Store:
         if not fields:
             return
         cols = ", ".join(f"{k}=?" for k in fields)
-        with self.tx() as c:
-            c.execute(f"UPDATE runs SET {cols} WHERE id=?", (*fields.values(), run_id))
+        self.write(lambda c: c.execute(f"UPDATE runs SET {cols} WHERE id=?", (*fields.values(), run_id)))
+        if set(fields) - MIRROR_SKIP:
+            self.mirror(run_id)
 
     def get(self, run_id: str) -> dict[str, Any] | None:
+        if not RUN_ID.match(str(run_id)):
+            return None
         rows = self.read("SELECT * FROM runs WHERE id=?", (run_id,))
         return _row(rows[0]) if rows else None
 
     def list(self, status: str | None = None, method: str | None = None, source: str | None = None,
-             target: str | None = None, backbone: str | None = None, limit: int = 500) -> list[dict[str, Any]]:
+             target: str | None = None, backbone: str | None = None, limit: int = 500,
+             visible_to: str | None = None) -> list[dict[str, Any]]:
+        """Runs, newest first. `visible_to=OWNER`: only that owner's runs, published ones and the command
+        line's (owner 'cli', or '' for runs recorded before owners existed): see `access.can_see`."""
         where, args = [], []
         for col, val in (("status", status), ("method", method), ("source", source), ("target", target),
                          ("backbone", backbone)):
             if val:
                 where.append(f"{col}=?")
                 args.append(val)
+        if visible_to is not None:
+            where.append("(owner=? OR published=1 OR owner IN ('', 'cli'))")
+            args.append(visible_to)
         sql = "SELECT * FROM runs" + (" WHERE " + " AND ".join(where) if where else "") + \
               " ORDER BY created DESC LIMIT ?"
         return [_row(r) for r in self.read(sql, (*args, limit))]
 
     def delete(self, run_id: str) -> None:
-        with self.tx() as c:
+        def rm(c: sqlite3.Connection) -> None:
             for table, col in (("runs", "id"), ("progress", "run_id"), ("metrics", "run_id"), ("events", "run_id")):
                 c.execute(f"DELETE FROM {table} WHERE {col}=?", (run_id,))
+        self.write(rm)
 
     # -- telemetry -------------------------------------------------------------------
     def write_progress(self, run_id: str, epoch: int, step: int, total: int, ips: float, eta: float,
                        losses: dict[str, float]) -> None:
+        """Best effort: progress is overwritten a second later, so a locked store just skips it."""
         now = time.time()
-        with self.tx() as c:
-            c.execute("INSERT OR REPLACE INTO progress VALUES (?,?,?,?,?,?,?,?)",
-                      (run_id, epoch, step, total, ips, eta, json.dumps(losses), now))
-            c.execute("UPDATE runs SET heartbeat=? WHERE id=?", (now, run_id))
+        try:
+            with self.tx() as c:
+                c.execute("INSERT OR REPLACE INTO progress VALUES (?,?,?,?,?,?,?,?)",
+                          (run_id, epoch, step, total, ips, eta, json.dumps(losses), now))
+                c.execute("UPDATE runs SET heartbeat=? WHERE id=?", (now, run_id))
+        except StoreBusy:
+            pass
 
     def progress(self, run_id: str) -> dict[str, Any] | None:
         rows = self.read("SELECT * FROM progress WHERE run_id=?", (run_id,))
@@ -153,13 +408,19 @@ class Store:
         return d
 
     def add_metrics(self, run_id: str, epoch: int, data: dict[str, Any], run_fields: dict[str, Any]) -> None:
-        with self.tx() as c:
+        def add(c: sqlite3.Connection) -> None:
             # a resumed run may write an epoch again: the newest copy wins (and gets a new cursor)
             c.execute("DELETE FROM metrics WHERE run_id=? AND epoch>=?", (run_id, epoch))
             c.execute("INSERT INTO metrics (run_id, epoch, data) VALUES (?,?,?)", (run_id, epoch, json.dumps(data)))
             if run_fields:
                 cols = ", ".join(f"{k}=?" for k in run_fields)
                 c.execute(f"UPDATE runs SET {cols} WHERE id=?", (*run_fields.values(), run_id))
+        self.write(add)
+        path = self.run_dir(run_id) / "metrics.jsonl"
+        if path.parent.exists():
+            kept = [m for m in _read_jsonl(path) if m.get("epoch", 0) < epoch] + [data]
+            atomic_write_text(path, "".join(json.dumps(m) + "\n" for m in kept))
+        self.mirror(run_id)
 
     def metrics(self, run_id: str, cursor: int = 0) -> tuple[list[dict[str, Any]], int]:
         rows = self.read("SELECT seq, data FROM metrics WHERE run_id=? AND seq>? ORDER BY seq", (run_id, cursor))
@@ -167,9 +428,27 @@ class Store:
         return out, (rows[-1]["seq"] if rows else cursor)
 
     def add_event(self, run_id: str, kind: str, data: dict[str, Any]) -> None:
-        with self.tx() as c:
-            c.execute("INSERT INTO events (run_id, ts, kind, data) VALUES (?,?,?,?)",
-                      (run_id, time.time(), kind, json.dumps(data)))
+        self.write(lambda c: c.execute("INSERT INTO events (run_id, ts, kind, data) VALUES (?,?,?,?)",
+                                       (run_id, time.time(), kind, json.dumps(data))))
+
+
+def _row_from_config(run_id: str, config: dict[str, Any], owner: str = "") -> dict[str, Any]:
+    d, m, me, t = config["data"], config["model"], config["method"], config["train"]
+    return {"id": run_id, "config": json.dumps(config, sort_keys=True), "status": "queued", "created": time.time(),
+            "epochs": t["epochs"], "source": d["source"], "target": d["target"], "backbone": m["backbone"],
+            "method": me["name"], "seed": t["seed"], "target_labels": str(d["target_labels"]), "owner": owner}
+
+
+def _read_jsonl(path: Path) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    out = []
+    for line in path.read_text().splitlines():
+        try:
+            out.append(json.loads(line))
+        except ValueError:
+            continue  # a torn last line: the rest is still good
+    return out
 
 
 def _row(r: sqlite3.Row) -> dict[str, Any]:

@@ -1,0 +1,318 @@
+"""Who may see and touch what on a shared server: sessions, ownership, quotas, allowed folders.
+
+A browser session is identified by a random token kept in a cookie (never in a URL). The store
+records only the token's hash (`Session.owner`), so nothing saved on the server, and nothing
+shown to other users, can be turned back into someone's identity. The server's own command line
+acts as the owner "cli": its runs and ingested datasets are the teacher's, visible to every
+session, read-only.
+
+Quotas and folder roots are set by the server's owner through environment variables (see
+`Limits.from_env` and `folder_roots`); every refusal names the limit, its value and what to do.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError, NotVisible, QuotaExceeded
+
+CLI = "cli"
+TOKEN = re.compile(r"^[A-Za-z0-9_-]{40,128}$")  # secrets.token_urlsafe(32): 43 characters
+OWNER = re.compile(r"^(cli|[0-9a-f]{32})$")
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,39}$")
+
+
+@dataclass(frozen=True)
+class Session:
+    """One browser session (or the CLI). `owner` is what the store records; `local` says the server
+    listens on the loopback interface only (a single user on their own machine)."""
+
+    owner: str
+    local: bool = False
+
+    @property
+    def is_cli(self) -> bool:
+        return self.owner == CLI
+
+
+CLI_SESSION = Session(CLI, local=True)
+
+
+def new_token() -> str:
+    return secrets.token_urlsafe(32)
+
+
+def session_from_token(token: str | None, local: bool = False) -> tuple[Session, str, bool]:
+    """(session, token, is_new): a well-formed token from the browser's cookie keeps its identity;
+    anything else (absent, malformed, forged to look like an owner hash) starts a new one."""
+    fresh = not (isinstance(token, str) and TOKEN.match(token))
+    if fresh:
+        token = new_token()
+    owner = hashlib.sha256(b"transferlab-session:" + token.encode()).hexdigest()[:32]
+    return Session(owner, local=local), token, fresh
+
+
+# -- visibility ------------------------------------------------------------------------------
+
+def can_see(session: Session, run: dict[str, Any]) -> bool:
+    """Own runs, published runs and the command line's runs (legacy runs with no owner count as those)."""
+    owner = run.get("owner") or CLI
+    return session.is_cli or owner == session.owner or bool(run.get("published")) or owner == CLI
+
+
+def can_change(session: Session, run: dict[str, Any]) -> bool:
+    """Stop, delete, publish: the owner only (and the server's command line)."""
+    return session.is_cli or (run.get("owner") or CLI) == session.owner
+
+
+def not_visible(run_id: object) -> NotVisible:
+    return NotVisible(f"There is no run {str(run_id)[:70]!r} that you can see. It may have been deleted, or it "
+                      f"belongs to another session that has not shared it with the class.")
+
+
+# -- limits ----------------------------------------------------------------------------------
+
+def _env_int(name: str, default: int) -> int:
+    v = os.environ.get(name, "")
+    try:
+        return int(v) if v.strip() else default
+    except ValueError:
+        return default
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one browser session may use, and the server as a whole. 0 switches a limit off."""
+
+    upload_mb: int = 300            # uploads (zips and model files) kept for one session
+    upload_total_mb: int = 5000     # uploads of all sessions together
+    images_per_domain: int = 20000  # images in one uploaded or folder domain
+    classes_per_domain: int = 200
+    queued_runs: int = 6            # runs one session has queued or running
+    queued_total: int = 60          # runs queued or running on the server
+    run_images: int = 2_000_000     # epochs x steps x batch of one run
+    run_wall_s: int = 1800          # a run is stopped (keeping its checkpoint) after this long
+
+    ENV = {"upload_mb": "TL_QUOTA_UPLOAD_MB", "upload_total_mb": "TL_QUOTA_UPLOAD_TOTAL_MB",
+           "images_per_domain": "TL_QUOTA_DOMAIN_IMAGES", "classes_per_domain": "TL_QUOTA_DOMAIN_CLASSES",
+           "queued_runs": "TL_QUOTA_QUEUED_RUNS", "queued_total": "TL_QUOTA_QUEUED_TOTAL",
+           "run_images": "TL_QUOTA_RUN_IMAGES", "run_wall_s": "TL_QUOTA_RUN_WALL_S"}
+
+    @classmethod
+    def from_env(cls) -> "Limits":
+        d = cls()
+        return cls(**{k: max(0, _env_int(env, getattr(d, k))) for k, env in cls.ENV.items()})
+
+    def describe(self) -> dict[str, int]:
+        return {self.ENV[k]: getattr(self, k) for k in self.ENV}
+
+
+def limits() -> Limits:
+    return Limits.from_env()
+
+
+def _or_none(v: int) -> int | None:
+    return v or None
+
+
+def queue_limits(session: Session) -> tuple[int | None, int | None]:
+    """(per session, server) queue limits for a submission; the command line is not limited."""
+    if session.is_cli:
+        return None, None
+    lim = limits()
+    return _or_none(lim.queued_runs), _or_none(lim.queued_total)
+
+
+def check_run_size(session: Session, epochs: int, steps: int, batch: int) -> None:
+    lim = limits()
+    if session.is_cli or not lim.run_images:
+        return
+    n = epochs * steps * batch
+    if n > lim.run_images:
+        raise QuotaExceeded(f"This run would train on {n:,} images (epochs × steps × batch = {epochs} × {steps} × "
+                            f"{batch}); one run may use at most {lim.run_images:,} on this server "
+                            f"(TL_QUOTA_RUN_IMAGES). Lower the epochs, the steps per epoch or the batch size.")
+
+
+def wall_limit(session: Session) -> float | None:
+    lim = limits()
+    return None if session.is_cli or not lim.run_wall_s else float(lim.run_wall_s)
+
+
+# -- uploads -----------------------------------------------------------------------------------
+
+def uploads_root() -> Path:
+    from .paths import tl_home
+
+    return tl_home() / "uploads"
+
+
+def session_dir(session: Session) -> Path:
+    """This session's upload area: `uploads/<owner>/` with `domains/`, `models/` and `.tmp/` inside,
+    so no name a user picks can land on one of the app's own folders."""
+    if not OWNER.match(session.owner):
+        raise ConfigError("This session has no valid identity; reload the page.")
+    p = uploads_root() / session.owner
+    for sub in ("domains", "models", ".tmp"):
+        (p / sub).mkdir(parents=True, exist_ok=True)
+    return p
+
+
+def clean_name(name: str, what: str = "dataset") -> str:
+    """A user's name for a dataset or a model, made safe as a folder name (letters, digits, - and _)."""
+    import unicodedata
+
+    ascii_name = unicodedata.normalize("NFKD", str(name)).encode("ascii", "ignore").decode()
+    clean = re.sub(r"[^A-Za-z0-9_-]+", "_", ascii_name).strip("_-")[:40]
+    if not clean or not NAME.match(clean):
+        raise ConfigError(f"Give the {what} a name made of letters, digits, '-' or '_' (e.g. my_photos).")
+    return clean
+
+
+def usage_bytes(path: Path) -> int:
+    total = 0
+    for root, _dirs, files in os.walk(path):
+        for f in files:
+            try:
+                total += os.lstat(os.path.join(root, f)).st_size
+            except OSError:
+                pass
+    return total
+
+
+def upload_allowance(session: Session) -> int | None:
+    """Bytes this session may still add to its uploads (None: unlimited); raises when nothing is left."""
+    if session.is_cli:
+        return None
+    lim = limits()
+    left = []
+    if lim.upload_mb:
+        used = usage_bytes(session_dir(session))
+        left.append(("session", lim.upload_mb * 2**20 - used, lim.upload_mb, "TL_QUOTA_UPLOAD_MB"))
+    if lim.upload_total_mb:
+        used = usage_bytes(uploads_root())
+        left.append(("server", lim.upload_total_mb * 2**20 - used, lim.upload_total_mb, "TL_QUOTA_UPLOAD_TOTAL_MB"))
+    for who, n, mb, env in left:
+        if n <= 0:
+            raise quota_upload(who, mb, env)
+    return min((n for _, n, _, _ in left), default=None)
+
+
+def quota_upload(who: str, mb: int, env: str) -> QuotaExceeded:
+    if who == "session":
+        return QuotaExceeded(f"Your uploads would exceed {mb} MB, the space one session may use on this server "
+                             f"({env}). Delete an upload you no longer need, or upload fewer or smaller images.")
+    return QuotaExceeded(f"The server's upload space ({mb} MB for everyone, {env}) is full. Ask the server's "
+                         f"owner to make room, or upload a smaller archive.")
+
+
+def check_domain_size(n_images: int, n_classes: int) -> None:
+    lim = limits()
+    if lim.images_per_domain and n_images > lim.images_per_domain:
+        raise QuotaExceeded(f"The dataset has {n_images:,} images; a dataset may have at most "
+                            f"{lim.images_per_domain:,} on this server (TL_QUOTA_DOMAIN_IMAGES). Use a subset.")
+    if lim.classes_per_domain and n_classes > lim.classes_per_domain:
+        raise QuotaExceeded(f"The dataset has {n_classes:,} classes; a dataset may have at most "
+                            f"{lim.classes_per_domain} on this server (TL_QUOTA_DOMAIN_CLASSES).")
+
+
+# -- folders on the server -----------------------------------------------------------------------
+
+FOLDER_REFUSED = ("That folder cannot be used here. Folders on the server are limited to the ones its owner "
+                  "allowed{roots}; check the path, or upload a zip of class folders instead.")
+
+
+def folder_roots(session: Session) -> list[Path]:
+    """Where "a folder on the server" may be: `TL_FOLDER_ROOTS` (paths separated by ':'). Unset, a
+    server that listens on localhost only (one person on their own machine) allows their home folder
+    and the data folder; a server reachable from the network allows none."""
+    from .paths import data_dir
+
+    env = os.environ.get("TL_FOLDER_ROOTS")
+    if session.is_cli:
+        raw = [os.sep]  # the server's owner, at its own terminal: any folder it can read
+    elif env is not None:
+        raw = [p for p in env.split(os.pathsep) if p.strip()]
+    elif session.local:
+        raw = [str(Path.home()), str(data_dir())]
+    else:
+        raw = []
+    out = []
+    for p in raw:
+        try:
+            out.append(Path(p).expanduser().resolve(strict=True))
+        except (OSError, RuntimeError):
+            continue
+    return out
+
+
+def resolve_folder(path: str, session: Session) -> Path:
+    """The real folder behind a path typed by a user, if it lies inside an allowed root and outside
+    the app's own store; otherwise one message for every refusal (it never tells whether a path exists)."""
+    from .paths import tl_home
+
+    roots = folder_roots(session)
+    shown = (": " + ", ".join(str(r) for r in roots)) if roots else " (none on this server: set TL_FOLDER_ROOTS)"
+    refused = ConfigError(FOLDER_REFUSED.format(roots=shown))
+    if not isinstance(path, str) or not path.strip() or len(path) > 4096 or "\x00" in path:
+        raise refused
+    try:
+        real = Path(path.strip()).expanduser().resolve(strict=True)
+    except (OSError, RuntimeError, ValueError):
+        raise refused from None
+    home = tl_home().resolve()
+    inside = any(real == r or real.is_relative_to(r) for r in roots)
+    if not inside or real == home or real.is_relative_to(home) or home.is_relative_to(real) or not real.is_dir():
+        raise refused
+    return real
+
+
+# -- configs submitted by a session ---------------------------------------------------------------
+
+def check_domain_name(session: Session, name: str) -> None:
+    """A domain a session may train on: built-in (or a shift of one), its own uploads, the teacher's
+    uploads, or a folder inside the allowed roots."""
+    from .domains import DOMAINS, SHIFTS
+
+    base = name
+    while True:  # strip shifts: `base+rotate:3+noise:2`
+        head, plus, tail = base.rpartition("+")
+        if plus and head and tail.partition(":")[0] in SHIFTS:
+            base = head
+        else:
+            break
+    if base in DOMAINS and not base.startswith(("folder:", "upload:")):
+        return
+    if base.startswith("upload:"):
+        owner = base[len("upload:"):].split("/", 1)[0]
+        if owner in (session.owner, CLI) or session.is_cli:
+            return
+        raise ConfigError("That dataset belongs to another session.")
+    if base.startswith("folder:"):
+        resolve_folder(base[len("folder:"):], session)
+        return
+    raise ConfigError(f"Unknown domain {name[:80]!r}.")
+
+
+def check_config(session: Session, cfg: Any) -> None:
+    """Everything in a validated RunConfig that points at data or at other runs must be this
+    session's to use; and the run's size must be within the quota."""
+    from .methods import get_method
+    from . import runs
+
+    check_domain_name(session, cfg.data.source)
+    check_domain_name(session, cfg.data.target)
+    method = get_method(cfg.method.name)
+    for pname, p in method.params.items():
+        ref = cfg.method.params.get(pname)
+        if getattr(p, "run_ref", False) and ref:
+            r = runs.store().get(str(ref))
+            if r is None or not can_see(session, r):
+                raise not_visible(ref)
+    t = cfg.train
+    check_run_size(session, t.epochs, t.steps_per_epoch, t.batch_size)
