@@ -1,7 +1,7 @@
 """TransferLab: the guided app. `streamlit run app.py`"""
 import streamlit as st
 
-from pages._ui import init_state, sidebar
+from pages._ui import init_state, sidebar, via_app
 
 st.set_page_config(page_title="TransferLab", page_icon=":material/transform:", layout="wide")
 init_state()
@@ -16,4 +16,5 @@ pages = [
 ]
 page = st.navigation(pages)
 sidebar()
-page.run()
+with via_app():
+    page.run()

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import copy
 import logging
+import threading
+from contextlib import contextmanager
 
 import streamlit as st
 
@@ -31,9 +33,42 @@ def init_state() -> None:
         ss.cfg = api.default_config()
 
 
+_VIA_APP = threading.local()  # Streamlit runs each session's script in a thread of its own
+
+
+@contextmanager
+def via_app():
+    """`app.py` runs the chosen page inside this, so a page knows it was reached through the app."""
+    _VIA_APP.on = True
+    try:
+        yield
+    finally:
+        _VIA_APP.on = False
+
+
+def _leave_legacy_navigation() -> None:
+    """Streamlit treats a `pages/` folder as its old multipage layout until `app.py` has called
+    `st.navigation` once in the server's process: a deep link (`/train?run=...`) opened first on a
+    freshly started server would run the page alone, list every file of the folder as a page and
+    skip `app.py`. Switch that off, and send a session that has never been through `app.py` there
+    (the page's URL, and so its hash, is the same in both layouts: the user lands where they asked).
+    A session that has been through `app.py` is never run again here: a rerun could drop its click."""
+    from streamlit.runtime.pages_manager import PagesManager
+
+    ss = st.session_state
+    if getattr(_VIA_APP, "on", False):
+        ss["tl_via_app"] = True
+        return
+    PagesManager.uses_pages_directory = False
+    if not ss.get("tl_via_app"):
+        ss["tl_via_app"] = True  # once at most
+        st.rerun()
+
+
 def page_setup() -> None:
     """First thing after a page's title: this session's identity, and a store that answers. A store
     locked by another program gives a notice that retries by itself, never a hang or a traceback."""
+    _leave_legacy_navigation()
     init_state()
     busy = api.store_busy()
     if busy:

@@ -233,8 +233,23 @@ def test_compare_page_shows_mean_and_std_over_seeds(at, store_home):
 
 
 def test_an_upload_in_one_session_is_not_listed_in_another(store_home, monkeypatch, tmp_path):
-    from helpers.session import zipped
     from tl_core import app_api as api
+
+    def zipped(name: str) -> bytes:
+        import io
+        import zipfile
+
+        import numpy as np
+        from PIL import Image
+
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w") as z:
+            for c in ("a", "b"):
+                for i in range(5):
+                    img = io.BytesIO()
+                    Image.fromarray(np.full((8, 8, 3), 20 * i, np.uint8)).save(img, "PNG")
+                    z.writestr(f"{name}/{c}/{i}.png", img.getvalue())
+        return buf.getvalue()
 
     monkeypatch.setenv("TL_HOME", str(store_home[0]))
     alice, bob = AppTest.from_file(APP, default_timeout=120), AppTest.from_file(APP, default_timeout=120)

@@ -22,7 +22,7 @@ pytestmark = [pytest.mark.browser,
 SHOTS = ROOT / "docs" / "screenshots"
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
          "--disable-component-update", "--disable-sync", "--no-first-run"]
-PAGES = [("data", "1 · Data"), ("model", "2 · Model"), ("strategy", "3 · Strategy"), ("train", "4 · Train"),
+PAGES = [("", "1 · Data"), ("model", "2 · Model"), ("strategy", "3 · Strategy"), ("train", "4 · Train"),
          ("compare", "5 · Compare"), ("predict", "6 · Predict")]
 
 
@@ -89,6 +89,7 @@ def test_first_render_of_each_page(server, browser):
         title(page, name, timeout=60_000)  # a generous deadline: a hang fails, a slow machine does not
         idle(page)
         assert not page.locator("[data-testid='stException']").count(), path
+        assert not page.get_by_text("Page not found").count(), path
         page.close()
     ctx.close()
 

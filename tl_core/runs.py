@@ -43,13 +43,18 @@ def set_interactive(on: bool = True) -> None:
     _INTERACTIVE[0] = on
 
 
+_STORES_LOCK = threading.Lock()
+
+
 def store() -> Store:
+    """The store of the current TL_HOME, one per process (the web server's threads share it)."""
     from .paths import tl_home
 
     key = (str(tl_home()), _INTERACTIVE[0])
-    if key not in _STORES:
-        _STORES[key] = Store(Path(key[0]), interactive=key[1])
-    return _STORES[key]
+    with _STORES_LOCK:
+        if key not in _STORES:
+            _STORES[key] = Store(Path(key[0]), interactive=key[1])
+        return _STORES[key]
 
 
 def gpu_count() -> int:

@@ -99,10 +99,7 @@ class Store:
         try:
             c = self._raw_connect()
             c.executescript(SCHEMA)
-            have = {r[1] for r in c.execute("PRAGMA table_info(runs)")}
-            for name, decl in ADDED_COLUMNS:
-                if name not in have:
-                    c.execute(f"ALTER TABLE runs ADD COLUMN {name} {decl}")
+            _add_columns(c)
         except sqlite3.DatabaseError as e:
             if _is_locked(e):
                 raise self._busy() from None
@@ -250,8 +247,7 @@ class Store:
                 c = self._raw_connect()
                 try:
                     c.executescript(SCHEMA)
-                    for name, decl in ADDED_COLUMNS:
-                        c.execute(f"ALTER TABLE runs ADD COLUMN {name} {decl}")
+                    _add_columns(c)
                 finally:
                     c.close()
                 n = self.reindex()
@@ -430,6 +426,18 @@ class Store:
     def add_event(self, run_id: str, kind: str, data: dict[str, Any]) -> None:
         self.write(lambda c: c.execute("INSERT INTO events (run_id, ts, kind, data) VALUES (?,?,?,?)",
                                        (run_id, time.time(), kind, json.dumps(data))))
+
+
+def _add_columns(c: sqlite3.Connection) -> None:
+    """Bring an older store's `runs` table up to date; another process may be doing the same."""
+    have = {r[1] for r in c.execute("PRAGMA table_info(runs)")}
+    for name, decl in ADDED_COLUMNS:
+        if name not in have:
+            try:
+                c.execute(f"ALTER TABLE runs ADD COLUMN {name} {decl}")
+            except sqlite3.OperationalError as e:
+                if "duplicate column" not in str(e):
+                    raise
 
 
 def _row_from_config(run_id: str, config: dict[str, Any], owner: str = "") -> dict[str, Any]:

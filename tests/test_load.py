@@ -1,0 +1,245 @@
+"""A classroom at once: 8 real browsers (chromium contexts, each its own cookie jar) and 22 simulated
+sessions on one server. Each uploads a small zip and queues runs at the same moment. Quotas hold,
+every run is recorded exactly once, no session sees or touches another's data, pages keep
+answering, and a browser keeps its identity across a reload and a server restart."""
+import io
+import os
+import re
+import shutil
+import subprocess
+import sys
+import threading
+import urllib.request
+import zipfile
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import ROOT, isolated_home
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+pytestmark = [pytest.mark.browser,
+              pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="Debian chromium is not installed")]
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync", "--no-first-run"]
+BROWSERS, SIMULATED, PER_SESSION = 8, 22, 2
+ENV = {"TL_MAX_RUNS": "1", "TL_QUOTA_QUEUED_RUNS": str(PER_SESSION), "TL_QUOTA_RUN_WALL_S": "4",
+       "TL_FOLDER_ROOTS": ""}
+
+
+def zipped(name: str) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        for c in ("a", "b"):
+            for i in range(5):
+                img = io.BytesIO()
+                Image.fromarray(np.full((8, 8, 3), 20 * i + (c == "b") * 7, np.uint8)).save(img, "PNG")
+                z.writestr(f"{name}/{c}/{i}.png", img.getvalue())
+    return buf.getvalue()
+
+
+def start(home, port):
+    env = {**os.environ, "TL_HOME": str(home), **ENV}
+    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
+                             "--server.address", "127.0.0.1", "--server.headless", "true"],
+                            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(300):  # up to 60 s: a hang fails, a slow machine does not
+        try:
+            if urllib.request.urlopen(url + "/_stcore/health", timeout=1).read() == b"ok":
+                return proc, url
+        except OSError:
+            pass
+        proc.poll()
+        if proc.returncode is not None:
+            break
+        threading.Event().wait(0.2)
+    proc.kill()
+    pytest.fail("streamlit did not answer /_stcore/health within 60 s")
+
+
+def stop(proc):
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+def title(page, text):
+    page.get_by_role("heading", name=text).first.wait_for(timeout=60_000)
+
+
+def idle(page):
+    page.wait_for_timeout(300)
+    page.locator("[data-testid='stStatusWidget']").wait_for(state="hidden", timeout=120_000)
+
+
+def data_page_ready(page):
+    """The Data page has drawn down to its last element (8 cold sessions on 2 cores take a while)."""
+    title(page, "1 · Data")
+    page.get_by_text("Both domains have the same").wait_for(timeout=180_000)
+    idle(page)
+
+
+def run_choices(page) -> list[str]:
+    """The run ids offered by the Compare page's run picker (its last select box)."""
+    page.get_by_test_id("stSelectbox").last.click()
+    opts = page.get_by_role("option").all_inner_texts()
+    page.keyboard.press("Escape")
+    return [o.strip() for o in opts]
+
+
+def owner_of(ctx) -> str:
+    from tl_core.access import session_from_token
+
+    token = next(c["value"] for c in ctx.cookies() if c["name"] == "tl_session")
+    return session_from_token(token)[0].owner
+
+
+def test_a_classroom_at_once(tmp_path, monkeypatch):
+    from playwright.sync_api import sync_playwright
+
+    from test_browser import free_port
+    from tl_core import app_api as api
+    from tl_core import runs
+    from tl_core.access import session_from_token
+    from tl_core.errors import QuotaExceeded
+
+    home = isolated_home(tmp_path / "home")
+    for k, v in ENV.items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.setenv("TL_HOME", str(home))
+    port = free_port()
+    server, url = start(home, port)
+    zips = {}
+    for i in range(BROWSERS):
+        zips[i] = tmp_path / f"set{i}.zip"
+        zips[i].write_bytes(zipped(f"set{i}"))
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+            ctxs = [browser.new_context(viewport={"width": 1300, "height": 1400}) for _ in range(BROWSERS)]
+            pages = [c.new_page() for c in ctxs]
+            for pg in pages:
+                pg.goto(f"{url}/")  # the first page lives at the root
+            for pg in pages:
+                data_page_ready(pg)
+                # a deep link opened first on a fresh server still gets the app's own navigation
+                links = pg.get_by_test_id("stSidebarNav").get_by_role("link").all_inner_texts()
+                assert [t.split()[-3:] and " ".join(t.split()[-3:]) for t in links] == ["1 · Data", "2 · Model", "3 · Strategy", "4 · Train",
+                                                      "5 · Compare", "6 · Predict"], links
+                pg.get_by_text("Use your own images").click()
+            # every browser uploads at the same moment
+            for i, pg in enumerate(pages):
+                pg.locator("input[type='file']").first.set_input_files(str(zips[i]))
+            for pg in pages:
+                pg.get_by_role("button", name="Add zip").wait_for(timeout=60_000)
+                idle(pg)
+            for pg in pages:
+                pg.get_by_role("button", name="Add zip").click()
+
+            # 22 simulated sessions do the same through the app's API while the browsers work
+            sims = [session_from_token(None)[0] for _ in range(SIMULATED)]
+            sim_runs: dict[str, list[str]] = {}
+            sim_refused: dict[str, int] = {}
+            errors: list[BaseException] = []
+            cfg = {**api.default_config(), "train": {**api.default_config()["train"], "epochs": 1,
+                                                     "steps_per_epoch": 20, "embedding": "none"}}
+
+            def student(s, k):
+                try:
+                    api.ingest_zip(zipped(f"sim{k}"), f"sim{k}", s)
+                    ids, refused = [], 0
+                    for seed in range(PER_SESSION + 1):
+                        try:
+                            ids.append(api.submit({**cfg, "train": {**cfg["train"], "seed": seed}}, s))
+                        except QuotaExceeded:
+                            refused += 1
+                    sim_runs[s.owner], sim_refused[s.owner] = ids, refused
+                except BaseException as e:  # noqa: BLE001
+                    errors.append(e)
+
+            threads = [threading.Thread(target=student, args=(s, k)) for k, s in enumerate(sims)]
+            for t in threads:
+                t.start()
+            for i, pg in enumerate(pages):
+                pg.get_by_text(f"Added set{i}").wait_for(timeout=90_000)
+            # every browser launches three times; the third is over its quota
+            for pg in pages:
+                pg.get_by_role("link", name="4 · Train").first.click()
+            for pg in pages:
+                title(pg, "4 · Train")
+                idle(pg)
+            launched: dict[int, int] = {}
+            for attempt in range(PER_SESSION + 1):
+                for pg in pages:
+                    pg.get_by_role("button", name="Launch").click()
+                for i, pg in enumerate(pages):
+                    idle(pg)
+            for i, pg in enumerate(pages):
+                refusal = pg.get_by_text("TL_QUOTA_QUEUED_RUNS")
+                launched[i] = PER_SESSION if refusal.count() else PER_SESSION + 1
+            for t in threads:
+                t.join(180)
+            assert not errors, errors[:3]
+
+            owners = [owner_of(c) for c in ctxs]
+            assert len(set(owners)) == BROWSERS  # every browser is its own session
+            rows = runs.store().list(limit=10_000)
+            by_owner: dict[str, list[str]] = {}
+            for r in rows:
+                by_owner.setdefault(r["owner"], []).append(r["id"])
+            assert len({r["id"] for r in rows}) == len(rows)  # recorded once each
+            for s in sims:  # exactly what each simulated session was told was accepted
+                assert sorted(by_owner.get(s.owner, [])) == sorted(sim_runs[s.owner])
+                assert len(sim_runs[s.owner]) <= PER_SESSION + 1 and sim_refused[s.owner] >= 0
+            waiting = [r for r in rows if r["status"] in ("queued", "starting", "running")]
+            for o in owners + [s.owner for s in sims]:
+                assert sum(r["owner"] == o for r in waiting) <= PER_SESSION  # the quota held
+            refused_total = sum(sim_refused.values()) + sum(PER_SESSION + 1 - n for n in launched.values())
+            assert refused_total >= SIMULATED + BROWSERS - 2  # all but the one or two whose run ended meanwhile
+            for i, o in enumerate(owners):
+                assert 1 <= len(by_owner.get(o, [])) <= PER_SESSION + 1
+
+            # nobody sees another's uploads or runs; pages keep answering
+            for i, pg in enumerate(pages):
+                pg.get_by_role("link", name="5 · Compare").first.click()
+            for i, (pg, o) in enumerate(zip(pages, owners)):
+                title(pg, "5 · Compare")
+                idle(pg)
+                shown = set(re.findall(r"[A-Za-z0-9_-]+", pg.get_by_test_id("stMain").inner_text()))
+                others = {rid for oo, ids in by_owner.items() if oo != o for rid in ids}
+                assert not shown & others, (i, shown & others)
+                assert set(run_choices(pg)) == set(by_owner[o]), i  # its own runs, all of them, and nobody else's
+            for i, pg in enumerate(pages):
+                pg.get_by_role("link", name="1 · Data").first.click()
+            for i, pg in enumerate(pages):
+                data_page_ready(pg)
+                pg.get_by_test_id("stSelectbox").first.click()
+                opts = pg.get_by_role("option").all_inner_texts()
+                pg.keyboard.press("Escape")
+                uploads = [o for o in opts if "(upload)" in o]
+                assert uploads == [f"set{i} (upload)"], (i, uploads)
+            for s, k in zip(sims, range(SIMULATED)):
+                mine = [d["name"] for d in api.domain_choices(s) if d["name"].startswith("upload:")]
+                assert mine == [f"upload:{s.owner}/sim{k}"]
+                assert {r["owner"] for r in api.list_runs(s)} <= {s.owner}
+
+            # a reload, and a server restart, keep a browser's identity and its work
+            pages[0].reload()
+            title(pages[0], "1 · Data")
+            stop(server)
+            server, url = start(home, port)
+            pages[0].goto(f"{url}/compare")  # a deep link, first thing on the restarted server
+            title(pages[0], "5 · Compare")
+            idle(pages[0])
+            assert owner_of(ctxs[0]) == owners[0]
+            assert set(run_choices(pages[0])) == set(by_owner[owners[0]])
+            browser.close()
+    finally:
+        stop(server)
+        for r in runs.store().list(limit=10_000):
+            if r["status"] in ("queued", "starting", "running"):
+                runs.cancel(r["id"], wait_s=5)
