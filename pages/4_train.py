@@ -15,6 +15,8 @@ ss, me = st.session_state, session()
 ACTIVE = ("queued", "starting", "running")
 
 valid, why = api.validate(cfg())
+if valid is not None and (why := api.allowed(me, valid)):
+    valid = None
 with st.container(border=True):
     if valid is not None:
         st.markdown(api.describe_plan(valid))
@@ -73,7 +75,7 @@ def classes(h):
     return h[-1].get("classes") if h else None
 
 
-@st.fragment(run_every=1.5)
+@st.fragment(run_every=3.0)
 def status_panel(run_id: str) -> None:
     """Status, progress and the current loss values; a full redraw when an epoch ends or the run does."""
     try:

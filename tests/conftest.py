@@ -42,3 +42,21 @@ def isolated_home(path: Path) -> Path:
 
 
 os.environ.setdefault("TL_HOME_SESSION", os.environ["TL_HOME"])
+
+
+def class_zip(name: str, per_class: int = 5) -> bytes:
+    """A small zip of two class folders (`name/a/*.png`, `name/b/*.png`): what a student uploads."""
+    import io
+    import zipfile
+
+    import numpy as np
+    from PIL import Image
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        for k, c in enumerate(("a", "b")):
+            for i in range(per_class):
+                img = io.BytesIO()
+                Image.fromarray(np.full((8, 8, 3), 20 * i + 7 * k, np.uint8)).save(img, "PNG")
+                z.writestr(f"{name}/{c}/{i}.png", img.getvalue())
+    return buf.getvalue()

@@ -1,12 +1,11 @@
 """AppTest for every page: widgets present, a run submitted from the Train page, charts rendered
 from a run store prepared by the test, errors shown as messages."""
 import os
-import time
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from conftest import PACS, ROOT, isolated_home
+from conftest import PACS, ROOT, class_zip, isolated_home
 
 APP = str(ROOT / "app.py")
 TINY = {"epochs": 2, "steps_per_epoch": 8, "batch_size": 16, "embedding": "pca", "embed_points": 50}
@@ -235,28 +234,33 @@ def test_compare_page_shows_mean_and_std_over_seeds(at, store_home):
 def test_an_upload_in_one_session_is_not_listed_in_another(store_home, monkeypatch, tmp_path):
     from tl_core import app_api as api
 
-    def zipped(name: str) -> bytes:
-        import io
-        import zipfile
-
-        import numpy as np
-        from PIL import Image
-
-        buf = io.BytesIO()
-        with zipfile.ZipFile(buf, "w") as z:
-            for c in ("a", "b"):
-                for i in range(5):
-                    img = io.BytesIO()
-                    Image.fromarray(np.full((8, 8, 3), 20 * i, np.uint8)).save(img, "PNG")
-                    z.writestr(f"{name}/{c}/{i}.png", img.getvalue())
-        return buf.getvalue()
 
     monkeypatch.setenv("TL_HOME", str(store_home[0]))
     alice, bob = AppTest.from_file(APP, default_timeout=120), AppTest.from_file(APP, default_timeout=120)
     alice.run()
     bob.run()
-    api.ingest_zip(zipped("private"), "private", alice.session_state.tl_session)  # Alice's "Add zip"
+    api.ingest_zip(class_zip("private"), "private", alice.session_state.tl_session)  # Alice's "Add zip"
     alice.run()
     bob.run()
     assert "private (upload)" in alice.selectbox[0].options
     assert not any("private" in o for o in bob.selectbox[0].options)
+
+
+def test_a_link_to_a_run_one_may_not_see_says_so_and_shows_no_other(at, store_home):
+    from tl_core.runs import store
+
+    cfg = store().get("test-source_only")["config"]
+    store().insert_run("someone-elses", cfg, owner="f" * 32)  # another session's, not shared
+    try:
+        at.query_params["run"] = "someone-elses"
+        goto(at, "4_train")
+        assert any("that you can see" in w.value for w in at.warning)
+        assert not at.get("plotly_chart") and not at.metric  # no other run drawn in its place
+        assert at.session_state["run_id"] != "someone-elses" if "run_id" in at.session_state else True
+        at.query_params["run"] = "../../etc/passwd"
+        goto(at, "4_train")
+        assert any("that you can see" in w.value for w in at.warning)
+        goto(at, "5_compare")
+        assert "someone-elses" not in [o for sb in at.selectbox for o in sb.options]
+    finally:
+        store().delete("someone-elses")

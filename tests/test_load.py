@@ -2,7 +2,6 @@
 sessions on one server. Each uploads a small zip and queues runs at the same moment. Quotas hold,
 every run is recorded exactly once, no session sees or touches another's data, pages keep
 answering, and a browser keeps its identity across a reload and a server restart."""
-import io
 import os
 import re
 import shutil
@@ -10,13 +9,10 @@ import subprocess
 import sys
 import threading
 import urllib.request
-import zipfile
 
-import numpy as np
 import pytest
-from PIL import Image
 
-from conftest import ROOT, isolated_home
+from conftest import ROOT, class_zip, isolated_home
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 pytestmark = [pytest.mark.browser,
@@ -26,17 +22,6 @@ FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-ne
 BROWSERS, SIMULATED, PER_SESSION = 8, 22, 2
 ENV = {"TL_MAX_RUNS": "1", "TL_QUOTA_QUEUED_RUNS": str(PER_SESSION), "TL_QUOTA_RUN_WALL_S": "4",
        "TL_FOLDER_ROOTS": ""}
-
-
-def zipped(name: str) -> bytes:
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w") as z:
-        for c in ("a", "b"):
-            for i in range(5):
-                img = io.BytesIO()
-                Image.fromarray(np.full((8, 8, 3), 20 * i + (c == "b") * 7, np.uint8)).save(img, "PNG")
-                z.writestr(f"{name}/{c}/{i}.png", img.getvalue())
-    return buf.getvalue()
 
 
 def start(home, port):
@@ -116,7 +101,7 @@ def test_a_classroom_at_once(tmp_path, monkeypatch):
     zips = {}
     for i in range(BROWSERS):
         zips[i] = tmp_path / f"set{i}.zip"
-        zips[i].write_bytes(zipped(f"set{i}"))
+        zips[i].write_bytes(class_zip(f"set{i}"))
     try:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
@@ -150,7 +135,7 @@ def test_a_classroom_at_once(tmp_path, monkeypatch):
 
             def student(s, k):
                 try:
-                    api.ingest_zip(zipped(f"sim{k}"), f"sim{k}", s)
+                    api.ingest_zip(class_zip(f"sim{k}"), f"sim{k}", s)
                     ids, refused = [], 0
                     for seed in range(PER_SESSION + 1):
                         try:

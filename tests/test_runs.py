@@ -111,7 +111,7 @@ def test_ten_runs_from_several_processes_respect_the_limit_and_all_finish(home):
     assert active_max <= 1
 
 
-def test_cancel_takes_effect_within_5_s_while_a_reader_polls_at_10_hz(home):
+def test_cancel_takes_effect_while_a_reader_polls_at_10_hz(home):
     run_id = runs.submit(cfg(epochs=5, steps=400))
     errors: list[BaseException] = []
     reads = {"n": 0}

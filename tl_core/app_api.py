@@ -249,6 +249,16 @@ def validate(cfg: dict[str, Any]) -> tuple[RunConfig | None, str]:
     return c, ""
 
 
+def allowed(session: Session, cfg: RunConfig) -> str:
+    """"" when this session may launch the (validated) config; else why not, in words (a quota, a
+    dataset or run that is not its own)."""
+    try:
+        access.check_config(session, cfg)
+    except TLError as e:
+        return str(e)
+    return ""
+
+
 def estimate_seconds(cfg: RunConfig) -> float:
     from .trainer import estimate_seconds as f
 

@@ -179,7 +179,8 @@ class RunConfig:
         _check(all(isinstance(x, int) and not isinstance(x, bool) and x >= 0 for x in t.seeds)
                and len(set(t.seeds)) == len(t.seeds) and len(t.seeds) <= 20,
                f"seeds must be up to 20 different whole numbers >= 0 (got {list(t.seeds)}).")
-        _check(t.embed_points >= 10, f"embed_points must be at least 10 (got {t.embed_points}).")
+        _check(10 <= t.embed_points <= 5000, f"embed_points must be between 10 and 5,000 per domain (got "
+                                             f"{t.embed_points}).")
         if d.max_per_domain is not None:
             _check(d.max_per_domain >= 20, f"max_per_domain must be at least 20 images (got {d.max_per_domain}).")
 
