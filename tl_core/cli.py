@@ -202,10 +202,25 @@ def _report(run_id: str, as_json: bool) -> int:
     return 0 if out["status"] == "finished" else 1
 
 
+def starter_notes(cfg) -> list[str]:
+    """Which of a run's domains come from the offline starter pack (a subset of the real data)."""
+    from .domains import get_domain
+
+    out = []
+    for role, name in (("source", cfg.data.source), ("target", cfg.data.target)):
+        info = get_domain(name).info()
+        if info.get("starter_pack"):
+            out.append(f"the {role} {name} is {info['label']}: {info['description'].split(' (put ')[0]}.")
+    return out
+
+
 def cmd_train(args) -> int:
     from . import runs
 
     cfg = config_from_args(args).validate()
+    if not args.quiet:
+        for note in starter_notes(cfg):
+            print(f"note: {note}", file=sys.stderr)
     if cfg.train.seeds:
         return _train_seeds(cfg, args)
     run_id = runs.submit(cfg, name=args.name or "")

@@ -19,12 +19,42 @@ def _offline() -> bool:
     return os.environ.get("TL_OFFLINE", "") not in ("", "0")
 
 
+STARTER = Path(__file__).resolve().parents[2] / "assets" / "starter"
+
+
+def _download_allowed() -> bool:
+    return os.environ.get("TL_DOWNLOAD", "") not in ("", "0") and not _offline()
+
+
 class TorchvisionDigits(Domain):
-    """A torchvision dataset rooted at `TL_DATA_DIR`, downloaded there when online."""
+    """A torchvision dataset rooted at `TL_DATA_DIR`. Where its files are absent and a starter pack
+    ships with the repo (`assets/starter/<name>.npz`: real images, a compact subset), the pack is
+    used and says so; otherwise it is downloaded when online."""
 
     classes = DIGITS
     folder = ""  # sub-folder of the root that holds the files
     files: tuple[str, ...] = ()
+    starter_note = ""  # what the starter pack holds, in words
+
+    def starter(self) -> Path | None:
+        """The starter pack, when it is what `load()` will read (the full files are absent, and no
+        download was asked for with TL_DOWNLOAD=1)."""
+        p = STARTER / f"{self.name}.npz"
+        return p if p.exists() and self.missing() and not _download_allowed() else None
+
+    def cache_key(self) -> str:
+        return f"{self.name}-starter-v{self.version}" if self.starter() else super().cache_key()
+
+    def info(self) -> dict:
+        out = super().info()
+        if self.starter():
+            base = self.root() / self.folder if self.folder else self.root()
+            out["label"] = f"{self.label} (starter pack)"
+            out["starter_pack"] = True
+            out["description"] = (f"Starter pack: {self.starter_note}, shipped with TransferLab because the full "
+                                  f"{self.label} is not on this machine (put {', '.join(self.files)} in {base}, "
+                                  f"or run with TL_DOWNLOAD=1 online, for the full data). {self.description}")
+        return out
 
     def root(self) -> Path:
         return data_dir()
@@ -35,7 +65,7 @@ class TorchvisionDigits(Domain):
 
     def available(self) -> tuple[bool, str]:
         missing = self.missing()
-        if not missing:
+        if not missing or self.starter():
             return True, ""
         if not _offline():
             return True, ""  # will try to download
@@ -53,6 +83,12 @@ class TorchvisionDigits(Domain):
         raise NotImplementedError
 
     def _decode(self) -> DomainData:
+        pack = self.starter()
+        if pack is not None:
+            with np.load(pack, allow_pickle=False) as z:
+                t = {k: torch.from_numpy(np.ascontiguousarray(z[k])) for k in ("x_train", "y_train", "x_test", "y_test")}
+            return DomainData(self.name, list(self.classes), t["x_train"].unsqueeze(1), t["y_train"].long(),
+                              t["x_test"].unsqueeze(1), t["y_test"].long())
         missing = self.missing()
         try:
             tr, te = self._dataset(True, download=bool(missing)), self._dataset(False, download=bool(missing))
@@ -70,6 +106,7 @@ class MNIST(TorchvisionDigits):
     description = "Handwritten digits, 28x28 grey, 60,000 train / 10,000 test (LeCun et al., 1998)."
     channels, native_size = 1, 28
     folder = "MNIST/raw"
+    starter_note = "10,000 of the 60,000 training images (1,000 per class) and all 10,000 test images"
     files = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 
     def _dataset(self, train, download=False):
@@ -86,6 +123,7 @@ class USPS(TorchvisionDigits):
     name, label = "usps", "USPS"
     description = "Scanned US postal-code digits, 16x16 grey, 7,291 train / 2,007 test (Hull, 1994)."
     channels, native_size = 1, 16
+    starter_note = "all 7,291 training and 2,007 test images"
     files = ("usps.bz2", "usps.t.bz2")
 
     def _dataset(self, train, download=False):
@@ -170,7 +208,17 @@ class MNISTM(Domain):
     seed = 4321
 
     def available(self) -> tuple[bool, str]:
-        return MNIST().available()
+        return DOMAIN_MNIST.available()
+
+    def cache_key(self) -> str:  # built from the starter pack or from the full MNIST: two caches
+        return f"{self.name}{'-starter' if DOMAIN_MNIST.starter() else ''}-v{self.version}"
+
+    def info(self) -> dict:
+        out = super().info()
+        if DOMAIN_MNIST.starter():
+            out["label"] = f"{self.label} (from the MNIST starter pack)"
+            out["starter_pack"] = True
+        return out
 
     def _decode(self) -> DomainData:
         from .render import blend_on_textures
