@@ -26,9 +26,10 @@ ENV = {"TL_MAX_RUNS": "1", "TL_QUOTA_QUEUED_RUNS": str(PER_SESSION), "TL_QUOTA_R
 
 def start(home, port):
     env = {**os.environ, "TL_HOME": str(home), **ENV}
+    log = open(home.parent / "server.log", "ab")  # kept for the failure message
     proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
                              "--server.address", "127.0.0.1", "--server.headless", "true"],
-                            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     for _ in range(300):  # up to 60 s: a hang fails, a slow machine does not
         try:
@@ -212,13 +213,25 @@ def test_a_classroom_at_once(tmp_path, monkeypatch):
                 assert mine == [f"upload:{s.owner}/sim{k}"]
                 assert {r["owner"] for r in api.list_runs(s)} <= {s.owner}
 
-            # a reload, and a server restart, keep a browser's identity and its work
+            # a reload, and a server restart, keep a browser's identity and its work. The other browsers
+            # and the queue are done with: closed and cancelled, so that this step checks identity and
+            # is not racing 7 reconnecting sessions and a worker start on a cold server.
+            for c in ctxs[1:]:
+                c.close()
+            for r in runs.store().list(limit=10_000):
+                if r["status"] in ("queued", "starting", "running"):
+                    runs.cancel(r["id"], wait_s=5)
             pages[0].reload()
             title(pages[0], "1 · Data")
             stop(server)
             server, url = start(home, port)
             pages[0].goto(f"{url}/compare")  # a deep link, first thing on the restarted server
-            title(pages[0], "5 · Compare")
+            try:
+                pages[0].get_by_role("heading", name="5 · Compare").first.wait_for(timeout=180_000)
+            except Exception:
+                pages[0].screenshot(path=str(tmp_path / "after_restart.png"))
+                log = (tmp_path / "server.log").read_text(errors="replace")[-3000:]
+                raise AssertionError(f"no Compare page after the restart; page: {pages[0].get_by_test_id('stMain').inner_text()[:500]!r}; server log: {log}")
             idle(pages[0])
             assert owner_of(ctxs[0]) == owners[0]
             assert set(run_choices(pages[0])) == set(by_owner[owners[0]])
