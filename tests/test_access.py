@@ -269,9 +269,6 @@ def test_cli_ingest_refuses_what_it_cannot_unpack_with_status_2_and_leaves_nothi
 
 
 def test_upload_quotas_per_session_and_for_the_server(home, monkeypatch):
-    big = zipped({f"b/{c}/{i}.png": np.random.default_rng(i).integers(0, 255, 60_000, dtype=np.uint8).tobytes()
-                  for c in "ab" for i in range(10)})  # not images: ignored, so use real PNGs below
-    del big
     rng = np.random.default_rng(0)
 
     def noisy_zip(n):

@@ -108,10 +108,6 @@ class Limits:
         d = cls()
         return cls(**{k: max(0, _env_int(env, getattr(d, k))) for k, env in cls.ENV.items()})
 
-    def describe(self) -> dict[str, int]:
-        return {self.ENV[k]: getattr(self, k) for k in self.ENV}
-
-
 def limits() -> Limits:
     return Limits.from_env()
 

@@ -74,10 +74,6 @@ def store_busy() -> str:
         return str(e)
 
 
-def limits_summary() -> dict[str, int]:
-    return access.limits().describe()
-
-
 def device_summary() -> str:
     """GPU name(s) or the CPU's cores, without importing torch in the web server."""
     import shutil

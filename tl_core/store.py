@@ -90,7 +90,6 @@ class Store:
         # interactive callers (the web server) wait briefly, then raise StoreBusy; others are patient
         self.busy_timeout_s = 2.0 if interactive else 30.0
         self.write_patience_s = 0.0 if interactive else float(os.environ.get("TL_STORE_PATIENCE_S", "600"))
-        self.recoveries: list[dict[str, Any]] = []
         self._ensure_schema(fresh_ok=not self.db_path.exists())
 
     # -- connections, busy and damage ---------------------------------------------------
@@ -251,8 +250,6 @@ class Store:
                 finally:
                     c.close()
                 n = self.reindex()
-                self.recoveries.append({"why": why, "kept": str(kept) if kept else None, "reindexed": n,
-                                        "at": time.time()})
                 print(f"[transferlab] run store {self.db_path}: {why}; damaged copy kept as {kept}; "
                       f"{n} run folder(s) indexed again", flush=True)
             finally:

@@ -161,18 +161,6 @@ def ingest_zip(src: bytes | str | Path, name: str, session: Session) -> dict[str
     return {"domain": domain, "label": clean, "classes": dom.classes, "skipped": ignored, "warnings": dom.warnings}
 
 
-def delete_upload(session: Session, domain: str) -> None:
-    """Remove one of this session's uploaded datasets."""
-    owner, _, name = domain[len("upload:"):].partition("/") if domain.startswith("upload:") else ("", "", "")
-    if owner != session.owner or not access.NAME.match(name):
-        raise ConfigError("Only your own uploads can be deleted.")
-    dest = access.session_dir(session) / "domains" / name
-    gone = access.session_dir(session) / ".tmp" / (uuid.uuid4().hex + "-old")
-    if dest.exists():
-        os.replace(dest, gone)
-        shutil.rmtree(gone, ignore_errors=True)
-
-
 # -- folders on the server -------------------------------------------------------------------
 
 def add_folder(path: str, session: Session) -> dict[str, Any]:
