@@ -58,9 +58,14 @@ CREATE TABLE IF NOT EXISTS events (
     data TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS events_run ON events(run_id, seq);
+CREATE TABLE IF NOT EXISTS experiments (
+    id TEXT PRIMARY KEY, name TEXT, owner TEXT DEFAULT '', published INTEGER DEFAULT 0, created REAL NOT NULL,
+    spec TEXT NOT NULL, preset TEXT DEFAULT ''
+);
 """
 # Columns added after the first release: (name, declaration). Older stores get them on open.
-ADDED_COLUMNS = (("published", "INTEGER DEFAULT 0"), ("host", "TEXT DEFAULT ''"), ("wall_limit_s", "REAL"))
+ADDED_COLUMNS = (("published", "INTEGER DEFAULT 0"), ("host", "TEXT DEFAULT ''"), ("wall_limit_s", "REAL"),
+                 ("experiment_id", "TEXT DEFAULT ''"), ("strategy", "TEXT DEFAULT ''"))
 MIRROR_SKIP = {"config", "heartbeat"}  # the config has its own file; a heartbeat is not worth a write
 
 
@@ -86,6 +91,7 @@ class Store:
         self.home = Path(home) if home else tl_home()
         self.db_path = self.home / "runs.db"
         self.runs_dir = self.home / "runs"
+        self.experiments_dir = self.home / "experiments"
         self.runs_dir.mkdir(parents=True, exist_ok=True)
         # interactive callers (the web server) wait briefly, then raise StoreBusy; others are patient
         self.busy_timeout_s = 2.0 if interactive else 30.0
@@ -266,6 +272,17 @@ class Store:
         c = self._raw_connect()
         n = 0
         try:
+            known_x = {r[0] for r in c.execute("SELECT id FROM experiments")}
+            for f in sorted(self.experiments_dir.glob("*.json")) if self.experiments_dir.exists() else []:
+                if f.stem in known_x or not RUN_ID.match(f.stem):
+                    continue
+                try:
+                    x = json.loads(f.read_text())
+                    c.execute("INSERT INTO experiments (id, name, owner, published, created, spec, preset) "
+                              "VALUES (?,?,?,?,?,?,?)", (f.stem, x["name"], x["owner"], int(x["published"]),
+                                                         float(x["created"]), x["spec"], x.get("preset", "")))
+                except (OSError, ValueError, KeyError, TypeError):
+                    continue
             known = {r[0] for r in c.execute("SELECT id FROM runs")}
             for d in self._run_folders():
                 if d.name in known:
@@ -312,31 +329,85 @@ class Store:
                    wall_limit_s: float | None = None) -> None:
         """Record a queued run. `limits` = (queued+running runs allowed for this owner, for everyone),
         checked in the same transaction as the insert so that concurrent submissions cannot overshoot."""
-        from .errors import QuotaExceeded
-
         rd = self.run_dir(run_id)
         row = _row_from_config(run_id, config, owner=owner)
         row.update(name=name, published=int(published), wall_limit_s=wall_limit_s, host=HOST)
 
         def insert(c: sqlite3.Connection) -> None:
-            per_owner, total = limits
-            waiting = "status IN ('queued','starting','running')"
-            if per_owner is not None:
-                n = c.execute(f"SELECT COUNT(*) FROM runs WHERE owner=? AND {waiting}", (owner,)).fetchone()[0]
-                if n >= per_owner:
-                    raise QuotaExceeded(f"You already have {n} runs queued or running, the most one session may have "
-                                        f"(limit {per_owner}, TL_QUOTA_QUEUED_RUNS). Wait for one to finish, or stop one.")
-            if total is not None:
-                n = c.execute(f"SELECT COUNT(*) FROM runs WHERE {waiting}").fetchone()[0]
-                if n >= total:
-                    raise QuotaExceeded(f"The server's queue is full: {n} runs are queued or running (limit {total}, "
-                                        f"TL_QUOTA_QUEUED_TOTAL). Try again in a few minutes.")
+            _check_queue(c, owner, limits, adding=1)
             c.execute(f"INSERT INTO runs ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})", tuple(row.values()))
 
         self.write(insert, immediate=True)  # the row first: a refused or duplicate id leaves no folder
         rd.mkdir(parents=True, exist_ok=True)
         atomic_write_text(rd / "config.json", json.dumps(config, indent=2, sort_keys=True))
         self.mirror(run_id)
+
+    def insert_experiment(self, exp_id: str, record: dict[str, Any], members: list[tuple[str, dict[str, Any], str]],
+                          limits: tuple[int | None, int | None] = (None, None),
+                          wall_limit_s: float | None = None) -> list[str]:
+        """Record an experiment and queue its member runs `(config id, config, strategy label)` in one
+        transaction: all of them or none. For the per-session quota an experiment counts as one item
+        of work; for the server's queue every run counts. Returns the run ids, in order."""
+        check_run_id(exp_id)
+        now = time.time()
+        rec = {**record, "created": now}
+        rows: list[dict[str, Any]] = []
+
+        def insert(c: sqlite3.Connection) -> None:
+            rows.clear()
+            _check_queue(c, record["owner"], limits, adding=len(members), unit=True)
+            c.execute("INSERT INTO experiments (id, name, owner, published, created, spec, preset) VALUES (?,?,?,?,?,?,?)",
+                      (exp_id, rec["name"], rec["owner"], int(rec["published"]), now, rec["spec"], rec.get("preset", "")))
+            taken = set()
+            for i, (cid, config, label) in enumerate(members):
+                for n in range(1, 10_000):
+                    rid = cid if n == 1 else f"{cid}-{n}"
+                    if rid not in taken and not c.execute("SELECT 1 FROM runs WHERE id=?", (rid,)).fetchone():
+                        break
+                taken.add(rid)
+                row = _row_from_config(rid, config, owner=record["owner"])
+                # created strictly increasing: the scheduler runs the grid in the order given
+                row.update(name=label, published=int(rec["published"]), wall_limit_s=wall_limit_s, host=HOST,
+                           experiment_id=exp_id, strategy=label, created=now + i * 1e-4)
+                c.execute(f"INSERT INTO runs ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
+                          tuple(row.values()))
+                rows.append(row)
+
+        self.write(insert, immediate=True)
+        self.experiments_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(self.experiments_dir / f"{exp_id}.json", json.dumps(rec, sort_keys=True))
+        for (cid, config, label), row in zip(members, rows):
+            rd = self.run_dir(row["id"])
+            rd.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(rd / "config.json", json.dumps(config, indent=2, sort_keys=True))
+            self.mirror(row["id"])
+        return [r["id"] for r in rows]
+
+    def get_experiment(self, exp_id: str) -> dict[str, Any] | None:
+        if not RUN_ID.match(str(exp_id)):
+            return None
+        rows = self.read("SELECT * FROM experiments WHERE id=?", (exp_id,))
+        return dict(rows[0]) if rows else None
+
+    def list_experiments(self, visible_to: str | None = None, limit: int = 200) -> list[dict[str, Any]]:
+        """Experiments, newest first; `visible_to` as for `list`."""
+        where, args = "", ()
+        if visible_to is not None:
+            where, args = " WHERE (owner=? OR published=1 OR owner IN ('', 'cli'))", (visible_to,)
+        return [dict(r) for r in self.read(f"SELECT * FROM experiments{where} ORDER BY created DESC LIMIT ?",
+                                           (*args, limit))]
+
+    def update_experiment(self, exp_id: str, **fields: Any) -> None:
+        cols = ", ".join(f"{k}=?" for k in fields)
+        self.write(lambda c: c.execute(f"UPDATE experiments SET {cols} WHERE id=?", (*fields.values(), exp_id)))
+        rows = self.read("SELECT * FROM experiments WHERE id=?", (exp_id,))
+        if rows:
+            atomic_write_text(self.experiments_dir / f"{exp_id}.json", json.dumps(dict(rows[0]), sort_keys=True))
+
+    def delete_experiment(self, exp_id: str) -> None:
+        """The experiment's record (its runs are deleted one by one by the caller, folders included)."""
+        self.write(lambda c: c.execute("DELETE FROM experiments WHERE id=?", (exp_id,)))
+        (self.experiments_dir / f"{check_run_id(exp_id)}.json").unlink(missing_ok=True)
 
     def exists(self, run_id: str) -> bool:
         return bool(self.read("SELECT 1 FROM runs WHERE id=?", (run_id,)))
@@ -357,7 +428,7 @@ class Store:
 
     def list(self, status: str | None = None, method: str | None = None, source: str | None = None,
              target: str | None = None, backbone: str | None = None, limit: int = 500,
-             visible_to: str | None = None) -> list[dict[str, Any]]:
+             visible_to: str | None = None, experiment: str | None = None) -> list[dict[str, Any]]:
         """Runs, newest first. `visible_to=OWNER`: only that owner's runs, published ones and the command
         line's (owner 'cli', or '' for runs recorded before owners existed): see `access.can_see`."""
         where, args = [], []
@@ -423,6 +494,28 @@ class Store:
     def add_event(self, run_id: str, kind: str, data: dict[str, Any]) -> None:
         self.write(lambda c: c.execute("INSERT INTO events (run_id, ts, kind, data) VALUES (?,?,?,?)",
                                        (run_id, time.time(), kind, json.dumps(data))))
+
+
+def _check_queue(c: sqlite3.Connection, owner: str, limits: tuple[int | None, int | None], adding: int,
+                 unit: bool = False) -> None:
+    """Refuse work beyond the quotas: per owner, items of work queued or running (a run, or a whole
+    experiment); for the server, runs queued or running. Called inside the inserting transaction."""
+    from .errors import QuotaExceeded
+
+    per_owner, total = limits
+    waiting = "status IN ('queued','starting','running')"
+    if per_owner is not None:
+        n = c.execute(f"SELECT COUNT(DISTINCT CASE WHEN experiment_id != '' THEN experiment_id ELSE id END) "
+                      f"FROM runs WHERE owner=? AND {waiting}", (owner,)).fetchone()[0]
+        if n + (1 if unit else adding) > per_owner:
+            raise QuotaExceeded(f"You already have {n} runs or experiments queued or running, the most one session "
+                                f"may have (limit {per_owner}, TL_QUOTA_QUEUED_RUNS). Wait for one to finish, or "
+                                f"stop one.")
+    if total is not None:
+        n = c.execute(f"SELECT COUNT(*) FROM runs WHERE {waiting}").fetchone()[0]
+        if n + adding > total:
+            raise QuotaExceeded(f"The server's queue is full: {n} runs are queued or running and this needs "
+                                f"{adding} more (limit {total}, TL_QUOTA_QUEUED_TOTAL). Try again in a few minutes.")
 
 
 def _add_columns(c: sqlite3.Connection) -> None:

@@ -1,0 +1,146 @@
+"""Ready experiments for teachers, each with a short lesson: what to look at and what the result means.
+
+Schedules are chosen from measurements, not guessed: `bench/curves.py` records target accuracy
+against seconds per method on the offline starter pack (bench/results/curves.json, docs/BENCHMARKS.md).
+Every preset works offline: the digits come from the starter pack when the full data are absent,
+and the freezing preset uses the PACS folders where they are, else a real digit pair.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from .errors import ConfigError
+from .experiments import ExperimentSpec, Strategy
+
+# LeNet on 28 px: 4 epochs x 200 steps of 64 images. On the starter pack USPS->MNIST this is where
+# source only is still far behind DANN (curves.json: 960 steps give 74% vs 89%, ~17 s vs ~29 s a run).
+DIGITS_SHORT = {"train": {"epochs": 4, "steps_per_epoch": 200, "embed_points": 300}}
+DIGITS_MEDIUM = {"train": {"epochs": 4, "steps_per_epoch": 240}}
+
+
+@dataclass(frozen=True)
+class Preset:
+    name: str
+    title: str
+    question: str
+    lesson: str
+    build: Callable[[], ExperimentSpec]
+    seeds: tuple[int, ...] = (0,)
+
+    def spec(self, seeds: tuple[int, ...] | None = None) -> ExperimentSpec:
+        s = self.build()
+        return ExperimentSpec(s.source, s.target, s.strategies, tuple(seeds or self.seeds), s.base, self.title,
+                              self.name).normalised()
+
+    def info(self) -> dict:
+        s = self.spec()
+        return {"name": self.name, "title": self.title, "question": self.question, "lesson": self.lesson,
+                "source": s.source, "target": s.target, "seeds": list(s.seeds),
+                "strategies": [st.label for st in s.strategies]}
+
+
+def _pacs_root() -> Path | None:
+    from .paths import data_dir
+
+    root = data_dir() / "PACS_subset50"
+    return root if (root / "photo").is_dir() and (root / "sketch").is_dir() else None
+
+
+def _quickstart() -> ExperimentSpec:
+    return ExperimentSpec("usps", "mnist", (Strategy("DANN", "dann"),), base=DIGITS_SHORT)
+
+
+def _alignment() -> ExperimentSpec:
+    return ExperimentSpec("usps", "mnist", (Strategy("DANN", "dann"), Strategy("CDAN", "cdan"),
+                                            Strategy("MMD", "mmd"), Strategy("CORAL", "coral")), base=DIGITS_MEDIUM)
+
+
+def _freeze() -> ExperimentSpec:
+    """The pretrained EfficientNet-Lite0, frozen stages 0..7 (all), source only: what pretrained
+    features carry by themselves, and what training more of the network adds or destroys."""
+    root = _pacs_root()
+    if root is not None:
+        src, tgt = f"folder:{root / 'photo'}", f"folder:{root / 'sketch'}"
+        base = {"model": {"backbone": "efficientnet_lite0", "input_size": 128},
+                "train": {"epochs": 3, "steps_per_epoch": 15, "batch_size": 24, "lr": 3e-4, "embed_points": 350}}
+    else:  # offline without PACS: the starter pack's real digits through the same ImageNet backbone
+        src, tgt = "mnist", "usps"
+        base = {"model": {"backbone": "efficientnet_lite0", "input_size": 64},
+                "train": {"epochs": 3, "steps_per_epoch": 25, "batch_size": 32, "lr": 3e-4, "embed_points": 300}}
+    depths = (7, 5, 3, 0)
+    strategies = tuple(Strategy(f"freeze {d} of 7" + (" (head only)" if d == 7 else " (train all)" if d == 0 else ""),
+                                "source_only", model={"freeze": d}, role="baseline" if d == 7 else "")
+                       for d in depths)
+    return ExperimentSpec(src, tgt, strategies, base=base)
+
+
+def _labels() -> ExperimentSpec:
+    return ExperimentSpec("mnist", "usps", (
+        Strategy("1 label per class", "finetune", data={"target_labels": 1}),
+        Strategy("5 labels per class", "finetune", data={"target_labels": 5}),
+        Strategy("all target labels", "target_only", data={"target_labels": "all"}, role="upper"),
+    ), base=DIGITS_MEDIUM)
+
+
+def _hurts() -> ExperimentSpec:
+    # Rendered digits -> scikit-learn's 8x8 digits, both built in and offline: the domains are already
+    # close, and DANN at full trade-off over-aligns them (measured: bench/results/presets.json).
+    return ExperimentSpec("syndigits", "uci_digits", (Strategy("DANN (trade-off 1)", "dann", {"trade_off": 1.0}),),
+                          base={"train": {"epochs": 4, "steps_per_epoch": 300}})
+
+
+PRESETS: dict[str, Preset] = {p.name: p for p in (
+    Preset("quickstart", "Does adaptation help?",
+           "Train on USPS (labelled) and test on MNIST (no labels used): does DANN beat plain training on the source?",
+           "Watch the map of features: with source only, the orange (target) points sit apart from the blue "
+           "(source) ones, and many land in the wrong class cluster. DANN adds a domain classifier that the "
+           "feature extractor learns to fool, so the two clouds merge and target accuracy rises. The verdict "
+           "compares both over two seeds: a gain is only real when it is larger than the spread between seeds.",
+           _quickstart, seeds=(0, 1)),
+    Preset("alignment", "Which alignment?",
+           "Four ways to align source and target features on USPS → MNIST: adversarial (DANN, CDAN) or "
+           "statistical (MMD, CORAL).",
+           "DANN and CDAN learn the alignment with a discriminator; CDAN conditions it on the predicted class, "
+           "which keeps classes apart while domains merge. MMD and CORAL match statistics (kernel means, "
+           "covariances) in closed form: cheaper and steadier, usually weaker. Compare the loss charts: the "
+           "adversarial methods' domain loss hovers near log 2 when the discriminator is fooled.",
+           _alignment),
+    Preset("freeze", "How much to freeze?",
+           "A network pretrained on ImageNet photographs: how many of its stages should stay frozen when "
+           "training on a small labelled source?",
+           "Frozen stages keep ImageNet features; trainable stages specialise to the source. With few images, "
+           "training everything over-fits the source and can forget what transfers; freezing everything keeps "
+           "general features but cannot adapt. Look at source against target accuracy per depth: the best "
+           "depth for the target is rarely the best for the source. Trainable parameters and time fall as more "
+           "stages freeze.",
+           _freeze),
+    Preset("labels", "How many target labels?",
+           "MNIST → USPS with 1 or 5 labelled target images per class, against none (source only) and all "
+           "of them (the upper bound).",
+           "A handful of labelled target images is often worth more than any unsupervised trick: fine-tuning "
+           "on 1 image per class already moves the classifier towards the target, 5 close much of the gap to "
+           "training on all target labels. The upper bound shows how much is left to gain.",
+           _labels),
+    Preset("hurts", "When transfer hurts",
+           "Rendered digits → scikit-learn's small digits: can domain alignment make things worse?",
+           "Adaptation is not free. When the domains are small, close, or differ in which classes look alike, "
+           "forcing their features together can pull target images into the wrong class clusters: negative "
+           "transfer. Look for target accuracy that rises and then falls while the domain loss keeps winning, "
+           "and for predictions that concentrate on a few classes. The honest baseline is source only.",
+           _hurts, seeds=(0, 1)),
+)}
+FIRST_VISIT = "quickstart"
+
+
+def get_preset(name: str) -> Preset:
+    try:
+        return PRESETS[name]
+    except KeyError:
+        raise ConfigError(f"Unknown preset {str(name)[:40]!r}; choose one of {', '.join(PRESETS)}.") from None
+
+
+def list_presets() -> list[dict]:
+    return [{"name": p.name, "title": p.title, "question": p.question, "lesson": p.lesson} for p in PRESETS.values()]
+
