@@ -7,7 +7,9 @@ st.set_page_config(page_title="TransferLab", page_icon=":material/transform:", l
 init_state()
 
 pages = [
-    st.Page("pages/1_data.py", url_path="data", title="1 · Data", icon=":material/dataset:", default=True),
+    st.Page("pages/0_experiments.py", url_path="experiments", title="Experiments", icon=":material/science:",
+            default=True),
+    st.Page("pages/1_data.py", url_path="data", title="1 · Data", icon=":material/dataset:"),
     st.Page("pages/2_model.py", url_path="model", title="2 · Model", icon=":material/layers:"),
     st.Page("pages/3_strategy.py", url_path="strategy", title="3 · Strategy", icon=":material/tune:"),
     st.Page("pages/4_train.py", url_path="train", title="4 · Train", icon=":material/monitoring:"),

@@ -17,7 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _server import CHROMIUM, FLAGS, ROOT, Server, fresh_home  # noqa: E402
 
 sys.path.insert(0, str(ROOT))
-PAGES = [("", "1 · Data"), ("model", "2 · Model"), ("strategy", "3 · Strategy"), ("train", "4 · Train"),
+PAGES = [("", "Experiments"), ("data", "1 · Data"), ("model", "2 · Model"), ("strategy", "3 · Strategy"), ("train", "4 · Train"),
          ("compare", "5 · Compare"), ("predict", "6 · Predict")]
 
 

@@ -63,6 +63,7 @@ def goto(at, page):
 
 
 def test_data_page_defaults_work_offline(at):
+    goto(at, "1_data")  # the app opens on Experiments
     assert at.title[0].value.startswith("1 · Data")
     assert [s.label for s in at.selectbox][:2] == ["Source domain", "Target domain"]
     assert at.selectbox[0].value == "syndigits" and at.selectbox[1].value == "uci_digits"
@@ -71,6 +72,7 @@ def test_data_page_defaults_work_offline(at):
 
 
 def test_data_page_shift_preview_and_label_mismatch(at):
+    goto(at, "1_data")  # the app opens on Experiments
     at.toggle(key="shift_on").set_value(True).run()
     assert not at.exception
     assert at.session_state.cfg["data"]["target"].startswith("uci_digits+")
@@ -85,6 +87,7 @@ def test_data_page_shift_preview_and_label_mismatch(at):
 
 
 def test_data_page_shows_class_names_as_text_never_as_markup(at, tmp_path):
+    goto(at, "1_data")  # the app opens on Experiments
     import numpy as np
     from PIL import Image
 
@@ -102,6 +105,7 @@ def test_data_page_shows_class_names_as_text_never_as_markup(at, tmp_path):
 
 
 def test_data_page_bad_folder_is_a_message(at, tmp_path):
+    goto(at, "1_data")  # the app opens on Experiments
     (tmp_path / "empty").mkdir()
     messages = []
     for path in ("/no/such/folder", "/etc", "~", str(tmp_path / ".." / ".."), str(tmp_path / "missing")):

@@ -22,7 +22,7 @@ pytestmark = [pytest.mark.browser,
 SHOTS = ROOT / "docs" / "screenshots"
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
          "--disable-component-update", "--disable-sync", "--no-first-run"]
-PAGES = [("", "1 · Data"), ("model", "2 · Model"), ("strategy", "3 · Strategy"), ("train", "4 · Train"),
+PAGES = [("", "Experiments"), ("data", "1 · Data"), ("model", "2 · Model"), ("strategy", "3 · Strategy"), ("train", "4 · Train"),
          ("compare", "5 · Compare"), ("predict", "6 · Predict")]
 
 
@@ -98,7 +98,7 @@ def test_walk_the_guide_launch_watch_compare(server, browser):
     url, home = server
     SHOTS.mkdir(parents=True, exist_ok=True)
     page = browser.new_page(viewport={"width": 1400, "height": 2200})
-    page.goto(url)
+    page.goto(url + "/data")
     title(page, "1 · Data")
     page.get_by_text("Both domains have the same 10 classes").wait_for()
     page.wait_for_timeout(500)

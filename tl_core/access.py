@@ -97,11 +97,13 @@ class Limits:
     queued_total: int = 60          # runs queued or running on the server
     run_images: int = 2_000_000     # epochs x steps x batch of one run
     run_wall_s: int = 1800          # a run is stopped (keeping its checkpoint) after this long
+    experiment_runs: int = 20       # runs in one experiment (strategies x seeds)
 
     ENV = {"upload_mb": "TL_QUOTA_UPLOAD_MB", "upload_total_mb": "TL_QUOTA_UPLOAD_TOTAL_MB",
            "images_per_domain": "TL_QUOTA_DOMAIN_IMAGES", "classes_per_domain": "TL_QUOTA_DOMAIN_CLASSES",
            "queued_runs": "TL_QUOTA_QUEUED_RUNS", "queued_total": "TL_QUOTA_QUEUED_TOTAL",
-           "run_images": "TL_QUOTA_RUN_IMAGES", "run_wall_s": "TL_QUOTA_RUN_WALL_S"}
+           "run_images": "TL_QUOTA_RUN_IMAGES", "run_wall_s": "TL_QUOTA_RUN_WALL_S",
+           "experiment_runs": "TL_QUOTA_EXPERIMENT_RUNS"}
 
     @classmethod
     def from_env(cls) -> "Limits":

@@ -328,18 +328,26 @@ def summary(e: dict[str, Any], histories: dict[str, list[dict[str, Any]]] | None
             r["gain"] = r["target_acc_mean"] - base["target_acc_mean"]
         else:
             r["gain"] = None
-        r["negative_transfer"] = bool(r["role"] == "" and r["gain"] is not None and r["gain"] < 0
-                                      and -r["gain"] > _noise(r, base))
+        below = r["role"] == "" and r["gain"] is not None and r["gain"] < 0
+        r["negative_transfer"] = bool(below and clear(r["gain"], r, base))
         if r["negative_transfer"]:
             r["flags"].insert(0, f"negative transfer: {100 * -r['gain']:.1f} points below source only, more than "
-                                 f"the seed spread")
+                                 f"twice the seed spread")
+        elif below and r["gain"] < -0.005:
+            r["flags"].insert(0, f"below source only by {100 * -r['gain']:.1f} points, but within the seed spread: "
+                                 f"more seeds would tell whether it is negative transfer")
     return {"results": results, "verdict": verdict(spec, results), "reference_source": REFERENCE_SOURCE if ref else ""}
 
 
-def _noise(r: dict[str, Any], base: dict[str, Any] | None) -> float:
-    """The spread a difference must exceed to count: the larger seed std of the two, at least 1 point."""
-    sd = [x["target_acc_std"] or 0.0 for x in (r, base) if x and x["n_seeds"] > 1]
-    return max([0.01, *sd])
+def spread(a: dict[str, Any], b: dict[str, Any] | None) -> float:
+    """The larger seed standard deviation of two strategies (0 when neither has two seeds)."""
+    return max([0.0] + [x["target_acc_std"] or 0.0 for x in (a, b) if x and x["n_seeds"] > 1])
+
+
+def clear(diff: float, a: dict[str, Any], b: dict[str, Any] | None) -> bool:
+    """Whether a difference between two strategies is more than seed noise: larger than twice the
+    larger seed spread, and than 1 point (the one rule behind every flag and the verdict)."""
+    return abs(diff) > max(2 * spread(a, b), 0.01)
 
 
 def verdict(spec: ExperimentSpec, results: list[dict[str, Any]]) -> str:
@@ -356,7 +364,6 @@ def verdict(spec: ExperimentSpec, results: list[dict[str, Any]]) -> str:
 
     best = max(tested, key=lambda r: r["target_acc_mean"])
     n = min(r["n_seeds"] for r in [best, base])
-    noise = _noise(best, base)
     gain = best["gain"]
     parts = []
     if gain > 0:
@@ -366,8 +373,8 @@ def verdict(spec: ExperimentSpec, results: list[dict[str, Any]]) -> str:
         parts.append(f"No strategy beat source only ({pct(base['target_acc_mean'])}); the best, "
                      f"**{best['strategy']}**, reached {pct(best['target_acc_mean'])} ({100 * gain:+.1f} points).")
     if n >= 2:
-        sd = max(best["target_acc_std"], base["target_acc_std"])
-        if abs(gain) > 2 * max(sd, 0.005):
+        sd = spread(best, base)
+        if clear(gain, best, base):
             parts.append(f"Over {n} seeds the difference is {abs(gain) / max(sd, 1e-9):.0f}× the seed spread "
                          f"(± {100 * sd:.1f} points): it is real, not luck of the seed.")
         else:
@@ -381,7 +388,7 @@ def verdict(spec: ExperimentSpec, results: list[dict[str, Any]]) -> str:
     if others:
         second = others[0]
         diff = best["target_acc_mean"] - second["target_acc_mean"]
-        close = diff <= _noise(best, second)
+        close = not clear(diff, best, second)
         parts.append(f"Runner-up: {second['strategy']} at {pct(second['target_acc_mean'])}, "
                      f"{100 * diff:.1f} points behind" + (" — within the noise, a tie." if close else "."))
     hurt = [r["strategy"] for r in tested if r["negative_transfer"]]
@@ -398,7 +405,8 @@ def verdict(spec: ExperimentSpec, results: list[dict[str, Any]]) -> str:
                      if best["method"] not in ("finetune", "target_only") else
                      f"Training on all labelled target images gives {pct(upper['target_acc_mean'])}.")
     if best.get("reference") is not None:
-        parts.append(f"Published ({REFERENCE_SOURCE}): {best['method']} {pct(best['reference'])}.")
+        parts.append(f"Published ({REFERENCE_SOURCE}, with much longer training): {best['strategy']} "
+                     f"{pct(best['reference'])}.")
     if pending:
         parts.append(f"({pending} run(s) still to finish: this verdict will update.)")
     return " ".join(parts)

@@ -175,6 +175,42 @@ def accuracy_bars(names: Sequence[str], accs: Sequence[float], gains: Sequence[f
     return _layout(fig, "Target accuracy (in brackets: gain over source only)", "", "target accuracy", height=360)
 
 
+def experiment_bars(results: Sequence[dict[str, Any]], reference_source: str = "") -> go.Figure:
+    """One bar per strategy: mean target accuracy over seeds with ± std whiskers, coloured by the gain
+    over source only (grey: the baseline), each seed as a dot, a published number as a diamond."""
+    rs = [r for r in results if r.get("target_acc_mean") is not None]
+    if not rs:
+        return empty("Target accuracy per strategy", "Waiting for the first runs to finish ...")
+    names = [r["strategy"] for r in rs]
+    colours = ["#7f7f7f" if r["role"] == "baseline" else "#9467bd" if r["role"] == "upper"
+               else "#d62728" if r.get("negative_transfer") else "#2ca02c" if (r.get("gain") or 0) > 0 else "#bcbd22"
+               for r in rs]
+    text = [f"{100 * r['target_acc_mean']:.1f}%" + ("" if r["role"] == "baseline" or r.get("gain") is None
+                                                      else f" ({100 * r['gain']:+.1f})") for r in rs]
+    fig = go.Figure(go.Bar(x=names, y=[r["target_acc_mean"] for r in rs], marker_color=colours, text=text,
+                           textposition="outside", name="mean over seeds",
+                           error_y=dict(type="data", array=[r["target_acc_std"] or 0 for r in rs], visible=True)))
+    seeds_x, seeds_y = [], []
+    for r in rs:
+        for run in r["runs"]:
+            if run["target_acc"] is not None and run["status"] == "finished":
+                seeds_x.append(r["strategy"])
+                seeds_y.append(run["target_acc"])
+    fig.add_trace(go.Scatter(x=seeds_x, y=seeds_y, mode="markers", name="one seed",
+                             marker=dict(color="black", size=6, opacity=0.6)))
+    ref = [(r["strategy"], r["reference"]) for r in rs if r.get("reference") is not None]
+    if ref:
+        fig.add_trace(go.Scatter(x=[a for a, _ in ref], y=[b for _, b in ref], mode="markers",
+                                 name=f"published ({reference_source})" if reference_source else "published",
+                                 marker=dict(symbol="diamond", size=12, color="#1f77b4",
+                                             line=dict(width=1, color="white"))))
+    lo = min([r["target_acc_mean"] for r in rs] + seeds_y)
+    fig.update_yaxes(range=[max(0.0, lo - 0.15), 1.05], tickformat=".0%")
+    fig.update_layout(legend=dict(orientation="h", y=-0.15))
+    return _layout(fig, "Target accuracy per strategy (mean ± std over seeds; gain over source only)", "",
+                   "target accuracy", height=400)
+
+
 def stage_diagram(stages: Sequence[tuple[str, int]], frozen: int) -> go.Figure:
     """The backbone's stages left to right, frozen ones grey, trainable ones green, sized by parameters."""
     names = [s for s, _ in stages] + ["head"]

@@ -487,6 +487,12 @@ def worker_main(run_id: str) -> int:
                                                 f"(details in {st.run_dir(run_id) / 'worker.log'})")
     finally:
         stop.set()
+        try:  # the worker's peak resident memory: what the classroom quotas and the planner need to know
+            import resource
+
+            st.update(run_id, peak_mb=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1))
+        except (TLError, sqlite3.Error, ImportError):
+            pass
         print(f"[{time.strftime('%H:%M:%S')}] worker {os.getpid()} ends run {run_id}", flush=True)
         try:
             schedule(st)  # hand the slot to the next queued run

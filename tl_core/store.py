@@ -65,7 +65,7 @@ CREATE TABLE IF NOT EXISTS experiments (
 """
 # Columns added after the first release: (name, declaration). Older stores get them on open.
 ADDED_COLUMNS = (("published", "INTEGER DEFAULT 0"), ("host", "TEXT DEFAULT ''"), ("wall_limit_s", "REAL"),
-                 ("experiment_id", "TEXT DEFAULT ''"), ("strategy", "TEXT DEFAULT ''"))
+                 ("experiment_id", "TEXT DEFAULT ''"), ("strategy", "TEXT DEFAULT ''"), ("peak_mb", "REAL"))
 MIRROR_SKIP = {"config", "heartbeat"}  # the config has its own file; a heartbeat is not worth a write
 
 
@@ -433,7 +433,7 @@ class Store:
         line's (owner 'cli', or '' for runs recorded before owners existed): see `access.can_see`."""
         where, args = [], []
         for col, val in (("status", status), ("method", method), ("source", source), ("target", target),
-                         ("backbone", backbone)):
+                         ("backbone", backbone), ("experiment_id", experiment)):
             if val:
                 where.append(f"{col}=?")
                 args.append(val)

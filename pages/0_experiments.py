@@ -1,0 +1,212 @@
+"""Experiments: one click runs a whole comparison (strategies × seeds, with the source-only baseline)
+and ends in a verdict. The setup lives in the URL (`?preset=quickstart&seeds=0,1`), so a teacher
+shares a link that opens the same experiment ready to launch; `?experiment=ID` opens one."""
+import streamlit as st
+
+from pages._ui import error_box, page_setup, plain, session
+from tl_core import StoreBusy
+from tl_core import app_api as api
+from tl_core import app_experiments as xapi
+from tl_core import plots
+
+st.title("Experiments: does transfer help, and which way?")
+page_setup()
+ss, me, q = st.session_state, session(), st.query_params
+PRESETS = {p["name"]: p for p in xapi.presets()}
+
+
+def _fmt(s: float) -> str:
+    s = int(round(s))
+    return f"{s // 60}:{s % 60:02d}"
+
+
+# -- setting one up -----------------------------------------------------------------------------
+
+def setup() -> None:
+    names = list(PRESETS) + ["custom"]
+    current = q.get("preset") or ("custom" if q.get("methods") else xapi.first_visit())
+    if current not in names:
+        current = xapi.first_visit()
+    choice = st.segmented_control("Question", names, default=current, key=f"preset-{current}",
+                                  format_func=lambda n: PRESETS[n]["title"] if n in PRESETS else "Your own grid")
+    if choice and choice != current:
+        q.clear()
+        if choice == "custom":
+            q.update({"source": "usps", "target": "mnist", "methods": "dann,coral", "seeds": "0"})
+        else:
+            q["preset"] = choice
+        st.rerun()
+    if current == "custom":
+        custom_form()
+    spec, why = xapi.spec_from_query({k: q.get(k) for k in ("preset", "seeds", "source", "target", "methods")})
+    if spec is None:
+        st.error(plain(f"This link does not describe an experiment: {why}"), icon=":material/link_off:")
+        return
+    if current in PRESETS:
+        p = PRESETS[current]
+        st.markdown(f"**{plain(p['title'])}** {plain(p['question'])}")
+        with st.expander("The lesson: what to look at, and what the result means"):
+            st.markdown(plain(p["lesson"]))
+    plan = xapi.plan(spec, me)
+    with st.container(border=True):
+        if plan["why"]:
+            st.error(plain(f"Cannot launch: {plan['why']}"), icon=":material/error:")
+        else:
+            st.markdown(plain(f"{plan['source']} → {plan['target']}: {', '.join(plan['strategies'])} × seeds "
+                              f"{', '.join(map(str, plan['seeds']))} = {plan['runs']} runs, one after another."))
+            st.caption(f"About {_fmt(plan['estimate_s'])} on this machine. Share this setup: copy the page's "
+                       f"address, it opens the same experiment ready to launch.")
+        seeds = st.text_input("Seeds", ",".join(map(str, spec["seeds"])), key=f"seeds-{current}",
+                              help="Every strategy runs once per seed; the verdict compares the gain with the "
+                                   "spread between seeds. Up to 5.")
+        if seeds != ",".join(map(str, spec["seeds"])):
+            q["seeds"] = seeds.replace(" ", "")
+            st.rerun()
+        if st.button("Launch experiment", type="primary", disabled=bool(plan["why"]), key="launch"):
+            try:
+                exp_id = xapi.launch(spec, me)
+                q.clear()
+                q["experiment"] = exp_id
+                st.rerun()
+            except Exception as e:  # noqa: BLE001
+                error_box(e)
+    mine = xapi.list_experiments(me)
+    if mine:
+        st.subheader("Experiments you can open")
+        for e in mine[:12]:
+            who = "yours" if e["mine"] else "shared with you"
+            st.page_link("pages/0_experiments.py", label=plain(f"{e['name']} · {e['status']} · {e['runs']} runs · "
+                                                               f"{e['created']} · {who}"),
+                         query_params={"experiment": e["id"]}, icon=":material/science:")
+
+
+def custom_form() -> None:
+    doms = [d["name"] for d in api.domain_choices(me)]
+    methods = [m["name"] for m in api.method_cards() if m["name"] != "source_only"]
+    c1, c2, c3 = st.columns([1, 1, 2])
+    src = c1.selectbox("Source", doms, index=doms.index(q.get("source")) if q.get("source") in doms else 0,
+                       format_func=api.domain_label)
+    tgt = c2.selectbox("Target", doms, index=doms.index(q.get("target")) if q.get("target") in doms else 0,
+                       format_func=api.domain_label)
+    chosen = [m for m in (q.get("methods") or "").split(",") if m in methods]
+    picked = c3.multiselect("Strategies (source only is always there)", methods, default=chosen,
+                            max_selections=7)
+    new = {"source": src, "target": tgt, "methods": ",".join(picked)}
+    if any(q.get(k) != v for k, v in new.items()):
+        q.update(new)
+        st.rerun()
+
+
+# -- watching and reading one -------------------------------------------------------------------
+
+@st.fragment(run_every=3.0)
+def live(exp_id: str) -> None:
+    """The grid's progress; the results below are redrawn when a run finishes."""
+    try:
+        p = xapi.progress(me, exp_id)
+    except StoreBusy as e:
+        st.caption(plain(e))
+        return
+    seen = (p["runs_done"], p["status"])
+    if ss.get(f"xseen-{exp_id}", seen) != seen:
+        ss[f"xseen-{exp_id}"] = seen
+        st.rerun()
+    ss[f"xseen-{exp_id}"] = seen
+    st.progress(min(p["fraction"], 1.0), text=f"{p['runs_done']} of {p['runs']} runs done · "
+                                              f"{100 * p['fraction']:.0f}% of the grid · ETA {_fmt(p['eta_s'])}")
+
+
+def show(exp_id: str) -> None:
+    v = xapi.view(me, exp_id)
+    spec, p = v["spec"], v["progress"]
+    title = PRESETS[v["preset"]]["title"] if v["preset"] in PRESETS else v["name"]
+    st.subheader(plain(f"{title} · {api.domain_label(spec['source'])} → {api.domain_label(spec['target'])}"))
+    c1, c2, c3 = st.columns([2, 1, 1])
+    c1.caption(plain(f"Experiment {v['id']} · {len(spec['strategies'])} strategies × seeds "
+                     f"{', '.join(map(str, spec['seeds']))} · status {p['status']}"
+                     + ("" if v["mine"] else " · shared with you (read-only)")))
+    if c2.button("New experiment", key="new"):
+        q.clear()
+        q.update(xapi.query_for(spec))
+        st.rerun()
+    active = p["status"] in ("queued", "running")
+    if v["mine"] and active and c3.button("Stop", key="stop"):
+        try:
+            xapi.cancel(me, exp_id)
+            st.rerun()
+        except Exception as e:  # noqa: BLE001
+            error_box(e)
+    if active:
+        live(exp_id)
+    box = st.success if p["status"] == "finished" else st.info
+    box(api.md(v["verdict"]).replace("\\*\\*", "**"), icon=":material/gavel:")
+    for r in v["results"]:
+        for f in r["flags"]:
+            (st.error if "negative transfer" in f else st.warning)(plain(f"{r['strategy']}: {f}"))
+    rows = [{"strategy": r["strategy"],
+             "target accuracy": "—" if r["target_acc_mean"] is None else
+             f"{100 * r['target_acc_mean']:.1f} ± {100 * r['target_acc_std']:.1f} %",
+             "gain over source only": "baseline" if r["role"] == "baseline" else "—" if r["gain"] is None
+             else f"{100 * r['gain']:+.1f} points",
+             "seeds done": f"{r['n_seeds']} of {r['runs_total']}",
+             "published": "—" if r["reference"] is None else f"{100 * r['reference']:.1f} %",
+             "source accuracy": "—" if r["source_acc_mean"] is None else f"{100 * r['source_acc_mean']:.1f} %",
+             "time per run": "—" if r["wall_s_mean"] is None else f"{r['wall_s_mean']:.0f} s"} for r in v["results"]]
+    st.dataframe(rows, hide_index=True)
+    a, b = st.columns(2)
+    a.plotly_chart(plots.experiment_bars(v["results"], v["reference_source"]), key="xbars")
+    curves = {f"{r['strategy']} · seed {r['seed']}": v["histories"][r["id"]] for r in v["runs"]
+              if r["id"] in v["histories"]}
+    b.plotly_chart(plots.overlay_accuracy(curves), key="xcurves")
+    maps = [(r["strategy"], r["id"]) for r in v["runs"] if r["id"] in v["histories"] and r["seed"] == spec["seeds"][0]]
+    if maps:
+        st.caption("Feature maps at the last epoch (seed " + str(spec["seeds"][0]) + "): blue source, orange target. "
+                   "Aligned domains overlap; red rings are misclassified target images.")
+        cols = st.columns(min(len(maps), 3))
+        for i, (label, rid) in enumerate(maps):
+            with cols[i % len(cols)]:
+                st.markdown(f"**{plain(label)}**")
+                h = v["histories"][rid]
+                st.plotly_chart(plots.embedding_scatter(api.read_embedding(me, rid), h[-1].get("classes") if h else None),
+                                key=f"map-{rid}")
+    if v["preset"] in PRESETS:
+        with st.expander("The lesson"):
+            st.markdown(plain(PRESETS[v["preset"]]["lesson"]))
+    with st.expander("Runs of this experiment (open one to see its loss terms and feature map over epochs)"):
+        for r in v["runs"]:
+            acc = "" if r["target_acc"] is None else f" · target {100 * r['target_acc']:.1f}%"
+            why = f" · {r['reason']}" if r["reason"] and r["status"] != "finished" else ""
+            st.page_link("pages/4_train.py", label=plain(f"{r['strategy']} · seed {r['seed']} · {r['status']}{acc}{why}"),
+                         query_params={"run": r["id"]}, icon=":material/monitoring:")
+    c1, c2, c3 = st.columns(3)
+    c1.download_button("Download results (JSON)", xapi.export(me, exp_id), f"transferlab-{exp_id}.json",
+                       mime="application/json")
+    if v["mine"] and not active:
+        shared = c2.toggle("Share with the class", value=v["published"], key=f"xpub-{exp_id}",
+                           help="Everyone on this server can then open this experiment (read-only).")
+        if shared != v["published"]:
+            xapi.publish(me, exp_id, shared)
+            st.rerun()
+        sure = c3.checkbox("Yes, delete this experiment and its runs", key=f"xsure-{exp_id}")
+        if c3.button("Delete experiment", disabled=not sure, key="xdel"):
+            try:
+                xapi.delete(me, exp_id)
+                q.clear()
+                st.rerun()
+            except Exception as e:  # noqa: BLE001
+                error_box(e)
+
+
+exp = q.get("experiment")
+if exp:
+    try:
+        show(exp)
+    except StoreBusy:
+        raise
+    except Exception as e:  # noqa: BLE001 - an unknown or hidden id, or a store problem: say so, offer a way on
+        error_box(e)
+        if st.button("Set up a new experiment"):
+            q.clear()
+            st.rerun()
+else:
+    setup()

@@ -1,0 +1,295 @@
+"""Experiments: the grid, its record in the store, the summary and verdict, presets, CLI and access."""
+import json
+import subprocess
+import sys
+
+import pytest
+
+from conftest import ROOT, isolated_home
+from tl_core import ConfigError, QuotaExceeded, TLError
+from tl_core import experiments as X
+from tl_core.access import Session
+from tl_core.experiments import ExperimentSpec, Strategy
+
+ALICE, BOB = Session("a" * 32), Session("b" * 32)
+TINY = {"train": {"epochs": 1, "steps_per_epoch": 3, "embedding": "none"}}
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    h = isolated_home(tmp_path / "home")
+    monkeypatch.setenv("TL_HOME", str(h))
+    monkeypatch.setenv("TL_MAX_RUNS", "1")
+    monkeypatch.setattr("tl_core.runs.schedule", lambda st=None: [])  # nothing starts: these tests read records
+    return h
+
+
+def spec(**kw) -> ExperimentSpec:
+    d = dict(source="uci_digits", target="syndigits", strategies=(Strategy("DANN", "dann"), Strategy("CORAL", "coral")),
+             seeds=(0, 1), base=TINY)
+    d.update(kw)
+    return ExperimentSpec(**d).normalised()
+
+
+# -- the grid -----------------------------------------------------------------------------------
+
+def test_the_baseline_is_always_there_and_first():
+    s = spec()
+    assert [x.label for x in s.strategies] == ["source only", "DANN", "CORAL"]
+    assert s.strategies[0].role == "baseline"
+    up = ExperimentSpec("usps", "mnist", (Strategy("all labels", "target_only", data={"target_labels": "all"},
+                                                   role="upper"), Strategy("DANN", "dann"))).normalised()
+    assert [x.role for x in up.strategies] == ["baseline", "", "upper"]
+
+
+def test_configs_are_seed_major_and_carry_each_strategys_settings():
+    s = ExperimentSpec("mnist", "usps", (Strategy("5 labels", "finetune", data={"target_labels": 5}),
+                                         Strategy("frozen", "source_only", model={"freeze": 2})), seeds=(3, 4),
+                       base=TINY).normalised()
+    got = [(s.strategies[i].label, seed, c.data.target_labels, c.model.freeze, c.train.seed, c.train.epochs)
+           for i, seed, c in s.configs()]
+    assert got == [("source only", 3, "none", 0, 3, 1), ("5 labels", 3, 5, 0, 3, 1), ("frozen", 3, "none", 2, 3, 1),
+                   ("source only", 4, "none", 0, 4, 1), ("5 labels", 4, 5, 0, 4, 1), ("frozen", 4, "none", 2, 4, 1)]
+
+
+@pytest.mark.parametrize("bad, words", [
+    ({"source": "mnist", "target": "usps", "strategies": [{"method": "dann", "shell": "rm -rf"}]}, "may set"),
+    ({"source": "mnist", "target": "usps", "strategies": "dann"}, "list of objects"),
+    ({"source": "mnist", "target": "usps", "strategies": [], "seeds": ["0; drop"]}, "whole numbers"),
+    ({"source": "mnist", "target": "usps", "strategies": [], "seeds": list(range(9))}, "1 to 5"),
+    ({"source": "mnist", "target": "usps", "strategies": [], "base": {"home": "/etc"}}, "common settings"),
+    ({"source": "", "target": "usps", "strategies": []}, "source and a target"),
+    ({"source": "mnist", "target": "usps", "strategies": [{"method": "dann", "label": "x"}, {"method": "mmd", "label": "x"}]},
+     "share a name"),
+    ({"source": "mnist", "target": "usps", "strategies": [{"method": "dann", "label": f"s{i}"} for i in range(9)]},
+     "at most"),
+    ({"source": "mnist", "target": "usps", "strategies": [], "extra": 1}, "Unknown experiment field"),
+])
+def test_a_spec_from_outside_is_checked_field_by_field(bad, words):
+    with pytest.raises(ConfigError, match=words):
+        ExperimentSpec.from_dict(bad)
+
+
+def test_a_bad_strategy_is_named_in_the_message():
+    with pytest.raises(ConfigError, match="Strategy 'mine'.*nosuch"):
+        ExperimentSpec("mnist", "usps", (Strategy("mine", "nosuch"),)).normalised().configs()
+
+
+def test_spec_round_trips_through_json():
+    s = spec()
+    assert ExperimentSpec.from_dict(json.loads(s.to_json())) == s
+
+
+# -- the summary and the verdict (pure functions over records) ------------------------------------------
+
+def record(s: ExperimentSpec, accs: dict[str, list[float]]) -> dict:
+    runs = []
+    for label, values in accs.items():
+        for seed, a in enumerate(values):
+            runs.append({"id": f"{label}-{seed}", "strategy": label, "seed": seed, "status": "finished",
+                         "target_acc": a, "source_acc": 0.99, "wall_s": 10.0, "created": seed, "ended": 20.0})
+    return {"id": "x1", "spec": s, "runs": runs}
+
+
+def by(summary, label):
+    return next(r for r in summary["results"] if r["strategy"] == label)
+
+
+def test_gain_mean_and_std_are_over_seeds_against_the_baseline():
+    s = X.summary(record(spec(), {"source only": [0.70, 0.74], "DANN": [0.88, 0.90], "CORAL": [0.75, 0.73]}))
+    base, dann = by(s, "source only"), by(s, "DANN")
+    assert base["gain"] == 0.0 and base["target_acc_mean"] == pytest.approx(0.72)
+    assert dann["target_acc_mean"] == pytest.approx(0.89) and dann["target_acc_std"] == pytest.approx(0.01414, abs=1e-4)
+    assert dann["gain"] == pytest.approx(0.17) and dann["n_seeds"] == 2
+    assert "**DANN** won" in s["verdict"] and "+17.0 points" in s["verdict"] and "real" in s["verdict"]
+    assert "Runner-up: CORAL" in s["verdict"]
+
+
+def test_a_gain_within_the_seed_spread_is_called_possible_luck():
+    s = X.summary(record(spec(), {"source only": [0.60, 0.80], "DANN": [0.75, 0.77], "CORAL": [0.5, 0.5]}))
+    assert "could be luck of the seed" in s["verdict"]
+    assert not by(s, "DANN")["negative_transfer"]
+
+
+def test_negative_transfer_is_flagged_only_beyond_the_noise():
+    clear = X.summary(record(spec(), {"source only": [0.80, 0.81], "DANN": [0.60, 0.62], "CORAL": [0.79, 0.805]}))
+    assert by(clear, "DANN")["negative_transfer"] and "negative transfer" in by(clear, "DANN")["flags"][0]
+    assert not by(clear, "CORAL")["negative_transfer"]  # 0.75 points below: noise
+    assert "Negative transfer: DANN" in clear["verdict"] and "No strategy beat source only" in clear["verdict"]
+    noisy = X.summary(record(spec(), {"source only": [0.60, 0.95], "DANN": [0.70, 0.72], "CORAL": [0.1, 0.1]}))
+    assert not by(noisy, "DANN")["negative_transfer"] and "within the seed spread" in by(noisy, "DANN")["flags"][0]
+
+
+def test_one_seed_says_the_spread_is_unknown():
+    s = X.summary(record(spec(seeds=(0,)), {"source only": [0.7], "DANN": [0.8], "CORAL": [0.75]}))
+    assert "spread between seeds is unknown" in s["verdict"]
+
+
+def test_collapse_and_falling_accuracy_are_read_from_the_history():
+    k = 10
+    collapsed = [[0] * k for _ in range(k)]
+    for i in range(k):
+        collapsed[i][i % 2] = 50  # every class predicted as 0 or 1
+    healthy = [[50 if i == j else 0 for j in range(k)] for i in range(k)]
+    e = record(spec(), {"source only": [0.7, 0.7], "DANN": [0.2, 0.2], "CORAL": [0.72, 0.71]})
+    hist = {"DANN-0": [{"epoch": 1, "target_acc": 0.6, "target_confusion": healthy},
+                       {"epoch": 2, "target_acc": 0.2, "target_confusion": collapsed, "classes": list("0123456789")}],
+            "CORAL-0": [{"epoch": 1, "target_acc": 0.7, "target_confusion": healthy}]}
+    s = X.summary(e, hist)
+    flags = " ".join(by(s, "DANN")["flags"])
+    assert "collapsed" in flags and "0, 1" in flags and "fell from 60.0% (epoch 1) to 20.0%" in flags
+    assert not by(s, "CORAL")["flags"] and "Collapse: DANN" in s["verdict"]
+
+
+def test_published_references_only_for_plain_lenet_methods():
+    s = X.summary(record(spec(source="usps", target="mnist", base={}), {"source only": [0.7], "DANN": [0.8],
+                                                                        "CORAL": [0.7]}))
+    assert by(s, "DANN")["reference"] == pytest.approx(0.952) and by(s, "CORAL")["reference"] is None
+    other = X.summary(record(spec(source="usps", target="mnist", base={"model": {"backbone": "resnet18"}}),
+                             {"source only": [0.7], "DANN": [0.8], "CORAL": [0.7]}))
+    assert by(other, "DANN")["reference"] is None
+
+
+def test_no_verdict_before_the_baseline_finishes():
+    e = record(spec(), {"DANN": [0.8]})
+    e["runs"].append({"id": "b", "strategy": "source only", "seed": 0, "status": "queued", "target_acc": None,
+                      "source_acc": None, "wall_s": None, "created": 0})
+    assert X.summary(e)["verdict"].startswith("No verdict yet")
+
+
+# -- the store: one object with its runs -------------------------------------------------------------
+
+def test_launch_records_the_experiment_and_all_its_runs(home):
+    from tl_core import runs
+
+    eid = X.launch(spec(), owner=ALICE.owner)
+    e = X.get(eid)
+    assert [(r["strategy"], r["seed"]) for r in e["runs"]] == [("source only", 0), ("DANN", 0), ("CORAL", 0),
+                                                               ("source only", 1), ("DANN", 1), ("CORAL", 1)]
+    assert {r["experiment_id"] for r in e["runs"]} == {eid} and e["owner"] == ALICE.owner
+    other = X.launch(spec(seeds=(0,)), owner=ALICE.owner)  # the same configs again: new run ids, own members
+    assert len(X.get(other)["runs"]) == 3 and not {r["id"] for r in X.get(other)["runs"]} & {r["id"] for r in e["runs"]}
+    assert len(runs.list_runs()) == 9
+    assert X.progress(X.get(eid))["status"] == "queued" and X.progress(X.get(eid))["eta_s"] > 0
+
+
+def test_a_session_quota_counts_an_experiment_once_and_the_server_counts_runs(home):
+    X.launch(spec(), owner=ALICE.owner, limits=(2, 100))  # 6 runs, one item of work
+    X.launch(spec(), owner=ALICE.owner, limits=(2, 100))
+    with pytest.raises(QuotaExceeded, match="You already have 2"):
+        X.launch(spec(), owner=ALICE.owner, limits=(2, 100))
+    with pytest.raises(QuotaExceeded, match="queue is full"):
+        X.launch(spec(), owner=BOB.owner, limits=(2, 15))  # 12 queued + 6 > 15
+    from tl_core import runs
+
+    assert len(runs.list_runs()) == 12  # a refused experiment leaves nothing behind
+    assert len(runs.store().list_experiments()) == 2
+
+
+def test_an_experiment_survives_a_lost_index(home):
+    from tl_core import runs
+
+    eid = X.launch(spec(seeds=(0,)), owner=ALICE.owner)
+    runs._STORES.clear()
+    (home / "runs.db").unlink()
+    e = X.get(eid)
+    assert e["owner"] == ALICE.owner and [r["strategy"] for r in e["runs"]] == ["source only", "DANN", "CORAL"]
+
+
+# -- the app's view: sessions, links ------------------------------------------------------------------
+
+def test_others_cannot_see_an_unshared_experiment_until_it_is_shared(home):
+    from tl_core import app_experiments as xapi
+
+    eid = xapi.launch(spec(seeds=(0,)).to_dict(), ALICE)
+    assert [e["id"] for e in xapi.list_experiments(ALICE)] == [eid]
+    assert xapi.list_experiments(BOB) == []
+    with pytest.raises(TLError, match="that you can see"):
+        xapi.view(BOB, eid)
+    with pytest.raises(TLError, match="that you can see"):
+        xapi.view(BOB, "../../etc/passwd")
+    xapi.cancel(ALICE, eid)
+    xapi.publish(ALICE, eid, True)
+    assert xapi.view(BOB, eid)["mine"] is False
+    with pytest.raises(TLError, match="belongs to another session"):
+        xapi.delete(BOB, eid)
+    xapi.delete(ALICE, eid)
+    assert xapi.list_experiments(ALICE) == []
+
+
+@pytest.mark.parametrize("query, ok", [
+    ({}, "quickstart"), ({"preset": "labels", "seeds": "0,1"}, "labels"),
+    ({"preset": "nosuch"}, "Unknown preset"), ({"preset": "quickstart", "seeds": "0;1"}, "whole numbers"),
+    ({"source": "mnist", "target": "usps", "methods": "dann,nosuch"}, "nosuch"),
+    ({"source": "mnist"}, "needs source, target and methods"),
+])
+def test_a_link_describes_an_experiment_or_says_why_not(query, ok):
+    from tl_core import app_experiments as xapi
+
+    spec_d, why = xapi.spec_from_query(query)
+    if spec_d is None:
+        assert ok in why
+    else:
+        assert spec_d["preset"] == ok
+        assert xapi.spec_from_query(xapi.query_for(spec_d))[0] == spec_d  # the link round-trips
+
+
+def test_an_experiment_too_large_for_the_server_is_refused_before_anything_is_queued(home, monkeypatch):
+    from tl_core import app_experiments as xapi
+
+    monkeypatch.setenv("TL_QUOTA_EXPERIMENT_RUNS", "4")
+    plan = xapi.plan(spec().to_dict(), ALICE)
+    assert "at most 4" in plan["why"]
+    with pytest.raises(ConfigError, match="at most 4"):
+        xapi.launch(spec().to_dict(), ALICE)
+    assert xapi.list_experiments(ALICE) == []
+
+
+# -- presets -----------------------------------------------------------------------------------------
+
+def test_every_preset_builds_a_valid_grid_with_a_lesson():
+    from tl_core.presets import PRESETS, list_presets
+
+    assert {"quickstart", "alignment", "freeze", "labels", "hurts"} <= set(PRESETS)
+    for p in list_presets():
+        assert p["title"] and len(p["lesson"]) > 100
+        members = PRESETS[p["name"]].spec().configs()
+        assert members and members[0][2].method.name == "source_only" or p["name"] == "freeze"
+
+
+# -- the command line: the same path ------------------------------------------------------------------
+
+def cli(*args, home):
+    import os
+
+    env = {**os.environ, "TL_HOME": str(home)}
+    return subprocess.run([sys.executable, "-m", "tl_core", *args], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=600)
+
+
+def test_cli_experiment_runs_the_grid_and_prints_the_result(tmp_path):
+    home = isolated_home(tmp_path / "h")
+    p = cli("experiment", "--source", "uci_digits", "--target", "syndigits", "--methods", "dann", "--epochs", "1",
+            "--steps", "5", "--seeds", "0,1", "--json", home=home)
+    assert p.returncode == 0, p.stderr
+    out = json.loads(p.stdout.strip().splitlines()[-1])
+    assert out["status"] == "finished" and out["wall_s"] > 0 and out["verdict"]
+    res = {r["method"]: r for r in out["results"]}
+    assert set(res) == {"source_only", "dann"} and res["source_only"]["gain"] == 0.0
+    assert res["dann"]["n_seeds"] == 2 and 0 <= res["dann"]["target_acc_mean"] <= 1
+    assert res["dann"]["gain"] == pytest.approx(res["dann"]["target_acc_mean"] - res["source_only"]["target_acc_mean"])
+    shown = cli("experiment", "--show", out["experiment_id"], "--json", home=home)
+    assert json.loads(shown.stdout.strip().splitlines()[-1])["results"][1]["runs"] == res["dann"]["runs"]
+    runs = json.loads(cli("runs", "list", "--json", home=home).stdout)
+    assert len(runs) == 4  # the experiment's runs are ordinary runs too
+
+
+def test_cli_lists_presets_and_refuses_a_bad_request(tmp_path):
+    home = isolated_home(tmp_path / "h")
+    info = json.loads(cli("list", "--json", home=home).stdout)
+    assert {p["name"] for p in info["presets"]} >= {"quickstart", "hurts"}
+    assert all(p["title"] and p["lesson"] for p in info["presets"])
+    bad = cli("experiment", "--preset", "nosuch", home=home)
+    assert bad.returncode == 2 and "Unknown preset" in bad.stderr and "Traceback" not in bad.stderr
+    both = cli("experiment", "--preset", "quickstart", "--methods", "dann", home=home)
+    assert both.returncode == 2 and "not both" in both.stderr

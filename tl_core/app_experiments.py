@@ -1,0 +1,212 @@
+"""What the app's Experiments page calls: presets, experiments from a shareable URL, launching,
+watching and the summary; every call carries the browser session, and a session sees only its
+own experiments, shared ones and the teacher's (command line)."""
+from __future__ import annotations
+
+import json
+import time
+from typing import Any, Mapping
+
+from . import access
+from .access import Session
+from .errors import ConfigError, TLError
+
+TERMINAL = ("finished", "failed", "cancelled", "interrupted")
+MAX_QUERY = 2000  # characters of a shared link's experiment description that are read at all
+
+
+def presets() -> list[dict[str, Any]]:
+    from .presets import PRESETS
+
+    return [p.info() for p in PRESETS.values()]
+
+
+def first_visit() -> str:
+    from .presets import FIRST_VISIT
+
+    return FIRST_VISIT
+
+
+def spec_from_query(q: Mapping[str, str]) -> tuple[dict[str, Any] | None, str]:
+    """The experiment a link describes: `?preset=NAME[&seeds=0,1]`, or a custom grid
+    `?source=S&target=T&methods=a,b[&seeds=..]`. (spec dict, "") or (None, why), never an exception:
+    a link may be mistyped or hostile."""
+    from . import experiments, presets as pr
+
+    try:
+        seeds = None
+        if q.get("seeds"):
+            text = str(q["seeds"])[:40]
+            seeds = tuple(int(x) for x in text.split(",") if x.strip())
+        if q.get("source") or q.get("target") or q.get("methods"):
+            methods = [m for m in str(q.get("methods", ""))[:MAX_QUERY].split(",") if m][:experiments.MAX_STRATEGIES]
+            if not (q.get("source") and q.get("target") and methods):
+                return None, "A custom experiment link needs source, target and methods."
+            spec = experiments.custom(str(q["source"])[:300], str(q["target"])[:300], methods, seeds or (0,))
+        else:
+            spec = pr.get_preset(str(q.get("preset") or pr.FIRST_VISIT)[:40]).spec(seeds)
+        return spec.to_dict(), ""
+    except ValueError:
+        return None, "seeds in a link are whole numbers separated by commas, e.g. seeds=0,1,2."
+    except TLError as e:
+        return None, str(e)
+
+
+def query_for(spec: dict[str, Any]) -> dict[str, str]:
+    """The URL query that reopens this experiment, ready to launch."""
+    seeds = ",".join(map(str, spec["seeds"]))
+    if spec.get("preset"):
+        return {"preset": spec["preset"], "seeds": seeds}
+    methods = ",".join(s["method"] for s in spec["strategies"] if s["role"] != "baseline")
+    return {"source": spec["source"], "target": spec["target"], "methods": methods, "seeds": seeds}
+
+
+def plan(spec: dict[str, Any], session: Session) -> dict[str, Any]:
+    """Before launch: the member runs, an estimate of the whole grid's time, and why it cannot launch ('' if it can)."""
+    from .experiments import ExperimentSpec
+    from .trainer import estimate_seconds
+
+    try:
+        s = ExperimentSpec.from_dict(spec)
+        members = s.configs()
+        for _, _, cfg in members:
+            access.check_config(session, cfg)
+        _check_size(session, len(members))
+    except TLError as e:
+        return {"runs": 0, "estimate_s": 0.0, "why": str(e), "strategies": []}
+    return {"runs": len(members), "estimate_s": sum(estimate_seconds(c) for _, _, c in members), "why": "",
+            "strategies": [st.label for st in s.strategies], "seeds": list(s.seeds),
+            "source": _long_label(s.source), "target": _long_label(s.target)}
+
+
+def _long_label(name: str) -> str:
+    """A domain's name as the catalogue gives it (says "starter pack" when it is the offline subset)."""
+    from .app_api import domain_label
+    from .domains import get_domain
+
+    try:
+        return get_domain(name).info()["label"] if "+" not in name and ":" not in name else domain_label(name)
+    except TLError:
+        return domain_label(name)
+
+
+def _check_size(session: Session, n: int) -> None:
+    lim = access.limits().experiment_runs
+    if not session.is_cli and lim and n > lim:
+        raise ConfigError(f"This experiment has {n} runs; one experiment may have at most {lim} on this server "
+                          f"(TL_QUOTA_EXPERIMENT_RUNS). Use fewer seeds or strategies.")
+
+
+def launch(spec: dict[str, Any], session: Session) -> str:
+    """Queue the whole grid for this session (quotas hold); returns the experiment id."""
+    from . import experiments
+
+    s = experiments.ExperimentSpec.from_dict(spec)
+    for _, _, cfg in s.configs():
+        access.check_config(session, cfg)
+    _check_size(session, len(s.strategies) * len(s.seeds))
+    return experiments.launch(s, owner=session.owner, published=False if not session.is_cli else None,
+                              limits=access.queue_limits(session), wall_limit_s=access.wall_limit(session))
+
+
+def _visible(session: Session, exp_id: str) -> dict[str, Any]:
+    from . import experiments
+
+    try:
+        e = experiments.get(str(exp_id)[:64])
+    except TLError:
+        raise _not_visible(exp_id) from None
+    if not access.can_see(session, e):
+        raise _not_visible(exp_id)
+    e["mine"] = access.can_change(session, e)
+    return e
+
+
+def _not_visible(exp_id: object) -> TLError:
+    return access.NotVisible(f"There is no experiment {str(exp_id)[:40]!r} that you can see. It may have been "
+                             f"deleted, or it belongs to another session that has not shared it.")
+
+
+def view(session: Session, exp_id: str) -> dict[str, Any]:
+    """Everything the page shows about an experiment: record, progress with ETA, summary and verdict."""
+    from . import experiments, runs
+
+    e = _visible(session, exp_id)
+    hist = {r["id"]: runs.read_metrics(r["id"])[0] for r in e["runs"] if r["status"] == "finished"}
+    s = experiments.summary(e, hist)
+    spec = e["spec"]
+    return {"id": e["id"], "name": e["name"], "preset": e["preset"], "mine": e["mine"],
+            "published": bool(e["published"]), "created": e["created"], "spec": spec.to_dict(),
+            "progress": experiments.progress(e), "results": s["results"], "verdict": s["verdict"],
+            "reference_source": s["reference_source"], "histories": hist,
+            "runs": [{k: r.get(k) for k in ("id", "strategy", "seed", "status", "reason", "target_acc", "epoch",
+                                            "epochs", "queue_position")} for r in e["runs"]]}
+
+
+def progress(session: Session, exp_id: str) -> dict[str, Any]:
+    """Only the grid's progress (what the live panel polls: a few numbers)."""
+    from . import experiments
+
+    return experiments.progress(_visible(session, exp_id))
+
+
+def list_experiments(session: Session) -> list[dict[str, Any]]:
+    """This session's experiments, shared ones and the teacher's, newest first, with their status."""
+    from . import experiments, runs
+
+    st = runs.store()
+    rows = st.list_experiments(visible_to=None if session.is_cli else session.owner)
+    out = []
+    for r in rows:
+        members = st.list(experiment=r["id"], limit=1000)
+        out.append({"id": r["id"], "name": r["name"], "preset": r["preset"], "status": experiments.status_of(members),
+                    "runs": len(members), "mine": access.can_change(session, r),
+                    "created": time.strftime("%Y-%m-%d %H:%M", time.localtime(r["created"]))})
+    return out
+
+
+def cancel(session: Session, exp_id: str) -> None:
+    from . import runs
+
+    e = _own(session, exp_id)
+    for r in e["runs"]:
+        if r["status"] not in TERMINAL:
+            runs.cancel(r["id"])
+
+
+def delete(session: Session, exp_id: str) -> None:
+    """The experiment and all its runs (stopped first)."""
+    from . import runs
+
+    e = _own(session, exp_id)
+    for r in e["runs"]:
+        if r["status"] not in TERMINAL:
+            runs.cancel(r["id"], wait_s=runs.CANCEL_GRACE_S + 2)
+        runs.delete(r["id"])
+    runs.store().delete_experiment(e["id"])
+
+
+def publish(session: Session, exp_id: str, on: bool = True) -> None:
+    """Share an experiment and its runs with the class (read-only for others), or stop sharing."""
+    from . import runs
+
+    e = _own(session, exp_id)
+    st = runs.store()
+    st.update_experiment(e["id"], published=int(bool(on)))
+    for r in e["runs"]:
+        st.update(r["id"], published=int(bool(on)))
+
+
+def _own(session: Session, exp_id: str) -> dict[str, Any]:
+    e = _visible(session, exp_id)
+    if not e["mine"]:
+        raise ConfigError(f"Experiment {exp_id} belongs to another session: you can watch it, not change it.")
+    return e
+
+
+def export(session: Session, exp_id: str) -> str:
+    """The experiment's spec and results as JSON (what a user downloads)."""
+    from . import experiments
+
+    e = _visible(session, exp_id)
+    return json.dumps(experiments.cli_result(e), indent=2)
