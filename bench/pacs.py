@@ -26,7 +26,7 @@ DATA = Path(os.environ.get("TL_DATA_DIR", ROOT.parent / "shared" / "data")) / "P
 PAIRS = [("photo", "sketch"), ("photo", "art_painting")]
 # the recipe shared by every run (flags of `python -m tl_core train`)
 RECIPE = ["--backbone", "efficientnet_lite0", "--input-size", "128", "--freeze", "4", "--epochs", "4",
-          "--steps", "15", "--batch-size", "24", "--lr", "3e-4", "--embedding", "none"]
+          "--steps", "15", "--batch-size", "24", "--lr", "3e-4", "--embedding", "none", "--budget", "0"]
 METHODS = {
     "source_only_scratch": ["--method", "source_only", "--no-pretrained", "--freeze", "0"],
     "source_only": ["--method", "source_only"],

@@ -20,7 +20,19 @@ if valid is not None and (why := api.allowed(me, valid)):
 with st.container(border=True):
     if valid is not None:
         st.markdown(api.describe_plan(valid))
-        st.caption(f"Estimated time: about {api.estimate_seconds(valid) / 60:.1f} min on this machine.")
+        est = api.estimate_seconds(valid)
+        c1, c2, c3 = st.columns([2, 1, 1], vertical_alignment="bottom")
+        c1.caption(f"Estimated time: about {est / 60:.1f} min on this machine.")
+        budget = c2.number_input("Time budget (min)", 0.5, 30.0, value=2.0, step=0.5, key="budget",
+                                 help="Fit the plan to this budget: steps from the measured speed of this machine; "
+                                      "for a pretrained backbone also the frozen stages, input size and batch.")
+        if c3.button("Fit the plan to the budget", key="fit"):
+            planned, notes = api.plan_for_budget(cfg(), budget * 60)
+            st.session_state.cfg = planned
+            st.session_state.plan_notes = notes
+            st.rerun()
+        if ss.get("plan_notes"):
+            st.caption(plain("Planned: " + "; ".join(ss.plan_notes) + "."))
     else:
         st.error(plain(f"Cannot launch yet: {why}"), icon=":material/error:")
     if st.button("Launch", type="primary", disabled=valid is None, help=why or "Queue this run"):

@@ -293,3 +293,33 @@ def test_cli_lists_presets_and_refuses_a_bad_request(tmp_path):
     assert bad.returncode == 2 and "Unknown preset" in bad.stderr and "Traceback" not in bad.stderr
     both = cli("experiment", "--preset", "quickstart", "--methods", "dann", home=home)
     assert both.returncode == 2 and "not both" in both.stderr
+
+
+# -- the page ------------------------------------------------------------------------------------------
+
+def test_the_app_opens_on_the_first_visit_preset_ready_to_launch(home):
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120).run()
+    assert not at.exception, at.exception
+    assert at.title[0].value.startswith("Experiments")
+    assert any("Does adaptation help?" in m.value for m in at.markdown)
+    launch = next(b for b in at.button if b.label == "Launch experiment")
+    assert not launch.disabled
+    launch.click().run()
+    assert not at.exception, at.exception
+    eid = at.query_params["experiment"][0] if isinstance(at.query_params["experiment"], list) else at.query_params["experiment"]
+    assert X.get(eid)["preset"] == "quickstart" and len(X.get(eid)["runs"]) == 4
+
+
+@pytest.mark.parametrize("query, words", [({"experiment": "xdoesnotexist"}, "no experiment"),
+                                          ({"preset": "nosuch"}, "does not describe an experiment")])
+def test_a_bad_link_says_so_without_a_traceback(home, query, words):
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    for k, v in query.items():
+        at.query_params[k] = v
+    at.run()
+    assert not at.exception, at.exception
+    assert any(words in e.value for e in at.error), [e.value for e in at.error]

@@ -256,9 +256,22 @@ def allowed(session: Session, cfg: RunConfig) -> str:
 
 
 def estimate_seconds(cfg: RunConfig) -> float:
-    from .trainer import estimate_seconds as f
+    from .planner import estimate_seconds as f
 
     return f(cfg)
+
+
+def plan_for_budget(cfg: dict[str, Any], budget_s: float) -> tuple[dict[str, Any], list[str]]:
+    """The draft config with its schedule (and, for a pretrained backbone, its frozen stages, input size
+    and batch) planned to fit `budget_s` on this machine; the domains, backbone and method stay."""
+    from .planner import fill
+
+    c = RunConfig.from_dict(cfg)
+    keep = {"data.source", "data.target", "data.target_labels", "data.max_per_domain", "model.backbone",
+            "model.pretrained", "train.seed", "train.seeds", "train.embedding", "train.selection", "train.device"}
+    base = c.replace(train={"steps_per_epoch": RunConfig().train.steps_per_epoch, "epochs": RunConfig().train.epochs})
+    planned, notes = fill(base, keep, budget_s=max(10.0, float(budget_s)))
+    return planned.to_dict(), notes or ["the default plan already fits"]
 
 
 def describe_plan(cfg: RunConfig) -> str:

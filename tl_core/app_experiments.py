@@ -64,7 +64,7 @@ def query_for(spec: dict[str, Any]) -> dict[str, str]:
 def plan(spec: dict[str, Any], session: Session) -> dict[str, Any]:
     """Before launch: the member runs, an estimate of the whole grid's time, and why it cannot launch ('' if it can)."""
     from .experiments import ExperimentSpec
-    from .trainer import estimate_seconds
+    from .planner import estimate_seconds
 
     try:
         s = ExperimentSpec.from_dict(spec)

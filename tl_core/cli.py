@@ -107,7 +107,16 @@ def config_from_args(args):
     if args.method is not None and args.method != method.name:
         method = type(method)(args.method, {})
     params = {**method.params, **_parse_params(args.param)}
-    return cfg.replace(data=data, model=model, train=train, method={"name": method.name, "params": params})
+    cfg = cfg.replace(data=data, model=model, train=train, method={"name": method.name, "params": params})
+    if args.config or args.budget == 0:
+        return cfg  # a config file says everything; a budget of 0 plans nothing
+    from .planner import fill
+
+    given = {f"data.{k}" for k in data} | {f"model.{k}" for k in model} | {f"train.{k}" for k in train}
+    cfg, notes = fill(cfg, given, budget_s=args.budget)
+    if notes and not args.quiet:
+        print(f"plan: {'; '.join(notes)} (flags you give are kept; --budget 0 plans nothing)", file=sys.stderr)
+    return cfg
 
 
 class ProgressBar:
@@ -154,7 +163,7 @@ def run_summary(run_id: str) -> dict[str, Any]:
     history, _ = runs.read_metrics(run_id)
     keep = ("run_id", "status", "reason", "epoch", "epochs", "source_acc", "target_acc", "best_epoch",
             "best_target_acc", "wall_s", "device", "trainable_params", "total_params", "name", "created",
-            "queue_position", "progress")
+            "queue_position", "progress", "estimate_s", "peak_mb", "experiment_id")
     out = {k: r.get(k) for k in keep}
     out["run_id"] = run_id
     out["config"] = r["config"]
@@ -498,6 +507,10 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-pretrained", action="store_true", help="start from random weights")
     p.add_argument("--no-augment", action="store_true")
     p.add_argument("--embedding", choices=["tsne", "pca", "none"])
+    p.add_argument("--budget", type=float, default=120.0,
+                   help="seconds the run may take on this machine (default 120): settings you leave out are planned "
+                        "to fit it (steps; for a pretrained backbone also frozen stages, input size, batch); 0 = "
+                        "plan nothing, use the plain defaults")
     p.add_argument("--name", help="a name for the run")
     p.add_argument("--detach", action="store_true", help="queue the run and return at once")
     p.add_argument("--json", action="store_true", help="print one JSON object with the result last on stdout")

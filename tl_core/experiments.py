@@ -173,6 +173,7 @@ def launch(spec: ExperimentSpec, owner: str = "cli", name: str = "", published: 
            max_runs: int | None = None) -> str:
     """Record the experiment and queue all its runs in one transaction; returns its id at once."""
     from . import runs
+    from .planner import estimate_seconds
 
     spec = spec.normalised()
     members = spec.configs()
@@ -185,7 +186,8 @@ def launch(spec: ExperimentSpec, owner: str = "cli", name: str = "", published: 
     st.insert_experiment(exp_id, {"name": name or spec.title or spec.preset or "experiment", "owner": owner,
                                   "published": int(owner == "cli" if published is None else published),
                                   "spec": spec.to_json(), "preset": spec.preset},
-                         [(cfg.config_id(), cfg.to_dict(), spec.strategies[i].label) for i, _, cfg in members],
+                         [(cfg.config_id(), cfg.to_dict(), spec.strategies[i].label, estimate_seconds(cfg))
+                          for i, _, cfg in members],
                          limits=limits, wall_limit_s=wall_limit_s)
     runs.schedule(st)
     return exp_id
@@ -224,7 +226,7 @@ def status_of(members: list[dict[str, Any]]) -> str:
 def progress(e: dict[str, Any]) -> dict[str, Any]:
     """How far the whole grid is: fraction of its steps done, runs done, and an ETA in seconds that
     uses this experiment's own finished runs to correct the planner's estimate."""
-    from .trainer import estimate_seconds
+    from .planner import estimate_seconds
 
     members = e["runs"]
     done_w = total_w = 0.0
@@ -331,10 +333,10 @@ def summary(e: dict[str, Any], histories: dict[str, list[dict[str, Any]]] | None
         below = r["role"] == "" and r["gain"] is not None and r["gain"] < 0
         r["negative_transfer"] = bool(below and clear(r["gain"], r, base))
         if r["negative_transfer"]:
-            r["flags"].insert(0, f"negative transfer: {100 * -r['gain']:.1f} points below source only, more than "
+            r["flags"].insert(0, f"negative transfer: {100 * -r['gain']:.1f} points below {base['strategy']}, more than "
                                  f"twice the seed spread")
         elif below and r["gain"] < -0.005:
-            r["flags"].insert(0, f"below source only by {100 * -r['gain']:.1f} points, but within the seed spread: "
+            r["flags"].insert(0, f"below {base['strategy']} by {100 * -r['gain']:.1f} points, but within the seed spread: "
                                  f"more seeds would tell whether it is negative transfer")
     return {"results": results, "verdict": verdict(spec, results), "reference_source": REFERENCE_SOURCE if ref else ""}
 
@@ -368,9 +370,9 @@ def verdict(spec: ExperimentSpec, results: list[dict[str, Any]]) -> str:
     parts = []
     if gain > 0:
         parts.append(f"**{best['strategy']}** won: {pct(best['target_acc_mean'])} target accuracy against "
-                     f"{pct(base['target_acc_mean'])} for source only, a gain of {100 * gain:+.1f} points.")
+                     f"{pct(base['target_acc_mean'])} for {base['strategy']}, a gain of {100 * gain:+.1f} points.")
     else:
-        parts.append(f"No strategy beat source only ({pct(base['target_acc_mean'])}); the best, "
+        parts.append(f"No strategy beat {base['strategy']} ({pct(base['target_acc_mean'])}); the best, "
                      f"**{best['strategy']}**, reached {pct(best['target_acc_mean'])} ({100 * gain:+.1f} points).")
     if n >= 2:
         sd = spread(best, base)
@@ -393,7 +395,7 @@ def verdict(spec: ExperimentSpec, results: list[dict[str, Any]]) -> str:
                      f"{100 * diff:.1f} points behind" + (" — within the noise, a tie." if close else "."))
     hurt = [r["strategy"] for r in tested if r["negative_transfer"]]
     if hurt:
-        parts.append(f"Negative transfer: {', '.join(hurt)} did worse than training on the source alone.")
+        parts.append(f"Negative transfer: {', '.join(hurt)} did worse than {base['strategy']}.")
     collapsed = [r["strategy"] for r in results if any("collapsed" in f for f in r["flags"])]
     if collapsed:
         parts.append(f"Collapse: {', '.join(collapsed)} predicted only a few classes on the target.")

@@ -58,21 +58,18 @@ def _alignment() -> ExperimentSpec:
 
 
 def _freeze() -> ExperimentSpec:
-    """The pretrained EfficientNet-Lite0, frozen stages 0..7 (all), source only: what pretrained
-    features carry by themselves, and what training more of the network adds or destroys."""
+    """The pretrained EfficientNet-Lite0 (9 stages), frozen up to all of them, source only: what
+    ImageNet features carry by themselves, and what training more of the network adds or destroys."""
     root = _pacs_root()
     if root is not None:
-        src, tgt = f"folder:{root / 'photo'}", f"folder:{root / 'sketch'}"
-        base = {"model": {"backbone": "efficientnet_lite0", "input_size": 128},
-                "train": {"epochs": 3, "steps_per_epoch": 15, "batch_size": 24, "lr": 3e-4, "embed_points": 350}}
+        src, tgt, size = f"folder:{root / 'photo'}", f"folder:{root / 'sketch'}", 128
     else:  # offline without PACS: the starter pack's real digits through the same ImageNet backbone
-        src, tgt = "mnist", "usps"
-        base = {"model": {"backbone": "efficientnet_lite0", "input_size": 64},
-                "train": {"epochs": 3, "steps_per_epoch": 25, "batch_size": 32, "lr": 3e-4, "embed_points": 300}}
-    depths = (7, 5, 3, 0)
-    strategies = tuple(Strategy(f"freeze {d} of 7" + (" (head only)" if d == 7 else " (train all)" if d == 0 else ""),
-                                "source_only", model={"freeze": d}, role="baseline" if d == 7 else "")
-                       for d in depths)
+        src, tgt, size = "mnist", "usps", 64
+    base = {"model": {"backbone": "efficientnet_lite0", "input_size": size},
+            "train": {"epochs": 4, "steps_per_epoch": 30, "batch_size": 32, "lr": 3e-4, "embed_points": 350}}
+    strategies = tuple(Strategy(f"freeze {d} of 9" + (" (head only)" if d == 9 else " (train all)" if d == 0 else ""),
+                                "source_only", model={"freeze": d}, role="baseline" if d == 9 else "")
+                       for d in (9, 7, 5, 0))
     return ExperimentSpec(src, tgt, strategies, base=base)
 
 

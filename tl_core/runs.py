@@ -221,7 +221,10 @@ def submit(config: RunConfig, name: str = "", owner: str = "cli", published: boo
 
     `owner` is the session that may stop and delete it ("cli": the server's own command line, whose runs
     every session sees). `limits` are queue quotas checked atomically with the insert."""
+    from .planner import estimate_seconds
+
     cfg = config.validate()
+    estimate = estimate_seconds(cfg)
     st = store()
     base = cfg.config_id()
     for n in range(1, 10_000):
@@ -231,7 +234,7 @@ def submit(config: RunConfig, name: str = "", owner: str = "cli", published: boo
         try:
             st.insert_run(run_id, cfg.to_dict(), name=name or cfg.name, owner=owner,
                           published=owner == "cli" if published is None else published, limits=limits,
-                          wall_limit_s=wall_limit_s)
+                          wall_limit_s=wall_limit_s, estimate_s=estimate)
             break
         except sqlite3.IntegrityError:  # another process took this id first
             continue

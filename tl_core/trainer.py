@@ -17,7 +17,7 @@ import torch
 import torch.nn as nn
 
 from . import events as ev
-from .backbones import Backbone, backbone_info, build_backbone
+from .backbones import Backbone, build_backbone
 from .config import RunConfig
 from .data import CyclicSampler, RunData, augment, prepare, stratified_pick
 from .errors import RunAborted, TLError
@@ -435,13 +435,3 @@ class _Stopped(Exception):
 def train(config: RunConfig, **kw) -> RunResult:
     """Train one run in this process (the CLI's and the tests' entry point)."""
     return Trainer(config, **kw).fit()
-
-
-def estimate_seconds(config: RunConfig) -> float:
-    """Rough wall-time estimate on this machine's CPU, from measured throughputs (see DESIGN.md)."""
-    info = backbone_info(config.model.backbone)
-    size = config.model.input_size or info.default_size
-    per_img = {"lenet": 1 / 6000}.get(info.name, 1 / 55 * (size / 224) ** 2)
-    method = get_method(config.method.name)
-    imgs = config.train.batch_size * (2 if method.uses_target_data else 1)
-    return config.train.epochs * (config.train.steps_per_epoch * imgs * per_img + 2.0)

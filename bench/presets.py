@@ -1,0 +1,156 @@
+"""Every preset as a user gets it, plus folder runs with a pretrained backbone: estimated against
+actual time, peak memory per run, the results, and a screenshot of each finished experiment.
+
+Each preset runs as `python -m tl_core experiment --preset NAME --json` on a fresh TL_HOME, in the
+conditions of a first visit: TL_DATA_DIR pointing at an empty folder and TL_OFFLINE=1 (the starter
+pack), except where a preset needs the real folders (freeze: the PACS subset, when present) and for
+the full-data comparison rows (`--full`). Then one app server opens each experiment in chromium and
+saves docs/screenshots/preset_<name>.png.
+
+    python bench/presets.py [--presets quickstart,alignment,...] [--full] [--folder-runs] [--no-shots]
+
+Writes bench/results/presets.json after every step.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "bench" / "results" / "presets.json"
+SHOTS = ROOT / "docs" / "screenshots"
+SHARED = Path(os.environ.get("TL_DATA_DIR", ROOT.parent / "shared" / "data"))
+PACS = SHARED / "PACS_subset50"
+
+
+def tl(args: list[str], env: dict) -> tuple[dict | None, float, str]:
+    t = time.perf_counter()
+    p = subprocess.run([sys.executable, "-m", "tl_core", *args], cwd=ROOT, env=env, capture_output=True, text=True)
+    wall = time.perf_counter() - t
+    try:
+        return json.loads(p.stdout.strip().splitlines()[-1]), wall, p.stderr[-800:]
+    except (ValueError, IndexError):
+        return None, wall, (p.stderr or p.stdout)[-800:]
+
+
+def run_details(home: Path, run_ids: list[str], env: dict) -> list[dict]:
+    out = []
+    for rid in run_ids:
+        r, _, _ = tl(["runs", "show", rid, "--json"], env)
+        out.append({k: r.get(k) for k in ("run_id", "status", "target_acc", "wall_s", "estimate_s", "peak_mb",
+                                          "trainable_params")})
+    return out
+
+
+def preset_row(name: str, env: dict, data: str) -> dict:
+    out, wall, err = tl(["experiment", "--preset", name, "--json", "--quiet"], env)
+    if out is None:
+        return {"preset": name, "data": data, "status": "failed", "error": err}
+    ids = [run["run_id"] for r in out["results"] for run in r["runs"]]
+    details = run_details(Path(env["TL_HOME"]), ids, env)
+    return {"preset": name, "data": data, "experiment_id": out["experiment_id"], "status": out["status"],
+            "process_wall_s": wall, "estimate_s": sum(d["estimate_s"] or 0 for d in details),
+            "run_wall_s": sum(d["wall_s"] or 0 for d in details), "peak_mb": max(d["peak_mb"] or 0 for d in details),
+            "verdict": out["verdict"], "source": out["source"], "target": out["target"],
+            "results": [{k: r[k] for k in ("strategy", "method", "target_acc_mean", "target_acc_std", "n_seeds", "gain",
+                                           "reference", "negative_transfer")} for r in out["results"]],
+            "runs": details, "home": env["TL_HOME"]}
+
+
+def folder_rows(env: dict) -> list[dict]:
+    """The acceptance's folder run (PACS photo -> sketch, EfficientNet-Lite0, defaults planned to ~2 min)
+    for DANN and source only, and a second pair."""
+    rows = []
+    for s, t in (("photo", "sketch"), ("photo", "art_painting")):
+        for m in ("source_only", "dann"):
+            args = ["train", "--source", f"folder:{PACS / s}", "--target", f"folder:{PACS / t}", "--backbone",
+                    "efficientnet_lite0", "--method", m, "--json", "--quiet"]
+            out, wall, err = tl(args, env)
+            row = {"kind": "folder", "source": s, "target": t, "method": m, "process_wall_s": wall,
+                   "command": "python -m tl_core " + " ".join(args[:-1]).replace(str(SHARED), "$TL_DATA_DIR")}
+            if out is None:
+                rows.append({**row, "status": "failed", "error": err})
+            else:
+                rows.append({**row, **{k: out.get(k) for k in ("status", "target_acc", "source_acc", "wall_s",
+                                                               "estimate_s", "peak_mb", "trainable_params")},
+                             "steps": out["config"]["train"]["steps_per_epoch"] * out["config"]["train"]["epochs"],
+                             "freeze": out["config"]["model"]["freeze"],
+                             "input_size": out["config"]["model"]["input_size"]})
+            print(f"folder {s}->{t} {m}: {rows[-1].get('target_acc')} in {wall:.0f} s "
+                  f"(estimate {rows[-1].get('estimate_s')})", flush=True)
+    return rows
+
+
+def screenshots(rows: list[dict]) -> None:
+    sys.path.insert(0, str(ROOT / "bench"))
+    from _server import CHROMIUM, FLAGS, Server
+    from playwright.sync_api import sync_playwright
+
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    for r in rows:
+        if r.get("status") != "finished" or r.get("data") != "starter" and r["preset"] != "freeze":
+            continue
+        srv = Server(Path(r["home"]), env={"TL_DATA_DIR": r.get("data_dir", ""), "TL_OFFLINE": "1"})
+        try:
+            with sync_playwright() as p:
+                b = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+                page = b.new_page(viewport={"width": 1400, "height": 2300})
+                page.goto(f"{srv.url}/?experiment={r['experiment_id']}")
+                page.get_by_text("Download results (JSON)").first.wait_for(timeout=120_000)
+                page.wait_for_timeout(4000)  # plotly draws after the script run
+                page.screenshot(path=str(SHOTS / f"preset_{r['preset']}.png"))
+                b.close()
+        finally:
+            srv.stop()
+        print(f"screenshot preset_{r['preset']}.png", flush=True)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--presets", default="quickstart,alignment,freeze,labels,hurts")
+    ap.add_argument("--full", action="store_true", help="also run the digit presets on the full datasets")
+    ap.add_argument("--folder-runs", action="store_true", help="also the PACS folder runs with planned defaults")
+    ap.add_argument("--no-shots", action="store_true")
+    a = ap.parse_args()
+    rows = json.loads(OUT.read_text()) if OUT.exists() else []
+    empty = tempfile.mkdtemp(prefix="tl-nodata-")
+
+    def save(row: dict) -> None:
+        key = (row.get("kind", "preset"), row.get("preset"), row.get("data"), row.get("source"), row.get("target"),
+               row.get("method"))
+        rows[:] = [x for x in rows if (x.get("kind", "preset"), x.get("preset"), x.get("data"), x.get("source"),
+                                       x.get("target"), x.get("method")) != key] + [row]
+        OUT.write_text(json.dumps(rows, indent=1))
+
+    for name in a.presets.split(","):
+        uses_pacs = name == "freeze" and PACS.exists()
+        data_dir = str(SHARED) if uses_pacs else empty
+        env = {**os.environ, "TL_HOME": tempfile.mkdtemp(prefix=f"tl-preset-{name}-"), "TL_DATA_DIR": data_dir,
+               "TL_OFFLINE": "1"}
+        row = {**preset_row(name, env, "PACS folders" if uses_pacs else "starter"), "data_dir": data_dir}
+        save(row)
+        print(f"{name}: {row['status']} in {row.get('process_wall_s', 0):.0f} s (estimate "
+              f"{row.get('estimate_s', 0):.0f} s): {row.get('verdict', row.get('error'))}", flush=True)
+        if a.full and name != "freeze":
+            env_full = {**env, "TL_HOME": tempfile.mkdtemp(prefix=f"tl-preset-{name}-full-"),
+                        "TL_DATA_DIR": str(SHARED)}
+            full = {**preset_row(name, env_full, "full"), "data_dir": str(SHARED)}
+            save(full)
+            print(f"{name} (full data): {full['status']} in {full.get('process_wall_s', 0):.0f} s", flush=True)
+    if a.folder_runs and PACS.exists():
+        env = {**os.environ, "TL_HOME": tempfile.mkdtemp(prefix="tl-folder-"), "TL_DATA_DIR": str(SHARED)}
+        for row in folder_rows(env):
+            save(row)
+    if not a.no_shots:
+        screenshots([r for r in rows if r.get("kind", "preset") == "preset" and r.get("preset") in a.presets.split(",")])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
