@@ -182,6 +182,23 @@ def test_train_page_launch_submits_a_run(at):
     cancel(rid, wait_s=5)
 
 
+def test_train_page_fits_a_pretrained_draft_to_the_time_budget(at):
+    from tl_core import RunConfig
+    from tl_core.planner import estimate_seconds
+
+    at.session_state.cfg = {**at.session_state.cfg, "model": {**at.session_state.cfg["model"],
+                                                                "backbone": "efficientnet_lite0", "freeze": 0}}
+    goto(at, "4_train")
+    assert any("Estimated time" in c.value for c in at.caption)
+    next(b for b in at.button if b.label == "Fit the plan to the budget").click().run()
+    assert not at.exception
+    cfg = at.session_state.cfg
+    assert cfg["model"]["backbone"] == "efficientnet_lite0" and cfg["model"]["freeze"] == 7
+    assert cfg["model"]["input_size"] == 128
+    assert estimate_seconds(RunConfig.from_dict(cfg)) <= 2 * 60 + 1  # the default budget: 2 minutes
+    assert any(c.value.startswith("Planned") for c in at.caption)
+
+
 def test_train_page_launch_disabled_with_reason(at):
     at.session_state.cfg = {**at.session_state.cfg, "method": {"name": "finetune", "params": {}}}
     goto(at, "4_train")
@@ -238,14 +255,13 @@ def test_compare_page_shows_mean_and_std_over_seeds(at, store_home):
 def test_an_upload_in_one_session_is_not_listed_in_another(store_home, monkeypatch, tmp_path):
     from tl_core import app_api as api
 
-
     monkeypatch.setenv("TL_HOME", str(store_home[0]))
     alice, bob = AppTest.from_file(APP, default_timeout=120), AppTest.from_file(APP, default_timeout=120)
     alice.run()
     bob.run()
     api.ingest_zip(class_zip("private"), "private", alice.session_state.tl_session)  # Alice's "Add zip"
-    alice.run()
-    bob.run()
+    goto(alice, "1_data")
+    goto(bob, "1_data")
     assert "private (upload)" in alice.selectbox[0].options
     assert not any("private" in o for o in bob.selectbox[0].options)
 

@@ -323,3 +323,29 @@ def test_a_bad_link_says_so_without_a_traceback(home, query, words):
     at.run()
     assert not at.exception, at.exception
     assert any(words in e.value for e in at.error), [e.value for e in at.error]
+
+
+# -- several small runs of one experiment share a GPU ----------------------------------------------------
+
+def test_pack_without_gpus_keeps_one_run_at_a_time():
+    from tl_core.runs import pack
+
+    assert pack([], [("a", 1.0), ("b", 1.0)], gpus=0, limit=1) == [("a", 0)]
+    assert pack([(0, 1.0)], [("b", 1.0)], gpus=0, limit=1) == []
+
+
+def test_pack_puts_small_runs_together_on_a_gpu_and_keeps_the_queue_order():
+    from tl_core.runs import SMALL_SHARE as q, pack
+
+    assert pack([], [(f"r{i}", q) for i in range(6)], gpus=1, limit=16) == [(f"r{i}", 0) for i in range(4)]
+    assert pack([(0, q)], [("big", 1.0), ("small", q)], gpus=1, limit=16) == []  # the big one waits; so does the rest
+    assert pack([], [("big", 1.0), ("s1", q), ("s2", q)], gpus=2, limit=16) == [("big", 0), ("s1", 1), ("s2", 1)]
+    assert pack([], [(f"r{i}", q) for i in range(6)], gpus=1, limit=2) == [("r0", 0), ("r1", 0)]
+
+
+def test_a_run_declares_its_share_of_the_device():
+    from tl_core.config import RunConfig
+    from tl_core.runs import device_share
+
+    assert device_share(RunConfig().to_dict()) == 0.25
+    assert device_share(RunConfig().replace(model={"backbone": "resnet18"}).to_dict()) == 1.0

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import threading
 import time
+import types
 
 import pytest
 
@@ -84,7 +85,10 @@ def _submit_many(home: str, n: int, seed0: int, q) -> None:
     q.put([runs.submit(cfg(epochs=1, steps=3, seed=seed0 + i, embedding="none")) for i in range(n)])
 
 
-def test_ten_runs_from_several_processes_respect_the_limit_and_all_finish(home):
+def test_ten_runs_from_several_processes_respect_the_limit_and_all_finish(home, monkeypatch):
+    # Streamlit's AppTest leaves the last app script as __main__, and a spawned child re-runs
+    # __main__'s file; a blank __main__ keeps this test independent of which tests ran before.
+    monkeypatch.setitem(sys.modules, "__main__", types.ModuleType("__main__"))
     ctx = mp.get_context("spawn")
     q = ctx.Queue()
     procs = [ctx.Process(target=_submit_many, args=(str(home), n, 100 * i, q)) for i, n in enumerate((4, 3, 3))]
