@@ -89,9 +89,21 @@ def test_losses_are_finite_named_scalars_with_gradients(name):
     step = make_step(progress=0.9)
     terms = m.losses(step)
     assert terms and all(t.ndim == 0 and torch.isfinite(t) for t in terms.values())
+    extra = {k: v for k, v in terms.items() if k not in ("source_ce", "target_ce")}
     sum(terms.values()).backward()
-    grads = [step.f_s.grad, step.f_t.grad, step.f_tl.grad]
-    assert any(g is not None and g.abs().sum() > 0 for g in grads)
+    for term, f in (("source_ce", step.f_s), ("target_ce", step.f_tl)):
+        if term in terms:
+            assert f.grad is not None and f.grad.abs().sum() > 0, (name, term)
+    assert extra or {"source_ce", "target_ce"} & set(terms), name
+    cls = get_method(name)
+    if cls.uses_target_data and extra and name not in NO_FEATURE_GRADIENT:
+        # the method's own terms must reach the unlabelled target features (source CE alone never does)
+        assert step.f_t.grad is not None and step.f_t.grad.abs().sum() > 0, name
+
+
+# methods whose extra terms act on their own modules or weights, not on the target features
+NO_FEATURE_GRADIENT = {"importance_weighting",  # its domain classifier sees detached features: it measures
+                       "l2sp"}  # the penalty is on the weights (tested against numpy below)
 
 
 # -- per-method references ----------------------------------------------------------
@@ -144,6 +156,51 @@ def test_dann_reverses_the_gradient_into_the_features():
     c = warm_start(0.3)
     assert torch.allclose(g_rev, -c * f.grad, atol=1e-6)
     assert 0 < c < 1 and warm_start(0.0) == 0.0 and math.isclose(warm_start(1.0), 1, abs_tol=1e-4)
+
+
+@pytest.mark.parametrize("name", ["dann", "cdan", "mmd", "mcc", "mcd"])
+def test_gamma_zero_means_full_strength_from_the_first_step(name):
+    """One meaning of gamma = 0 for every method with a warm-up: no warm-up (it once switched the
+    reversal off for DANN and CDAN while their discriminators kept training)."""
+    if "gamma" not in get_method(name).params:
+        pytest.skip(f"{name} has no warm-up")
+    full, ramped = build(name, gamma=0.0), build(name, gamma=10.0)
+    assert full.ramp(0.0) == 1.0 and ramped.ramp(0.0) == 0.0
+    if name in ("dann", "cdan"):
+        ramped.modules.load_state_dict(full.modules.state_dict())
+        grads = []
+        for m in (full, ramped):
+            m.modules.eval()
+            step = make_step(progress=0.0)
+            m.losses(step)["domain"].backward()
+            grads.append(step.f_t.grad.abs().sum().item())
+        assert grads[0] > 0 and grads[1] == 0.0  # full strength at once; the warm-up starts at zero
+
+
+def test_dann_with_gamma_zero_reverses_at_full_strength():
+    m = build("dann", trade_off=1.0, gamma=0.0)
+    m.modules.eval()
+    step = make_step(progress=0.0)
+    m.losses(step)["domain"].backward()
+    assert step.log["grl_coeff"] == 1.0
+    f = step.f_s.detach().requires_grad_(True)
+    z = m.modules["disc"](torch.cat([f, step.f_t.detach()])).squeeze(1)
+    torch.nn.functional.binary_cross_entropy_with_logits(z, torch.cat([torch.ones(B), torch.zeros(B)])).backward()
+    assert torch.allclose(step.f_s.grad, -f.grad, atol=1e-6)
+
+
+def test_reported_mmd_takes_its_bandwidth_from_distinct_pairs_only():
+    """Far from the origin the Gram-trick self-distances are rounding noise, not zeros; the median
+    heuristic must not count them."""
+    from tl_core.metrics import gaussian_mmd
+
+    rng = np.random.default_rng(0)
+    a, b = 1000 + rng.normal(size=(40, 8)), 1000.5 + rng.normal(size=(40, 8))
+    x = np.concatenate([a, b])
+    d2 = ((x[:, None, :] - x[None, :, :]) ** 2).sum(-1)
+    k = np.exp(-d2 / np.median(d2[np.triu_indices(len(x), 1)]))
+    ref = k[:40, :40].mean() + k[40:, 40:].mean() - 2 * k[:40, 40:].mean()
+    assert gaussian_mmd(a, b) == pytest.approx(ref, rel=1e-6)
 
 
 def test_mmd_matches_numpy_and_vanishes_on_identical_batches():
@@ -226,7 +283,15 @@ def test_cdan_matches_numpy_weighted_bce_and_reverses_gradients():
     ref = (w * -(d * np.log(p) + (1 - d) * np.log(1 - p))).mean()
     assert terms["domain"].item() == pytest.approx(0.5 * ref, rel=1e-5)
     terms["domain"].backward()
-    assert step.f_s.grad is not None  # through the reversal into the features
+    # the features get the reversed gradient of the same weighted loss (g and w held constant)
+    fz = f.clone().requires_grad_(True)
+    zz = m.modules["disc"](multilinear(fz, g)).squeeze(1)
+    wt, dt = torch.from_numpy(w).float(), torch.from_numpy(d).float()
+    plain_loss = 0.5 * (wt * torch.nn.functional.binary_cross_entropy_with_logits(zz, dt, reduction="none")).mean()
+    plain_loss.backward()
+    c = warm_start(0.4)
+    assert torch.allclose(step.f_s.grad, -c * fz.grad[:B], atol=1e-6)
+    assert torch.allclose(step.f_t.grad, -c * fz.grad[B:], atol=1e-6)
     plain = build("cdan", entropy=False)
     plain.modules.load_state_dict(m.modules.state_dict())
     plain.modules.eval()
@@ -234,11 +299,12 @@ def test_cdan_matches_numpy_weighted_bce_and_reverses_gradients():
     assert unweighted == pytest.approx(np_bce_logits(z, d), rel=1e-5)
 
 
-def np_mcc(logits, t):
+def np_mcc(logits, t, w=None):
     n, k = logits.shape
     p = np_softmax(logits, t)
-    w = 1 + np.exp(-np_entropy(p))
-    w = n * w / w.sum()
+    if w is None:
+        w = 1 + np.exp(-np_entropy(p))
+        w = n * w / w.sum()
     c = (p * w[:, None]).T @ p
     c = c / c.sum(1, keepdims=True)
     return (c.sum() - np.trace(c)) / k
@@ -256,6 +322,29 @@ def test_mcc_matches_numpy_and_vanishes_for_decisive_distinct_predictions():
     w = warm_start(step.progress, 10.0)  # the ramp of the weight
     assert build("mcc", trade_off=2.0).losses(step)["mcc"].item() == pytest.approx(2 * w * ref, rel=1e-4)
     assert build("mcc", trade_off=2.0, gamma=0.0).losses(step)["mcc"].item() == pytest.approx(2 * ref, rel=1e-4)
+
+
+def test_mcc_gradient_holds_the_class_weights_constant():
+    """Finite differences of the numpy loss with the weights frozen at their current values: the
+    gradient of the authors' MCC (weights detached), which differs by several percent otherwise."""
+    from tl_core.methods.mcc import mcc_loss
+
+    z = make_step(seed=3).logits_t.detach().double()
+    zt = z.clone().requires_grad_(True)
+    mcc_loss(zt, 2.5).backward()
+    zn = z.numpy()
+    p = np_softmax(zn, 2.5)
+    w = 1 + np.exp(-np_entropy(p))
+    w = len(zn) * w / w.sum()
+    num = np.zeros_like(zn)
+    eps = 1e-6
+    for i in range(zn.shape[0]):
+        for j in range(zn.shape[1]):
+            up, dn = zn.copy(), zn.copy()
+            up[i, j] += eps
+            dn[i, j] -= eps
+            num[i, j] = (np_mcc(up, 2.5, w) - np_mcc(dn, 2.5, w)) / (2 * eps)
+    assert np.allclose(zt.grad.numpy(), num, rtol=1e-4, atol=1e-8)
 
 
 def test_information_maximisation_matches_numpy_and_its_extremes():

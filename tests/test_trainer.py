@@ -228,3 +228,11 @@ def test_adabn_adapts_a_finished_run_without_training(tmp_path, monkeypatch):
 def test_distillation_trains_a_student_from_a_finished_run(teacher_run, request):
     res = train(config_for("distill", request))
     assert res.status == "finished" and "distill" in res.history[-1]["losses"]
+
+
+def test_l2sp_optimises_its_own_objective_without_the_optimizers_weight_decay():
+    """L2-SP's penalty is its whole regulariser; other methods keep the configured decay."""
+    l2sp = Trainer(tiny("l2sp", weight_decay=5e-4))
+    assert l2sp.opt.param_groups and all(g["weight_decay"] == 0.0 for g in l2sp.opt.param_groups)
+    dann = Trainer(tiny("dann", weight_decay=5e-4))
+    assert all(g["weight_decay"] == 5e-4 for g in dann.opt.param_groups)

@@ -55,7 +55,9 @@ def gaussian_mmd(f_s: np.ndarray, f_t: np.ndarray, max_points: int = 500) -> flo
     x = np.concatenate([f_s, f_t]).astype(np.float64)
     sq = (x * x).sum(1)
     d2 = np.maximum(sq[:, None] + sq[None, :] - 2 * x @ x.T, 0)
-    bw = np.median(d2[d2 > 0]) if np.any(d2 > 0) else 1.0
+    pairs = d2[np.triu_indices(len(x), 1)]  # distinct pairs: self-distances are 0 up to rounding noise
+    bw = float(np.median(pairs)) if len(pairs) else 1.0
+    bw = bw if bw > 0 else 1.0
     k = np.exp(-d2 / bw)
     n = len(f_s)
     return float(k[:n, :n].mean() + k[n:, n:].mean() - 2 * k[:n, n:].mean())

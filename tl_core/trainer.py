@@ -155,10 +155,11 @@ class Trainer:
             {"name": "method", "params": list(self.method.modules.parameters())},
         ]
         groups = [g for g in groups if g["params"]]
+        decay = 0.0 if self.method.owns_weight_decay else t.weight_decay
         if t.optimizer == "adam":
-            self.opt = torch.optim.Adam(groups, lr=t.lr, weight_decay=t.weight_decay)
+            self.opt = torch.optim.Adam(groups, lr=t.lr, weight_decay=decay)
         else:
-            self.opt = torch.optim.SGD(groups, lr=t.lr, momentum=0.9, weight_decay=t.weight_decay, nesterov=True)
+            self.opt = torch.optim.SGD(groups, lr=t.lr, momentum=0.9, weight_decay=decay, nesterov=True)
         self.amp = t.amp and self.device.type == "cuda"
         self.amp_dtype = torch.bfloat16 if self.amp and torch.cuda.is_bf16_supported() else torch.float16
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp and self.amp_dtype == torch.float16)

@@ -104,6 +104,9 @@ class Method:
     family: ClassVar[str] = ""
     needs_target_labels: ClassVar[bool] = False
     uses_target_data: ClassVar[bool] = True  # False: the trainer skips the unlabelled target batch
+    # True: the loss carries the method's whole regulariser, so the optimizer adds no weight decay
+    # (otherwise the objective optimised would not be the one shown)
+    owns_weight_decay: ClassVar[bool] = False
     params: ClassVar[dict[str, Param]] = {}
 
     def __init__(self, params: dict[str, Any] | None = None):

@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .base import Method, Param, Step, discriminator, entropy, grl, register_method, warm_start
+from .base import Method, Param, Step, discriminator, entropy, grl, register_method
 
 
 def multilinear(f: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
@@ -23,9 +23,10 @@ def entropy_weights(p: torch.Tensor) -> torch.Tensor:
 class CDAN(Method):
     """Conditional domain-adversarial network (Long et al., 2018, arXiv:1705.10667).
 
-    L = CE(C(f_s), y_s) + lambda * mean_i w_i * BCE(D(GRL(f_i ⊗ g_i)), d_i)
+    L = CE(C(f_s), y_s) + lambda * 1/2 * sum over domains d of sum_{i in d} (w_i / sum_{j in d} w_j) * BCE(D(GRL(f_i ⊗ g_i)), d_i)
     g = softmax(C(f)) (detached); with entropy conditioning (CDAN+E) w_i = 1 + exp(-H(g_i)),
-    so confident predictions weigh more; without it w_i = 1.
+    so confident predictions weigh more; without it w_i = 1 and the domain term is the plain mean BCE.
+    The weights are normalised within each domain, so the source and target halves count equally.
     """
 
     label = "Conditional adversarial alignment (CDAN)"
@@ -34,7 +35,8 @@ class CDAN(Method):
                "with the classifier's predictions (their outer product), so it aligns each class with the same "
                "class across domains instead of the whole clouds. With entropy conditioning (CDAN+E), "
                "confidently classified images count more.")
-    formula = "L = CE(C(f_s), y_s) + λ · Σ wᵢ · BCE(D(GRL(fᵢ ⊗ gᵢ)), dᵢ),  wᵢ = 1 + e^(−H(gᵢ))"
+    formula = ("L = CE(C(f_s), y_s) + λ · ½ Σ_domains Σᵢ (wᵢ / Σⱼ wⱼ) · BCE(D(GRL(fᵢ ⊗ gᵢ)), dᵢ),  "
+               "wᵢ = 1 + e^(−H(gᵢ)) normalised within each domain")
     helps = "Multimodal data (several classes) where DANN's global alignment mixes classes up."
     hurts = "Early, wrong predictions condition the alignment: on a hard shift it can lock in mistakes."
     paper = "Long et al., Conditional Adversarial Domain Adaptation, NeurIPS 2018, arXiv:1705.10667"
@@ -42,7 +44,7 @@ class CDAN(Method):
         "trade_off": Param(1.0, 0.0, 10.0, "λ, weight of the domain loss"),
         "entropy": Param(True, help="entropy conditioning (CDAN+E)"),
         "hidden": Param(500, 16, 4096, "width of the discriminator's hidden layers"),
-        "gamma": Param(10.0, 0.0, 100.0, "speed of the gradient-reversal warm-up schedule"),
+        "gamma": Param(10.0, 0.0, 100.0, "speed of the gradient-reversal warm-up schedule (0: full strength at once)"),
     }
 
     def build(self, feat_dim, num_classes):
@@ -52,7 +54,7 @@ class CDAN(Method):
     def losses(self, step: Step):
         f = torch.cat([step.f_s, step.f_t])
         g = torch.cat([step.logits_s, step.logits_t]).softmax(1).detach()
-        c = warm_start(step.progress, self.p["gamma"])
+        c = self.ramp(step.progress)
         d = self.modules["disc"](grl(multilinear(f, g), c)).squeeze(1)
         labels = torch.cat([torch.ones(len(step.f_s)), torch.zeros(len(step.f_t))]).to(d)
         w = entropy_weights(g) if self.p["entropy"] else torch.ones_like(d)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .base import Method, Param, Step, discriminator, grl, register_method, warm_start
+from .base import Method, Param, Step, discriminator, grl, register_method
 
 
 @register_method("dann")
@@ -29,7 +29,7 @@ class DANN(Method):
     params = {
         "trade_off": Param(1.0, 0.0, 10.0, "λ, weight of the domain loss"),
         "hidden": Param(500, 16, 4096, "width of the discriminator's hidden layers"),
-        "gamma": Param(10.0, 0.0, 100.0, "speed of the gradient-reversal warm-up schedule"),
+        "gamma": Param(10.0, 0.0, 100.0, "speed of the gradient-reversal warm-up schedule (0: full strength at once)"),
     }
 
     def build(self, feat_dim, num_classes):
@@ -38,7 +38,7 @@ class DANN(Method):
 
     def losses(self, step: Step):
         f = torch.cat([step.f_s, step.f_t])
-        c = warm_start(step.progress, self.p["gamma"])
+        c = self.ramp(step.progress)
         d = self.modules["disc"](grl(f, c)).squeeze(1)
         labels = torch.cat([torch.ones(len(step.f_s)), torch.zeros(len(step.f_t))]).to(d)
         dom = F.binary_cross_entropy_with_logits(d.float(), labels.float())

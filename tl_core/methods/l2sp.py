@@ -16,10 +16,12 @@ class L2SP(Method):
     """
 
     label = "L2-SP (stay near the start)"
+    owns_weight_decay = True  # α pulls the backbone to w⁰ and β decays the head: no other decay
     family = "parameter transfer"
     summary = ("Fine-tunes on the labelled data while a penalty pulls the backbone's weights back towards "
-               "where they started, so what the pretrained network knew is not forgotten. The new head only "
-               "gets ordinary weight decay.")
+               "where they started, so what the pretrained network knew is not forgotten. The new head gets a "
+               "plain L2 penalty (β). The optimizer adds no weight decay of its own, so what is optimised is "
+               "exactly the formula.")
     formula = "L = CE + α/2 · ‖w − w⁰‖² (backbone) + β/2 · ‖w_head‖²"
     helps = "Few target labels and a good pretrained backbone."
     hurts = "The target needs features far from the starting ones: the penalty holds them back."

@@ -9,12 +9,13 @@ from .base import Method, Param, Step, entropy, register_method
 def mcc_loss(logits_t: torch.Tensor, temperature: float = 2.5) -> torch.Tensor:
     """Class confusion of target predictions (Jin et al., 2020).
 
-    p = softmax(z / T); w_i ∝ 1 + exp(-H(p_i)), scaled to sum to N; C = pᵀ diag(w) p;
+    p = softmax(z / T); w_i ∝ 1 + exp(-H(p_i)), scaled to sum to N, held constant (no gradient flows
+    through the weights, as in the authors' code); C = pᵀ diag(w) p;
     C's rows normalised to sum 1; loss = (sum(C) - trace(C)) / K.
     """
     n, k = logits_t.shape
     p = (logits_t / temperature).softmax(1)
-    w = 1.0 + torch.exp(-entropy(p))
+    w = 1.0 + torch.exp(-entropy(p.detach()))  # a weighting, not a term to optimise
     w = (n * w / w.sum()).unsqueeze(1)
     conf = (p * w).t() @ p
     conf = conf / conf.sum(1, keepdim=True)
