@@ -20,13 +20,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "bench" / "results"
 
-# TLlib's published LeNet numbers (Transfer-Learning-Library, DANN/DAN/CDAN tables for digits).
-PUBLISHED = {
-    ("mnist", "usps"): {"source_only": 82.1, "dann": 91.7, "mmd": 86.0, "cdan": 96.0, "mcd": 94.1, "mdd": 94.8,
-                        "mcc": 95.1},
-    ("usps", "mnist"): {"source_only": 74.6, "dann": 95.2, "mmd": 89.5, "cdan": 97.7, "mcd": 97.6, "mdd": 97.8,
-                        "mcc": 94.6},
-}
+sys.path.insert(0, str(ROOT))
+from tl_core.experiments import REFERENCES as PUBLISHED  # noqa: E402  (TLlib's LeNet table: one copy, in tl_core)
+
 PAIRS = [("mnist", "usps"), ("usps", "mnist")]
 SHORT = {"mnist": "M", "usps": "U"}
 

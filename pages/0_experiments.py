@@ -138,7 +138,8 @@ def show(exp_id: str) -> None:
             error_box(e)
     if active:
         live(exp_id)
-    box = st.success if p["status"] == "finished" else st.info
+    helped = any(r["role"] == "" and (r["gain"] or 0) > 0 for r in v["results"])
+    box = (st.success if helped else st.warning) if p["status"] == "finished" else st.info
     box(api.md(v["verdict"]).replace("\\*\\*", "**"), icon=":material/gavel:")
     for r in v["results"]:
         for f in r["flags"]:
@@ -167,8 +168,9 @@ def show(exp_id: str) -> None:
             with cols[i % len(cols)]:
                 st.markdown(f"**{plain(label)}**")
                 h = v["histories"][rid]
-                st.plotly_chart(plots.embedding_scatter(api.read_embedding(me, rid), h[-1].get("classes") if h else None),
-                                key=f"map-{rid}")
+                fig = plots.embedding_scatter(api.read_embedding(me, rid), h[-1].get("classes") if h else None)
+                fig.update_layout(showlegend=False)  # the caption above says what the colours are; columns are narrow
+                st.plotly_chart(fig, key=f"map-{rid}")
     if v["preset"] in PRESETS:
         with st.expander("The lesson"):
             st.markdown(plain(PRESETS[v["preset"]]["lesson"]))

@@ -120,6 +120,18 @@ def test_negative_transfer_is_flagged_only_beyond_the_noise():
     assert not by(noisy, "DANN")["negative_transfer"] and "within the seed spread" in by(noisy, "DANN")["flags"][0]
 
 
+def test_more_seeds_make_the_same_spread_tell_more():
+    """Three seeds where every adapted run is below every baseline run (the 'hurts' preset as measured):
+    beyond twice the standard error of the difference, although within twice the seed spread."""
+    three = X.summary(record(spec(seeds=(0, 1, 2)), {"source only": [0.481, 0.423, 0.479],
+                                                     "DANN": [0.388, 0.256, 0.215], "CORAL": [0.47, 0.46, 0.48]}))
+    dann = by(three, "DANN")
+    assert -dann["gain"] < 2 * dann["target_acc_std"]  # the old rule would have called it luck
+    assert dann["negative_transfer"] and "Negative transfer: DANN" in three["verdict"]
+    two = X.summary(record(spec(), {"source only": [0.481, 0.423], "DANN": [0.388, 0.215], "CORAL": [0.47, 0.46]}))
+    assert not by(two, "DANN")["negative_transfer"]  # the same kind of spread over 2 seeds: not enough
+
+
 def test_one_seed_says_the_spread_is_unknown():
     s = X.summary(record(spec(seeds=(0,)), {"source only": [0.7], "DANN": [0.8], "CORAL": [0.75]}))
     assert "spread between seeds is unknown" in s["verdict"]

@@ -162,7 +162,11 @@ def overlay_accuracy(curves: dict[str, Sequence[dict[str, Any]]]) -> go.Figure:
         fig.add_trace(go.Scatter(x=[h["epoch"] for h in hist], y=[h["target_acc"] for h in hist], name=name,
                                  mode="lines+markers", line=dict(color=PALETTE[i % len(PALETTE)])))
     fig.update_yaxes(tickformat=".0%")
-    return _layout(fig, "Target accuracy per epoch", "epoch", "target accuracy", height=360)
+    _layout(fig, "Target accuracy per epoch", "epoch", "target accuracy", height=360)
+    if len(curves) > 4:  # more entries than fit beside the title
+        fig.update_layout(legend=dict(orientation="h", yanchor="top", y=-0.2, xanchor="left", x=0), height=420,
+                          margin=dict(l=10, r=10, t=40, b=90))
+    return fig
 
 
 def accuracy_bars(names: Sequence[str], accs: Sequence[float], gains: Sequence[float | None]) -> go.Figure:
@@ -206,9 +210,12 @@ def experiment_bars(results: Sequence[dict[str, Any]], reference_source: str = "
                                              line=dict(width=1, color="white"))))
     lo = min([r["target_acc_mean"] for r in rs] + seeds_y)
     fig.update_yaxes(range=[max(0.0, lo - 0.15), 1.05], tickformat=".0%")
-    fig.update_layout(legend=dict(orientation="h", y=-0.15))
-    return _layout(fig, "Target accuracy per strategy (mean ± std over seeds; gain over source only)", "",
-                   "target accuracy", height=400)
+    _layout(fig, "Target accuracy per strategy (mean ± std over seeds)", "", "target accuracy", height=420)
+    # below the plot: above it, three legend entries run into the title in a half-width column
+    long = max(len(n) for n in names) > 12  # long names are drawn slanted, and reach lower
+    fig.update_layout(legend=dict(orientation="h", yanchor="top", y=-0.38 if long else -0.12, xanchor="left", x=0),
+                      margin=dict(l=10, r=10, t=40, b=120 if long else 60))
+    return fig
 
 
 def stage_diagram(stages: Sequence[tuple[str, int]], frozen: int) -> go.Figure:

@@ -13,6 +13,7 @@ home is refused (it would otherwise judge the first one's workers by its own pro
 """
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -57,8 +58,9 @@ def store() -> Store:
         return _STORES[key]
 
 
+@functools.lru_cache(maxsize=1)
 def gpu_count() -> int:
-    """GPUs visible, without importing torch in the web server."""
+    """GPUs visible, without importing torch in the web server (asked once per process)."""
     if os.environ.get("CUDA_VISIBLE_DEVICES", None) == "":
         return 0
     smi = shutil.which("nvidia-smi")
@@ -72,10 +74,50 @@ def gpu_count() -> int:
 
 
 def max_concurrent() -> int:
+    """Runs that may train at once: TL_MAX_RUNS, else one on a CPU machine (two torch jobs on a few
+    cores each run 6-8x slower), else as many as the GPUs' capacity holds at the smallest share."""
     env = os.environ.get("TL_MAX_RUNS")
     if env and env.isdigit() and int(env) > 0:
         return int(env)
-    return max(1, gpu_count())
+    gpus = gpu_count()
+    return max(1, int(gpus / SMALL_SHARE)) if gpus else 1
+
+
+SMALL_SHARE = 0.25  # the share of one GPU a small model's run declares (LeNet-sized: 4 train at once)
+
+
+def device_share(config: dict[str, Any]) -> float:
+    """The share of one GPU a run declares: small from-scratch models a quarter, anything else a whole one."""
+    return SMALL_SHARE if config["model"]["backbone"] == "lenet" else 1.0
+
+
+def pack(active: list[tuple[int | None, float]], queued: list[tuple[str, float]], gpus: int,
+         limit: int) -> list[tuple[str, int]]:
+    """Which queued runs start now and on which slot, oldest first. Without GPUs a slot is a CPU
+    place (up to `limit`); with GPUs a slot is a GPU index and each run takes its declared share of
+    it, so that several small runs of one experiment train on one device at once. Stops at the first
+    run that does not fit: the queue keeps its order."""
+    out: list[tuple[str, int]] = []
+    if not gpus:
+        used = {s for s, _ in active if s is not None}
+        free = (s for s in range(limit) if s not in used)
+        for rid, _ in queued[:max(0, limit - len(active))]:
+            out.append((rid, next(free)))
+        return out
+    load = [0.0] * gpus
+    for s, share in active:
+        load[(s or 0) % gpus] += share
+    n = len(active)
+    for rid, share in queued:
+        if n >= limit:
+            break
+        gpu = min(range(gpus), key=lambda g: load[g])
+        if load[gpu] + share > 1.0 + 1e-9:
+            break
+        load[gpu] += share
+        out.append((rid, gpu))
+        n += 1
+    return out
 
 
 # -- process liveness ----------------------------------------------------------------
@@ -170,20 +212,18 @@ def schedule(st: Store | None = None) -> list[str]:
         return []  # the common case for a polling page: no write lock taken
     limit = max_concurrent()
 
+    gpus = gpu_count()
+
     def claim(c: sqlite3.Connection) -> list[tuple[str, int]]:  # atomic across processes
-        active = [r["slot"] for r in c.execute("SELECT slot FROM runs WHERE status IN (?,?)", ACTIVE)]
-        free = limit - len(active)
-        claimed = []
-        if free > 0:
-            rows = c.execute("SELECT id FROM runs WHERE status='queued' ORDER BY created, rowid LIMIT ?",
-                             (free,)).fetchall()
-            used = {s for s in active if s is not None}
-            slots = (s for s in range(limit) if s not in used)
-            for r in rows:
-                slot = next(slots)
-                c.execute("UPDATE runs SET status='starting', started=?, pid=NULL, slot=?, cancel_requested=NULL, "
-                          "host=? WHERE id=?", (time.time(), slot, HOST, r["id"]))
-                claimed.append((r["id"], slot))
+        active = [(r["slot"], device_share(json.loads(r["config"])) if gpus else 1.0)
+                  for r in c.execute("SELECT slot, config FROM runs WHERE status IN (?,?)", ACTIVE)]
+        queued = [(r["id"], device_share(json.loads(r["config"])) if gpus else 1.0)
+                  for r in c.execute("SELECT id, config FROM runs WHERE status='queued' ORDER BY created, rowid "
+                                     "LIMIT 64")]
+        claimed = pack(active, queued, gpus, limit)
+        for run_id, slot in claimed:
+            c.execute("UPDATE runs SET status='starting', started=?, pid=NULL, slot=?, cancel_requested=NULL, "
+                      "host=? WHERE id=?", (time.time(), slot, HOST, run_id))
         return claimed
 
     claimed = st.write(claim, immediate=True)
@@ -203,7 +243,7 @@ def _spawn(st: Store, run_id: str, slot: int) -> None:
     env["PYTHONUNBUFFERED"] = "1"
     gpus = gpu_count()
     if gpus > 1:
-        env["CUDA_VISIBLE_DEVICES"] = str(slot % gpus)
+        env["CUDA_VISIBLE_DEVICES"] = str(slot % gpus)  # a GPU run's slot is its GPU
     with open(rd / "worker.log", "ab") as log:
         p = subprocess.Popen([sys.executable, "-m", "tl_core", "worker", run_id], stdout=log,
                              stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, cwd=pkg_parent,

@@ -63,13 +63,16 @@ class Domain:
     def _decode(self) -> DomainData:
         raise NotImplementedError
 
+    def cache_path(self) -> Path:
+        return cache_dir("domains") / (_safe(self.cache_key()) + ".safetensors")
+
     def load(self) -> DomainData:
         """Decode once, then read the uint8 cache under `TL_HOME/cache/domains` (fast)."""
         key = self.cache_key()
         hit = _MEMO.get(key)
         if hit is not None:
             return hit
-        path = cache_dir("domains") / (_safe(key) + ".safetensors")
+        path = self.cache_path()
         data = _read_cache(path, self.name)
         if data is None:
             ok, why = self.available()
