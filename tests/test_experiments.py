@@ -21,7 +21,14 @@ def home(tmp_path, monkeypatch):
     monkeypatch.setenv("TL_HOME", str(h))
     monkeypatch.setenv("TL_MAX_RUNS", "1")
     monkeypatch.setattr("tl_core.runs.schedule", lambda st=None: [])  # nothing starts: these tests read records
-    return h
+    yield h
+    from tl_core import runs
+    from tl_core.paths import tl_home
+
+    runs.stop_scheduler(tl_home())  # an app test started the server's scheduler thread for this home
+    for r in runs.list_runs():  # and no run of this home may start or outlive its test
+        if r["status"] in ("queued", "starting", "running"):
+            runs.cancel(r["id"], wait_s=10)
 
 
 def spec(**kw) -> ExperimentSpec:

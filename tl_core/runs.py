@@ -547,6 +547,17 @@ def worker_main(run_id: str) -> int:
 # -- the web server's side ------------------------------------------------------------------
 
 _SCHEDULERS: dict[str, threading.Thread] = {}
+_SCHEDULER_STOPS: dict[str, threading.Event] = {}
+
+
+def stop_scheduler(home: str | Path) -> None:
+    """End the scheduler thread of a TL_HOME (a test's home that is about to go; a server never needs it)."""
+    key = str(home)
+    if key in _SCHEDULER_STOPS:
+        _SCHEDULER_STOPS.pop(key).set()
+        t = _SCHEDULERS.pop(key, None)
+        if t is not None:
+            t.join(10)
 
 
 def start_scheduler(interval_s: float = 2.0) -> None:
@@ -557,16 +568,17 @@ def start_scheduler(interval_s: float = 2.0) -> None:
     home = str(tl_home())
     if home in _SCHEDULERS and _SCHEDULERS[home].is_alive():
         return
+    stop = _SCHEDULER_STOPS[home] = threading.Event()
 
     def loop() -> None:
         st = None
-        while True:
+        while not stop.is_set():
             try:
                 st = st or Store(Path(home), interactive=True)
                 schedule(st)
             except Exception:  # noqa: BLE001 - a busy or damaged store: try again next tick
                 pass
-            time.sleep(interval_s)
+            stop.wait(interval_s)
 
     t = threading.Thread(target=loop, name=f"tl-scheduler:{home}", daemon=True)
     t.start()
