@@ -233,6 +233,8 @@ def test_distillation_trains_a_student_from_a_finished_run(teacher_run, request)
 def test_l2sp_optimises_its_own_objective_without_the_optimizers_weight_decay():
     """L2-SP's penalty is its whole regulariser; other methods keep the configured decay."""
     l2sp = Trainer(tiny("l2sp", weight_decay=5e-4))
+    l2sp.setup()
     assert l2sp.opt.param_groups and all(g["weight_decay"] == 0.0 for g in l2sp.opt.param_groups)
     dann = Trainer(tiny("dann", weight_decay=5e-4))
+    dann.setup()
     assert all(g["weight_decay"] == 5e-4 for g in dann.opt.param_groups)
