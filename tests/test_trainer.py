@@ -191,6 +191,50 @@ def test_feature_extract_computes_each_domains_features_once(setting, monkeypatc
     assert again.status == "finished" and calls == []  # a second run reads the disk cache
 
 
+def test_frozen_prefix_is_cached_once_and_gives_the_same_features(monkeypatch):
+    """A pretrained backbone with frozen stages trains on their cached output: the features it
+    evaluates are those of the full network, and the frozen stages run once per image, not per step."""
+    cfg = pacs_photo_to_sketch().replace(model={"freeze": 7}, method={"name": "dann", "params": {}},
+                                         train={"epochs": 2, "steps_per_epoch": 15})
+    t = Trainer(cfg)
+    t.setup()
+    c, d = t.prefix_cache, t.data
+    assert c is not None and "frozen features cached" in t.cache_note
+    assert len(c.store["source/train"]) == len(d.src_train) + len(d.src_val)
+    assert len(c.store["target/test"]) == len(d.target.x_test)
+    for key, x in [("target/test", d.target.x_test), ("source/val", d.source.x_train[d.src_val])]:
+        cached = t._features_from_cache(key)
+        assert torch.allclose(cached, t.backbone_features(x), atol=1e-4, rtol=1e-4)
+    calls = []
+    frozen = t.model.backbone.frozen_stages()[0]
+    frozen.register_forward_hook(lambda *a: calls.append(1))
+    before = [p.detach().clone() for p in t.model.backbone.stages["blocks6"].parameters()]
+    res = t.fit()
+    assert res.status == "finished" and calls == []  # training and evaluation never re-ran the frozen stages
+    after = list(t.model.backbone.stages["blocks6"].parameters())
+    assert any(not torch.equal(a, b) for a, b in zip(before, after))  # the trainable stages learned
+
+
+@pytest.mark.parametrize("change", ["none", "pixels", "random_init", "too_big"])
+def test_frozen_prefix_falls_back_to_images_when_caching_cannot_serve(change, monkeypatch):
+    from tl_core import prefix_cache
+
+    # enough steps that caching pays (the control, "none", caches)
+    cfg = pacs_photo_to_sketch().replace(model={"freeze": 8}, train={"epochs": 1, "steps_per_epoch": 40})
+    if change == "pixels":  # the strong view is made from target pixels
+        cfg = cfg.replace(method={"name": "pseudo_label", "params": {}})
+    elif change == "random_init":  # only pretrained frozen stages are worth caching
+        cfg = cfg.replace(model={"pretrained": False})
+    elif change == "too_big":
+        monkeypatch.setattr(prefix_cache, "MAX_BYTES", 1000)
+    t = Trainer(cfg)
+    t.setup()
+    assert (t.prefix_cache is not None) == (change == "none")
+    if change == "too_big":
+        assert "over the" in t.cache_note
+        assert t.fit().status == "finished"
+
+
 def test_gradual_unfreezing_leaves_lower_stages_untouched_until_their_turn():
     cfg = tiny("finetune", epochs=2).replace(method={"name": "finetune", "params": {
         "source_phase": 0.5, "gradual_unfreeze": True, "layer_decay": 0.5}})

@@ -47,6 +47,18 @@ class Backbone(nn.Module):
 
     forward = features
 
+    def prefix(self, x: torch.Tensor) -> torch.Tensor:
+        """The output of the frozen stages (what a run may compute once and cache)."""
+        for stage in self.frozen_stages():
+            x = stage(x)
+        return x
+
+    def features_from_prefix(self, h: torch.Tensor) -> torch.Tensor:
+        """Pooled features from the frozen stages' output: `features(x) == features_from_prefix(prefix(x))`."""
+        for stage in list(self.stages.values())[self.frozen_depth:]:
+            h = stage(h)
+        return self.pool(h)
+
     def freeze(self, depth: int) -> "Backbone":
         n = len(self.stages)
         if not 0 <= depth <= n:

@@ -24,6 +24,7 @@ from .errors import RunAborted, TLError
 from .inputs import adapt
 from .methods import Method, Step, get_method
 from .metrics import classification_report, gaussian_mmd, proxy_a_distance, selection_scores
+from .prefix_cache import PrefixCache, plan_cache
 
 
 class Diverged(TLError):
@@ -177,15 +178,48 @@ class Trainer:
         if t.embedding == "tsne":
             import openTSNE  # noqa: F401  (its ~1 s import belongs to set-up, not to the first epoch)
         self.trainable, self.total = self._param_counts()
+        self.prefix_cache = self._make_prefix_cache()
+
+    def _make_prefix_cache(self) -> PrefixCache | None:
+        """Cache the frozen stages' output of a pretrained backbone when it pays and fits (see
+        prefix_cache.py); `cache_note` says what was decided."""
+        from .planner import mem_available_gb
+
+        bb, d, m = self.model.backbone, self.data, self.method
+        self.cache_note = ""
+        if not (bb.pretrained and bb.frozen_depth > 0) or m.needs_pixels or self.n_steps == 0:
+            return None
+        src_rows = torch.cat([d.src_train, d.src_val])
+        tgt_rows = torch.cat([d.tgt_train if m.uses_target_data else d.tgt_labelled[:0], d.tgt_labelled])
+        n = (len(torch.unique(src_rows)) + len(torch.unique(tgt_rows))
+             + len(d.source.x_test) + len(d.target.x_test))
+        per_step = self.batch_size * (2 if m.uses_target_data else 1)
+        if self.l_sampler is not None:
+            per_step += min(self.batch_size, max(2, len(d.tgt_labelled)))
+        per_epoch_eval = len(d.source.x_test) + len(d.src_val) + len(d.target.x_test)
+        without = self.total_steps * per_step + self.n_epochs * per_epoch_eval
+        cache = PrefixCache(bb, self.spec, self.device, self.channels_last)
+        ok, self.cache_note = plan_cache(n, cache.bytes_per_image(d.source.x_test), without, mem_available_gb)
+        if not ok:
+            return None
+        cache.add("source/train", d.source.x_train, src_rows)
+        cache.add("source/test", d.source.x_test)
+        if len(tgt_rows):
+            cache.add("target/train", d.target.x_train, tgt_rows)
+        cache.add("target/test", d.target.x_test)
+        return cache
 
     def _param_counts(self) -> tuple[int, int]:
         ps = list(self.model.parameters()) + list(self.method.modules.parameters())
         return sum(p.numel() for p in ps if p.requires_grad), sum(p.numel() for p in ps)
 
     # -- one step ------------------------------------------------------------------
-    def _batch(self, domain, idx: torch.Tensor, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
-        """(model input, the stored uint8 images) for some training images of a domain."""
+    def _batch(self, split: str, domain, idx: torch.Tensor, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        """(model input, the stored uint8 images) for some training images of a domain; the model
+        input is the frozen stages' cached output when the run caches it."""
         raw = domain.x_train[idx]
+        if self.prefix_cache is not None:
+            return self.prefix_cache.rows(split, idx), raw
         x = adapt(raw, self.spec, self.device)
         if train and self.cfg.train.augment:
             x = augment(x, self.aug_g)
@@ -225,27 +259,28 @@ class Trainer:
         self.set_lrs(progress)
         bs = self.batch_size
         si = self.s_sampler.next(bs)
-        parts, ys = [self._batch(d.source, si, True)[0]], d.source.y_train[si].to(self.device)
+        parts, ys = [self._batch("source/train", d.source, si, True)[0]], d.source.y_train[si].to(self.device)
         n_t = n_l = 0
         xt = raw_t = None
         if self.method.uses_target_data:
-            xt, raw_t = self._batch(d.target, self.t_sampler.next(bs), True)
+            xt, raw_t = self._batch("target/train", d.target, self.t_sampler.next(bs), True)
             parts.append(xt)
             n_t = bs
         y_l = None
         if self.l_sampler is not None:
             li = self.l_sampler.next(min(bs, max(2, len(d.tgt_labelled))))
-            parts.append(self._batch(d.target, li, True)[0])
+            parts.append(self._batch("target/train", d.target, li, True)[0])
             y_l, n_l = d.y_target_train[li].to(self.device), len(li)
         x = torch.cat(parts)
         with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp):
-            f = self.model.backbone.features(x)  # one pass: BatchNorm sees both domains
+            bb = self.model.backbone  # one pass: BatchNorm sees both domains
+            f = bb.features(x) if self.prefix_cache is None else bb.features_from_prefix(x)
             logits = self.model.head(f)
             f, logits = f.float(), logits.float()
             step = Step(f_s=f[:bs], logits_s=logits[:bs], y_s=ys, progress=progress, epoch=epoch)
             if n_t:
                 step.f_t, step.logits_t = f[bs:bs + n_t], logits[bs:bs + n_t]
-                step.x_t, step.raw_t = xt, raw_t
+                step.x_t, step.raw_t = (xt if self.prefix_cache is None else None), raw_t
             if n_l:
                 step.f_tl, step.logits_tl, step.y_tl = f[bs + n_t:], logits[bs + n_t:], y_l
             terms = self.method.losses(step)
@@ -287,10 +322,27 @@ class Trainer:
         return torch.cat(feats) if feats else torch.zeros(0, self.model.backbone.feat_dim)
 
     @torch.no_grad()
+    def _features_from_cache(self, key: str, batch: int = 512) -> torch.Tensor | None:
+        """Backbone features of an evaluation split from the frozen-prefix cache (None: not cached)."""
+        c = self.prefix_cache
+        if c is None or key not in ("source/test", "source/val", "target/test"):
+            return None
+        h = c.rows("source/train", self.data.src_val) if key == "source/val" else c.store[key]
+        self.model.eval()
+        feats = []
+        for i in range(0, len(h), batch):
+            with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp):
+                feats.append(self.model.backbone.features_from_prefix(h[i:i + batch]).float().cpu())
+        self.model.train()
+        return torch.cat(feats) if feats else torch.zeros(0, self.model.backbone.feat_dim)
+
+    @torch.no_grad()
     def predict_features(self, x_uint8: torch.Tensor, key: str = "") -> tuple[torch.Tensor, torch.Tensor]:
-        """(features, logits) for uint8 images, in eval mode; `key` names the split for methods
-        that cache features of a frozen backbone."""
+        """(features, logits) for uint8 images, in eval mode; `key` names the split for the
+        frozen-prefix cache and for methods that cache features of a frozen backbone."""
         f = self.method.cached_features(self, key, x_uint8) if key else None
+        if f is None and key:
+            f = self._features_from_cache(key)
         if f is None:
             f = self.backbone_features(x_uint8)
         self.model.eval()

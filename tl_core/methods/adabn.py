@@ -66,6 +66,7 @@ class AdaBN(Method):
     helps = "The shift is mostly in low-level statistics (colour, contrast, blur) and the backbone has BatchNorm."
     hurts = "Tiny target sets (noisy statistics), or shifts in shape and layout that statistics cannot fix."
     paper = "Li et al., Revisiting Batch Normalization For Practical Domain Adaptation, ICLR-W 2017, arXiv:1603.04779"
+    needs_pixels = True  # target statistics are re-estimated through every BatchNorm layer, frozen ones too
     uses_target_data = False  # training (if any) is source-only: BatchNorm must not see a mix
     params = {
         "from_run": Param("", help="id of a finished run to adapt without training (empty: train on the source first)",

@@ -107,6 +107,9 @@ class Method:
     # True: the loss carries the method's whole regulariser, so the optimizer adds no weight decay
     # (otherwise the objective optimised would not be the one shown)
     owns_weight_decay: ClassVar[bool] = False
+    # True: the method reads the images themselves (a teacher's or a second view's input, BatchNorm
+    # re-estimation through the whole network), so the trainer cannot feed it cached frozen features
+    needs_pixels: ClassVar[bool] = False
     params: ClassVar[dict[str, Param]] = {}
 
     def __init__(self, params: dict[str, Any] | None = None):

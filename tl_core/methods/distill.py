@@ -34,6 +34,7 @@ class Distill(Method):
     helps = "A strong teacher exists and you need a faster or smaller model for the target."
     hurts = "The teacher is poor on the target: the student copies its mistakes."
     paper = "Hinton et al., Distilling the Knowledge in a Neural Network, NeurIPS-W 2014, arXiv:1503.02531"
+    needs_pixels = True  # the teacher reads the target images
     params = {
         "teacher": Param("", help="id of a finished run whose model teaches (see the Compare page)", run_ref=True),
         "temperature": Param(4.0, 1.0, 20.0, "T, softening of both distributions"),

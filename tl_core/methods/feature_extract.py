@@ -32,6 +32,7 @@ class FeatureExtract(Method):
     helps = "Pretrained features fit the task and labelled data are few: nothing can over-fit but the head."
     hurts = "Random-init backbones (the features are noise) or targets unlike the pretraining data."
     paper = "Donahue et al., DeCAF: A Deep Convolutional Activation Feature for Generic Visual Recognition, ICML 2014, arXiv:1310.1531"
+    needs_pixels = True  # it keeps its own cache of the whole backbone's features
     uses_target_data = False
     params = {
         "head": Param("logreg", help="logreg: logistic regression; svm: linear SVM; linear: a linear layer "

@@ -34,6 +34,7 @@ class PseudoLabel(Method):
     helps = "The source model is already right on most target images (small to moderate shift)."
     hurts = "A large shift: confident mistakes become training labels and reinforce themselves."
     paper = "Sohn et al., FixMatch: Simplifying Semi-Supervised Learning with Consistency and Confidence, NeurIPS 2020, arXiv:2001.07685"
+    needs_pixels = True  # the strong view is made from the target images
     params = {
         "threshold": Param(0.95, 0.5, 0.999, "τ, confidence needed before a prediction is used as a label"),
         "trade_off": Param(1.0, 0.0, 10.0, "λ, weight of the pseudo-label loss"),

@@ -1,0 +1,89 @@
+"""The frozen stages' output, computed once per run for every image the run touches.
+
+A pretrained backbone with most stages frozen spends nearly all of a step's time recomputing
+the same frozen activations (EfficientNet-Lite0 with 8 of 9 stages frozen: 93 % of its FLOPs).
+Frozen stages run in eval mode (their BatchNorm keeps ImageNet statistics) and have no dropout,
+so their output for an image never changes: the run computes it once and trains the rest on it.
+What is lost is pixel-level augmentation, which is why methods that read the images themselves
+(`Method.needs_pixels`) and runs whose cache would not pay for itself or fit in memory keep
+the image path.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+
+from .backbones import Backbone
+from .inputs import InputSpec, adapt
+
+# At most this share of the memory available, and never more than this many bytes.
+MAX_SHARE = 0.25
+MAX_BYTES = 2 * 1024**3
+
+
+class PrefixCache:
+    """Frozen-prefix activations of named splits; `rows(split, idx)` picks images by their index
+    in the domain's own arrays, as the samplers do."""
+
+    def __init__(self, backbone: Backbone, spec: InputSpec, device: torch.device, channels_last: bool,
+                 batch: int = 128):
+        self.bb, self.spec, self.device = backbone, spec, device
+        self.channels_last, self.batch = channels_last, batch
+        self.store: dict[str, torch.Tensor] = {}
+        self.pos: dict[str, torch.Tensor] = {}  # split -> row of each domain index (-1: not cached)
+
+    @torch.no_grad()
+    def _prefix(self, x_uint8: torch.Tensor) -> torch.Tensor:
+        out = []
+        was = self.bb.training
+        self.bb.eval()
+        try:
+            for i in range(0, len(x_uint8), self.batch):
+                x = adapt(x_uint8[i:i + self.batch], self.spec, self.device, channels_last=self.channels_last)
+                out.append(self.bb.prefix(x).float())
+        finally:
+            self.bb.train(was)
+        return torch.cat(out)
+
+    def bytes_per_image(self, sample: torch.Tensor) -> int:
+        """Size of one image's cached activation (from one image through the prefix)."""
+        return self._prefix(sample[:1]).numel() * 4
+
+    def add(self, split: str, images: torch.Tensor, rows: torch.Tensor | None = None) -> None:
+        """Cache `images[rows]` (all of them when `rows` is None) under `split`."""
+        if rows is None:
+            rows = torch.arange(len(images))
+        rows = torch.unique(rows)
+        pos = torch.full((len(images),), -1, dtype=torch.long)
+        pos[rows] = torch.arange(len(rows))
+        self.store[split] = self._prefix(images[rows])
+        self.pos[split] = pos
+
+    def rows(self, split: str, idx: torch.Tensor) -> torch.Tensor:
+        p = self.pos[split][idx]
+        if bool((p < 0).any()):
+            raise KeyError(f"{split}: image {int(idx[p < 0][0])} is not in the frozen-feature cache")
+        return self.store[split][p.to(self.store[split].device)]
+
+    def __contains__(self, split: str) -> bool:
+        return split in self.store
+
+    @property
+    def nbytes(self) -> int:
+        return sum(t.numel() * t.element_size() for t in self.store.values())
+
+
+def plan_cache(n_images: int, bytes_per_image: int, images_without_cache: int,
+               mem_available: Callable[[], float]) -> tuple[bool, str]:
+    """Whether caching `n_images` pays (fewer prefix passes than the run would make without it)
+    and fits (`MAX_SHARE` of the memory available, at most `MAX_BYTES`); the reason in words."""
+    need = n_images * bytes_per_image
+    cap = min(MAX_BYTES, MAX_SHARE * mem_available() * 1024**3)
+    if need > cap:
+        return False, (f"frozen features not cached: {need / 1024**2:.0f} MB for {n_images} images is over "
+                       f"the {cap / 1024**2:.0f} MB allowed")
+    if n_images >= images_without_cache:
+        return False, (f"frozen features not cached: caching {n_images} images costs more than the "
+                       f"{images_without_cache} prefix passes the run makes without it")
+    return True, f"frozen features cached: {n_images} images, {need / 1024**2:.0f} MB"
