@@ -44,19 +44,31 @@ depth = st.select_slider("Freeze depth: stages that stay frozen", options=list(r
                          value=min(m["freeze"] if m["backbone"] == name else 0, len(stages)),
                          format_func=lambda d: "none (train all)" if d == 0 else f"{d}: up to {stages[d - 1]}",
                          key=f"freeze-{name}")
+bottleneck = 0
+if name != "lenet":
+    widths = (0, 128, 256, 512)
+    now = m.get("bottleneck", 0)
+    bottleneck = st.selectbox("Bottleneck: a trainable layer after the backbone", widths,
+                              index=widths.index(now) if now in widths else 0,
+                              format_func=lambda k: "none" if k == 0 else f"{k} features",
+                              help="A Linear-BatchNorm-ReLU layer between the pooled features and the head. With "
+                                   "every stage frozen it is what alignment methods can still move; the planner "
+                                   "adds 256 for a pretrained backbone.", key=f"bottleneck-{name}")
 if depth == len(stages):
-    st.info("The whole backbone is frozen: only the new head trains (feature extraction).")
+    st.info("The whole backbone is frozen: only the new head trains (feature extraction)." if not bottleneck else
+            "The whole backbone is frozen: its features are computed once per image, and only the bottleneck "
+            "and the head train.")
 
 channels = api.input_channels(cfg()["data"]["source"], cfg()["data"]["target"])
 
 
 @st.cache_data(show_spinner="Counting parameters ...")
-def summary(name, depth, size, channels):
-    return api.model_summary(name, depth, size, channels)
+def summary(name, depth, size, channels, bottleneck):
+    return api.model_summary(name, depth, size, channels, bottleneck)
 
 
 try:
-    s = summary(name, depth, size, channels)
+    s = summary(name, depth, size, channels, bottleneck)
     c1, c2, c3 = st.columns(3)
     c1.metric("Trainable parameters", f"{s['trainable']:,}")
     c2.metric("Total parameters", f"{s['total']:,}")
@@ -65,7 +77,8 @@ try:
 except Exception as e:  # noqa: BLE001
     error_box(e)
 
-new = {"backbone": name, "freeze": depth, "pretrained": None if pretrained else False, "input_size": size}
+new = {"backbone": name, "freeze": depth, "pretrained": None if pretrained else False, "input_size": size,
+       "bottleneck": bottleneck}
 if name == "lenet":
     new["pretrained"] = None
 if any(m.get(k) != v for k, v in new.items()):

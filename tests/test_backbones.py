@@ -98,3 +98,21 @@ def test_weight_file_table_matches_torchvision(tmp_path, monkeypatch):
         assert tvm.get_model_weights(arch).IMAGENET1K_V1.url.endswith("/" + fname)
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
     assert hub_dir() == Path(torch.hub.get_dir())
+
+
+@pytest.mark.parametrize("name", ["lenet", "efficientnet_lite0"])
+def test_a_bottleneck_trains_behind_a_fully_frozen_backbone(name):
+    info = backbone_info(name)
+    bb = build_backbone(name, pretrained=False, input_size=max(info.min_size, 32), in_channels=3,
+                        freeze=len(info.stages), bottleneck=64)
+    assert bb.feat_dim == 64 and bb.bottleneck == 64
+    trainable = [n for n, p in bb.named_parameters() if p.requires_grad]
+    assert trainable and all(n.startswith("pool.") for n in trainable)  # the stages stay frozen, it does not
+    x = torch.randn(4, 3, bb.input_spec.size, bb.input_spec.size)
+    bb.train()
+    f = bb.features(x)
+    assert f.shape == (4, 64)
+    f.pow(2).sum().backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in bb.parameters() if p.requires_grad)
+    bb.eval()
+    assert torch.allclose(bb.features(x), bb.features_from_prefix(bb.prefix(x)), atol=1e-5)

@@ -93,3 +93,28 @@ def test_predictor_needs_no_pickle(tmp_path, monkeypatch):
     for p in out["probs"]:  # top-3 of a softmax: descending, and together at most 1
         assert p == sorted(p, reverse=True) and 0 < sum(p) <= 1 + 1e-6
     assert out["seen"].shape == (5, 28, 28, 3)  # the model's view, displayable (LeNet reads colour here)
+
+
+def test_a_bottleneck_model_is_saved_and_loaded_with_its_bottleneck(tmp_path):
+    c = cfg(epochs=1).replace(model={"bottleneck": 32})
+    t = Trainer(c, checkpointer=Checkpointer(tmp_path))
+    t.fit()
+    folder = Checkpointer(tmp_path).path("best")
+    assert json.loads((folder / "model.json").read_text())["bottleneck"] == 32
+    pred = Predictor(folder)
+    assert pred.model.backbone.feat_dim == 32
+    x = get_domain("uci_digits").load().x_test[:8]
+    t.model.eval()
+    from tl_core.inputs import adapt
+
+    want = t.model(adapt(x, t.spec, torch.device("cpu"))).softmax(1).max(1).values
+    got = torch.tensor([p[0] for p in pred.predict(x, top_k=1)["probs"]])
+    assert torch.allclose(want, got, atol=1e-5)
+
+
+def test_configs_without_a_bottleneck_keep_their_ids():
+    c = cfg()
+    d = c.to_dict()
+    d["model"].pop("bottleneck")
+    assert RunConfig.from_dict(d).config_id() == c.config_id()
+    assert c.replace(model={"bottleneck": 64}).config_id() != c.config_id()

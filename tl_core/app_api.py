@@ -204,11 +204,13 @@ def backbone_choices() -> list[dict[str, Any]]:
     return out
 
 
-def model_summary(backbone: str, freeze: int, input_size: int | None = None, in_channels: int = 1) -> dict[str, Any]:
+def model_summary(backbone: str, freeze: int, input_size: int | None = None, in_channels: int = 1,
+                  bottleneck: int = 0) -> dict[str, Any]:
     """Parameters per stage and trainable/total for a freeze depth (built with random weights: same counts)."""
     from .backbones import build_backbone
 
-    bb = build_backbone(backbone, pretrained=False, input_size=input_size, in_channels=in_channels, freeze=freeze)
+    bb = build_backbone(backbone, pretrained=False, input_size=input_size, in_channels=in_channels, freeze=freeze,
+                        bottleneck=bottleneck)
     trainable, total = bb.param_counts()
     return {"stages": bb.stage_param_counts(), "trainable": trainable, "total": total,
             "input": bb.input_spec.to_dict()}
@@ -283,6 +285,8 @@ def describe_plan(cfg: RunConfig) -> str:
     regime = {"none": "no target labels", "all": "all target labels"}.get(str(d.target_labels),
                                                                           f"{d.target_labels} labelled target images per class")
     freeze = "all stages train" if mo.freeze == 0 else f"the first {mo.freeze} stage(s) stay frozen"
+    if mo.bottleneck:
+        freeze += f", then a trainable {mo.bottleneck}-feature bottleneck"
     weights = "pretrained weights" if mo.pretrained is not False and mo.backbone != "lenet" else "random weights"
     return (f"Train **{mo.backbone}** ({weights}; {freeze}) on **{md(domain_label(d.source))}** with its labels, and "
             f"adapt it to **{md(domain_label(d.target))}** ({regime}) with **{m.label}**: {t.epochs} epochs × {t.steps_per_epoch} steps of "
@@ -320,6 +324,8 @@ def cli_command(cfg: dict[str, Any] | RunConfig) -> str:
         args += ["--max-per-domain", str(d.max_per_domain)]
     if m.input_size:
         args += ["--input-size", str(m.input_size)]
+    if m.bottleneck:
+        args += ["--bottleneck", str(m.bottleneck)]
     if m.pretrained is False:
         args.append("--no-pretrained")
     if not t.augment:

@@ -54,7 +54,8 @@ def _fsync_dir(path: Path) -> None:
 def model_meta(trainer) -> dict[str, Any]:
     return {"format": FORMAT, "config": trainer.cfg.to_dict(), "classes": trainer.data.classes,
             "backbone": trainer.cfg.model.backbone, "input_spec": trainer.spec.to_dict(),
-            "in_channels": trainer.spec.channels, "num_classes": len(trainer.data.classes)}
+            "in_channels": trainer.spec.channels, "num_classes": len(trainer.data.classes),
+            "bottleneck": trainer.cfg.model.bottleneck}
 
 
 class Checkpointer:
@@ -221,7 +222,7 @@ class Predictor:
         self.classes: list[str] = self.meta["classes"]
         self.spec = InputSpec.from_dict(self.meta["input_spec"])
         bb = build_backbone(self.meta["backbone"], pretrained=False, input_size=self.spec.size,
-                            in_channels=self.meta["in_channels"])
+                            in_channels=self.meta["in_channels"], bottleneck=int(self.meta.get("bottleneck", 0)))
         self.model = Classifier(bb, self.meta["num_classes"])
         self.model.load_state_dict(_load_tensors(Path(folder) / "model.safetensors"))
         self.device = torch.device(device)
@@ -308,6 +309,7 @@ def import_model(weights: bytes, meta_text: bytes | str, dest: Path) -> Path:
         spec = InputSpec.from_dict(meta["input_spec"])
         info = backbone_info(str(meta["backbone"]))
         num, ch = int(meta["num_classes"]), int(meta["in_channels"])
+        bottleneck = int(meta.get("bottleneck", 0))
     except ConfigError:
         raise
     except Exception:  # noqa: BLE001 - any malformed metadata gets one message
@@ -324,6 +326,8 @@ def import_model(weights: bytes, meta_text: bytes | str, dest: Path) -> Path:
     if not info.min_size <= spec.size <= 512:
         raise ConfigError(f"model.json's input size {spec.size} is outside {info.min_size}..512 pixels for "
                           f"{info.label}.")
+    if not (bottleneck == 0 or 16 <= bottleneck <= 4096):
+        raise ConfigError(f"model.json's bottleneck {bottleneck} is outside 16..4096 features (0: none).")
     check_safetensors(weights)
     from safetensors.torch import load as load_bytes
 
@@ -331,7 +335,8 @@ def import_model(weights: bytes, meta_text: bytes | str, dest: Path) -> Path:
     from .backbones import build_backbone
     from .trainer import Classifier
 
-    model = Classifier(build_backbone(info.name, pretrained=False, input_size=spec.size, in_channels=ch), num)
+    model = Classifier(build_backbone(info.name, pretrained=False, input_size=spec.size, in_channels=ch,
+                                      bottleneck=bottleneck), num)
     want = {k: tuple(v.shape) for k, v in model.state_dict().items()}
     got = {k: tuple(v.shape) for k, v in state.items()}
     missing, extra = sorted(set(want) - set(got)), sorted(set(got) - set(want))

@@ -92,7 +92,7 @@ def config_from_args(args):
     data = {k: v for k, v in {"source": args.source, "target": args.target, "target_labels": args.target_labels,
                               "max_per_domain": args.max_per_domain}.items() if v is not None}
     model = {k: v for k, v in {"backbone": args.backbone, "freeze": args.freeze, "input_size": args.input_size,
-                               "pretrained": False if args.no_pretrained else None}.items() if v is not None}
+                               "bottleneck": args.bottleneck, "pretrained": False if args.no_pretrained else None}.items() if v is not None}
     train = {k: v for k, v in {"epochs": args.epochs, "steps_per_epoch": args.steps, "batch_size": args.batch_size,
                                "lr": args.lr, "seed": args.seed, "device": args.device, "optimizer": args.optimizer,
                                "embedding": args.embedding, "selection": args.selection}.items() if v is not None}
@@ -490,6 +490,8 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backbone")
     p.add_argument("--method")
     p.add_argument("--freeze", type=int, help="number of leading backbone stages to freeze")
+    p.add_argument("--bottleneck", type=int, help="features of a trainable layer after the backbone (0: none; "
+                   "planned: 256 for a pretrained backbone)")
     p.add_argument("--epochs", type=int)
     p.add_argument("--steps", type=int, help="steps per epoch")
     p.add_argument("--batch-size", type=int)

@@ -55,6 +55,7 @@ class ModelSpec:
     freeze: int = 0  # number of leading stages frozen (0 = train everything)
     pretrained: bool | None = None  # None: use the backbone's pretrained weights if it has any
     input_size: int | None = None  # None: the backbone's native size
+    bottleneck: int = 0  # > 0: a trainable Linear-BN-ReLU layer of that many features after the pooling
 
 
 @dataclass(frozen=True)
@@ -144,6 +145,8 @@ class RunConfig:
         """Stable 8-hex id of the content (the name is not part of it)."""
         d = self.to_dict()
         d.pop("name", None)
+        if not d["model"].get("bottleneck"):  # fields added later keep the ids of configs without them
+            d["model"].pop("bottleneck", None)
         blob = json.dumps(d, sort_keys=True, separators=(",", ":"), default=str)
         return hashlib.sha1(blob.encode()).hexdigest()[:8]
 
@@ -202,6 +205,9 @@ class RunConfig:
         if m.input_size is not None:
             _check(info.min_size <= m.input_size <= 512,
                    f"input size for {m.backbone} must be between {info.min_size} and 512 pixels (got {m.input_size}).")
+        _check(isinstance(m.bottleneck, int) and not isinstance(m.bottleneck, bool)
+               and (m.bottleneck == 0 or 16 <= m.bottleneck <= 4096),
+               f"bottleneck must be 0 (none) or between 16 and 4096 features (got {m.bottleneck!r}).")
         if m.pretrained and not info.has_pretrained:
             raise ConfigError(f"{m.backbone} has no pretrained weights; it always starts from random weights.")
 

@@ -40,6 +40,14 @@ class FeatureExtract(Method):
         "C": Param(1.0, 1e-4, 1e4, "inverse regularisation strength of logreg / svm", log=True),
     }
 
+    @classmethod
+    def check(cls, config) -> None:
+        if config.model.bottleneck:
+            from ..errors import ConfigError
+
+            raise ConfigError("Feature extraction fits its head on the backbone's own features, computed once: a "
+                              "bottleneck layer would stay at its random weights. Set bottleneck to 0.")
+
     def bind(self, trainer) -> None:
         bb = trainer.model.backbone
         bb.freeze(len(bb.stages))  # the whole backbone is fixed: that is what makes caching valid
