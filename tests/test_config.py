@@ -18,7 +18,7 @@ def test_json_round_trip_and_stable_id():
 
 def test_validate_fills_method_defaults():
     cfg = RunConfig(data=DataSpec("uci_digits", "uci_digits")).validate()
-    assert cfg.method.params == {"trade_off": 1.0, "hidden": 500, "gamma": 10.0}
+    assert cfg.method.params == {"trade_off": 1.0, "hidden": 500, "batch_norm": False, "gamma": 10.0}
 
 
 def test_unknown_method_lists_known_ones():

@@ -80,7 +80,8 @@ def build_model(cfg: RunConfig, in_channels: int, num_classes: int) -> Classifie
     m = cfg.model
     # LeNet reads grey unless a domain is in colour; pretrained nets always read RGB
     ch = in_channels if m.backbone == "lenet" else 3
-    bb = build_backbone(m.backbone, pretrained=m.pretrained, input_size=m.input_size, in_channels=ch, freeze=m.freeze)
+    bb = build_backbone(m.backbone, pretrained=m.pretrained, input_size=m.input_size, in_channels=ch, freeze=m.freeze,
+                        bottleneck=m.bottleneck)
     return Classifier(bb, num_classes)
 
 

@@ -247,7 +247,9 @@ def entropy(p: torch.Tensor, dim: int = 1) -> torch.Tensor:
     return -(p * torch.log(p.clamp_min(1e-8))).sum(dim)
 
 
-def discriminator(in_dim: int, hidden: int, out_dim: int = 1) -> nn.Sequential:
-    """A small MLP domain classifier: in -> hidden -> hidden -> out (logits)."""
-    return nn.Sequential(nn.Linear(in_dim, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(),
+def discriminator(in_dim: int, hidden: int, out_dim: int = 1, batch_norm: bool = False) -> nn.Sequential:
+    """A small MLP domain classifier: in -> hidden -> hidden -> out (logits), with BatchNorm after
+    each hidden layer when asked (TLlib's domain discriminator)."""
+    norm = (lambda: nn.BatchNorm1d(hidden)) if batch_norm else nn.Identity
+    return nn.Sequential(nn.Linear(in_dim, hidden), norm(), nn.ReLU(), nn.Linear(hidden, hidden), norm(), nn.ReLU(),
                          nn.Linear(hidden, out_dim))

@@ -44,11 +44,13 @@ class CDAN(Method):
         "trade_off": Param(1.0, 0.0, 10.0, "λ, weight of the domain loss"),
         "entropy": Param(True, help="entropy conditioning (CDAN+E)"),
         "hidden": Param(500, 16, 4096, "width of the discriminator's hidden layers"),
+        "batch_norm": Param(False, help="BatchNorm in the discriminator's hidden layers (steadier on ImageNet "
+                            "features; the planner turns it on for a pretrained backbone)"),
         "gamma": Param(10.0, 0.0, 100.0, "speed of the gradient-reversal warm-up schedule (0: full strength at once)"),
     }
 
     def build(self, feat_dim, num_classes):
-        self.modules["disc"] = discriminator(feat_dim * num_classes, self.p["hidden"])
+        self.modules["disc"] = discriminator(feat_dim * num_classes, self.p["hidden"], batch_norm=self.p["batch_norm"])
         return self.modules
 
     def losses(self, step: Step):
