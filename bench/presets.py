@@ -139,6 +139,7 @@ def reestimate(rows: list[dict]) -> None:
     from tl_core.planner import estimate_seconds
 
     os.environ["TL_HOME"] = tempfile.mkdtemp(prefix="tl-reestimate-")  # nothing decoded yet, as at launch
+    folder_decoded: set[str] = set()  # the folder runs share one home, in the order they ran
     for r in rows:
         home = Path(r.get("home", ""))
         if r.get("kind") == "folder":
@@ -150,7 +151,9 @@ def reestimate(rows: list[dict]) -> None:
                         Path(c["data"]["target"].split(":", 1)[-1]).name, c["train"]["seed"]) == (
                         r["method"], r["source"], r["target"], r.get("seed", 0)):
                     os.environ["TL_DATA_DIR"] = str(SHARED)
-                    r["estimate_now"] = COMMAND_S + estimate_seconds(RunConfig.from_dict(c))
+                    cfg = RunConfig.from_dict(c)
+                    r["estimate_now"] = COMMAND_S + estimate_seconds(cfg, folder_decoded)
+                    folder_decoded |= {cfg.data.source, cfg.data.target}
             continue
         os.environ["TL_DATA_DIR"] = r.get("data_dir", "")
         decoded: set[str] = set()

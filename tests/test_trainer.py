@@ -195,7 +195,7 @@ def test_frozen_prefix_is_cached_once_and_gives_the_same_features(monkeypatch):
     """A pretrained backbone with frozen stages trains on their cached output: the features it
     evaluates are those of the full network, and the frozen stages run once per image, not per step."""
     cfg = pacs_photo_to_sketch().replace(model={"freeze": 7}, method={"name": "dann", "params": {}},
-                                         train={"epochs": 2, "steps_per_epoch": 15})
+                                         train={"epochs": 2, "steps_per_epoch": 25})
     t = Trainer(cfg)
     t.setup()
     c, d = t.prefix_cache, t.data

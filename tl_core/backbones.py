@@ -65,9 +65,9 @@ class Backbone(nn.Module):
 
         It gives a fully frozen pretrained network features that can still move: alignment methods
         need features to align, and 1280 frozen ImageNet dimensions cannot be (on PACS photo -> sketch
-        with EfficientNet-Lite0 all frozen, a 256-d bottleneck lets DANN beat source only by 8-11
-        points over 6 seeds; bench/results/bottleneck.json). It sits after the stages, so freezing
-        never touches it and a cached prefix still feeds it."""
+        with EfficientNet-Lite0 all frozen, a 256-d bottleneck lets DANN beat source only by 8 points
+        over 4 seeds; docs/BENCHMARKS.md, folder runs). It sits after the stages, so freezing never
+        touches it and a cached prefix still feeds it."""
         if dim:
             self.pool = nn.Sequential(self.pool, nn.Linear(self.feat_dim, dim), nn.BatchNorm1d(dim), nn.ReLU(),
                                       nn.Dropout(0.5))

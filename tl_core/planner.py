@@ -4,12 +4,15 @@ settings a user left out, chosen from a time budget.
 The estimate is a sum of measured costs on this kind of machine (2 CPU cores; bench/results/
 curves.json and plans.json): process start and data loading, training images at the backbone's
 measured throughput (scaled by input size, by how much of the network trains, and by the method's
-extra work), and per epoch the evaluation passes and the feature map. On a GPU the throughputs are
-multiplied by a measured-on-paper factor until a device run records real ones.
+extra work), and per epoch the evaluation passes and the feature map. When the run will cache its
+frozen stages' output (prefix_cache.py), one pass over its images replaces their per-step cost. On a
+GPU the throughputs are multiplied by a measured-on-paper factor until a device run records real ones.
 
-`fill` completes a config from a budget: a pretrained backbone keeps all but its last stages frozen
-and trains at a small input size (a small folder does not need 224 px on a CPU), the batch follows
-the memory available, and the steps follow the budget. Only fields the user did not set change.
+`fill` completes a config from a budget: a pretrained backbone stays frozen behind a trainable
+bottleneck, its features computed once (at the native size when that fits the memory and half the
+budget, else at 128 px), adversarial methods get a discriminator sized for ImageNet features, a
+small source is not trained past ~100 passes, the batch follows the memory available, and the steps
+follow the budget. Only fields the user did not set change.
 """
 from __future__ import annotations
 
@@ -44,13 +47,14 @@ PRETRAINED_TWO_DOMAIN_FACTOR = 1.3
 # Worker start to first step: interpreter and imports (~1.5 s, not in the run's own wall_s), data and
 # model (~1.4 s). A pretrained backbone adds timm's import and its weights.
 STARTUP_S = {"lenet": 3.0}
-STARTUP_PRETRAINED_S = 4.5
+STARTUP_PRETRAINED_S = 3.7  # PACS folder runs: 1.5 s of interpreter, 1.6-2.9 s to the frozen-feature pass
 COMMAND_S = 2.5  # the CLI process itself, once per command (an experiment's runs share it)
 # The first run to use a domain in a TL_HOME decodes it into the cache (measured on the presets' first
 # runs: MNIST and USPS, from the starter pack or the full files, about 1.3 s each; rendering the
 # synthetic digits about 9 s); later runs read the cache.
 DECODE_S = {"syndigits": 9.0}
 DECODE_DEFAULT_S = 1.3
+DECODE_FOLDER_IMG_S = 0.002  # a folder's images, read and resized (PACS, 350 images a folder: 0.54-0.74 s)
 # A from-scratch backbone on colour input (either domain in colour: rendered digits, MNIST-M, SVHN)
 # costs more per image than on grey (LeNet on 28 px: 11.6 ms a step against 10.2, DANN 26.8 against 23.0).
 COLOUR_FACTOR = 1.15
@@ -63,10 +67,12 @@ GPU_SPEEDUP = 25.0
 SOURCE_PASSES = 100  # a frozen backbone's plan stops after about this many passes over the source
 # With the frozen stages cached, what a step still pays per image beyond the trainable stages (pooling,
 # a bottleneck, the head, forward and backward), at the backbone's native size.
-CACHED_IMG_S = 0.0002  # PACS photo -> sketch, all 9 frozen, 224 px: DANN 14.6 ms a step of 2 x 32 images
+# PACS photo -> sketch, all 9 stages frozen, 224 px: source only 4.8 ms a step of 32 images.
+CACHED_IMG_S = 0.00015
 # The one pass that fills the cache (batches of 128, uint8 to model input, the frozen stages, a copy into
-# the store): slower per image than evaluation's forward (PACS at 224 px: 700 images in ~13 s).
-PREFIX_IPS = {"efficientnet_lite0": 55.0}
+# the store): slower per image than evaluation's forward (PACS at 224 px: source only's 420 images and
+# DANN's 700 in 9.5 and 17 s of set-up).
+PREFIX_IPS = {"efficientnet_lite0": 43.0}
 
 
 def _device_factor(cfg: RunConfig) -> float:
@@ -124,7 +130,8 @@ def _decode_seconds(name: str) -> float:
             return 0.0
     except Exception:  # noqa: BLE001 - an estimate must not fail on a domain it cannot read
         return 0.0
-    return DECODE_S.get(name.split("+", 1)[0], DECODE_DEFAULT_S)
+    n = _folder_images(name)
+    return n * DECODE_FOLDER_IMG_S if n else DECODE_S.get(name.split("+", 1)[0], DECODE_DEFAULT_S)
 
 
 def _colour(cfg: RunConfig) -> bool:
@@ -147,7 +154,7 @@ def _cache_plan(cfg: RunConfig, method, steps_images: int, eval_images: int) -> 
     """(images, bytes) of the frozen-prefix cache the run will build, or None when it will not
     (mirrors Trainer._make_prefix_cache, with the activation size estimated from the backbone)."""
     from .backbones import backbone_info
-    from .prefix_cache import MAX_BYTES, MAX_SHARE
+    from .prefix_cache import MAX_BYTES, MAX_SHARE, PASS_COST
 
     info = backbone_info(cfg.model.backbone)
     m, t = cfg.model, cfg.train
@@ -161,7 +168,7 @@ def _cache_plan(cfg: RunConfig, method, steps_images: int, eval_images: int) -> 
     size = m.input_size or info.default_size
     # the last stage's output; earlier stages' maps are larger (4x is a bound for the usual halving)
     per = info.feat_dim * max(1, size // 32) ** 2 * 4 * (1 if m.freeze == len(info.stages) else 4)
-    if n >= steps_images + eval_images or n * per > min(MAX_BYTES, MAX_SHARE * mem_available_gb() * 1024**3):
+    if n * PASS_COST >= steps_images + eval_images or n * per > min(MAX_BYTES, MAX_SHARE * mem_available_gb() * 1024**3):
         return None
     return n, n * per
 
@@ -210,7 +217,12 @@ def _estimate(cfg: RunConfig, decoded: set[str] | frozenset[str] = frozenset(),
             per_img *= PRETRAINED_TWO_DOMAIN_FACTOR
     if not pretrained and _colour(cfg):
         per_img *= COLOUR_FACTOR
-    step_s = imgs * per_img + STEP_EXTRA_S.get(cfg.method.name, 0.001 if method.uses_target_data else 0.0)
+    extra = STEP_EXTRA_S.get(cfg.method.name, 0.001 if method.uses_target_data else 0.0)
+    if "hidden" in method.params:  # a discriminator's cost grows with its hidden x hidden layer (DANN at
+        # 1024 units with BatchNorm on PACS: 14.4 ms a step against 9.6 for its 64 images)
+        hidden = cfg.method.params.get("hidden", method.params["hidden"].default)
+        extra *= (hidden / method.params["hidden"].default) ** 2
+    step_s = imgs * per_img + extra
     epoch_s = EPOCH_FIXED_S + n_eval * eval_img / dev + EMBED_S.get(t.embedding, 0.0) * min(1.0, t.embed_points / 500) ** 1.5
     startup = STARTUP_S.get(name, STARTUP_PRETRAINED_S if pretrained else 3.5)
     decode = sum(_decode_seconds(n) for n in {cfg.data.source, cfg.data.target} - set(decoded))
@@ -260,10 +272,10 @@ def fill(cfg: RunConfig, given: set[str], budget_s: float = DEFAULT_BUDGET_S) ->
         if "model.bottleneck" not in given and takes:
             bottleneck = model["bottleneck"] = 256
         if "model.freeze" not in given:
-            # With a bottleneck every stage stays frozen: on the PACS folders (350 images a domain) each
+            # With a bottleneck every stage stays frozen: on the PACS folders (350 images a domain) a
             # trainable stage over-fits the source, and a frozen network's features are computed once
-            # (photo -> sketch, 6 seeds: source only 38 %, DANN 46 % through a 256-d bottleneck; training
-            # the last stage instead: 43 / 34 and 43 / 39 % over 2 seeds at 5x the time).
+            # (photo -> sketch, 4 seeds: source only 37 %, DANN 45 % through the bottleneck in ~40 s;
+            # bench/results/presets.json, folder rows).
             model["freeze"] = n if bottleneck or not takes else max(0, n - 1)
             frozen = "all" if model["freeze"] == n else f"the first {model['freeze']}"
             notes.append(f"pretrained backbone: {frozen} of {n} stages stay frozen")
@@ -291,8 +303,8 @@ def fill(cfg: RunConfig, given: set[str], budget_s: float = DEFAULT_BUDGET_S) ->
                 notes.append("learning rate 3e-4 (pretrained weights move little)")
         if "train.steps_per_epoch" not in given and model.get("freeze", cfg.model.freeze) == n:
             # a frozen network's features are fixed: a small source is learnt in ~100 passes, and more
-            # over-fits it (photo -> sketch, 6 seeds, source only 38 % after 400 steps, 35 % after 1000,
-            # 30 % after 2000)
+            # over-fits it (photo -> sketch, 4 seeds: source only 37 % after 876 steps, 31 % after 2,000;
+            # bench/results/folder_recipe.json)
             batch = train.get("batch_size", cfg.train.batch_size)
             n_src = _train_images(cfg.data.source, cfg.data.max_per_domain)
             steps = max(50, math.ceil(SOURCE_PASSES * n_src / batch / train.get("epochs", cfg.train.epochs)))
@@ -304,8 +316,8 @@ def fill(cfg: RunConfig, given: set[str], budget_s: float = DEFAULT_BUDGET_S) ->
         if (method.family == "adversarial" and set(disc) <= set(method.params) and "method.params" not in given
                 and not set(disc) & set(cfg.method.params)):
             # ImageNet features need a wider discriminator than LeNet's, with BatchNorm (TLlib's): DANN through
-            # the 256-d bottleneck, photo -> sketch, 6 seeds, 876 steps: 500 units 36 %, 1024 units 41 %,
-            # 1024 with BatchNorm 44 % (each seed above source only's 34 %)
+            # the bottleneck, photo -> sketch, 4 seeds: LeNet's (500 units, no BatchNorm) 35 %, no better than
+            # source only's 37 %; this one 45 % (bench/results/folder_recipe.json)
             cfg = cfg.replace(method={"name": cfg.method.name, "params": {**cfg.method.params, **disc}})
             notes.append("a discriminator of 1024 hidden units with BatchNorm (ImageNet features)")
     cfg = cfg.replace(model=model, train=train) if (model or train) else cfg
