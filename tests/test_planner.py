@@ -78,7 +78,9 @@ def test_a_small_folder_is_planned_at_the_native_size_from_cached_features():
                             model={"backbone": "efficientnet_lite0"})
     planned, notes = fill(c, given={"data.source", "data.target", "model.backbone"}, budget_s=120)
     assert (planned.model.freeze, planned.model.bottleneck, planned.model.input_size) == (9, 256, 224)
-    assert "frozen features computed once per image" in notes
+    assert planned.train.augment is False and "frozen features computed once per image (no augmentation)" in notes
+    jittered, _ = fill(c, given={"data.source", "data.target", "model.backbone", "train.augment"}, budget_s=120)
+    assert jittered.train.augment and jittered.model.input_size == 128  # asked for jitter: no cache, no 224 px
     # the cache is what makes 224 px affordable: without it every step pays the whole network
     uncached = planned.replace(method={"name": "pseudo_label", "params": {}})  # reads pixels: no cache
     assert estimate_seconds(uncached) > 3 * estimate_seconds(planned)

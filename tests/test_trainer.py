@@ -195,7 +195,7 @@ def test_frozen_prefix_is_cached_once_and_gives_the_same_features(monkeypatch):
     """A pretrained backbone with frozen stages trains on their cached output: the features it
     evaluates are those of the full network, and the frozen stages run once per image, not per step."""
     cfg = pacs_photo_to_sketch().replace(model={"freeze": 7}, method={"name": "dann", "params": {}},
-                                         train={"epochs": 2, "steps_per_epoch": 25})
+                                         train={"epochs": 2, "steps_per_epoch": 25, "augment": False})
     t = Trainer(cfg)
     t.setup()
     c, d = t.prefix_cache, t.data
@@ -215,21 +215,26 @@ def test_frozen_prefix_is_cached_once_and_gives_the_same_features(monkeypatch):
     assert any(not torch.equal(a, b) for a, b in zip(before, after))  # the trainable stages learned
 
 
-@pytest.mark.parametrize("change", ["none", "pixels", "random_init", "too_big"])
+@pytest.mark.parametrize("change", ["none", "pixels", "random_init", "too_big", "augment"])
 def test_frozen_prefix_falls_back_to_images_when_caching_cannot_serve(change, monkeypatch):
     from tl_core import prefix_cache
 
     # enough steps that caching pays (the control, "none", caches)
-    cfg = pacs_photo_to_sketch().replace(model={"freeze": 8}, train={"epochs": 1, "steps_per_epoch": 40})
+    cfg = pacs_photo_to_sketch().replace(model={"freeze": 8},
+                                         train={"epochs": 1, "steps_per_epoch": 40, "augment": False})
     if change == "pixels":  # the strong view is made from target pixels
         cfg = cfg.replace(method={"name": "pseudo_label", "params": {}})
     elif change == "random_init":  # only pretrained frozen stages are worth caching
         cfg = cfg.replace(model={"pretrained": False})
     elif change == "too_big":
         monkeypatch.setattr(prefix_cache, "MAX_BYTES", 1000)
+    elif change == "augment":  # jittered images have no fixed frozen output
+        cfg = cfg.replace(train={"augment": True})
     t = Trainer(cfg)
     t.setup()
     assert (t.prefix_cache is not None) == (change == "none")
+    if change == "augment":
+        assert "augmented" in t.cache_note
     if change == "too_big":
         assert "over the" in t.cache_note
         assert t.fit().status == "finished"

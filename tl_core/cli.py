@@ -101,8 +101,8 @@ def config_from_args(args):
             train["seeds"] = tuple(int(x) for x in args.seeds.split(",") if x.strip())
         except ValueError:
             raise ConfigError(f"--seeds takes whole numbers separated by commas, e.g. 0,1,2 (got {args.seeds!r}).") from None
-    if args.no_augment:
-        train["augment"] = False
+    if args.augment is not None:
+        train["augment"] = args.augment
     method = cfg.method
     if args.method is not None and args.method != method.name:
         method = type(method)(args.method, {})
@@ -507,7 +507,9 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-per-domain", type=int, help="use at most N training images per domain")
     p.add_argument("--input-size", type=int)
     p.add_argument("--no-pretrained", action="store_true", help="start from random weights")
-    p.add_argument("--no-augment", action="store_true")
+    p.add_argument("--augment", action=argparse.BooleanOptionalAction,
+                   help="random affine jitter of training images (default on; planned off for a frozen pretrained "
+                        "backbone, whose features are then computed once)")
     p.add_argument("--embedding", choices=["tsne", "pca", "none"])
     p.add_argument("--budget", type=float, default=120.0,
                    help="seconds the run may take on this machine (default 120): settings you leave out are planned "

@@ -159,7 +159,7 @@ def _cache_plan(cfg: RunConfig, method, steps_images: int, eval_images: int) -> 
     info = backbone_info(cfg.model.backbone)
     m, t = cfg.model, cfg.train
     pretrained = info.has_pretrained and m.pretrained is not False
-    if not (pretrained and m.freeze > 0) or method.needs_pixels or t.steps_per_epoch == 0:
+    if not (pretrained and m.freeze > 0) or method.needs_pixels or t.augment or t.steps_per_epoch == 0:
         return None
     cap = cfg.data.max_per_domain
     n = _train_images(cfg.data.source, cap) + _test_images(cfg.data.source) + _test_images(cfg.data.target)
@@ -282,6 +282,10 @@ def fill(cfg: RunConfig, given: set[str], budget_s: float = DEFAULT_BUDGET_S) ->
         if bottleneck and "model.bottleneck" not in given:
             notes.append(f"a trainable {bottleneck}-feature bottleneck after it")
         freeze = model.get("freeze", cfg.model.freeze)
+        if "train.augment" not in given and freeze == n and not method.needs_pixels:
+            # no jitter, so that the frozen network's output is fixed and computed once (the bottleneck's
+            # dropout regularises instead; the PACS folder runs are measured so)
+            train["augment"] = False
         if "model.input_size" not in given and not gpu:
             # the native size when the frozen features can be cached at it (every step would pay it otherwise)
             # and computing them takes at most half of the budget
@@ -291,8 +295,8 @@ def fill(cfg: RunConfig, given: set[str], budget_s: float = DEFAULT_BUDGET_S) ->
             model["input_size"] = info.default_size if full else 128
             if not full:
                 notes.append(f"input size 128 px (on a CPU; {info.default_size} px costs 3x the time)")
-        if _cache_plan(cfg.replace(model=model), method, 10**9, 0) is not None:
-            notes.append("frozen features computed once per image")
+        if _cache_plan(cfg.replace(model=model, train=train), method, 10**9, 0) is not None:
+            notes.append("frozen features computed once per image (no augmentation)")
         if "train.batch_size" not in given:
             train["batch_size"] = 32 if mem_available_gb() >= 4 else 16
         if "train.epochs" not in given:

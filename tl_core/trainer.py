@@ -190,6 +190,9 @@ class Trainer:
         self.cache_note = ""
         if not (bb.pretrained and bb.frozen_depth > 0) or m.needs_pixels or self.n_steps == 0:
             return None
+        if self.cfg.train.augment:  # jittered images have no fixed frozen output: the config asked for them
+            self.cache_note = "frozen features not cached: training images are augmented (augment = true)"
+            return None
         src_rows = torch.cat([d.src_train, d.src_val])
         tgt_rows = torch.cat([d.tgt_train if m.uses_target_data else d.tgt_labelled[:0], d.tgt_labelled])
         n = (len(torch.unique(src_rows)) + len(torch.unique(tgt_rows))
