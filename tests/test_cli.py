@@ -99,4 +99,49 @@ def test_seeds_run_once_each_and_report_mean_and_std():
     assert [s["config"]["train"]["seed"] for s in shown] == [0, 1]
     assert all(s["config"]["train"]["selection"] == "source_val_acc" for s in shown)
     p = run("train", "--seeds", "0,x")
-    assert p.returncode == 2 and "--seeds takes whole numbers" in p.stderr
+    assert p.returncode == 2 and "--seeds: takes whole numbers" in p.stderr
+
+
+def _parsed(cmd: str):
+    import shlex
+
+    from tl_core.cli import build_parser, config_from_args
+
+    words = shlex.split(cmd)
+    assert words[:4] == ["python", "-m", "tl_core", "train"]
+    args = build_parser().parse_args(words[3:])
+    return config_from_args(args)
+
+
+def test_the_command_shown_for_a_run_rebuilds_exactly_its_config():
+    from tl_core import RunConfig
+    from tl_core.app_api import cli_command
+
+    plain = RunConfig().replace(data={"source": "syndigits", "target": "uci_digits"})
+    odd = plain.replace(
+        data={"target_labels": 5, "max_per_domain": 300},
+        model={"backbone": "efficientnet_lite0", "freeze": 9, "pretrained": False, "input_size": 64,
+               "bottleneck": 128},
+        method={"name": "dann", "params": {"hidden": 1024, "batch_norm": True, "trade_off": 0.3}},
+        train={"epochs": 3, "steps_per_epoch": 17, "batch_size": 8, "lr": 0.00012345678, "optimizer": "sgd",
+               "weight_decay": 0.0, "augment": False, "amp": False, "device": "cpu", "embedding": "pca",
+               "embed_points": 77, "selection": "im", "seeds": (3, 1)})
+    for cfg in (plain.validate(), odd.validate()):
+        cmd = cli_command(cfg)
+        assert _parsed(cmd).validate() == cfg, cmd  # --budget 0: nothing is re-planned
+
+
+def test_every_config_field_with_a_flag_is_offered_with_its_help_and_choices():
+    from tl_core.cli import build_parser
+    from tl_core.config import cli_fields
+
+    train = next(a for a in build_parser()._subparsers._group_actions[0].choices.items() if a[0] == "train")[1]
+    by_flag = {s: a for a in train._actions for s in a.option_strings}
+    for _, name, flag, meta in cli_fields():
+        action = by_flag[flag]
+        assert action.help == meta["help"] and action.dest.endswith("." + name)
+        if meta["choices"]:
+            assert tuple(action.choices) == tuple(meta["choices"])
+    assert {"--no-augment", "--no-pretrained", "--steps", "--seeds"} <= set(by_flag)  # the flags users know
+    args = build_parser().parse_args(["train", "--source", "usps"])
+    assert getattr(args, "train.epochs") is None  # left out stays unset: the planner may fill it

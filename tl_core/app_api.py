@@ -315,25 +315,22 @@ def _selection_words(selection: str) -> str:
 def cli_command(cfg: dict[str, Any] | RunConfig) -> str:
     """The equivalent command line for a config."""
     c = cfg if isinstance(cfg, RunConfig) else RunConfig.from_dict(cfg)
-    d, m, t, me = c.data, c.model, c.train, c.method
-    args = ["python", "-m", "tl_core", "train", "--source", d.source, "--target", d.target, "--backbone", m.backbone,
-            "--method", me.name, "--freeze", str(m.freeze), "--epochs", str(t.epochs), "--steps",
-            str(t.steps_per_epoch), "--batch-size", str(t.batch_size), "--lr", f"{t.lr:g}", "--optimizer",
-            t.optimizer, "--seed", str(t.seed), "--target-labels", str(d.target_labels), "--embedding", t.embedding]
-    if d.max_per_domain:
-        args += ["--max-per-domain", str(d.max_per_domain)]
-    if m.input_size:
-        args += ["--input-size", str(m.input_size)]
-    if m.bottleneck:
-        args += ["--bottleneck", str(m.bottleneck)]
-    if m.pretrained is False:
-        args.append("--no-pretrained")
-    if not t.augment:
-        args.append("--no-augment")
-    if t.selection != "last":
-        args += ["--selection", t.selection]
-    if t.seeds:
-        args += ["--seeds", ",".join(map(str, t.seeds))]
+    from .config import cli_fields
+
+    args = ["python", "-m", "tl_core", "train", "--method", c.method.name]
+    always = {"source", "target", "backbone"}
+    for section, name, flag, meta in cli_fields():
+        value, default = getattr(getattr(c, section), name), meta["default"]
+        if value is None or (value == default and name not in always):
+            continue
+        if meta["kind"] is bool:
+            args.append(flag if value else "--no-" + flag[2:])
+        elif meta["kind"] is tuple:
+            args += [flag, ",".join(map(str, value))]
+        else:
+            args += [flag, str(value)]  # str of a float round-trips exactly
+    args += ["--budget", "0"]  # exactly this config: nothing left to plan
+    me = c.method
     for k, v in sorted(me.params.items()):
         args += ["--param", f"{k}={v}"]
     return " ".join(shlex.quote(a) for a in args)

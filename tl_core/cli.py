@@ -89,20 +89,14 @@ def config_from_args(args):
             raise ConfigError(f"Cannot read the config file {args.config}: {e.strerror}.") from None
     else:
         cfg = RunConfig()
-    data = {k: v for k, v in {"source": args.source, "target": args.target, "target_labels": args.target_labels,
-                              "max_per_domain": args.max_per_domain}.items() if v is not None}
-    model = {k: v for k, v in {"backbone": args.backbone, "freeze": args.freeze, "input_size": args.input_size,
-                               "bottleneck": args.bottleneck, "pretrained": False if args.no_pretrained else None}.items() if v is not None}
-    train = {k: v for k, v in {"epochs": args.epochs, "steps_per_epoch": args.steps, "batch_size": args.batch_size,
-                               "lr": args.lr, "seed": args.seed, "device": args.device, "optimizer": args.optimizer,
-                               "embedding": args.embedding, "selection": args.selection}.items() if v is not None}
-    if args.seeds:
-        try:
-            train["seeds"] = tuple(int(x) for x in args.seeds.split(",") if x.strip())
-        except ValueError:
-            raise ConfigError(f"--seeds takes whole numbers separated by commas, e.g. 0,1,2 (got {args.seeds!r}).") from None
-    if args.augment is not None:
-        train["augment"] = args.augment
+    from .config import cli_fields
+
+    sections: dict[str, dict] = {"data": {}, "model": {}, "train": {}}
+    for section, name, _, _ in cli_fields():
+        value = getattr(args, f"{section}.{name}")
+        if value is not None:
+            sections[section][name] = value
+    data, model, train = sections["data"], sections["model"], sections["train"]
     method = cfg.method
     if args.method is not None and args.method != method.name:
         method = type(method)(args.method, {})
@@ -483,34 +477,35 @@ def cmd_worker(args) -> int:
     return worker_main(args.run_id)
 
 
+def _seed_list(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"takes whole numbers separated by commas, e.g. 0,1,2 (got {text!r})") from None
+
+
+def add_config_flags(p: argparse.ArgumentParser) -> None:
+    """One flag per config field that offers one (config.flag): names, types, choices and help come
+    from the dataclasses; a flag left out stays None, so the planner knows what was given."""
+    from .config import cli_fields
+
+    for section, name, flag, meta in cli_fields():
+        kw = {"dest": f"{section}.{name}", "default": None, "help": meta["help"]}
+        kind = meta["kind"]
+        if kind is bool:
+            p.add_argument(flag, action=argparse.BooleanOptionalAction, **kw)
+        elif kind is tuple:
+            p.add_argument(flag, type=_seed_list, metavar="S,S,...", **kw)
+        else:
+            metavar = None if meta["choices"] else flag[2:].upper().replace("-", "_")
+            p.add_argument(flag, type=kind, choices=meta["choices"], metavar=metavar, **kw)
+
+
 def add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", help="a run config JSON file (flags override it)")
-    p.add_argument("--source")
-    p.add_argument("--target")
-    p.add_argument("--backbone")
-    p.add_argument("--method")
-    p.add_argument("--freeze", type=int, help="number of leading backbone stages to freeze")
-    p.add_argument("--bottleneck", type=int, help="features of a trainable layer after the backbone (0: none; "
-                   "planned: 256 for a pretrained backbone)")
-    p.add_argument("--epochs", type=int)
-    p.add_argument("--steps", type=int, help="steps per epoch")
-    p.add_argument("--batch-size", type=int)
-    p.add_argument("--lr", type=float)
-    p.add_argument("--optimizer", choices=["adam", "sgd"])
-    p.add_argument("--seed", type=int)
-    p.add_argument("--seeds", help="several seeds, e.g. 0,1,2: one run each, reported as mean ± std")
-    p.add_argument("--selection", help="which epoch a run reports, chosen without target labels: last (default), "
-                   "source_val_acc, im, snd or neg_entropy")
-    p.add_argument("--device", help="auto, cpu, cuda or mps")
-    p.add_argument("--target-labels", help="none, K (labelled target images per class) or all")
+    p.add_argument("--method", help="the adaptation method (`list` shows them)")
     p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE", help="a method hyperparameter")
-    p.add_argument("--max-per-domain", type=int, help="use at most N training images per domain")
-    p.add_argument("--input-size", type=int)
-    p.add_argument("--no-pretrained", action="store_true", help="start from random weights")
-    p.add_argument("--augment", action=argparse.BooleanOptionalAction,
-                   help="random affine jitter of training images (default on; planned off for a frozen pretrained "
-                        "backbone, whose features are then computed once)")
-    p.add_argument("--embedding", choices=["tsne", "pca", "none"])
+    add_config_flags(p)
     p.add_argument("--budget", type=float, default=120.0,
                    help="seconds the run may take on this machine (default 120): settings you leave out are planned "
                         "to fit it (steps; for a pretrained backbone also frozen stages, input size, batch); 0 = "

@@ -28,15 +28,36 @@ SELECTIONS = {
 }
 
 
+def flag(default: Any, help: str, *, kind: type | None = None, choices: tuple[str, ...] | None = None,
+         name: str | None = None) -> Any:
+    """A config field with what the command line needs to offer it: the flag is `--field-name` (or
+    `name`), its type that of the default (or `kind`), and `help` its text. One source of truth for
+    the CLI's train flags (cli.add_train_args) and the command shown for a run (app_api.cli_command)."""
+    return field(default=default, metadata={"help": help, "kind": kind or type(default), "choices": choices,
+                                            "flag": name, "default": default})
+
+
+def cli_fields() -> list[tuple[str, str, str, dict[str, Any]]]:
+    """(section, field, flag, metadata) of every config field the command line offers, in order."""
+    out = []
+    for section, spec in (("data", DataSpec), ("model", ModelSpec), ("train", TrainSpec)):
+        for f in dataclasses.fields(spec):
+            if "help" in f.metadata:
+                out.append((section, f.name, f.metadata["flag"] or "--" + f.name.replace("_", "-"), f.metadata))
+    return out
+
+
 @dataclass(frozen=True)
 class DataSpec:
     """Which domains to transfer between. Names come from `list_domains()`;
     a shifted variant is written `base+shift:severity`, e.g. `mnist+rotate:3`."""
 
-    source: str = "mnist"
-    target: str = "usps"
-    target_labels: LabelRegime = "none"
-    max_per_domain: int | None = None  # subsample train splits (quick tries, tests)
+    source: str = flag("mnist", "the source domain (labelled): a name from `list`, base+shift:severity, or "
+                       "folder:PATH")
+    target: str = flag("usps", "the target domain (its labels are only used to score)")
+    target_labels: LabelRegime = flag("none", "labelled target images: none, K per class, or all", kind=str)
+    max_per_domain: int | None = flag(None, "use at most N training images per domain (quick tries, tests)",
+                                      kind=int)
 
     def labels_per_class(self) -> int | None:
         """None = unsupervised target, -1 = all target labels, k = k per class."""
@@ -51,11 +72,13 @@ class DataSpec:
 class ModelSpec:
     """The backbone, how many of its stages stay frozen, and its weights."""
 
-    backbone: str = "lenet"
-    freeze: int = 0  # number of leading stages frozen (0 = train everything)
-    pretrained: bool | None = None  # None: use the backbone's pretrained weights if it has any
-    input_size: int | None = None  # None: the backbone's native size
-    bottleneck: int = 0  # > 0: a trainable Linear-BN-ReLU layer of that many features after the pooling
+    backbone: str = flag("lenet", "the feature extractor (`list` shows each one's stages)")
+    freeze: int = flag(0, "number of leading backbone stages frozen, BatchNorm statistics included (0: train all)")
+    pretrained: bool | None = flag(None, "start from the backbone's ImageNet weights (default: when it has them)",
+                                   kind=bool)
+    input_size: int | None = flag(None, "input size in pixels (default: the backbone's own)", kind=int)
+    bottleneck: int = flag(0, "features of a trainable Linear-BN-ReLU layer after the backbone (0: none; planned: "
+                              "256 for a pretrained backbone)")
 
 
 @dataclass(frozen=True)
@@ -71,20 +94,23 @@ class TrainSpec:
     """How to optimise. The defaults are tuned so that LeNet MNIST->USPS with DANN
     reaches >= 90% target accuracy in under three minutes on a 2-core CPU."""
 
-    epochs: int = 10
-    steps_per_epoch: int = 400
-    batch_size: int = 64
-    lr: float = 1e-3
-    optimizer: str = "adam"
-    weight_decay: float = 5e-4
-    augment: bool = True  # light random affine jitter of training images
-    seed: int = 0
-    device: str = "auto"
-    amp: bool = True  # mixed precision; used on CUDA only
-    embedding: str = "tsne"  # per-epoch 2-D view of the features
-    embed_points: int = 500  # per domain, class-stratified (up to 1,000 is within the t-SNE budget)
-    selection: str = "last"  # which epoch's checkpoint the run reports (see SELECTIONS)
-    seeds: tuple[int, ...] = ()  # several seeds: one run each, reported as mean ± std (empty: just `seed`)
+    epochs: int = flag(10, "training epochs (the run evaluates, charts and checkpoints after each)")
+    steps_per_epoch: int = flag(400, "optimisation steps per epoch", name="--steps")
+    batch_size: int = flag(64, "images per domain in a step")
+    lr: float = flag(1e-3, "learning rate (cosine decay to lr/20 for adam; the DANN schedule for sgd)")
+    optimizer: str = flag("adam", "the optimizer", choices=OPTIMIZERS)
+    weight_decay: float = flag(5e-4, "L2 weight decay of the optimizer (methods with their own penalty take none)")
+    augment: bool = flag(True, "light random affine jitter of training images (planned off for a frozen "
+                               "pretrained backbone, whose features are then computed once)")
+    seed: int = flag(0, "random seed (data order, initialisation, augmentation)")
+    device: str = flag("auto", "where to train", choices=DEVICES)
+    amp: bool = flag(True, "mixed precision (used on CUDA only)")
+    embedding: str = flag("tsne", "per-epoch 2-D map of the features", choices=EMBEDDINGS)
+    embed_points: int = flag(500, "points per domain in the map, class-stratified (up to 1,000)")
+    selection: str = flag("last", "which epoch the run reports, chosen without target labels",
+                          choices=tuple(SELECTIONS))
+    seeds: tuple[int, ...] = flag((), "several seeds, e.g. 0,1,2: one run each, reported as mean ± std",
+                                  kind=tuple)
 
 
 @dataclass(frozen=True)
