@@ -1,0 +1,118 @@
+"""Step 4, runs as one session sees them: visibility, control, metrics and feature maps, submission."""
+from __future__ import annotations
+
+from typing import Any
+
+
+from .. import access
+from ..access import Session
+from ..errors import ConfigError, TLError
+from .text import run_label
+from .strategy import validate
+
+
+def _visible(session: Session, run_id: str) -> dict[str, Any]:
+    """A run's record (with progress) if this session may see it; one message for unknown and hidden."""
+    from .. import runs
+
+    try:
+        r = runs.get_run(run_id)
+    except TLError:
+        raise access.not_visible(run_id) from None
+    if not access.can_see(session, r):
+        raise access.not_visible(run_id)
+    r["mine"] = access.can_change(session, r)
+    return r
+
+
+def _own(session: Session, run_id: str) -> dict[str, Any]:
+    r = _visible(session, run_id)
+    if not r["mine"]:
+        raise ConfigError(f"Run {run_id} belongs to another session: you can watch it, not change it.")
+    return r
+
+
+def get_run(session: Session, run_id: str) -> dict[str, Any]:
+    return _visible(session, run_id)
+
+
+def list_runs(session: Session, **filters: Any) -> list[dict[str, Any]]:
+    """This session's runs and the published ones (the teacher's command-line runs included), newest first."""
+    from .. import runs
+
+    rows = runs.list_runs(visible_to=session.owner, **filters) if not session.is_cli else runs.list_runs(**filters)
+    for r in rows:
+        r["mine"] = access.can_change(session, r)
+    return rows
+
+
+def cancel_run(session: Session, run_id: str) -> None:
+    from .. import runs
+
+    _own(session, run_id)
+    runs.cancel(run_id)
+
+
+def delete_run(session: Session, run_id: str) -> None:
+    from .. import runs
+
+    _own(session, run_id)
+    runs.delete(run_id)
+
+
+def publish_run(session: Session, run_id: str, on: bool = True) -> None:
+    """Share a run with the class (read-only for everyone else), or stop sharing it."""
+    from .. import runs
+
+    _own(session, run_id)
+    runs.store().update(run_id, published=int(bool(on)))
+
+
+def read_metrics(session: Session, run_id: str, cursor: int = 0) -> tuple[list[dict[str, Any]], int]:
+    from .. import runs
+
+    _visible(session, run_id)
+    return runs.read_metrics(run_id, cursor)
+
+
+def embedding_epochs(session: Session, run_id: str) -> list[int]:
+    from .. import runs
+
+    _visible(session, run_id)
+    return runs.embedding_epochs(run_id)
+
+
+def read_embedding(session: Session, run_id: str, epoch: int | None = None) -> dict[str, Any] | None:
+    from .. import runs
+
+    _visible(session, run_id)
+    return runs.read_embedding(run_id, epoch)
+
+
+def all_embeddings(session: Session, run_id: str) -> list[dict[str, Any]]:
+    from .. import runs
+
+    _visible(session, run_id)
+    return [runs.read_embedding(run_id, e) for e in runs.embedding_epochs(run_id)]
+
+
+def finished_runs(session: Session) -> dict[str, str]:
+    """Finished runs this session can see as {id: label}, newest first: the choices for a method
+    parameter that names a run (a teacher model, a source model)."""
+    return {r["id"]: run_label(r) for r in list_runs(session, status="finished", limit=200)}
+
+
+def submit(cfg: dict[str, Any], session: Session) -> str:
+    """Validate and queue a run for this session (one per seed when it asks for several); returns the
+    first id. Everything it points at must be the session's to use; quotas hold."""
+    from .. import runs
+
+    c, why = validate(cfg)
+    if c is None:
+        raise ConfigError(why)
+    access.check_config(session, c)
+    ids = []
+    for one in c.per_seed():
+        ids.append(runs.submit(one, owner=session.owner, published=False if not session.is_cli else None,
+                               limits=access.queue_limits(session), wall_limit_s=access.wall_limit(session)))
+    return ids[0]

@@ -1,0 +1,128 @@
+"""Step 3, strategy: method cards, validation of a draft, its plan and time, the equivalent command."""
+from __future__ import annotations
+
+import shlex
+from typing import Any
+
+
+from .. import access
+from ..access import Session
+from ..config import RunConfig
+from ..errors import TLError
+from .text import domain_label, md
+
+
+FAMILY_ORDER = ("baseline", "parameter transfer", "feature transfer", "statistics", "adversarial",
+                "self-training", "instance transfer", "distillation")
+
+
+def method_cards() -> list[dict[str, Any]]:
+    """Every registered method, baseline first, then grouped by family (the guide's reading order)."""
+    from ..methods import get_method, list_methods
+
+    cards = [get_method(n).describe() for n in list_methods()]
+    rank = {f: i for i, f in enumerate(FAMILY_ORDER)}
+    return sorted(cards, key=lambda c: (rank.get(c["family"], len(rank)), c["name"]))
+
+
+def validate(cfg: dict[str, Any]) -> tuple[RunConfig | None, str]:
+    """(validated config, "") or (None, the reason in words)."""
+    try:
+        c = RunConfig.from_dict(cfg).validate()
+    except TLError as e:
+        return None, str(e)
+    from ..backbones import backbone_info
+
+    info = backbone_info(c.model.backbone)
+    if info.has_pretrained and c.model.pretrained is not False:
+        ok, msg = info.weights_status()
+        if not ok:
+            return None, msg + " Switch off pretrained weights on the Model page to train from random weights."
+    return c, ""
+
+
+def allowed(session: Session, cfg: RunConfig) -> str:
+    """"" when this session may launch the (validated) config; else why not, in words (a quota, a
+    dataset or run that is not its own)."""
+    try:
+        access.check_config(session, cfg)
+    except TLError as e:
+        return str(e)
+    return ""
+
+
+def estimate_seconds(cfg: RunConfig) -> float:
+    from ..planner import estimate_seconds as f
+
+    return f(cfg)
+
+
+def plan_for_budget(cfg: dict[str, Any], budget_s: float) -> tuple[dict[str, Any], list[str]]:
+    """The draft config with its schedule (and, for a pretrained backbone, its frozen stages, input size
+    and batch) planned to fit `budget_s` on this machine; the domains, backbone and method stay."""
+    from ..planner import fill
+
+    c = RunConfig.from_dict(cfg)
+    keep = {"data.source", "data.target", "data.target_labels", "data.max_per_domain", "model.backbone",
+            "model.pretrained", "train.seed", "train.seeds", "train.embedding", "train.selection", "train.device"}
+    base = c.replace(train={"steps_per_epoch": RunConfig().train.steps_per_epoch, "epochs": RunConfig().train.epochs})
+    planned, notes = fill(base, keep, budget_s=max(10.0, float(budget_s)))
+    return planned.to_dict(), notes or ["the default plan already fits"]
+
+
+def describe_plan(cfg: RunConfig) -> str:
+    """A short plain-words summary of what the run will do."""
+    from ..methods import get_method
+
+    m = get_method(cfg.method.name)
+    d, t, mo = cfg.data, cfg.train, cfg.model
+    regime = {"none": "no target labels", "all": "all target labels"}.get(str(d.target_labels),
+                                                                          f"{d.target_labels} labelled target images per class")
+    freeze = "all stages train" if mo.freeze == 0 else f"the first {mo.freeze} stage(s) stay frozen"
+    if mo.bottleneck:
+        freeze += f", then a trainable {mo.bottleneck}-feature bottleneck"
+    weights = "pretrained weights" if mo.pretrained is not False and mo.backbone != "lenet" else "random weights"
+    return (f"Train **{mo.backbone}** ({weights}; {freeze}) on **{md(domain_label(d.source))}** with its labels, and "
+            f"adapt it to **{md(domain_label(d.target))}** ({regime}) with **{m.label}**: {t.epochs} epochs × {t.steps_per_epoch} steps of "
+            f"{t.batch_size} images per domain, {t.optimizer} at learning rate {t.lr:g}, seed {t.seed}. "
+            f"After each epoch: source and target test accuracy, the domain gap and a {t.embedding.upper()} map "
+            f"of the features. The run reports {_selection_words(t.selection)} (chosen without "
+            f"target labels)"
+            + (f"; it is repeated for seeds {', '.join(map(str, t.seeds))} and reported as mean ± std."
+               if t.seeds else "."))
+
+
+def _selection_words(selection: str) -> str:
+    from ..config import SELECTIONS
+
+    return "its last epoch" if selection == "last" else f"the epoch with the {SELECTIONS[selection]}"
+
+
+def cli_command(cfg: dict[str, Any] | RunConfig) -> str:
+    """The equivalent command line for a config."""
+    c = cfg if isinstance(cfg, RunConfig) else RunConfig.from_dict(cfg)
+    from ..config import cli_fields
+
+    args = ["python", "-m", "tl_core", "train", "--method", c.method.name]
+    always = {"source", "target", "backbone"}
+    for section, name, flag, meta in cli_fields():
+        value, default = getattr(getattr(c, section), name), meta["default"]
+        if value is None or (value == default and name not in always):
+            continue
+        if meta["kind"] is bool:
+            args.append(flag if value else "--no-" + flag[2:])
+        elif meta["kind"] is tuple:
+            args += [flag, ",".join(map(str, value))]
+        else:
+            args += [flag, str(value)]  # str of a float round-trips exactly
+    args += ["--budget", "0"]  # exactly this config: nothing left to plan
+    me = c.method
+    for k, v in sorted(me.params.items()):
+        args += ["--param", f"{k}={v}"]
+    return " ".join(shlex.quote(a) for a in args)
+
+
+def selection_choices() -> dict[str, str]:
+    from ..config import SELECTIONS
+
+    return dict(SELECTIONS)
