@@ -279,6 +279,31 @@ def test_distillation_trains_a_student_from_a_finished_run(teacher_run, request)
     assert res.status == "finished" and "distill" in res.history[-1]["losses"]
 
 
+def test_run_references_are_resolved_before_training_not_by_the_method(teacher_run, request):
+    """The trainer loads the teacher through the resolver it is given, before `bind`; no method module
+    reads the run store."""
+    import re
+    from pathlib import Path
+
+    from tl_core.errors import ConfigError
+    from tl_core.runs import resolve_reference
+
+    asked = []
+
+    def resolve(rid, device):
+        asked.append(rid)
+        return resolve_reference(rid, device)
+
+    t = Trainer(config_for("distill", request), resolve_run=resolve)
+    t.setup()
+    assert asked == [teacher_run] and t.method.teacher is t.method.refs["teacher"]
+    with pytest.raises(ConfigError, match="does not exist"):
+        Trainer(tiny("distill").replace(method={"name": "distill", "params": {"teacher": "nosuch"}})).setup()
+    methods = Path(__file__).resolve().parents[1] / "tl_core" / "methods"
+    for f in methods.glob("*.py"):
+        assert not re.search(r"from \.\.(runs|store)\b|import runs\b", f.read_text()), f.name
+
+
 def test_l2sp_optimises_its_own_objective_without_the_optimizers_weight_decay():
     """L2-SP's penalty is its whole regulariser; other methods keep the configured decay."""
     l2sp = Trainer(tiny("l2sp", weight_decay=5e-4))

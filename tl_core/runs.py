@@ -415,6 +415,21 @@ def load_model(run_id: str, which: str = "best", device: str = "cpu"):
     return Predictor(folder, device=device)
 
 
+def resolve_reference(run_id: str, device: Any = "cpu"):
+    """The best model of a finished run that another run refers to (a teacher, a source model), or a
+    ConfigError that says what to pick instead."""
+    from .errors import ConfigError
+
+    try:
+        run = get_run(run_id)
+    except TLError:
+        run = None
+    if run is None or run["status"] != "finished":
+        state = "does not exist" if run is None else f"is {run['status']}"
+        raise ConfigError(f"The run {run_id!r} this run refers to {state}; pick a finished run from the Compare page.")
+    return load_model(run_id, "best", device=str(device))
+
+
 def wait(run_id: str, timeout_s: float = 600.0, poll_s: float = 0.25) -> dict[str, Any]:
     """Follow a run until it ends (scheduling as it goes: whoever waits keeps the queue moving)."""
     deadline = time.time() + timeout_s

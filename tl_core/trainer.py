@@ -116,8 +116,12 @@ class RunResult:
 class Trainer:
     def __init__(self, config: RunConfig, on_event: Callable[[ev.Event], None] | None = None,
                  should_stop: Callable[[], bool] | None = None, checkpointer: Any = None,
-                 data: RunData | None = None):
+                 data: RunData | None = None, resolve_run: Callable[[str, torch.device], Any] | None = None):
+        """`resolve_run(run_id, device)` loads the model of a run the method refers to (a teacher, a
+        source model): references are resolved here, before training, so methods never read the store
+        (default: the run store of this TL_HOME, `runs.resolve_reference`)."""
         self.cfg = config.validate()
+        self.resolve_run = resolve_run
         self.on_event = on_event or (lambda e: None)
         self.should_stop = should_stop or (lambda: False)
         self.checkpointer = checkpointer
@@ -141,6 +145,7 @@ class Trainer:
         self.method.build(self.model.backbone.feat_dim, k)
         self.method.modules.to(self.device)
         self.method.attach(self.model)
+        self.method.refs = self._resolve_refs()
         self.method.bind(self)
         self.n_epochs = self.method.epochs(t.epochs)
         self.n_steps = self.method.steps(t.steps_per_epoch)
@@ -180,6 +185,19 @@ class Trainer:
             import openTSNE  # noqa: F401  (its ~1 s import belongs to set-up, not to the first epoch)
         self.trainable, self.total = self._param_counts()
         self.prefix_cache = self._make_prefix_cache()
+
+    def _resolve_refs(self) -> dict[str, Any]:
+        """The loaded models of the runs named by the method's run-reference parameters."""
+        refs = {}
+        for name, spec in self.method.params.items():
+            rid = str(self.method.p.get(name) or "").strip()
+            if spec.run_ref and rid:
+                if self.resolve_run is None:
+                    from .runs import resolve_reference
+
+                    self.resolve_run = resolve_reference
+                refs[name] = self.resolve_run(rid, self.device)
+        return refs
 
     def _make_prefix_cache(self) -> PrefixCache | None:
         """Cache the frozen stages' output of a pretrained backbone when it pays and fits (see

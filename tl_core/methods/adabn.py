@@ -90,12 +90,7 @@ class AdaBN(Method):
             self._load_run(trainer)
 
     def _load_run(self, trainer) -> None:
-        from ..runs import get_run, load_model
-
-        run = get_run(self.p["from_run"])
-        if run is None:
-            raise ConfigError(f"No run {self.p['from_run']!r}: give the id of a finished run (see the Compare page).")
-        pred = load_model(self.p["from_run"], "best")
+        pred = self.refs["from_run"]  # resolved before training (Trainer._resolve_refs)
         if pred.classes != list(trainer.data.classes) or pred.meta["backbone"] != trainer.model.backbone.name:
             raise TLError(f"Run {self.p['from_run']} has a {pred.meta['backbone']} model over classes "
                           f"{pred.classes}; this run needs {trainer.model.backbone.name} over {trainer.data.classes}.")

@@ -115,6 +115,7 @@ class Method:
     def __init__(self, params: dict[str, Any] | None = None):
         self.p = self.resolve_params(params or {})
         self.modules = nn.ModuleDict()
+        self.refs: dict[str, Any] = {}  # run-reference parameter -> that run's loaded model (set before bind)
 
     @classmethod
     def resolve_params(cls, overrides: dict[str, Any]) -> dict[str, Any]:

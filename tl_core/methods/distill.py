@@ -48,14 +48,7 @@ class Distill(Method):
                               "(its model must cover the same classes).")
 
     def bind(self, trainer) -> None:
-        from ..runs import get_run, load_model
-
-        rid = self.p["teacher"].strip()
-        run = get_run(rid)
-        if run is None or run["status"] != "finished":
-            state = "does not exist" if run is None else f"is {run['status']}"
-            raise ConfigError(f"The teacher run {rid!r} {state}; pick a finished run from the Compare page.")
-        self.teacher = load_model(rid, "best", device=str(trainer.device))
+        self.teacher = self.refs["teacher"]  # resolved before training (Trainer._resolve_refs)
         if self.teacher.classes != list(trainer.data.classes):
             raise ConfigError(f"The teacher knows classes {self.teacher.classes}, this run needs "
                               f"{list(trainer.data.classes)}: pick a teacher trained on the same classes.")
