@@ -131,7 +131,7 @@ def presets_section() -> list[str]:
     rs = json.loads(f.read_text())
     pre = [r for r in rs if r.get("kind", "preset") == "preset" and r["status"] == "finished"]
     out = ["## Presets: results, estimated against actual time, peak memory", "",
-           "Command: `python bench/presets.py --full --folder-runs`: each preset as `python -m tl_core experiment "
+           "Command: `python bench/presets.py --full --folder-runs --folder-seeds 0,1,2,3`: each preset as `python -m tl_core experiment "
            "--preset NAME --json` on a fresh TL_HOME. 'starter' = TL_DATA_DIR empty and TL_OFFLINE=1 (a first "
            "visit: the starter pack); 'full' = the full MNIST and USPS; 'PACS folders' = the PACS subset. "
            "Estimate = what the planner says before launch: its per-run estimates (process start, decoding a "

@@ -35,7 +35,6 @@ class Backbone(nn.Module):
         self.input_spec = input_spec
         self.pretrained = pretrained
         self.frozen_depth = 0
-        self.bottleneck = 0
 
     @property
     def stage_names(self) -> list[str]:
@@ -72,7 +71,6 @@ class Backbone(nn.Module):
             self.pool = nn.Sequential(self.pool, nn.Linear(self.feat_dim, dim), nn.BatchNorm1d(dim), nn.ReLU(),
                                       nn.Dropout(0.5))
             self.feat_dim = dim
-        self.bottleneck = dim
         return self
 
     def freeze(self, depth: int) -> "Backbone":

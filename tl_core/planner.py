@@ -150,16 +150,23 @@ def _eval_images(cfg: RunConfig) -> int:
     return s + t + int(0.1 * 4 * s)
 
 
-def _cache_plan(cfg: RunConfig, method, steps_images: int, eval_images: int) -> tuple[int, float] | None:
-    """(images, bytes) of the frozen-prefix cache the run will build, or None when it will not
-    (mirrors Trainer._make_prefix_cache, with the activation size estimated from the backbone)."""
+def _passes(cfg: RunConfig, method) -> int:
+    """Images a run puts through the network without a cache: its steps' and its evaluations'."""
+    t = cfg.train
+    return t.epochs * (t.steps_per_epoch * t.batch_size * (2 if method.uses_target_data else 1) + _eval_images(cfg))
+
+
+def _cache_plan(cfg: RunConfig, method, passes: int | None = None) -> tuple[int, float] | None:
+    """(images, bytes) of the frozen-prefix cache the run will build, or None when it will not: the
+    questions Trainer._make_prefix_cache asks, with the activation size estimated from the backbone.
+    `passes` None: assume the run is long enough for the cache to pay."""
     from .backbones import backbone_info
-    from .prefix_cache import MAX_BYTES, MAX_SHARE, PASS_COST
+    from .prefix_cache import MAX_BYTES, MAX_SHARE, PASS_COST, skip_reason
 
     info = backbone_info(cfg.model.backbone)
     m, t = cfg.model, cfg.train
     pretrained = info.has_pretrained and m.pretrained is not False
-    if not (pretrained and m.freeze > 0) or method.needs_pixels or t.augment or t.steps_per_epoch == 0:
+    if skip_reason(pretrained, m.freeze, method.needs_pixels, t.augment, t.steps_per_epoch):
         return None
     cap = cfg.data.max_per_domain
     n = _train_images(cfg.data.source, cap) + _test_images(cfg.data.source) + _test_images(cfg.data.target)
@@ -168,7 +175,9 @@ def _cache_plan(cfg: RunConfig, method, steps_images: int, eval_images: int) -> 
     size = m.input_size or info.default_size
     # the last stage's output; earlier stages' maps are larger (4x is a bound for the usual halving)
     per = info.feat_dim * max(1, size // 32) ** 2 * 4 * (1 if m.freeze == len(info.stages) else 4)
-    if n * PASS_COST >= steps_images + eval_images or n * per > min(MAX_BYTES, MAX_SHARE * mem_available_gb() * 1024**3):
+    if passes is not None and n * PASS_COST >= passes:
+        return None
+    if n * per > min(MAX_BYTES, MAX_SHARE * mem_available_gb() * 1024**3):
         return None
     return n, n * per
 
@@ -202,8 +211,10 @@ def _estimate(cfg: RunConfig, decoded: set[str] | frozenset[str] = frozenset(),
     dev = _device_factor(cfg)
     pretrained = info.has_pretrained and cfg.model.pretrained is not False
     n_eval = _eval_images(cfg)
-    passes = (10**12 if cache else 0) if cache is not None else t.epochs * (t.steps_per_epoch * imgs + n_eval)
-    cache = _cache_plan(cfg, method, passes, 0)
+    if cache is False:
+        cache = None
+    else:
+        cache = _cache_plan(cfg, method, None if cache else _passes(cfg, method))
     if cache is not None:
         # the frozen stages run once per image at set-up; steps and evaluation start from their output
         prefix_s = cache[0] / PREFIX_IPS.get(name, EVAL_IPS.get(name, 30.0)) * scale * frozen / dev
@@ -255,6 +266,7 @@ def fill(cfg: RunConfig, given: set[str], budget_s: float = DEFAULT_BUDGET_S) ->
     """Complete the settings not in `given` (names like "model.freeze", "train.steps_per_epoch") so that
     the run fits `budget_s` on this machine. Returns the config and what was decided, in words."""
     from .backbones import backbone_info
+    from .methods import get_method
 
     info = backbone_info(cfg.model.backbone)
     notes: list[str] = []
@@ -262,11 +274,9 @@ def fill(cfg: RunConfig, given: set[str], budget_s: float = DEFAULT_BUDGET_S) ->
     train: dict[str, Any] = {}
     pretrained = info.has_pretrained and cfg.model.pretrained is not False
     gpu = _device_factor(cfg) > 1
+    method = get_method(cfg.method.name)
     if pretrained:
-        from .methods import get_method
-
         n = len(info.stages)
-        method = get_method(cfg.method.name)
         bottleneck = cfg.model.bottleneck
         takes = _takes_bottleneck(method, cfg)  # feature extraction freezes everything and takes none
         if "model.bottleneck" not in given and takes:
@@ -290,12 +300,12 @@ def fill(cfg: RunConfig, given: set[str], budget_s: float = DEFAULT_BUDGET_S) ->
             # the native size when the frozen features can be cached at it (every step would pay it otherwise)
             # and computing them takes at most half of the budget
             native = cfg.replace(model={**model, "input_size": info.default_size}, train=train)
-            full = (freeze == n and _cache_plan(native, method, 10**9, 0) is not None
+            full = (freeze == n and _cache_plan(native, method) is not None
                     and _estimate(native, cache=True)[0] <= 0.5 * (budget_s * 0.9 - COMMAND_S))
             model["input_size"] = info.default_size if full else 128
             if not full:
                 notes.append(f"input size 128 px (on a CPU; {info.default_size} px costs 3x the time)")
-        if _cache_plan(cfg.replace(model=model, train=train), method, 10**9, 0) is not None:
+        if _cache_plan(cfg.replace(model=model, train=train), method) is not None:
             notes.append("frozen features computed once per image (no augmentation)")
         if "train.batch_size" not in given:
             train["batch_size"] = 32 if mem_available_gb() >= 4 else 16
@@ -305,7 +315,7 @@ def fill(cfg: RunConfig, given: set[str], budget_s: float = DEFAULT_BUDGET_S) ->
             train["lr"] = 1e-3 if freeze == n else 3e-4
             if freeze < n:
                 notes.append("learning rate 3e-4 (pretrained weights move little)")
-        if "train.steps_per_epoch" not in given and model.get("freeze", cfg.model.freeze) == n:
+        if "train.steps_per_epoch" not in given and freeze == n:
             # a frozen network's features are fixed: a small source is learnt in ~100 passes, and more
             # over-fits it (photo -> sketch, 4 seeds: source only 37 % after 876 steps, 31 % after 2,000;
             # bench/results/folder_recipe.json)
@@ -337,7 +347,8 @@ def fill(cfg: RunConfig, given: set[str], budget_s: float = DEFAULT_BUDGET_S) ->
 
             # with the frozen features cached when that many steps make the cache pay (as the run decides)
             steps = steps_for(True)
-            if _estimate(cfg.replace(train={"steps_per_epoch": steps}))[1] != _estimate(cfg, cache=True)[1]:
+            shorter = cfg.replace(train={"steps_per_epoch": steps})
+            if _cache_plan(shorter, method, _passes(shorter, method)) is None:
                 steps = steps_for(False)
             cfg = cfg.replace(train={"steps_per_epoch": steps})
             notes.append(f"{cfg.train.epochs} epochs x {steps} steps to fit the time budget of "

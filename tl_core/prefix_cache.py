@@ -4,10 +4,10 @@ A pretrained backbone with most stages frozen spends nearly all of a step's time
 the same frozen activations (EfficientNet-Lite0 with 8 of 9 stages frozen: 93 % of its FLOPs; all 9
 frozen, as the planner runs it: all of them).
 Frozen stages run in eval mode (their BatchNorm keeps ImageNet statistics) and have no dropout,
-so their output for an image never changes: the run computes it once and trains the rest on it.
-What is lost is pixel-level augmentation, which is why methods that read the images themselves
-(`Method.needs_pixels`) and runs whose cache would not pay for itself or fit in memory keep
-the image path.
+so their output for an image never changes as long as the image does not: the run computes it once
+and trains the rest on it. Runs that jitter their images (`augment`), methods that read the pixels
+themselves (`Method.needs_pixels`) and runs whose cache would not pay for itself or fit in memory
+keep the image path (`skip_reason`, `plan_cache`; the planner asks the same questions).
 """
 from __future__ import annotations
 
@@ -70,12 +70,14 @@ class PrefixCache:
             raise KeyError(f"{split}: image {int(idx[p < 0][0])} is not in the frozen-feature cache")
         return self.store[split][p.to(self.store[split].device)]
 
-    def __contains__(self, split: str) -> bool:
-        return split in self.store
 
-    @property
-    def nbytes(self) -> int:
-        return sum(t.numel() * t.element_size() for t in self.store.values())
+def skip_reason(pretrained: bool, frozen_depth: int, needs_pixels: bool, augment: bool, steps: int) -> str | None:
+    """Why a run cannot use the cache whatever its size (None: it can, if it pays and fits)."""
+    if not (pretrained and frozen_depth > 0) or needs_pixels or steps == 0:
+        return "frozen features not cached: no pretrained frozen stages, or the method reads pixels"
+    if augment:  # jittered images have no fixed frozen output: the config asked for them
+        return "frozen features not cached: training images are augmented (augment = true)"
+    return None
 
 
 def plan_cache(n_images: int, bytes_per_image: int, images_without_cache: int,

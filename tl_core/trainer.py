@@ -24,7 +24,7 @@ from .errors import RunAborted, TLError
 from .inputs import adapt
 from .methods import Method, Step, get_method
 from .metrics import classification_report, gaussian_mmd, proxy_a_distance, selection_scores
-from .prefix_cache import PrefixCache, plan_cache
+from .prefix_cache import PrefixCache, plan_cache, skip_reason
 
 
 class Diverged(TLError):
@@ -205,11 +205,9 @@ class Trainer:
         from .planner import mem_available_gb
 
         bb, d, m = self.model.backbone, self.data, self.method
-        self.cache_note = ""
-        if not (bb.pretrained and bb.frozen_depth > 0) or m.needs_pixels or self.n_steps == 0:
-            return None
-        if self.cfg.train.augment:  # jittered images have no fixed frozen output: the config asked for them
-            self.cache_note = "frozen features not cached: training images are augmented (augment = true)"
+        self.cache_note = skip_reason(bb.pretrained, bb.frozen_depth, m.needs_pixels, self.cfg.train.augment,
+                                      self.n_steps) or ""
+        if self.cache_note:
             return None
         src_rows = torch.cat([d.src_train, d.src_val])
         tgt_rows = torch.cat([d.tgt_train if m.uses_target_data else d.tgt_labelled[:0], d.tgt_labelled])
@@ -334,14 +332,9 @@ class Trainer:
     @torch.no_grad()
     def backbone_features(self, x_uint8: torch.Tensor, batch: int = 512) -> torch.Tensor:
         """Backbone features of uint8 images, in eval mode."""
-        self.model.eval()
-        feats = []
-        for i in range(0, len(x_uint8), batch):
-            x = adapt(x_uint8[i:i + batch], self.spec, self.device, channels_last=self.channels_last)
-            with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp):
-                feats.append(self.model.backbone.features(x).float().cpu())
-        self.model.train()
-        return torch.cat(feats) if feats else torch.zeros(0, self.model.backbone.feat_dim)
+        bb = self.model.backbone
+        return self._batched(x_uint8, batch, lambda x: bb.features(
+            adapt(x, self.spec, self.device, channels_last=self.channels_last)))
 
     @torch.no_grad()
     def _features_from_cache(self, key: str, batch: int = 512) -> torch.Tensor | None:
@@ -350,11 +343,15 @@ class Trainer:
         if c is None or key not in ("source/test", "source/val", "target/test"):
             return None
         h = c.rows("source/train", self.data.src_val) if key == "source/val" else c.store[key]
+        return self._batched(h, batch, self.model.backbone.features_from_prefix)
+
+    def _batched(self, xs: torch.Tensor, batch: int, features: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+        """`features` of `xs` batch by batch, in eval mode, on the CPU."""
         self.model.eval()
         feats = []
-        for i in range(0, len(h), batch):
+        for i in range(0, len(xs), batch):
             with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp):
-                feats.append(self.model.backbone.features_from_prefix(h[i:i + batch]).float().cpu())
+                feats.append(features(xs[i:i + batch]).float().cpu())
         self.model.train()
         return torch.cat(feats) if feats else torch.zeros(0, self.model.backbone.feat_dim)
 
