@@ -41,17 +41,17 @@ def bare_time(method: str, steps: int) -> float:
     """The same batches through the same model with nothing but the optimisation step."""
     t = Trainer(config(method, steps))
     t.setup()
-    model, opt, d, bs = t.model, t.opt, t.data, t.cfg.train.batch_size
+    model, opt, d, bs = t.model, t.state.optimizer, t.data, t.cfg.train.batch_size
     two = t.method.uses_target_data
     model.train()
     start = time.perf_counter()
     for s in range(steps):
         for g in opt.param_groups:
             g["lr"] = t._lr(s / steps)
-        si = t.s_sampler.next(bs)
-        parts = [t._batch(d.source, si, True)[0]]
+        si = t.state.samplers["source"].next(bs)
+        parts = [t._batch("source/train", d.source, si, True)[0]]
         if two:
-            parts.append(t._batch(d.target, t.t_sampler.next(bs), True)[0])
+            parts.append(t._batch("target/train", d.target, t.state.samplers["target"].next(bs), True)[0])
         logits = model(torch.cat(parts))
         loss = F.cross_entropy(logits[:bs], d.source.y_train[si])
         opt.zero_grad(set_to_none=True)

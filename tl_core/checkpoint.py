@@ -51,13 +51,6 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def model_meta(trainer) -> dict[str, Any]:
-    return {"format": FORMAT, "config": trainer.cfg.to_dict(), "classes": trainer.data.classes,
-            "backbone": trainer.cfg.model.backbone, "input_spec": trainer.spec.to_dict(),
-            "in_channels": trainer.spec.channels, "num_classes": len(trainer.data.classes),
-            "bottleneck": trainer.cfg.model.bottleneck}
-
-
 class Checkpointer:
     """Saves `last` every epoch and `best` when the selection score improves; restores `last`."""
 
@@ -100,9 +93,11 @@ class Checkpointer:
         return self._pointer(which) or (self._pointer("last") if which == "best" else None)
 
     # -- save / restore --------------------------------------------------------------
-    def save(self, trainer, epoch: int, best: bool) -> list[ev.Event]:
-        """Write a complete checkpoint folder under a temporary name, rename it into place, then move
-        the pointers. A crash or a full disk at any point leaves every checkpoint whole or absent."""
+    def save(self, state, meta: dict[str, Any], epoch: int, best: bool) -> list[ev.Event]:
+        """Write `state.state_dict()` (its `model` beside `meta` as model.safetensors + model.json, the
+        rest as state.safetensors + state.json) to a complete folder under a temporary name, rename it
+        into place, then move the pointers. A crash or a full disk at any point leaves every checkpoint
+        whole or absent."""
         folder = self.dir / f"ckpt-{epoch:04d}"
         tmp = self.dir / f".tmp-ckpt-{epoch:04d}"
         try:
@@ -110,12 +105,12 @@ class Checkpointer:
                 self._sweep()
             shutil.rmtree(tmp, ignore_errors=True)
             tmp.mkdir(parents=True)
-            meta = {**model_meta(trainer), "epoch": epoch}
-            _save_tensors(tmp / "model.safetensors", trainer.model.state_dict())
-            atomic_write_text(tmp / "model.json", json.dumps(meta, indent=1))
-            tensors, state = self._train_state(trainer)
+            rest = dict(state.state_dict())
+            _save_tensors(tmp / "model.safetensors", rest.pop("model"))
+            atomic_write_text(tmp / "model.json", json.dumps({**meta, "epoch": epoch}, indent=1))
+            tensors, plain = split_tensors(rest)
             _save_tensors(tmp / "state.safetensors", tensors)
-            atomic_write_text(tmp / "state.json", json.dumps(state))
+            atomic_write_text(tmp / "state.json", json.dumps(plain))
             _fsync_dir(tmp)
             self._remove(folder)
             os.replace(tmp, folder)
@@ -144,66 +139,46 @@ class Checkpointer:
             if f.name not in named:
                 self._remove(f)
 
-    @staticmethod
-    def _train_state(trainer) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-        tensors: dict[str, torch.Tensor] = {f"method.{k}": v for k, v in trainer.method.modules.state_dict().items()}
-        opt = trainer.opt.state_dict()
-        for pid, st in opt["state"].items():
-            for k, v in st.items():
-                tensors[f"opt.{pid}.{k}"] = v if torch.is_tensor(v) else torch.tensor(v)
-        tensors["rng.torch"] = torch.get_rng_state()
-        tensors["rng.aug"] = trainer.aug_g.get_state()
-        for name in ("s_sampler", "t_sampler", "l_sampler"):
-            s = getattr(trainer, name)
-            if s is not None:
-                for k, v in s.state().items():
-                    tensors[f"{name}.{k}"] = v
-        emb = trainer._embed_state
-        if emb is not None:
-            tensors["embed_state"] = torch.from_numpy(np.asarray(emb, dtype=np.float32))
-        state = {"param_groups": opt["param_groups"], "history": trainer.history,
-                 "best": list(trainer.best) if trainer.best else None,
-                 "np_rng": _np_state(), "epoch": len(trainer.history) and trainer.history[-1]["epoch"]}
-        return tensors, state
-
-    def restore(self, trainer) -> int:
-        """Load the last checkpoint into a set-up trainer; returns the epoch it ended."""
+    def restore(self, state) -> int:
+        """Load the last checkpoint into `state` (`load_state_dict`); returns the epochs it had finished."""
         folder = self._pointer("last")
         if folder is None:
             return 0
-        trainer.model.load_state_dict(_load_tensors(folder / "model.safetensors"))
-        tensors = _load_tensors(folder / "state.safetensors")
-        state = json.loads((folder / "state.json").read_text())
-        trainer.method.modules.load_state_dict(
-            {k[len("method."):]: v for k, v in tensors.items() if k.startswith("method.")})
-        opt_state: dict[int, dict[str, torch.Tensor]] = {}
-        for k, v in tensors.items():
-            if k.startswith("opt."):
-                _, pid, key = k.split(".", 2)
-                opt_state.setdefault(int(pid), {})[key] = v
-        trainer.opt.load_state_dict({"state": opt_state, "param_groups": state["param_groups"]})
-        torch.set_rng_state(tensors["rng.torch"])
-        trainer.aug_g.set_state(tensors["rng.aug"])
-        for name in ("s_sampler", "t_sampler", "l_sampler"):
-            s = getattr(trainer, name)
-            if s is not None:
-                s.load({k: tensors[f"{name}.{k}"] for k in ("g", "perm", "pos")})
-        if "embed_state" in tensors:
-            trainer._embed_state = tensors["embed_state"].numpy().astype(np.float32)
-        _set_np_state(state["np_rng"])
-        trainer.history[:] = state["history"]
-        trainer.best = tuple(state["best"]) if state["best"] else None
-        trainer.start_epoch = int(state["epoch"])
-        return trainer.start_epoch
+        d = merge_tensors(json.loads((folder / "state.json").read_text()), _load_tensors(folder / "state.safetensors"))
+        d["model"] = _load_tensors(folder / "model.safetensors")
+        state.load_state_dict(d)
+        return state.epoch
 
 
-def _np_state() -> list:
-    name, keys, pos, has_gauss, cached = np.random.get_state()
-    return [name, keys.tolist(), int(pos), int(has_gauss), float(cached)]
+SEP = "/"  # joins the path of a tensor in the nested state (parameter names themselves contain dots)
 
 
-def _set_np_state(s: list) -> None:
-    np.random.set_state((s[0], np.asarray(s[1], dtype=np.uint32), s[2], s[3], s[4]))
+def split_tensors(d: dict[str, Any], prefix: str = "") -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """A nested dict -> (its tensors under flat path keys, the same dict without them)."""
+    tensors: dict[str, torch.Tensor] = {}
+    plain: dict[str, Any] = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if torch.is_tensor(v):
+            tensors[key] = v
+        elif isinstance(v, dict):
+            sub_t, sub_p = split_tensors(v, key + SEP)
+            tensors.update(sub_t)
+            plain[k] = sub_p
+        else:
+            plain[k] = v
+    return tensors, plain
+
+
+def merge_tensors(plain: dict[str, Any], tensors: dict[str, torch.Tensor]) -> dict[str, Any]:
+    """The inverse of `split_tensors`: put each tensor back at its path."""
+    for key, v in tensors.items():
+        *path, leaf = key.split(SEP)
+        node = plain
+        for p in path:
+            node = node.setdefault(p, {})
+        node[leaf] = v
+    return plain
 
 
 class Predictor:

@@ -22,9 +22,11 @@ from .config import RunConfig
 from .data import CyclicSampler, RunData, augment, prepare, stratified_pick
 from .errors import RunAborted, TLError
 from .inputs import adapt
-from .methods import Method, Step, get_method
+from .methods import Method, RunContext, Step, Strategy, get_method
 from .metrics import classification_report, gaussian_mmd, proxy_a_distance, selection_scores
 from .prefix_cache import PrefixCache, plan_cache, skip_reason
+from .state import TrainState
+from .checkpoint import FORMAT as CHECKPOINT_FORMAT
 
 
 class Diverged(TLError):
@@ -126,10 +128,6 @@ class Trainer:
         self.should_stop = should_stop or (lambda: False)
         self.checkpointer = checkpointer
         self._data = data
-        self.history: list[dict[str, Any]] = []
-        self.start_epoch = 0
-        self.best: tuple[float, int] | None = None  # (selection score, epoch)
-        self._embed_state: Any = None
 
     # -- set-up --------------------------------------------------------------------
     def setup(self) -> None:
@@ -146,12 +144,16 @@ class Trainer:
         self.method.modules.to(self.device)
         self.method.attach(self.model)
         self.method.refs = self._resolve_refs()
-        self.method.bind(self)
-        self.n_epochs = self.method.epochs(t.epochs)
-        self.n_steps = self.method.steps(t.steps_per_epoch)
+        # a plain loss method gets the strategy hooks' defaults (they do nothing)
+        self.hooks: Strategy = self.method if isinstance(self.method, Strategy) else Strategy()
+        self.n_epochs = self.hooks.epochs(t.epochs)
+        self.n_steps = self.hooks.steps(t.steps_per_epoch)
         self.channels_last = self.device.type == "cpu" and self.spec.size >= 16
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
+        self.ctx = RunContext(self.model, self.data, self.cfg, self.spec, self.device, self.channels_last,
+                              self.backbone_features, self.n_epochs, self.n_steps)
+        self.hooks.bind(self.ctx)
         bb = self.model.backbone
         staged = {id(p) for st in bb.stages.values() for p in st.parameters()}
         groups = [{"name": f"backbone.{n}", "params": [p for p in st.parameters() if p.requires_grad]}
@@ -164,23 +166,25 @@ class Trainer:
         groups = [g for g in groups if g["params"]]
         decay = 0.0 if self.method.owns_weight_decay else t.weight_decay
         if t.optimizer == "adam":
-            self.opt = torch.optim.Adam(groups, lr=t.lr, weight_decay=decay)
+            opt = torch.optim.Adam(groups, lr=t.lr, weight_decay=decay)
         else:
-            self.opt = torch.optim.SGD(groups, lr=t.lr, momentum=0.9, weight_decay=decay, nesterov=True)
+            opt = torch.optim.SGD(groups, lr=t.lr, momentum=0.9, weight_decay=decay, nesterov=True)
         self.amp = t.amp and self.device.type == "cuda"
         self.amp_dtype = torch.bfloat16 if self.amp and torch.cuda.is_bf16_supported() else torch.float16
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp and self.amp_dtype == torch.float16)
         d = self.data
-        self.s_sampler = CyclicSampler(d.src_train, t.seed * 3 + 1)
-        self.t_sampler = CyclicSampler(d.tgt_train, t.seed * 3 + 2)
-        self.l_sampler = CyclicSampler(d.tgt_labelled, t.seed * 3 + 3) if len(d.tgt_labelled) else None
-        self.aug_g = torch.Generator().manual_seed(t.seed * 3 + 4)
+        samplers = {"source": CyclicSampler(d.src_train, t.seed * 3 + 1),
+                    "target": CyclicSampler(d.tgt_train, t.seed * 3 + 2)}
+        if len(d.tgt_labelled):
+            samplers["labelled"] = CyclicSampler(d.tgt_labelled, t.seed * 3 + 3)
+        self.state = TrainState(self.model, self.method.modules, opt, samplers,
+                                torch.Generator().manual_seed(t.seed * 3 + 4), t.batch_size)
+        self.ctx.optimizer, self.ctx.set_lrs = opt, self.set_lrs
         ge = torch.Generator().manual_seed(t.seed + 99)
         per = max(1, t.embed_points // k)
         self.embed_idx_s = stratified_pick(d.source.y_test, per, k, ge)
         self.embed_idx_t = stratified_pick(d.y_target_test, per, k, ge)
         self.total_steps = max(1, self.n_epochs * self.n_steps)
-        self.batch_size, self.halvings = t.batch_size, 0
         if t.embedding == "tsne":
             import openTSNE  # noqa: F401  (its ~1 s import belongs to set-up, not to the first epoch)
         self.trainable, self.total = self._param_counts()
@@ -213,9 +217,10 @@ class Trainer:
         tgt_rows = torch.cat([d.tgt_train if m.uses_target_data else d.tgt_labelled[:0], d.tgt_labelled])
         n = (len(torch.unique(src_rows)) + len(torch.unique(tgt_rows))
              + len(d.source.x_test) + len(d.target.x_test))
-        per_step = self.batch_size * (2 if m.uses_target_data else 1)
-        if self.l_sampler is not None:
-            per_step += min(self.batch_size, max(2, len(d.tgt_labelled)))
+        bs = self.state.batch_size
+        per_step = bs * (2 if m.uses_target_data else 1)
+        if len(d.tgt_labelled):
+            per_step += min(bs, max(2, len(d.tgt_labelled)))
         per_epoch_eval = len(d.source.x_test) + len(d.src_val) + len(d.target.x_test)
         without = self.total_steps * per_step + self.n_epochs * per_epoch_eval
         cache = PrefixCache(bb, self.spec, self.device, self.channels_last)
@@ -242,7 +247,7 @@ class Trainer:
             return self.prefix_cache.rows(split, idx), raw
         x = adapt(raw, self.spec, self.device)
         if train and self.cfg.train.augment:
-            x = augment(x, self.aug_g)
+            x = augment(x, self.state.aug_g)
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         return x, raw
@@ -251,7 +256,7 @@ class Trainer:
         """Each parameter group's learning rate: the schedule times the method's multiplier
         (`backbone.<stage>` falls back to `backbone`)."""
         mults = self.method.lr_multipliers(progress)
-        for g in self.opt.param_groups:
+        for g in self.state.optimizer.param_groups:
             g["lr"] = self._lr(progress) * mults.get(g["name"], mults.get(g["name"].split(".")[0], 1.0))
 
     MAX_HALVINGS = 4
@@ -262,33 +267,39 @@ class Trainer:
             try:
                 return self._train_step(step_no, epoch)
             except torch.OutOfMemoryError:
-                self.opt.zero_grad(set_to_none=True)
+                st = self.state
+                st.optimizer.zero_grad(set_to_none=True)
                 if self.device.type == "cuda":
                     torch.cuda.empty_cache()
-                if self.halvings >= self.MAX_HALVINGS or self.batch_size < 4:
-                    raise RunAborted(f"out of memory at batch size {self.batch_size} after halving it "
-                                    f"{self.halvings} times: choose a smaller input size, a smaller backbone or "
+                if st.halvings >= self.MAX_HALVINGS or st.batch_size < 4:
+                    raise RunAborted(f"out of memory at batch size {st.batch_size} after halving it "
+                                    f"{st.halvings} times: choose a smaller input size, a smaller backbone or "
                                     f"freeze more stages.") from None
-                self.halvings += 1
-                self.batch_size //= 2
-                self.on_event(ev.BatchHalved(batch_size=self.batch_size, epoch=epoch + 1, step=step_no + 1))
+                st.halvings += 1
+                st.batch_size //= 2
+                self.on_event(ev.BatchHalved(batch_size=st.batch_size, epoch=epoch + 1, step=step_no + 1))
 
     def _train_step(self, step_no: int, epoch: int) -> tuple[dict[str, float], dict[str, float]]:
         t, d = self.cfg.train, self.data
         progress = step_no / self.total_steps
         self.set_lrs(progress)
-        bs = self.batch_size
-        si = self.s_sampler.next(bs)
-        parts, ys = [self._batch("source/train", d.source, si, True)[0]], d.source.y_train[si].to(self.device)
-        n_t = n_l = 0
-        xt = raw_t = None
-        if self.method.uses_target_data:
-            xt, raw_t = self._batch("target/train", d.target, self.t_sampler.next(bs), True)
+        st = self.state
+        bs = st.batch_size
+        parts: list[torch.Tensor] = []
+        n_s = n_t = n_l = 0
+        ys = xt = raw_t = ti = None
+        if self.hooks.reads_source(epoch):
+            si = st.samplers["source"].next(bs)
+            parts.append(self._batch("source/train", d.source, si, True)[0])
+            ys, n_s = d.source.y_train[si].to(self.device), bs
+        if self.method.uses_target_data and self.hooks.reads_target(epoch):
+            ti = st.samplers["target"].next(bs)
+            xt, raw_t = self._batch("target/train", d.target, ti, True)
             parts.append(xt)
             n_t = bs
         y_l = None
-        if self.l_sampler is not None:
-            li = self.l_sampler.next(min(bs, max(2, len(d.tgt_labelled))))
+        if "labelled" in st.samplers:
+            li = st.samplers["labelled"].next(min(bs, max(2, len(d.tgt_labelled))))
             parts.append(self._batch("target/train", d.target, li, True)[0])
             y_l, n_l = d.y_target_train[li].to(self.device), len(li)
         x = torch.cat(parts)
@@ -297,12 +308,15 @@ class Trainer:
             f = bb.features(x) if self.prefix_cache is None else bb.features_from_prefix(x)
             logits = self.model.head(f)
             f, logits = f.float(), logits.float()
-            step = Step(f_s=f[:bs], logits_s=logits[:bs], y_s=ys, progress=progress, epoch=epoch)
+            step = Step(f_s=None, logits_s=None, y_s=None, progress=progress, epoch=epoch)
+            if n_s:
+                step.f_s, step.logits_s, step.y_s = f[:n_s], logits[:n_s], ys
             if n_t:
-                step.f_t, step.logits_t = f[bs:bs + n_t], logits[bs:bs + n_t]
+                step.f_t, step.logits_t = f[n_s:n_s + n_t], logits[n_s:n_s + n_t]
                 step.x_t, step.raw_t = (xt if self.prefix_cache is None else None), raw_t
+                step.idx_t = ti
             if n_l:
-                step.f_tl, step.logits_tl, step.y_tl = f[bs + n_t:], logits[bs + n_t:], y_l
+                step.f_tl, step.logits_tl, step.y_tl = f[n_s + n_t:], logits[n_s + n_t:], y_l
             terms = self.method.losses(step)
         loss = sum(terms.values())
         values = {k: float(v.detach()) for k, v in terms.items()}
@@ -314,9 +328,9 @@ class Trainer:
                 f"Lower the learning rate (now {t.lr:g}, try {t.lr / 3:.2g})"
                 + (" or the method's trade-off" if len(values) > 1 else "") + "."
             )
-        self.opt.zero_grad(set_to_none=True)
+        st.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
-        self.scaler.step(self.opt)
+        self.scaler.step(st.optimizer)
         self.scaler.update()
         values["total"] = total
         return values, step.log
@@ -359,7 +373,7 @@ class Trainer:
     def predict_features(self, x_uint8: torch.Tensor, key: str = "") -> tuple[torch.Tensor, torch.Tensor]:
         """(features, logits) for uint8 images, in eval mode; `key` names the split for the
         frozen-prefix cache and for methods that cache features of a frozen backbone."""
-        f = self.method.cached_features(self, key, x_uint8) if key else None
+        f = self.hooks.cached_features(self.ctx, key, x_uint8) if key else None
         if f is None and key:
             f = self._features_from_cache(key)
         if f is None:
@@ -374,7 +388,7 @@ class Trainer:
         d, k = self.data, len(self.data.classes)
         fs, ls = self.predict_features(d.source.x_test, "source/test")
         _, lv = self.predict_features(d.source.x_train[d.src_val], "source/val")
-        with self.method.target_eval(self):
+        with self.hooks.target_eval(self.ctx):
             ft, lt = self.predict_features(d.target.x_test, "target/test")
         src = classification_report(d.source.y_test, ls.argmax(1), k)
         tgt = classification_report(d.y_target_test, lt.argmax(1), k)
@@ -398,7 +412,7 @@ class Trainer:
         from .embed import embed_epoch
 
         es, et, ps, pt = self._last_embed
-        xy, self._embed_state = embed_epoch(np.concatenate([es, et]), kind, self._embed_state,
+        xy, self.state.embed = embed_epoch(np.concatenate([es, et]), kind, self.state.embed,
                                             seed=self.cfg.train.seed)
         n = len(es)
         d = self.data
@@ -408,30 +422,43 @@ class Trainer:
             "domain": ["source"] * n + ["target"] * len(et),
             "label": labels.tolist(), "pred": np.concatenate([ps, pt]).tolist()})
 
+    def model_meta(self) -> dict[str, Any]:
+        """What a checkpoint's model.json says about the model (enough to rebuild it for prediction)."""
+        return {"format": CHECKPOINT_FORMAT, "config": self.cfg.to_dict(), "classes": self.data.classes,
+                "backbone": self.cfg.model.backbone, "input_spec": self.spec.to_dict(),
+                "in_channels": self.spec.channels, "num_classes": len(self.data.classes),
+                "bottleneck": self.cfg.model.bottleneck}
+
+    @property
+    def history(self) -> list[dict[str, Any]]:
+        return self.state.history
+
     # -- the loop ------------------------------------------------------------------
     def fit(self) -> RunResult:
         t0 = time.perf_counter()
         if not hasattr(self, "model"):
             self.setup()
-        t = self.cfg.train
+        t, st = self.cfg.train, self.state
         if self.checkpointer is not None and self.checkpointer.has_last():
-            self.checkpointer.restore(self)
+            self.checkpointer.restore(st)
+        start = st.epoch
         self.on_event(ev.RunStarted(device=device_name(self.device), total_steps=self.total_steps,
                                     trainable_params=self.trainable, total_params=self.total,
-                                    start_epoch=self.start_epoch, batch_size=t.batch_size,
+                                    start_epoch=start, batch_size=t.batch_size,
                                     epochs=self.n_epochs))
         result = RunResult(status="finished", device=device_name(self.device),
-                           trainable_params=self.trainable, total_params=self.total, history=self.history)
+                           trainable_params=self.trainable, total_params=self.total, history=st.history)
         last_report = 0.0
         per_image = 2 if self.method.uses_target_data else 1
         train_s = 0.0
         try:
             self.model.train()
-            for epoch in range(self.start_epoch, self.n_epochs):
+            for epoch in range(start, self.n_epochs):
                 sums: dict[str, float] = {}
                 logs: dict[str, float] = {}
                 te = time.perf_counter()
-                custom = self.method.run_epoch(self, epoch)
+                self.hooks.begin_epoch(self.ctx, epoch)
+                custom = self.hooks.run_epoch(self.ctx, epoch)
                 steps = 0 if custom is not None else self.n_steps
                 if custom is not None:  # a closed-form or cached-feature epoch: one progress report for it
                     self.on_event(ev.Progress(epoch=epoch + 1, step=(epoch + 1) * self.n_steps,
@@ -449,10 +476,10 @@ class Trainer:
                     now = time.perf_counter()
                     if now - last_report >= 0.5 or s == steps - 1:
                         last_report = now
-                        done = gstep + 1 - self.start_epoch * self.n_steps
+                        done = gstep + 1 - start * self.n_steps
                         rate = done / max(train_s + now - te, 1e-9)
                         self.on_event(ev.Progress(epoch=epoch + 1, step=gstep + 1, total_steps=self.total_steps,
-                                                  images_per_s=rate * self.batch_size * per_image,
+                                                  images_per_s=rate * st.batch_size * per_image,
                                                   eta_s=(self.total_steps - gstep - 1) / max(rate, 1e-9),
                                                   losses={k: v / (s + 1) for k, v in sums.items()}))
                 train_s += time.perf_counter() - te
@@ -461,21 +488,21 @@ class Trainer:
                 m["losses"] = custom if custom is not None else {k: v / n for k, v in sums.items()}
                 m["diagnostics"] = {k: v / n for k, v in logs.items()}
                 m["train_s"] = train_s
-                m["batch_size"] = self.batch_size
+                m["batch_size"] = st.batch_size
                 m["wall_s"] = time.perf_counter() - t0
-                self.history.append(m)
+                st.history.append(m)
                 score = float(epoch) if t.selection == "last" else m["selection"][t.selection]
-                improved = self.best is None or score > self.best[0]
+                improved = st.best is None or score > st.best[0]
                 if improved:
-                    self.best = (score, epoch + 1)
+                    st.best = (score, epoch + 1)
                 self.on_event(ev.EpochEnd(epoch=epoch + 1, metrics=m))
                 if epoch == self.n_epochs - 1:
-                    self.method.finish(self)
+                    self.hooks.finish(self.ctx)
                 emb = self.embedding(epoch)
                 if emb is not None:
                     self.on_event(emb)
                 if self.checkpointer is not None:
-                    for e in self.checkpointer.save(self, epoch + 1, best=improved):
+                    for e in self.checkpointer.save(st, self.model_meta(), epoch + 1, best=improved):
                         self.on_event(e)
         except _Stopped as s:
             result.status = "cancelled"
@@ -483,15 +510,15 @@ class Trainer:
             self.on_event(ev.RunCancelled(epoch=s.epoch))
         except (Diverged, RunAborted) as e:
             result.status, result.reason = "failed", str(e)
-            self.on_event(ev.RunFailed(reason=str(e), epoch=len(self.history)))
-        result.epochs_done = len(self.history)
-        result.selection, result.batch_size = t.selection, self.batch_size
-        if self.history:
-            chosen = next(h for h in self.history if self.best and h["epoch"] == self.best[1])
+            self.on_event(ev.RunFailed(reason=str(e), epoch=len(st.history)))
+        result.epochs_done = len(st.history)
+        result.selection, result.batch_size = t.selection, st.batch_size
+        if st.history:
+            chosen = next(h for h in st.history if st.best and h["epoch"] == st.best[1])
             result.best_epoch = chosen["epoch"]
             result.source_acc, result.target_acc = chosen["source_acc"], chosen["target_acc"]
             result.best_target_acc = chosen["target_acc"]
-            result.last_target_acc = self.history[-1]["target_acc"]
+            result.last_target_acc = st.history[-1]["target_acc"]
         result.train_s = train_s
         result.wall_s = time.perf_counter() - t0
         if result.status == "finished":

@@ -45,7 +45,7 @@ def main() -> int:
             e = epoch
             while True:
                 e += 1
-                ck.save(t, e, best=e % 3 == 0)
+                ck.save(t.state, t.model_meta(), e, best=e % 3 == 0)
         time.sleep(rng.uniform(0.02, 0.6))
         os.kill(pid, signal.SIGKILL)
         os.waitpid(pid, 0)

@@ -8,7 +8,7 @@ import torch
 import torch.nn as nn
 
 from ..errors import ConfigError, TLError
-from .base import Method, Param, Step, register_method
+from .base import Param, RunContext, Step, Strategy, register_method
 
 _BN = nn.modules.batchnorm._BatchNorm
 
@@ -49,7 +49,7 @@ def load_bn_state(model: nn.Module, state) -> None:
 
 
 @register_method("adabn")
-class AdaBN(Method):
+class AdaBN(Strategy):
     """Adaptive BatchNorm (Li et al., 2016, arXiv:1603.04779).
 
     Train on the source (or take a finished run's model, with no training at all); for the target,
@@ -82,19 +82,18 @@ class AdaBN(Method):
             raise ConfigError(f"AdaBN re-estimates BatchNorm statistics, and {config.model.backbone} has no "
                               f"BatchNorm layers: choose resnet18, mobilenet_v3_small or efficientnet_lite0.")
 
-    def bind(self, trainer) -> None:
-        self.trainer_model = [trainer.model]
-        if not bn_layers(trainer.model):
+    def bind(self, ctx: RunContext) -> None:
+        if not bn_layers(ctx.model):
             raise ConfigError("AdaBN needs a backbone with BatchNorm layers; this one has none.")
         if self.p["from_run"]:
-            self._load_run(trainer)
+            self._load_run(ctx)
 
-    def _load_run(self, trainer) -> None:
-        pred = self.refs["from_run"]  # resolved before training (Trainer._resolve_refs)
-        if pred.classes != list(trainer.data.classes) or pred.meta["backbone"] != trainer.model.backbone.name:
+    def _load_run(self, ctx: RunContext) -> None:
+        pred = self.refs["from_run"]  # resolved before training, outside the method
+        if pred.classes != list(ctx.data.classes) or pred.meta["backbone"] != ctx.model.backbone.name:
             raise TLError(f"Run {self.p['from_run']} has a {pred.meta['backbone']} model over classes "
-                          f"{pred.classes}; this run needs {trainer.model.backbone.name} over {trainer.data.classes}.")
-        trainer.model.load_state_dict(pred.model.state_dict())
+                          f"{pred.classes}; this run needs {ctx.model.backbone.name} over {ctx.data.classes}.")
+        ctx.model.load_state_dict(pred.model.state_dict())
 
     def steps(self, configured: int) -> int:
         return 0 if self.p["from_run"] else configured
@@ -102,26 +101,25 @@ class AdaBN(Method):
     def epochs(self, configured: int) -> int:
         return 1 if self.p["from_run"] else configured
 
-    def _target_batches(self, trainer) -> Iterator[torch.Tensor]:
+    def _target_batches(self, ctx: RunContext) -> Iterator[torch.Tensor]:
         from ..inputs import adapt
 
-        d = trainer.data
+        d = ctx.data
         idx = d.tgt_train[: self.p["images"]]
         for i in range(0, len(idx), 128):
-            yield adapt(d.target.x_train[idx[i:i + 128]], trainer.spec, trainer.device,
-                        channels_last=trainer.channels_last)
+            yield adapt(d.target.x_train[idx[i:i + 128]], ctx.spec, ctx.device, channels_last=ctx.channels_last)
 
     @contextlib.contextmanager
-    def target_eval(self, trainer):
-        saved = bn_state(trainer.model)
-        estimate_bn_stats(trainer.model, self._target_batches(trainer))
+    def target_eval(self, ctx: RunContext):
+        saved = bn_state(ctx.model)
+        estimate_bn_stats(ctx.model, self._target_batches(ctx))
         try:
             yield
         finally:
-            load_bn_state(trainer.model, saved)
+            load_bn_state(ctx.model, saved)
 
-    def finish(self, trainer) -> None:
-        estimate_bn_stats(trainer.model, self._target_batches(trainer))
+    def finish(self, ctx: RunContext) -> None:
+        estimate_bn_stats(ctx.model, self._target_batches(ctx))
 
     def losses(self, step: Step):
         return self.supervised(step)

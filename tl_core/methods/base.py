@@ -1,14 +1,20 @@
-"""The method contract: a loss module over features, with its metadata and typed hyperparameters.
+"""The two method contracts, with their metadata and typed hyperparameters.
 
-A method holds no optimizer and no loop. The trainer computes features and logits for a
-source batch, a target batch and (when the label regime gives some) a labelled target
-batch, hands them over as a `Step`, and sums the named loss terms the method returns.
+A `Method` is a loss: it holds no optimizer and no loop. The trainer computes features and
+logits for a source batch, a target batch and (when the label regime gives some) a labelled
+target batch, hands them over as a `Step`, and sums the named loss terms the method returns.
+
+A `Strategy` is a method that is more than a loss: a closed-form head on cached features, a
+statistics swap, a teacher, two phases, test-time adaptation. Its hooks receive a
+`RunContext` (the model, the data, the device, a feature function and the run's budget),
+never the trainer; runs it refers to (a teacher, a source model) are loaded before training
+and handed over in `refs`. No method imports the trainer or the run store.
 """
 from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, Iterator
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Iterator
 
 import torch
 import torch.nn as nn
@@ -19,7 +25,8 @@ from ..registry import Registry
 
 if TYPE_CHECKING:
     from ..config import RunConfig
-    from ..trainer import Trainer
+    from ..data import RunData
+    from ..inputs import InputSpec
 
 
 @dataclass(frozen=True)
@@ -75,9 +82,9 @@ class Param:
 class Step:
     """What a method sees at one training step (all tensors on the training device)."""
 
-    f_s: torch.Tensor  # source features (B, D)
-    logits_s: torch.Tensor
-    y_s: torch.Tensor
+    f_s: torch.Tensor | None  # source features (B, D); None when a strategy reads no source at this step
+    logits_s: torch.Tensor | None
+    y_s: torch.Tensor | None
     f_t: torch.Tensor | None = None  # unlabelled target features
     logits_t: torch.Tensor | None = None
     f_tl: torch.Tensor | None = None  # labelled target features (label regime k or all)
@@ -85,6 +92,7 @@ class Step:
     y_tl: torch.Tensor | None = None
     x_t: torch.Tensor | None = None  # the unlabelled target batch as the model saw it (normalised)
     raw_t: torch.Tensor | None = None  # the unlabelled target batch as stored (uint8, before augmentation)
+    idx_t: torch.Tensor | None = None  # the unlabelled target batch's rows in the target's train images
     progress: float = 0.0  # fraction of training done, in [0, 1]
     epoch: int = 0
     log: dict[str, float] = field(default_factory=dict)  # diagnostics a method wants charted
@@ -132,10 +140,6 @@ class Method:
     def attach(self, model: nn.Module) -> None:
         """Called once with the classifier (backbone + head) before training; most methods need nothing."""
 
-    def bind(self, trainer: "Trainer") -> None:
-        """Called once with the trainer, after `attach` and before the optimizer is made: for methods
-        that need the data or the device (a teacher, cached features, BatchNorm re-estimation)."""
-
     @classmethod
     def check(cls, config: "RunConfig") -> None:
         """Refuse a configuration this method cannot run, with a ConfigError in words."""
@@ -147,31 +151,6 @@ class Method:
         """Learning-rate multipliers by parameter group: `head`, `method`, `backbone`, or one
         backbone stage as `backbone.<stage>` (which falls back to `backbone`)."""
         return {"backbone": 1.0, "head": 1.0, "method": 1.0}
-
-    # hooks for methods that do not fit "sum the losses of each step" --------------
-    def epochs(self, configured: int) -> int:
-        """How many epochs the run has (a closed-form fit needs one)."""
-        return configured
-
-    def steps(self, configured: int) -> int:
-        """Gradient steps per epoch (0: evaluation only, e.g. AdaBN on a finished run)."""
-        return configured
-
-    def run_epoch(self, trainer: "Trainer", epoch: int) -> dict[str, float] | None:
-        """Replace the epoch's step loop; return the mean loss terms. None: use the step loop."""
-        return None
-
-    def cached_features(self, trainer: "Trainer", key: str, x: torch.Tensor) -> torch.Tensor | None:
-        """Features for evaluation from a cache (frozen backbones); None: compute them."""
-        return None
-
-    @contextlib.contextmanager
-    def target_eval(self, trainer: "Trainer") -> Iterator[None]:
-        """The model's state while the target is evaluated (AdaBN swaps in target statistics)."""
-        yield
-
-    def finish(self, trainer: "Trainer") -> None:
-        """After the last evaluation, before the final checkpoint: leave the deployable model."""
 
     # shared pieces ------------------------------------------------------------------
     def ramp(self, progress: float) -> float:
@@ -197,6 +176,72 @@ class Method:
                 "formula": cls.formula, "helps": cls.helps, "hurts": cls.hurts, "paper": cls.paper,
                 "needs_target_labels": cls.needs_target_labels, "uses_target_data": cls.uses_target_data,
                 "params": {k: v.to_dict() for k, v in cls.params.items()}}
+
+
+@dataclass
+class RunContext:
+    """What a strategy is given to work with: never the trainer. `features` maps uint8 images to the
+    backbone's features (eval mode, on the CPU); the budget fields are final before `bind`, the
+    optimizer and `set_lrs` (the schedule for a progress in [0, 1]) are set once the optimizer exists."""
+
+    model: nn.Module  # the classifier: `backbone` + `head`
+    data: "RunData"
+    config: "RunConfig"
+    spec: "InputSpec"
+    device: torch.device
+    channels_last: bool
+    features: Callable[[torch.Tensor], torch.Tensor]
+    epochs: int
+    steps_per_epoch: int
+    optimizer: torch.optim.Optimizer | None = None
+    set_lrs: Callable[[float], None] | None = None
+
+    @property
+    def total_steps(self) -> int:
+        return max(1, self.epochs * self.steps_per_epoch)
+
+
+class Strategy(Method):
+    """A method that is more than a loss (see the module docstring). Every hook has a default that
+    does nothing, so a strategy overrides only what it changes."""
+
+    def epochs(self, configured: int) -> int:
+        """How many epochs the run has (a closed-form fit needs one)."""
+        return configured
+
+    def steps(self, configured: int) -> int:
+        """Gradient steps per epoch (0: evaluation only, e.g. AdaBN on a finished run)."""
+        return configured
+
+    def bind(self, ctx: RunContext) -> None:
+        """Called once before the optimizer is made (a strategy may freeze parameters here)."""
+
+    def begin_epoch(self, ctx: RunContext, epoch: int) -> None:
+        """Called before each epoch's steps, also the first epoch after a resume (e.g. pseudo-labels)."""
+
+    def reads_source(self, epoch: int) -> bool:
+        """Whether this epoch's steps get a source batch (False: source-free adaptation)."""
+        return True
+
+    def reads_target(self, epoch: int) -> bool:
+        """Whether this epoch's steps get an unlabelled target batch (when `uses_target_data`)."""
+        return True
+
+    def run_epoch(self, ctx: RunContext, epoch: int) -> dict[str, float] | None:
+        """Replace the epoch's step loop; return the mean loss terms. None: use the step loop."""
+        return None
+
+    def cached_features(self, ctx: RunContext, key: str, x: torch.Tensor) -> torch.Tensor | None:
+        """Features for evaluation from the strategy's own cache (frozen backbones); None: compute them."""
+        return None
+
+    @contextlib.contextmanager
+    def target_eval(self, ctx: RunContext) -> Iterator[None]:
+        """The model's state while the target is evaluated (AdaBN swaps in target statistics)."""
+        yield
+
+    def finish(self, ctx: RunContext) -> None:
+        """After the last evaluation, before the final checkpoint: leave the deployable model."""
 
 
 METHODS: Registry[type[Method]] = Registry("method")

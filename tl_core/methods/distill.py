@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import ConfigError
-from .base import Method, Param, Step, register_method
+from .base import Param, RunContext, Step, Strategy, register_method
 
 
 def kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -17,7 +17,7 @@ def kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperat
 
 
 @register_method("distill")
-class Distill(Method):
+class Distill(Strategy):
     """Distillation (Hinton et al., 2015) across domains.
 
     A finished run is the teacher. The student (this run's backbone) learns the source labels and
@@ -47,14 +47,14 @@ class Distill(Method):
             raise ConfigError("Distillation needs a teacher: set `teacher` to the id of a finished run "
                               "(its model must cover the same classes).")
 
-    def bind(self, trainer) -> None:
-        self.teacher = self.refs["teacher"]  # resolved before training (Trainer._resolve_refs)
-        if self.teacher.classes != list(trainer.data.classes):
+    def bind(self, ctx: RunContext) -> None:
+        self.teacher = self.refs["teacher"]  # resolved before training, outside the method
+        if self.teacher.classes != list(ctx.data.classes):
             raise ConfigError(f"The teacher knows classes {self.teacher.classes}, this run needs "
-                              f"{list(trainer.data.classes)}: pick a teacher trained on the same classes.")
+                              f"{list(ctx.data.classes)}: pick a teacher trained on the same classes.")
         for p in self.teacher.model.parameters():
             p.requires_grad_(False)
-        self.device = trainer.device
+        self.device = ctx.device
 
     @torch.no_grad()
     def teacher_logits(self, raw: torch.Tensor) -> torch.Tensor:

@@ -8,13 +8,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .base import Method, Param, Step, register_method
+from .base import Param, RunContext, Step, Strategy, register_method
 
 HEADS = ("logreg", "svm", "linear")
 
 
 @register_method("feature_extract")
-class FeatureExtract(Method):
+class FeatureExtract(Strategy):
     """Feature extraction + a new head (Donahue et al., 2014; Razavian et al., 2014).
 
     The whole backbone f is frozen; f(x) is computed once per image and cached (in memory and on
@@ -48,15 +48,15 @@ class FeatureExtract(Method):
             raise ConfigError("Feature extraction fits its head on the backbone's own features, computed once: a "
                               "bottleneck layer would stay at its random weights. Set bottleneck to 0.")
 
-    def bind(self, trainer) -> None:
-        bb = trainer.model.backbone
+    def bind(self, ctx: RunContext) -> None:
+        bb = ctx.model.backbone
         bb.freeze(len(bb.stages))  # the whole backbone is fixed: that is what makes caching valid
         for p in bb.parameters():
             p.requires_grad_(False)
         self.cache: dict[str, torch.Tensor] = {}
         self.computed: list[str] = []  # which splits actually went through the backbone (tests read it)
-        cfg = trainer.cfg
-        self._key = {"backbone": bb.name, "pretrained": bool(bb.pretrained), "spec": trainer.spec.to_dict(),
+        cfg = ctx.config
+        self._key = {"backbone": bb.name, "pretrained": bool(bb.pretrained), "spec": ctx.spec.to_dict(),
                      "seed": None if bb.pretrained else cfg.train.seed}
         self._sources = {"source": cfg.data.source, "target": cfg.data.target}
 
@@ -64,7 +64,7 @@ class FeatureExtract(Method):
         return configured if self.p["head"] == "linear" else 1
 
     # -- the feature cache ----------------------------------------------------------
-    def _features(self, trainer, key: str, images) -> torch.Tensor:
+    def _features(self, ctx: RunContext, key: str, images) -> torch.Tensor:
         """Features of one split; `images` (a callable) is only called when the split is not cached."""
         if key in self.cache:
             return self.cache[key]
@@ -84,36 +84,36 @@ class FeatureExtract(Method):
             except Exception:  # noqa: BLE001 - a damaged cache file is recomputed, never trusted
                 f = None
         if f is None or len(f) != len(x):
-            f = trainer.backbone_features(x)
+            f = ctx.features(x)
             self.computed.append(key)
             atomic_write_bytes(path, save({"features": f.contiguous()}))
         self.cache[key] = f
         return f
 
-    def _source_train(self, trainer) -> torch.Tensor:
+    def _source_train(self, ctx: RunContext) -> torch.Tensor:
         """Features of the source train split, its validation part last (one pass for both)."""
-        d = trainer.data
-        return self._features(trainer, "source/train", lambda: d.source.x_train[torch.cat([d.src_train, d.src_val])])
+        d = ctx.data
+        return self._features(ctx, "source/train", lambda: d.source.x_train[torch.cat([d.src_train, d.src_val])])
 
-    def cached_features(self, trainer, key: str, x: torch.Tensor) -> torch.Tensor | None:
+    def cached_features(self, ctx: RunContext, key: str, x: torch.Tensor) -> torch.Tensor | None:
         if key == "source/val":
-            return self._source_train(trainer)[len(trainer.data.src_train):]
-        return self._features(trainer, key, lambda: x)
+            return self._source_train(ctx)[len(ctx.data.src_train):]
+        return self._features(ctx, key, lambda: x)
 
-    def _train_set(self, trainer) -> tuple[torch.Tensor, torch.Tensor]:
-        d = trainer.data
-        fx, y = [self._source_train(trainer)[: len(d.src_train)]], [d.source.y_train[d.src_train]]
+    def _train_set(self, ctx: RunContext) -> tuple[torch.Tensor, torch.Tensor]:
+        d = ctx.data
+        fx, y = [self._source_train(ctx)[: len(d.src_train)]], [d.source.y_train[d.src_train]]
         if len(d.tgt_labelled):
-            fx.append(self._features(trainer, "target/labelled", lambda: d.target.x_train[d.tgt_labelled]))
+            fx.append(self._features(ctx, "target/labelled", lambda: d.target.x_train[d.tgt_labelled]))
             y.append(d.y_target_train[d.tgt_labelled])
         return torch.cat(fx), torch.cat(y)
 
     # -- fitting the head -----------------------------------------------------------
-    def run_epoch(self, trainer, epoch: int) -> dict[str, float]:
-        x, y = self._train_set(trainer)
-        head = trainer.model.head
+    def run_epoch(self, ctx: RunContext, epoch: int) -> dict[str, float]:
+        x, y = self._train_set(ctx)
+        head = ctx.model.head
         if self.p["head"] == "linear":
-            return self._sgd_epoch(trainer, x, y, epoch)
+            return self._sgd_epoch(ctx, x, y, epoch)
         w, b = self._sklearn_fit(x.numpy().astype(np.float64), y.numpy(), head.out_features)
         with torch.no_grad():
             head.weight.copy_(torch.as_tensor(w, dtype=head.weight.dtype))
@@ -142,20 +142,21 @@ class FeatureExtract(Method):
         w = coef / sd
         return w, icpt - (coef * (mu / sd)).sum(1)
 
-    def _sgd_epoch(self, trainer, x: torch.Tensor, y: torch.Tensor, epoch: int) -> dict[str, float]:
-        head, opt, t = trainer.model.head, trainer.opt, trainer.cfg.train
+    def _sgd_epoch(self, ctx: RunContext, x: torch.Tensor, y: torch.Tensor, epoch: int) -> dict[str, float]:
+        """The head trained by the run's own optimizer and schedule on the cached features."""
+        head, opt, t, n = ctx.model.head, ctx.optimizer, ctx.config.train, ctx.steps_per_epoch
         g = torch.Generator().manual_seed(t.seed * 1000 + epoch)
         dev = head.weight.device
         total = 0.0
-        for s in range(trainer.n_steps):
-            trainer.set_lrs((epoch * trainer.n_steps + s) / trainer.total_steps)
+        for s in range(n):
+            ctx.set_lrs((epoch * n + s) / ctx.total_steps)
             i = torch.randint(len(x), (t.batch_size,), generator=g)
             loss = F.cross_entropy(head(x[i].to(dev)), y[i].to(dev))
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             total += float(loss.detach())
-        return {"source_ce": total / max(trainer.n_steps, 1)}
+        return {"source_ce": total / max(n, 1)}
 
     def losses(self, step: Step):
         return self.supervised(step)  # not reached: run_epoch replaces the step loop
