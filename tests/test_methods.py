@@ -4,6 +4,7 @@ import math
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from tl_core.methods import Step, get_method, list_methods, warm_start
 from tl_core.methods.coral import coral_loss
@@ -531,3 +532,70 @@ def test_selection_scores_match_numpy_and_their_extremes():
     decisive = np.eye(K)[np.arange(40) % K] * 50  # confident and balanced: the best IM score, log K
     assert im_score(decisive) == pytest.approx(np.log(K), rel=1e-4)
     assert im_score(np.zeros((40, K))) == pytest.approx(0.0, abs=1e-9)
+
+
+# -- source-free strategies ----------------------------------------------------------
+
+def test_shot_information_maximisation_matches_numpy():
+    from tl_core.methods.shot import information_maximisation
+
+    g = torch.Generator().manual_seed(3)
+    z = torch.randn(B, K, generator=g)
+    p = np_softmax(z.numpy())
+    ent, div = information_maximisation(z)
+    assert float(ent) == pytest.approx(np_entropy(p).mean(), rel=1e-5)
+    assert float(div) == pytest.approx(float(np_entropy(p.mean(0, keepdims=True))[0]), rel=1e-5)
+    # the diversity is largest (log K) when the batch spreads evenly over the classes
+    even = torch.eye(K).repeat(2, 1) * 20
+    assert float(information_maximisation(even)[1]) == pytest.approx(math.log(K), rel=1e-4)
+
+
+def test_shot_cluster_labels_fix_the_mistakes_of_a_model_whose_errors_are_a_minority():
+    """Three well-separated clusters; the model's predictions are wrong for a quarter of each. The
+    nearest-centroid labels are those of the clusters, and naming the classes differently permutes them."""
+    from tl_core.methods.shot import cluster_labels
+
+    g = torch.Generator().manual_seed(0)
+    centres = torch.eye(3, 8) * 10
+    truth = torch.arange(3).repeat_interleave(40)
+    f = centres[truth] + torch.randn(120, 8, generator=g)
+    wrong = torch.rand(120, generator=g) < 0.25
+    pred = torch.where(wrong, (truth + 1) % 3, truth)
+    probs = F.one_hot(pred, 3).float() * 0.8 + 0.2 / 3
+    assert float((probs.argmax(1) == truth).float().mean()) < 0.8
+    labels = cluster_labels(f, probs)
+    assert torch.equal(labels, truth)
+    perm = torch.tensor([2, 0, 1])
+    assert torch.equal(cluster_labels(f, probs[:, perm]), perm.argsort()[truth])
+
+
+def test_shot_phases_source_cross_entropy_then_im_and_pseudo_labels_with_the_head_frozen():
+    m = build("shot", smoothing=0.1, beta=0.5)
+    m.first_target_epoch = 1
+    step = make_step()
+    step.epoch = 0
+    terms = m.losses(step)
+    assert set(terms) == {"source_ce"}
+    assert float(terms["source_ce"]) == pytest.approx(
+        float(F.cross_entropy(step.logits_s, step.y_s, label_smoothing=0.1).detach()), rel=1e-6)
+    assert m.lr_multipliers(0.1)["head"] == 1.0
+    m.epoch = 1
+    assert m.lr_multipliers(0.6)["head"] == 0.0 and m.lr_multipliers(0.6)["backbone"] == 1.0
+    m.pseudo = torch.randint(0, K, (50,), generator=torch.Generator().manual_seed(1))
+    m.pseudo_acc = 0.5
+    step = make_step()
+    step.epoch, step.idx_t = 1, torch.arange(B) * 2
+    terms = m.losses(step)
+    assert set(terms) == {"entropy", "diversity", "pseudo_ce"}
+    assert float(terms["pseudo_ce"]) == pytest.approx(
+        0.5 * np_ce(step.logits_t.detach().numpy(), m.pseudo[step.idx_t].numpy()), rel=1e-5)
+
+
+def test_tent_adapts_with_the_entropy_of_target_predictions_only():
+    m = build("tent")
+    step = make_step()
+    step.epoch = 1
+    terms = m.losses(step)
+    assert set(terms) == {"entropy"}
+    assert float(terms["entropy"]) == pytest.approx(np_entropy(np_softmax(step.logits_t.detach().numpy())).mean(),
+                                                    rel=1e-5)

@@ -12,6 +12,7 @@ from conftest import ROOT
 
 from tl_core import RunConfig
 from tl_core import events as ev
+from tl_core.errors import ConfigError
 from tl_core.domains import get_domain
 from tl_core.methods import Strategy, get_method, list_methods
 from tl_core.trainer import Trainer, train
@@ -41,6 +42,8 @@ def config_for(method, request, **train_kw):
     cfg = tiny(method, **train_kw)
     if method == "adabn":
         cfg = cfg.replace(model={"backbone": "resnet18", "pretrained": False, "input_size": 32})
+    if method == "tent":  # LeNet has no BatchNorm; the bottleneck brings one
+        cfg = cfg.replace(model={"bottleneck": 32})
     if method == "distill":
         cfg = cfg.replace(method={"name": "distill", "params": {"teacher": request.getfixturevalue("teacher_run")}})
     return cfg
@@ -313,3 +316,45 @@ def test_l2sp_optimises_its_own_objective_without_the_optimizers_weight_decay():
     dann = Trainer(tiny("dann", weight_decay=5e-4))
     dann.setup()
     assert all(g["weight_decay"] == 5e-4 for g in dann.state.optimizer.param_groups)
+
+
+def _snapshot_at_epoch(t: Trainer, epoch: int) -> dict:
+    """Parameters and the source sampler's position when `epoch` ends (through the trainer's events)."""
+    snap: dict = {}
+
+    def on_event(e):
+        if isinstance(e, ev.EpochEnd) and e.epoch == epoch:
+            snap["params"] = {k: v.detach().clone() for k, v in t.model.named_parameters()}
+            snap["source_pos"] = t.state.samplers["source"].state()["pos"].clone()
+
+    t.on_event = on_event
+    return snap
+
+
+def test_shot_adapts_without_reading_the_source_and_keeps_the_source_head():
+    t = Trainer(tiny("shot", epochs=4))
+    t.setup()
+    snap = _snapshot_at_epoch(t, 2)
+    res = t.fit()
+    assert res.status == "finished" and t.method.first_target_epoch == 2
+    assert set(res.history[0]["losses"]) == {"source_ce", "total"}
+    assert {"entropy", "diversity", "pseudo_ce"} <= set(res.history[-1]["losses"])
+    after = dict(t.model.named_parameters())
+    assert torch.equal(after["head.weight"], snap["params"]["head.weight"])  # the hypothesis is frozen
+    assert not torch.equal(after["backbone.stages.conv1.0.weight"], snap["params"]["backbone.stages.conv1.0.weight"])
+    # source-free: no source batch was drawn after the source phase
+    assert torch.equal(t.state.samplers["source"].state()["pos"], snap["source_pos"])
+    assert 0 <= res.history[-1]["diagnostics"]["pseudo_label_acc"] <= 1
+
+
+def test_tent_moves_only_the_batchnorm_scale_and_shift():
+    t = Trainer(tiny("tent", epochs=2).replace(model={"bottleneck": 32}))
+    t.setup()
+    snap = _snapshot_at_epoch(t, 1)
+    res = t.fit()
+    assert res.status == "finished" and set(res.history[-1]["losses"]) == {"entropy", "total"}
+    bn = {n for n, mod in t.model.named_modules() if isinstance(mod, torch.nn.BatchNorm1d)}
+    moved = {k for k, v in t.model.named_parameters() if not torch.equal(v, snap["params"][k])}
+    assert moved and all(k.rsplit(".", 1)[0] in bn for k in moved), moved
+    with pytest.raises(ConfigError, match="bottleneck"):
+        Trainer(tiny("tent")).setup()

@@ -150,10 +150,18 @@ def _eval_images(cfg: RunConfig) -> int:
     return s + t + int(0.1 * 4 * s)
 
 
+def _domains_per_step(method) -> int:
+    """Batches a step puts through the network: source and target, or one (source only, or a source-free
+    method, whose epochs read the source or the target but never both)."""
+    from .methods import SourceFree
+
+    return 2 if method.uses_target_data and not issubclass(method, SourceFree) else 1
+
+
 def _passes(cfg: RunConfig, method) -> int:
     """Images a run puts through the network without a cache: its steps' and its evaluations'."""
     t = cfg.train
-    return t.epochs * (t.steps_per_epoch * t.batch_size * (2 if method.uses_target_data else 1) + _eval_images(cfg))
+    return t.epochs * (t.steps_per_epoch * t.batch_size * _domains_per_step(method) + _eval_images(cfg))
 
 
 def _cache_plan(cfg: RunConfig, method, passes: int | None = None) -> tuple[int, float] | None:
@@ -207,7 +215,7 @@ def _estimate(cfg: RunConfig, decoded: set[str] | frozenset[str] = frozenset(),
     full = 1.0 / TRAIN_IPS.get(name, 10.0) * scale
     method = get_method(cfg.method.name)
     t = cfg.train
-    imgs = t.batch_size * (2 if method.uses_target_data else 1)
+    imgs = t.batch_size * _domains_per_step(method)
     dev = _device_factor(cfg)
     pretrained = info.has_pretrained and cfg.model.pretrained is not False
     n_eval = _eval_images(cfg)
@@ -224,11 +232,11 @@ def _estimate(cfg: RunConfig, decoded: set[str] | frozenset[str] = frozenset(),
         prefix_s = 0.0
         per_img = fwd + (full - fwd) * trainable  # frozen stages cost a forward pass, trainable ones fwd + bwd
         eval_img = fwd
-        if pretrained and method.uses_target_data:
+        if pretrained and _domains_per_step(method) == 2:
             per_img *= PRETRAINED_TWO_DOMAIN_FACTOR
     if not pretrained and _colour(cfg):
         per_img *= COLOUR_FACTOR
-    extra = STEP_EXTRA_S.get(cfg.method.name, 0.001 if method.uses_target_data else 0.0)
+    extra = STEP_EXTRA_S.get(cfg.method.name, 0.001 if _domains_per_step(method) == 2 else 0.0)
     if "hidden" in method.params:  # a discriminator's cost grows with its hidden x hidden layer (DANN at
         # 1024 units with BatchNorm on PACS: 14.4 ms a step against 9.6 for its 64 images)
         hidden = cfg.method.params.get("hidden", method.params["hidden"].default)
@@ -334,6 +342,10 @@ def fill(cfg: RunConfig, given: set[str], budget_s: float = DEFAULT_BUDGET_S) ->
             # source only's 37 %; this one 45 % (bench/results/folder_recipe.json)
             cfg = cfg.replace(method={"name": cfg.method.name, "params": {**cfg.method.params, **disc}})
             notes.append("a discriminator of 1024 hidden units with BatchNorm (ImageNet features)")
+    if method.needs_batchnorm and not info.batchnorm and not cfg.model.bottleneck and "model.bottleneck" not in given:
+        model["bottleneck"] = 256
+        notes.append(f"a 256-feature bottleneck with BatchNorm after {info.label} ({method.label} works on "
+                     f"BatchNorm layers, and {info.label} has none)")
     cfg = cfg.replace(model=model, train=train) if (model or train) else cfg
     if "train.steps_per_epoch" not in given:
         est = estimate_seconds(cfg)

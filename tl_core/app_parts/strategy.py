@@ -13,7 +13,7 @@ from .text import domain_label, md
 
 
 FAMILY_ORDER = ("baseline", "parameter transfer", "feature transfer", "statistics", "adversarial",
-                "self-training", "instance transfer", "distillation")
+                "self-training", "source-free", "instance transfer", "distillation")
 
 
 def method_cards() -> list[dict[str, Any]]:

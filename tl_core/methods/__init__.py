@@ -2,12 +2,12 @@
 import importlib
 import pkgutil
 
-from .base import (METHODS, Method, Param, RunContext, Step, Strategy, entropy, get_method, grl, list_methods,
+from .base import (METHODS, Method, Param, RunContext, SourceFree, Step, Strategy, entropy, get_method, grl, list_methods,
                    register_method, warm_start)
 
 for _m in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
     if _m.name != "base":
         importlib.import_module(f"{__name__}.{_m.name}")
 
-__all__ = ["METHODS", "Method", "Param", "RunContext", "Step", "Strategy", "entropy", "get_method", "grl",
+__all__ = ["METHODS", "Method", "Param", "RunContext", "SourceFree", "Step", "Strategy", "entropy", "get_method", "grl",
            "list_methods", "register_method", "warm_start"]

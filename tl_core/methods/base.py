@@ -118,6 +118,8 @@ class Method:
     # True: the method reads the images themselves (a teacher's or a second view's input, BatchNorm
     # re-estimation through the whole network), so the trainer cannot feed it cached frozen features
     needs_pixels: ClassVar[bool] = False
+    # True: it works on BatchNorm layers; the planner gives a backbone without them a bottleneck (which has one)
+    needs_batchnorm: ClassVar[bool] = False
     params: ClassVar[dict[str, Param]] = {}
 
     def __init__(self, params: dict[str, Any] | None = None):
@@ -242,6 +244,31 @@ class Strategy(Method):
 
     def finish(self, ctx: RunContext) -> None:
         """After the last evaluation, before the final checkpoint: leave the deployable model."""
+
+
+class SourceFree(Strategy):
+    """Two phases in one run: the source model is trained first (its epochs read source batches only),
+    then adapted without the source (the later epochs read target batches only). Subclasses have a
+    `source_phase` parameter (the fraction of epochs for the source) and call `super().bind(ctx)`."""
+
+    first_target_epoch = 1  # set by `bind` from the run's epochs; before it, epoch 0 is the source phase
+
+    @classmethod
+    def check(cls, config: "RunConfig") -> None:
+        if config.train.epochs < 2:
+            raise ConfigError(f"{cls.label} trains a source model, then adapts it: give it at least 2 epochs.")
+
+    def bind(self, ctx: RunContext) -> None:
+        self.first_target_epoch = min(ctx.epochs - 1, max(1, round(self.p["source_phase"] * ctx.epochs)))
+
+    def adapting(self, epoch: int) -> bool:
+        return epoch >= self.first_target_epoch
+
+    def reads_source(self, epoch: int) -> bool:
+        return not self.adapting(epoch)
+
+    def reads_target(self, epoch: int) -> bool:
+        return self.adapting(epoch)
 
 
 METHODS: Registry[type[Method]] = Registry("method")

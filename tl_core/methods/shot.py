@@ -1,0 +1,108 @@
+"""SHOT: source hypothesis transfer, a source-free adaptation in two phases."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from .base import Param, RunContext, SourceFree, Step, entropy, register_method
+
+
+def information_maximisation(logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(mean per-image entropy, entropy of the mean prediction): SHOT minimises the first (confident
+    predictions) and maximises the second (predictions spread over the classes)."""
+    p = logits.softmax(1)
+    return entropy(p).mean(), entropy(p.mean(0, keepdim=True)).squeeze(0)
+
+
+@torch.no_grad()
+def cluster_labels(features: torch.Tensor, probs: torch.Tensor, rounds: int = 2) -> torch.Tensor:
+    """SHOT's self-supervised pseudo-labels: class centroids of the features weighted by the model's
+    probabilities, each image labelled by its nearest centroid (cosine distance), then the centroids
+    recomputed from those hard labels and the images labelled again (`rounds` labellings in all).
+
+    Features get a constant 1 appended and are L2-normalised first, as in the paper's code."""
+    f = torch.cat([features, torch.ones(len(features), 1, dtype=features.dtype)], 1)
+    f = F.normalize(f, dim=1)
+    w = probs
+    labels = probs.argmax(1)
+    for _ in range(rounds):
+        centroids = F.normalize(w.T @ f / (w.sum(0)[:, None] + 1e-8), dim=1)
+        labels = (f @ centroids.T).argmax(1)  # nearest by cosine distance
+        w = F.one_hot(labels, probs.shape[1]).to(f.dtype)
+    return labels
+
+
+@register_method("shot")
+class SHOT(SourceFree):
+    """SHOT (Liang et al., 2020, arXiv:2002.08546).
+
+    Phase 1 (source model): L = CE_ε(C(f(x_s)), y_s), cross-entropy with label smoothing ε.
+    Phase 2 (source-free): the head C is frozen, no source image is read, and the feature extractor f
+    learns on target images alone:
+        L = E_x[H(p(x))] − H(E_x[p(x)]) + β·CE(p(x), ŷ(x)),   p(x) = softmax(C(f(x)))
+    where ŷ are pseudo-labels from the target's own clusters (nearest probability-weighted centroid,
+    refined once), recomputed at the start of every epoch of phase 2.
+    """
+
+    label = "SHOT (source-free hypothesis transfer)"
+    family = "source-free"
+    summary = ("Trains a source model first, then adapts without looking at the source again: the classifier "
+               "(the 'hypothesis') is frozen and the feature extractor is moved so that target predictions "
+               "are confident, spread over all classes, and agree with labels read off the target's own "
+               "clusters. Useful when the source data cannot be shared, only a model trained on it.")
+    formula = ("phase 1: L = CE_ε(C(f(x_s)), y_s);  phase 2, C frozen: L = E[H(p(x_t))] − H(E[p(x_t)]) "
+               "+ β·CE(p(x_t), ŷ_t),  ŷ_t: nearest class centroid of the target features")
+    helps = ("The source model is good and its errors on the target are clustered (digits, objects under "
+             "a style change): the centroids fix many of them.")
+    hurts = ("A weak source model (the pseudo-labels repeat its mistakes) or a target with classes missing "
+             "or very unbalanced (the diversity term pushes towards all classes equally).")
+    paper = ("Liang et al., Do We Really Need to Access the Source Data? Source Hypothesis Transfer for "
+             "Unsupervised Domain Adaptation, ICML 2020, arXiv:2002.08546")
+    epoch = 0  # the epoch under way (its phase decides the head's learning rate)
+    params = {
+        "source_phase": Param(0.5, 0.1, 0.9, "fraction of the epochs spent training the source model"),
+        "smoothing": Param(0.1, 0.0, 0.5, "ε, label smoothing of the source cross-entropy"),
+        "beta": Param(0.3, 0.0, 2.0, "β, weight of the pseudo-label cross-entropy in phase 2"),
+        "diversity": Param(1.0, 0.0, 2.0, "weight of the diversity term H(E[p]) in phase 2"),
+    }
+
+    def bind(self, ctx: RunContext) -> None:
+        super().bind(ctx)
+        self.pseudo: torch.Tensor | None = None  # pseudo-label of each target train image (row of x_train)
+        self.pseudo_acc: float | None = None
+
+    def begin_epoch(self, ctx: RunContext, epoch: int) -> None:
+        self.epoch = epoch
+        if not self.adapting(epoch) or self.p["beta"] == 0:
+            return
+        d = ctx.data
+        rows = d.tgt_train
+        f = ctx.features(d.target.x_train[rows])
+        head = ctx.model.head
+        was = head.training
+        head.eval()
+        with torch.no_grad():
+            w = next(head.parameters())
+            probs = head(f.to(w.device, w.dtype)).float().softmax(1).cpu()
+        head.train(was)
+        labels = cluster_labels(f.float(), probs)
+        self.pseudo = torch.full((len(d.target.x_train),), -1, dtype=torch.long)
+        self.pseudo[rows] = labels
+        # how often the pseudo-labels are right (charted; never used for training or selection)
+        self.pseudo_acc = float((labels == d.y_target_train[rows]).float().mean())
+
+    def lr_multipliers(self, progress: float) -> dict[str, float]:
+        if self.adapting(self.epoch):
+            return {"backbone": 1.0, "head": 0.0, "method": 1.0}  # the source hypothesis stays fixed
+        return {"backbone": 1.0, "head": 1.0, "method": 1.0}
+
+    def losses(self, step: Step) -> dict[str, torch.Tensor]:
+        if not self.adapting(step.epoch):
+            return {"source_ce": F.cross_entropy(step.logits_s, step.y_s, label_smoothing=self.p["smoothing"])}
+        ent, div = information_maximisation(step.logits_t)
+        out = {"entropy": ent, "diversity": -self.p["diversity"] * div}
+        if self.pseudo is not None and self.p["beta"] > 0:
+            y = self.pseudo[step.idx_t].to(step.logits_t.device)
+            out["pseudo_ce"] = self.p["beta"] * F.cross_entropy(step.logits_t, y)
+            step.log["pseudo_label_acc"] = self.pseudo_acc or 0.0
+        return out
