@@ -41,7 +41,7 @@ styled = view.style.format({"source_acc": "{:.1%}", "target_acc": "{:.1%}", "gai
 picked = st.dataframe(styled, hide_index=True, on_select="rerun", selection_mode="multi-row", key="table",
                       column_order=["id", "status", "method", "source", "target", "backbone", "freeze", "labels", "seed",
                                     "epochs", "source_acc", "target_acc", "gain", "verdict", "best_epoch", "wall_s",
-                                    "trainable_params", "shared", "device", "created"])
+                                    "trainable_params", "shared", "device", "executor", "node", "created"])
 sel = [view.iloc[i]["id"] for i in picked.selection.rows] if picked and picked.selection.rows else []
 
 for r in view.itertuples():

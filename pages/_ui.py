@@ -144,9 +144,23 @@ def _queue() -> None:
         st.caption(plain(f"• yours: {api.run_label(r)}"))
 
 
+@st.fragment(run_every=10)
+def _executor() -> None:
+    try:
+        ex = api.executor_summary()
+    except Exception:  # noqa: BLE001 - the sidebar must never break a page
+        st.caption("where runs train: unknown")
+        return
+    if ex["ok"]:
+        st.caption(plain(ex["text"]))
+    else:  # the app keeps working; queued runs wait for the cluster
+        st.warning(plain(ex["text"]), icon=":material/cloud_off:")
+
+
 def sidebar() -> None:
     with st.sidebar:
         st.caption(f"Compute: {device_summary()}")
+        _executor()
         _queue()
         remember_identity()
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from .app_parts.server import (
     APP_DEFAULT, default_config, start_server, open_session, store_busy, device_summary,
-    queue_summary,
+    queue_summary, executor_summary,
 )
 from .app_parts.text import (
     domain_label, run_label, md,
@@ -45,6 +45,7 @@ __all__ = [
     "store_busy",
     "device_summary",
     "queue_summary",
+    "executor_summary",
     "domain_label",
     "run_label",
     "md",

@@ -98,6 +98,39 @@ class Checkpointer:
         rest as state.safetensors + state.json) to a complete folder under a temporary name, rename it
         into place, then move the pointers. A crash or a full disk at any point leaves every checkpoint
         whole or absent."""
+
+        def write(tmp: Path) -> None:
+            rest = dict(state.state_dict())
+            _save_tensors(tmp / "model.safetensors", rest.pop("model"))
+            atomic_write_text(tmp / "model.json", json.dumps({**meta, "epoch": epoch}, indent=1))
+            tensors, plain = split_tensors(rest)
+            _save_tensors(tmp / "state.safetensors", tensors)
+            atomic_write_text(tmp / "state.json", json.dumps(plain))
+
+        return self._install(epoch, best, write)
+
+    FILES = ("model.safetensors", "model.json", "state.safetensors", "state.json")
+
+    def install_files(self, epoch: int, files: dict[str, bytes], best: bool) -> list[ev.Event]:
+        """Install a checkpoint made elsewhere (a remote worker's `files`), as atomically as `save`."""
+        unknown = set(files) - set(self.FILES)
+        if unknown or "model.safetensors" not in files:
+            raise TLError(f"a checkpoint has the files {sorted(self.FILES)}; got {sorted(files)}")
+
+        def write(tmp: Path) -> None:
+            for name, data in files.items():
+                atomic_write_bytes(tmp / name, data)
+
+        return self._install(epoch, best, write)
+
+    def files(self, which: str = "last") -> dict[str, bytes] | None:
+        """The files of the `last` (or `best`) checkpoint, to send to a worker on another machine."""
+        folder = self.path(which)
+        if folder is None:
+            return None
+        return {n: (folder / n).read_bytes() for n in self.FILES if (folder / n).exists()}
+
+    def _install(self, epoch: int, best: bool, write) -> list[ev.Event]:
         folder = self.dir / f"ckpt-{epoch:04d}"
         tmp = self.dir / f".tmp-ckpt-{epoch:04d}"
         try:
@@ -105,12 +138,7 @@ class Checkpointer:
                 self._sweep()
             shutil.rmtree(tmp, ignore_errors=True)
             tmp.mkdir(parents=True)
-            rest = dict(state.state_dict())
-            _save_tensors(tmp / "model.safetensors", rest.pop("model"))
-            atomic_write_text(tmp / "model.json", json.dumps({**meta, "epoch": epoch}, indent=1))
-            tensors, plain = split_tensors(rest)
-            _save_tensors(tmp / "state.safetensors", tensors)
-            atomic_write_text(tmp / "state.json", json.dumps(plain))
+            write(tmp)
             _fsync_dir(tmp)
             self._remove(folder)
             os.replace(tmp, folder)

@@ -157,7 +157,7 @@ def run_summary(run_id: str) -> dict[str, Any]:
     history, _ = runs.read_metrics(run_id)
     keep = ("run_id", "status", "reason", "epoch", "epochs", "source_acc", "target_acc", "best_epoch",
             "best_target_acc", "wall_s", "device", "trainable_params", "total_params", "name", "created",
-            "queue_position", "progress", "estimate_s", "peak_mb", "experiment_id")
+            "queue_position", "progress", "estimate_s", "peak_mb", "experiment_id", "executor", "node")
     out = {k: r.get(k) for k in keep}
     out["run_id"] = run_id
     out["config"] = r["config"]

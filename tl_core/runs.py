@@ -165,10 +165,21 @@ def reap(st: Store | None = None) -> None:
     st = st or store()
     _reap_children()
     now = time.time()
-    for r in st.read("SELECT id, status, pid, pid_start, started, cancel_requested, host FROM runs "
-                     "WHERE status IN (?,?)", ACTIVE):
+    for r in st.read("SELECT id, status, pid, pid_start, started, cancel_requested, host, executor, driver_pid "
+                     "FROM runs WHERE status IN (?,?)", ACTIVE):
         if r["host"] and r["host"] != HOST:
             continue  # another machine's worker: its process table is not ours to judge
+        if r["executor"] == "ray":
+            # a Ray task: the process that dispatched it (its driver) watches it and escalates its cancel;
+            # when that process is gone, so is the task (Ray ends a driver's tasks with it)
+            if _alive(r["driver_pid"], r["pid_start"]) or (r["status"] == "starting" and not r["driver_pid"]
+                                                           and now - (r["started"] or now) < START_TIMEOUT_S):
+                continue
+            _finish_if_active(st, r["id"], "cancelled" if r["cancel_requested"] else "interrupted",
+                              "cancelled" if r["cancel_requested"] else
+                              "interrupted: the process that sent it to the Ray cluster ended. Resume it to continue "
+                              "from its last checkpoint.")
+            continue
         alive = _alive(r["pid"], r["pid_start"])
         if r["cancel_requested"] and alive and now - r["cancel_requested"] > CANCEL_GRACE_S:
             try:
@@ -210,7 +221,15 @@ def schedule(st: Store | None = None) -> list[str]:
     reap(st)
     if not st.read("SELECT 1 FROM runs WHERE status='queued' LIMIT 1"):
         return []  # the common case for a polling page: no write lock taken
-    limit = max_concurrent()
+    from .executors import executor_name, ray_executor
+
+    ray = ray_executor(st.home) if executor_name() == "ray" else None
+    if ray is not None:
+        limit = ray.capacity()  # 0 while the cluster is unreachable: the runs wait in the queue
+        if limit == 0:
+            return []
+    else:
+        limit = max_concurrent()
 
     gpus = gpu_count()
 
@@ -229,7 +248,13 @@ def schedule(st: Store | None = None) -> list[str]:
     claimed = st.write(claim, immediate=True)
     for run_id, slot in claimed:
         st.mirror(run_id)
-        _spawn(st, run_id, slot)
+        if ray is not None:
+            try:
+                ray.start(st, run_id)
+            except TLError as e:
+                _finish_if_active(st, run_id, "interrupted", f"interrupted: {e}")
+        else:
+            _spawn(st, run_id, slot)
     return [r for r, _ in claimed]
 
 
@@ -494,7 +519,7 @@ def worker_main(run_id: str) -> int:
         print(f"run {run_id} is not waiting to start ({r and r['status']})", file=sys.stderr)
         return 1
     st.update(run_id, status="running", pid=os.getpid(), pid_start=_proc_start(os.getpid()), heartbeat=time.time(),
-              reason="", host=HOST)
+              reason="", host=HOST, executor="local", node=HOST)
     try:  # training yields the CPU to the web server: pages stay responsive while a run trains
         os.nice(int(os.environ.get("TL_WORKER_NICE", "10")))
     except (OSError, ValueError, AttributeError):

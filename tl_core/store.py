@@ -66,7 +66,8 @@ CREATE TABLE IF NOT EXISTS experiments (
 # Columns added after the first release: (name, declaration). Older stores get them on open.
 ADDED_COLUMNS = (("published", "INTEGER DEFAULT 0"), ("host", "TEXT DEFAULT ''"), ("wall_limit_s", "REAL"),
                  ("experiment_id", "TEXT DEFAULT ''"), ("strategy", "TEXT DEFAULT ''"), ("peak_mb", "REAL"),
-                 ("estimate_s", "REAL"))
+                 ("estimate_s", "REAL"), ("executor", "TEXT DEFAULT 'local'"), ("node", "TEXT DEFAULT ''"),
+                 ("driver_pid", "INTEGER"))
 MIRROR_SKIP = {"config", "heartbeat"}  # the config has its own file; a heartbeat is not worth a write
 
 

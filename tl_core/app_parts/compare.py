@@ -34,6 +34,7 @@ def compare_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
                     "epochs": f"{r['epoch']}/{r['epochs']}", "source_acc": r["source_acc"],
                     "target_acc": r["target_acc"], "gain": gain, "verdict": verdict, "best_epoch": r["best_epoch"],
                     "wall_s": r["wall_s"], "trainable_params": r["trainable_params"], "device": r["device"],
+                    "executor": r.get("executor") or "local", "node": r.get("node") or "",
                     "shared": "yours, shared" if r.get("mine") and r.get("published") else
                               "yours" if r.get("mine") else "shared with you",
                     "created": time.strftime("%Y-%m-%d %H:%M", time.localtime(r["created"]))})

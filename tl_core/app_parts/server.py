@@ -82,6 +82,29 @@ def device_summary() -> str:
     return f"CPU: {cores} cores (no GPU found)"
 
 
+def executor_summary() -> dict[str, Any]:
+    """Where runs train, in words, for the sidebar: this machine, or the Ray cluster (reachable or not)."""
+    from .. import runs
+    from ..executors import executor_name, ray_executor
+
+    if executor_name() == "local":
+        return {"executor": "local", "ok": True, "text": "Runs train on this machine (local worker processes)"}
+    s = ray_executor(runs.store().home).status()
+    if not s["ok"]:
+        return {"executor": "ray", "ok": False, "text": s["message"]}
+    return {"executor": "ray", "ok": True,
+            "text": f"Runs train on the Ray cluster at {s['address']}: {s['nodes']} node(s), {s['cpus']:g} CPUs"
+                    + (f", {s['gpus']:g} GPUs" if s["gpus"] else "")}
+
+
+def run_limit() -> int:
+    """Runs that train at once: the local limit, or what the Ray cluster holds (0 while unreachable)."""
+    from .. import runs
+    from ..executors import executor_name, ray_executor
+
+    return ray_executor(runs.store().home).capacity() if executor_name() == "ray" else runs.max_concurrent()
+
+
 def queue_summary(session: Session) -> dict[str, Any]:
     """How busy the server is (counts of everyone's runs) and this session's own runs in the queue."""
     from .. import runs
@@ -90,4 +113,4 @@ def queue_summary(session: Session) -> dict[str, Any]:
                              "WHERE status IN ('queued','starting','running') ORDER BY created")
     mine = [dict(r) for r in rows if r["owner"] == session.owner]
     return {"running": sum(r["status"] != "queued" for r in rows), "queued": sum(r["status"] == "queued" for r in rows),
-            "mine": mine, "limit": runs.max_concurrent()}
+            "mine": mine, "limit": run_limit()}
