@@ -172,6 +172,7 @@ def train_task(run_id: str, config: dict[str, Any], actor) -> str:
 
     node = ray.util.get_node_ip_address() + ":" + ray.get_runtime_context().get_node_id()[:8]
     info = ray.get(actor.started.remote(run_id, node, os.getpid()))
+    os.environ["TL_THREADS"] = str(max(1, round(cpus_per_run())))  # torch uses the CPUs the task declared
     data_dir = os.environ.get("TL_RAY_DATA_DIR") or info["data_dir"]
     if data_dir:
         os.environ["TL_DATA_DIR"] = data_dir

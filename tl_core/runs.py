@@ -8,6 +8,10 @@ cancel, a worker that ends, the CLI following its run, and the web server's sche
 starts no worker and takes no write lock. Workers are separate processes (`python -m tl_core
 worker RUN_ID`), so a crash cannot take the web server down and a cancel can escalate to a kill.
 
+With TL_RAY_ADDRESS set, `schedule()` hands claimed runs to the Ray executor instead
+(executors.py): the limit is what the cluster holds, and the process that dispatched a run
+watches it.
+
 One web server per TL_HOME: `claim_server()` takes a lock file; a second server on the same
 home is refused (it would otherwise judge the first one's workers by its own process table).
 """

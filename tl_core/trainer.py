@@ -132,7 +132,8 @@ class Trainer:
     # -- set-up --------------------------------------------------------------------
     def setup(self) -> None:
         t = self.cfg.train
-        torch.set_num_threads(cpu_count())
+        # all the cores a local worker may use; a Ray task uses the CPUs it declared (TL_THREADS)
+        torch.set_num_threads(int(os.environ.get("TL_THREADS") or 0) or cpu_count())
         self.device = pick_device(t.device)
         if self.device.type == "cpu":
             # near-zero activations of a confident model are denormal floats, which a CPU handles tens of times
