@@ -153,3 +153,19 @@ def test_an_experiment_launched_from_the_app_with_a_ray_address_trains_live_on_r
             b.close()
     finally:
         srv.stop()
+
+
+def test_an_unreachable_cluster_leaves_runs_queued_and_says_so(tmp_path):
+    """A cluster that does not answer: the submit returns at once with the run queued (never a hang
+    or a crash), and where-runs-train says the cluster cannot be reached."""
+    env = {**os.environ, "TL_HOME": str(isolated_home(tmp_path)), "RAY_AUTH_MODE": "disabled",
+           "TL_RAY_ADDRESS": "127.0.0.1:1", "TL_RAY_CONNECT_TIMEOUT_S": "3"}
+    p = subprocess.run([sys.executable, "-m", "tl_core", "train", "--source", "uci_digits", "--target", "syndigits",
+                        "--epochs", "1", "--steps", "5", "--detach", "--json"], cwd=ROOT, env=env,
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert json.loads(p.stdout.strip().splitlines()[-1])["status"] == "queued"
+    code = "from tl_core.app_parts.server import executor_summary as s; import json; print(json.dumps(s()))"
+    p = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    out = json.loads(p.stdout.strip().splitlines()[-1])
+    assert out["executor"] == "ray" and not out["ok"] and "cannot be reached" in out["text"], out

@@ -53,6 +53,50 @@ class ClusterUnreachable(TLError):
     """TL_RAY_ADDRESS names a cluster that cannot be reached."""
 
 
+class Executor:
+    """What the job manager asks of the place runs train: how many fit at once, start one (claimed in the
+    store with a slot), ask one to stop. Observing is the store's: a run's events and status arrive there
+    from wherever it trains, and `runs.reap` judges a vanished worker (local) or driver (Ray)."""
+
+    name = ""
+
+    def capacity(self) -> int:
+        raise NotImplementedError
+
+    def start(self, st, run_id: str, slot: int) -> None:
+        raise NotImplementedError
+
+    def cancel(self, st, r: dict[str, Any]) -> None:
+        """Ask a running run to stop; the store's `cancel_requested` flag is already set."""
+
+
+class LocalExecutor(Executor):
+    """Worker processes on this machine (`python -m tl_core worker RUN_ID`), the default."""
+
+    name = "local"
+
+    def capacity(self) -> int:
+        from .runs import max_concurrent
+
+        return max_concurrent()
+
+    def start(self, st, run_id: str, slot: int) -> None:
+        from .runs import _spawn
+
+        _spawn(st, run_id, slot)
+
+    def cancel(self, st, r: dict[str, Any]) -> None:
+        import signal
+
+        from .runs import _alive
+
+        if r["pid"] and _alive(r["pid"], r["pid_start"]):
+            try:  # the worker stops at its next batch; `reap` kills it if it lingers
+                os.kill(r["pid"], signal.SIGTERM)
+            except OSError:
+                pass
+
+
 # -- the side of the run store (on the driver's node) ----------------------------------------
 
 class StoreActorImpl:
@@ -203,32 +247,29 @@ def train_task(run_id: str, config: dict[str, Any], actor) -> str:
 
 # -- the driver's side -------------------------------------------------------------------------
 
-def _init_in_a_lasting_thread(init) -> None:
-    """Run `init` (ray.init) in a thread that never ends. A private Ray instance's processes are told to
-    die with the thread that started them (Linux's parent-death signal is per thread): started from a
-    web page's script thread, which ends after each rerun, they were killed seconds later."""
-    if threading.current_thread() is threading.main_thread():
-        init()
-        return
-    done = threading.Event()
-    box: list[BaseException] = []
+def _init_in_a_lasting_thread(init, done: threading.Event, errors: list) -> None:
+    """Run `init` (ray.init) in a thread that never ends, and set `done` when it returns or fails.
+
+    Two reasons. A private Ray instance's processes are told to die with the thread that started them
+    (Linux's parent-death signal is per thread): started from a web page's script thread, which ends
+    after each rerun, they were killed seconds later. And ray.init retries an address that does not
+    answer for minutes: the caller waits on `done` for a bounded time instead."""
 
     def hold() -> None:
         try:
             init()
         except BaseException as e:  # noqa: BLE001 - handed to the caller
-            box.append(e)
+            errors.append(e)
         done.set()
         threading.Event().wait()  # stays alive for the life of the process
 
     threading.Thread(target=hold, daemon=True, name="tl-ray-init").start()
-    done.wait()
-    if box:
-        raise box[0]
 
 
-class RayExecutor:
+class RayExecutor(Executor):
     """Starts runs as Ray tasks and watches them (one per scheduling process and TL_HOME)."""
+
+    name = "ray"
 
     def __init__(self, address: str, home: Path):
         self.address, self.home = address, Path(home)
@@ -237,6 +278,8 @@ class RayExecutor:
         self.actor = None
         self.watcher: threading.Thread | None = None
         self.down_until, self.down_reason = 0.0, ""
+        self.connecting: threading.Event | None = None
+        self.connect_errors: list[BaseException] = []
         self.closed = threading.Event()
         # Ray's client calls are made from one thread at a time (page scripts, the scheduler thread and the
         # watcher share this executor; concurrent calls into Ray's global state stalled a page)
@@ -245,6 +288,7 @@ class RayExecutor:
         self._status_at = 0.0
 
     RETRY_S = 30.0  # an unreachable cluster is asked again after this long, not on every scheduling pass
+    CONNECT_TIMEOUT_S = float(os.environ.get("TL_RAY_CONNECT_TIMEOUT_S", "30"))
 
     def connect(self) -> None:
         import ray
@@ -252,20 +296,30 @@ class RayExecutor:
         if time.time() < self.down_until:
             raise ClusterUnreachable(self.down_reason)
         if not ray.is_initialized():
-            kw: dict[str, Any] = {"namespace": "transferlab", "include_dashboard": False, "log_to_driver": False,
-                                  "configure_logging": False}
-            pkg = str(Path(__file__).resolve().parents[1])
-            # the workers import tl_core from this checkout's parent (a cluster gets it from its own image)
-            kw["runtime_env"] = {"env_vars": {"PYTHONPATH": pkg + os.pathsep + os.environ.get("PYTHONPATH", "")}}
-            try:
-                _init_in_a_lasting_thread(lambda: ray.init(address=None if self.address == "local" else self.address,
-                                                           **kw))
-            except Exception as e:  # noqa: BLE001 - any connection failure gets one message
+            if self.connecting is None:  # one attempt at a time; a slow one goes on in the background
+                kw: dict[str, Any] = {"namespace": "transferlab", "include_dashboard": False, "log_to_driver": False,
+                                      "configure_logging": False}
+                pkg = str(Path(__file__).resolve().parents[1])
+                # the workers import tl_core from this checkout's parent (a cluster gets it from its own image)
+                kw["runtime_env"] = {"env_vars": {"PYTHONPATH": pkg + os.pathsep + os.environ.get("PYTHONPATH", "")}}
+                self.connecting, self.connect_errors = threading.Event(), []
+                _init_in_a_lasting_thread(
+                    lambda: ray.init(address=None if self.address == "local" else self.address, **kw),
+                    self.connecting, self.connect_errors)
+            answered = self.connecting.wait(self.CONNECT_TIMEOUT_S)
+            why = ""
+            if not answered:
+                why = f"no answer within {self.CONNECT_TIMEOUT_S:.0f} s"
+            elif self.connect_errors:
+                e = self.connect_errors[0]
+                why = f"{type(e).__name__}: {str(e)[:200]}"
+                self.connecting = None  # the next attempt starts afresh
+            if why:
                 self.down_until = time.time() + self.RETRY_S
-                self.down_reason = (f"The Ray cluster at TL_RAY_ADDRESS={self.address} cannot be reached "
-                                    f"({type(e).__name__}: {str(e)[:200]}). Runs stay queued until it can; "
-                                    f"unset TL_RAY_ADDRESS to train on this machine.")
-                raise ClusterUnreachable(self.down_reason) from None
+                self.down_reason = (f"The Ray cluster at TL_RAY_ADDRESS={self.address} cannot be reached ({why}). "
+                                    f"Runs stay queued until it can; unset TL_RAY_ADDRESS to train on this "
+                                    f"machine.")
+                raise ClusterUnreachable(self.down_reason)
         if self.actor is None:
             from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
@@ -300,7 +354,7 @@ class RayExecutor:
         s = self.status()
         return max(1, int(s["cpus"] // cpus_per_run())) if s["ok"] else 0
 
-    def start(self, st, run_id: str) -> None:
+    def start(self, st, run_id: str, slot: int = 0) -> None:
         import ray
 
         from .runs import _proc_start, device_share
@@ -319,6 +373,10 @@ class RayExecutor:
         if self.watcher is None or not self.watcher.is_alive():
             self.watcher = threading.Thread(target=self._watch, args=(st,), daemon=True, name="tl-ray-watch")
             self.watcher.start()
+
+    def cancel(self, st, r: dict[str, Any]) -> None:
+        """Nothing to send: the task polls the store's flag through the actor; `_watch` cancels it through
+        Ray when it has not stopped after the grace period."""
 
     def _watch(self, st) -> None:
         """Ends the record of each task that returns or dies, escalates overdue cancels, frees the slot."""
@@ -394,3 +452,13 @@ def shutdown() -> None:
         import ray
 
         ray.shutdown()
+
+
+def current(home: Path) -> Executor:
+    """The executor that TL_RAY_ADDRESS chooses, for the run store at `home`."""
+    return ray_executor(home) if executor_name() == "ray" else LocalExecutor()
+
+
+def for_run(r: dict[str, Any], home: Path) -> Executor:
+    """The executor a run was started by (its record says)."""
+    return ray_executor(home) if r.get("executor") == "ray" else LocalExecutor()

@@ -225,15 +225,12 @@ def schedule(st: Store | None = None) -> list[str]:
     reap(st)
     if not st.read("SELECT 1 FROM runs WHERE status='queued' LIMIT 1"):
         return []  # the common case for a polling page: no write lock taken
-    from .executors import executor_name, ray_executor
+    from .executors import current
 
-    ray = ray_executor(st.home) if executor_name() == "ray" else None
-    if ray is not None:
-        limit = ray.capacity()  # 0 while the cluster is unreachable: the runs wait in the queue
-        if limit == 0:
-            return []
-    else:
-        limit = max_concurrent()
+    executor = current(st.home)
+    limit = executor.capacity()  # for Ray, 0 while the cluster is unreachable: the runs wait in the queue
+    if limit == 0:
+        return []
 
     gpus = gpu_count()
 
@@ -252,13 +249,10 @@ def schedule(st: Store | None = None) -> list[str]:
     claimed = st.write(claim, immediate=True)
     for run_id, slot in claimed:
         st.mirror(run_id)
-        if ray is not None:
-            try:
-                ray.start(st, run_id)
-            except TLError as e:
-                _finish_if_active(st, run_id, "interrupted", f"interrupted: {e}")
-        else:
-            _spawn(st, run_id, slot)
+        try:
+            executor.start(st, run_id, slot)
+        except TLError as e:  # e.g. the cluster went away between the claim and the start
+            _finish_if_active(st, run_id, "interrupted", f"interrupted: {e}")
     return [r for r, _ in claimed]
 
 
@@ -378,11 +372,9 @@ def cancel(run_id: str, wait_s: float = 0.0) -> dict[str, Any]:
         return get_run(run_id)
     if r["status"] in ACTIVE:
         st.update(run_id, cancel_requested=time.time())
-        if r["pid"] and _alive(r["pid"], r["pid_start"]):
-            try:
-                os.kill(r["pid"], signal.SIGTERM)
-            except OSError:
-                pass
+        from .executors import for_run
+
+        for_run(r, st.home).cancel(st, r)
         deadline = time.time() + wait_s
         while time.time() < deadline:
             reap(st)

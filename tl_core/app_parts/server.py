@@ -100,9 +100,9 @@ def executor_summary() -> dict[str, Any]:
 def run_limit() -> int:
     """Runs that train at once: the local limit, or what the Ray cluster holds (0 while unreachable)."""
     from .. import runs
-    from ..executors import executor_name, ray_executor
+    from ..executors import current
 
-    return ray_executor(runs.store().home).capacity() if executor_name() == "ray" else runs.max_concurrent()
+    return current(runs.store().home).capacity()
 
 
 def queue_summary(session: Session) -> dict[str, Any]:
