@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
 import tempfile
 import threading
@@ -117,7 +118,7 @@ class StoreActorImpl:
             self.sinks[run_id] = StoreSink(self.st, run_id)
         return self.sinks[run_id]
 
-    def started(self, run_id: str, node: str, pid: int) -> dict[str, Any]:
+    def started(self, run_id: str, node: str) -> dict[str, Any]:
         """A task began on `node`; returns what it needs (the data path, whether this is a retry)."""
         n = self.attempts[run_id] = self.attempts.get(run_id, 0) + 1
         r = self.st.get(run_id)
@@ -141,9 +142,9 @@ class StoreActorImpl:
             return True
         limit = r.get("wall_limit_s")
         if limit and r.get("started") and time.time() - r["started"] > limit:
-            self._sink(run_id).cancel_reason = (
-                f"stopped at the time limit of {limit / 60:.0f} min per run set by the server's owner "
-                f"(TL_QUOTA_RUN_WALL_S); the last checkpoint is kept. Plan fewer epochs or steps.")
+            from .runs import wall_limit_reason
+
+            self._sink(run_id).cancel_reason = wall_limit_reason(limit)
             return True
         return False
 
@@ -200,9 +201,12 @@ def _remote_resolver(actor):
 
             raise ConfigError(f"Run {rid} does not exist or has no checkpoint yet: pick a finished run.")
         folder = Path(tempfile.mkdtemp(prefix="tl-ref-"))
-        for name, data in files.items():
-            (folder / name).write_bytes(data)
-        return Predictor(folder, device=str(device))
+        try:
+            for name, data in files.items():
+                (folder / name).write_bytes(data)
+            return Predictor(folder, device=str(device))  # loaded into memory: the copy can go
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
 
     return resolve
 
@@ -215,7 +219,7 @@ def train_task(run_id: str, config: dict[str, Any], actor) -> str:
     from .trainer import Trainer
 
     node = ray.util.get_node_ip_address() + ":" + ray.get_runtime_context().get_node_id()[:8]
-    info = ray.get(actor.started.remote(run_id, node, os.getpid()))
+    info = ray.get(actor.started.remote(run_id, node))
     os.environ["TL_THREADS"] = str(max(1, round(cpus_per_run())))  # torch uses the CPUs the task declared
     data_dir = os.environ.get("TL_RAY_DATA_DIR") or info["data_dir"]
     if data_dir:
@@ -232,15 +236,17 @@ def train_task(run_id: str, config: dict[str, Any], actor) -> str:
                 pass
         return last[1]
 
+    ck = _remote_checkpointer(actor, run_id)
     try:
         Trainer(RunConfig.from_dict(config), on_event=lambda e: actor.event.remote(run_id, e),
-                should_stop=should_stop, checkpointer=_remote_checkpointer(actor, run_id),
-                resolve_run=_remote_resolver(actor)).fit()
+                should_stop=should_stop, checkpointer=ck, resolve_run=_remote_resolver(actor)).fit()
     except TLError as e:
         actor.fail.remote(run_id, str(e))
     except Exception as e:  # noqa: BLE001 - a bug of ours: the traceback goes to the task's log
         traceback.print_exc()
         actor.fail.remote(run_id, f"internal error on {node}: {type(e).__name__}: {e}")
+    finally:
+        shutil.rmtree(ck.dir, ignore_errors=True)  # the store's machine has every checkpoint
     ray.get(actor.flush.remote())
     return node
 

@@ -504,6 +504,11 @@ class StoreSink:
             _finish_if_active(st, rid, "cancelled", self.cancel_reason)
 
 
+def wall_limit_reason(limit_s: float) -> str:
+    return (f"stopped at the time limit of {limit_s / 60:.0f} min per run set by the server's owner "
+            f"(TL_QUOTA_RUN_WALL_S); the last checkpoint is kept. Plan fewer epochs or steps.")
+
+
 def worker_main(run_id: str) -> int:
     """Entry of `python -m tl_core worker RUN_ID`: train one run, writing everything to the store."""
     from .checkpoint import Checkpointer
@@ -532,8 +537,7 @@ def worker_main(run_id: str) -> int:
             return True
         now = time.time()
         if limit and now - began > limit:
-            sink.cancel_reason = (f"stopped at the time limit of {limit / 60:.0f} min per run set by the server's owner "
-                                  f"(TL_QUOTA_RUN_WALL_S); the last checkpoint is kept. Plan fewer epochs or steps.")
+            sink.cancel_reason = wall_limit_reason(limit)
             stop.set()
         elif now - last_check[0] > 0.5:  # the store's flag, for when a signal could not be sent
             last_check[0] = now
