@@ -26,7 +26,8 @@ from tl_core.experiments import REFERENCES as PUBLISHED  # noqa: E402  (TLlib's 
 PAIRS = [("mnist", "usps"), ("usps", "mnist")]
 # rows that are a method with flags of their own: the baseline that source-free methods are measured against
 VARIANTS = {"finetune_1shot": ("finetune", ["--target-labels", "1"]),  # one labelled target image per class
-            "tent": ("tent", ["--bottleneck", "256"])}  # LeNet has no BatchNorm: the bottleneck brings it
+            "tent": ("tent", ["--bottleneck", "256"]),  # LeNet has no BatchNorm: the bottleneck brings it
+            "shot": ("shot", ["--bottleneck", "256", "--head", "weight_norm"])}  # its recipe (what the planner sets)
 SHORT = {"mnist": "M", "usps": "U"}
 
 

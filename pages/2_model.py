@@ -44,16 +44,22 @@ depth = st.select_slider("Freeze depth: stages that stay frozen", options=list(r
                          value=min(m["freeze"] if m["backbone"] == name else 0, len(stages)),
                          format_func=lambda d: "none (train all)" if d == 0 else f"{d}: up to {stages[d - 1]}",
                          key=f"freeze-{name}")
-bottleneck = 0
-if name != "lenet":
-    widths = (0, 128, 256, 512)
-    now = m.get("bottleneck", 0)
-    bottleneck = st.selectbox("Bottleneck: a trainable layer after the backbone", widths,
-                              index=widths.index(now) if now in widths else 0,
-                              format_func=lambda k: "none" if k == 0 else f"{k} features",
-                              help="A Linear-BatchNorm-ReLU layer between the pooled features and the head. With "
-                                   "every stage frozen it is what alignment methods can still move; the planner "
-                                   "adds 256 for a pretrained backbone.", key=f"bottleneck-{name}")
+widths = (0, 128, 256, 512)
+now = m.get("bottleneck", 0)
+h1, h2 = st.columns(2)
+bottleneck = h1.selectbox("Bottleneck: a trainable layer after the backbone", widths,
+                          index=widths.index(now) if now in widths else 0,
+                          format_func=lambda k: "none" if k == 0 else f"{k} features",
+                          help="A Linear-BatchNorm-ReLU layer between the pooled features and the head. With "
+                               "every stage frozen it is what alignment methods can still move; the planner "
+                               "adds 256 for a pretrained backbone, and for SHOT (its recipe).",
+                          key=f"bottleneck-{name}")
+heads = ("linear", "weight_norm")
+head = h2.selectbox("Classifier head", heads, index=heads.index(m.get("head", "linear")),
+                    format_func=lambda k: {"linear": "linear", "weight_norm": "weight-normalised linear"}[k],
+                    help="Weight-normalised: each class's weight vector is a learned length times a direction. "
+                         "SHOT's source model uses it (with a 256 bottleneck): on MNIST → USPS it lifts SHOT from "
+                         "93 % to 96 %.", key=f"head-{name}")
 if depth == len(stages):
     st.info("The whole backbone is frozen: only the new head trains (feature extraction)." if not bottleneck else
             "The whole backbone is frozen: its features are computed once per image, and only the bottleneck "
@@ -78,7 +84,7 @@ except Exception as e:  # noqa: BLE001
     error_box(e)
 
 new = {"backbone": name, "freeze": depth, "pretrained": None if pretrained else False, "input_size": size,
-       "bottleneck": bottleneck}
+       "bottleneck": bottleneck, "head": head}
 if name == "lenet":
     new["pretrained"] = None
 if any(m.get(k) != v for k, v in new.items()):

@@ -169,3 +169,20 @@ def test_train_state_round_trip_restores_the_optimizer_and_the_random_streams(tm
     assert all(torch.equal(sa["samplers"]["source"][k], sb["samplers"]["source"][k]) for k in sa["samplers"]["source"])
     assert b.state.history == a.state.history and b.state.best == a.state.best
     assert torch.equal(torch.rand(3), (torch.set_rng_state(sa["rng"]["torch"]), torch.rand(3))[1])
+
+
+def test_a_weight_normalised_head_is_saved_and_predicts_after_loading(tmp_path):
+    """model.head = weight_norm (SHOT's recipe): the checkpoint says so, and Predictor rebuilds it."""
+    c = cfg(epochs=1).replace(model={"head": "weight_norm"}, method={"name": "source_only", "params": {}})
+    t = Trainer(c, checkpointer=Checkpointer(tmp_path))
+    t.fit()
+    folder = Checkpointer(tmp_path).path("best")
+    assert json.loads((folder / "model.json").read_text())["head"] == "weight_norm"
+    p = Predictor(folder)
+    from tl_core.inputs import adapt
+
+    x = get_domain("uci_digits").load().x_test[:4]
+    with torch.no_grad():
+        want = t.model.eval()(adapt(x, t.spec, t.device)).argmax(1)
+    assert [row[0] for row in p.predict(x)["classes"]] == [t.data.classes[i] for i in want]
+    assert any("parametrizations" in k for k in p.model.state_dict())

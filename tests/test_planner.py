@@ -138,3 +138,17 @@ def test_the_discriminator_has_batchnorm_only_when_asked(batch_norm):
     m.build(16, 3)
     bns = [x for x in m.modules["disc"].modules() if isinstance(x, torch.nn.BatchNorm1d)]
     assert len(bns) == (2 if batch_norm else 0)
+
+
+def test_shot_gets_its_recipe_unless_the_user_set_it():
+    from tl_core import RunConfig
+    from tl_core.planner import fill
+
+    cfg = RunConfig().replace(data={"source": "mnist", "target": "usps"}, method={"name": "shot", "params": {}})
+    planned, notes = fill(cfg, set())
+    assert planned.model.bottleneck == 256 and planned.model.head == "weight_norm"
+    assert any("recipe" in n for n in notes)
+    kept, _ = fill(cfg.replace(model={"head": "linear"}), {"model.head"})
+    assert kept.model.head == "linear" and kept.model.bottleneck == 256
+    plain, _ = fill(cfg.replace(method={"name": "dann", "params": {}}), set())
+    assert plain.model.head == "linear" and plain.model.bottleneck == 0

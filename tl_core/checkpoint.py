@@ -226,7 +226,7 @@ class Predictor:
         self.spec = InputSpec.from_dict(self.meta["input_spec"])
         bb = build_backbone(self.meta["backbone"], pretrained=False, input_size=self.spec.size,
                             in_channels=self.meta["in_channels"], bottleneck=int(self.meta.get("bottleneck", 0)))
-        self.model = Classifier(bb, self.meta["num_classes"])
+        self.model = Classifier(bb, self.meta["num_classes"], head=str(self.meta.get("head", "linear")))
         self.model.load_state_dict(_load_tensors(Path(folder) / "model.safetensors"))
         self.device = torch.device(device)
         self.model.to(self.device).eval()
@@ -313,6 +313,7 @@ def import_model(weights: bytes, meta_text: bytes | str, dest: Path) -> Path:
         info = backbone_info(str(meta["backbone"]))
         num, ch = int(meta["num_classes"]), int(meta["in_channels"])
         bottleneck = int(meta.get("bottleneck", 0))
+        head = str(meta.get("head", "linear"))
     except ConfigError:
         raise
     except Exception:  # noqa: BLE001 - any malformed metadata gets one message
@@ -331,6 +332,10 @@ def import_model(weights: bytes, meta_text: bytes | str, dest: Path) -> Path:
                           f"{info.label}.")
     if not (bottleneck == 0 or 16 <= bottleneck <= 4096):
         raise ConfigError(f"model.json's bottleneck {bottleneck} is outside 16..4096 features (0: none).")
+    from .config import HEADS
+
+    if head not in HEADS:
+        raise ConfigError(f"model.json's head {head[:40]!r} is not one of {', '.join(HEADS)}.")
     check_safetensors(weights)
     from safetensors.torch import load as load_bytes
 
@@ -339,7 +344,7 @@ def import_model(weights: bytes, meta_text: bytes | str, dest: Path) -> Path:
     from .trainer import Classifier
 
     model = Classifier(build_backbone(info.name, pretrained=False, input_size=spec.size, in_channels=ch,
-                                      bottleneck=bottleneck), num)
+                                      bottleneck=bottleneck), num, head=head)
     want = {k: tuple(v.shape) for k, v in model.state_dict().items()}
     got = {k: tuple(v.shape) for k, v in state.items()}
     missing, extra = sorted(set(want) - set(got)), sorted(set(got) - set(want))

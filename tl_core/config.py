@@ -28,6 +28,9 @@ SELECTIONS = {
 }
 
 
+HEADS = ("linear", "weight_norm")  # the classifier layer's kinds (trainer.Classifier)
+
+
 def flag(default: Any, help: str, *, kind: type | None = None, choices: tuple[str, ...] | None = None,
          name: str | None = None) -> Any:
     """A config field with what the command line needs to offer it: the flag is `--field-name` (or
@@ -79,6 +82,8 @@ class ModelSpec:
     input_size: int | None = flag(None, "input size in pixels (default: the backbone's own)", kind=int)
     bottleneck: int = flag(0, "features of a trainable Linear-BN-ReLU layer after the backbone (0: none; planned: "
                               "256 for a pretrained backbone)")
+    head: str = flag("linear", "the classifier: linear, or weight_norm (a linear layer whose weight is a learned "
+                               "length times a direction; SHOT's source model)", choices=HEADS)
 
 
 @dataclass(frozen=True)
@@ -173,6 +178,8 @@ class RunConfig:
         d.pop("name", None)
         if not d["model"].get("bottleneck"):  # fields added later keep the ids of configs without them
             d["model"].pop("bottleneck", None)
+        if d["model"].get("head", "linear") == "linear":
+            d["model"].pop("head", None)
         blob = json.dumps(d, sort_keys=True, separators=(",", ":"), default=str)
         return hashlib.sha1(blob.encode()).hexdigest()[:8]
 
@@ -231,6 +238,7 @@ class RunConfig:
         if m.input_size is not None:
             _check(info.min_size <= m.input_size <= 512,
                    f"input size for {m.backbone} must be between {info.min_size} and 512 pixels (got {m.input_size}).")
+        _check(m.head in HEADS, f"head must be one of {', '.join(HEADS)} (got {m.head!r}).")
         _check(isinstance(m.bottleneck, int) and not isinstance(m.bottleneck, bool)
                and (m.bottleneck == 0 or 16 <= m.bottleneck <= 4096),
                f"bottleneck must be 0 (none) or between 16 and 4096 features (got {m.bottleneck!r}).")

@@ -69,10 +69,12 @@ def seed_everything(seed: int) -> None:
 class Classifier(nn.Module):
     """Backbone + linear head; the unit that is checkpointed and used for prediction."""
 
-    def __init__(self, backbone: Backbone, num_classes: int):
+    def __init__(self, backbone: Backbone, num_classes: int, head: str = "linear"):
         super().__init__()
         self.backbone = backbone
         self.head = nn.Linear(backbone.feat_dim, num_classes)
+        if head == "weight_norm":  # w = g · v/‖v‖ per class (SHOT's source classifier)
+            self.head = nn.utils.parametrizations.weight_norm(self.head)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.backbone.features(x))
@@ -84,7 +86,7 @@ def build_model(cfg: RunConfig, in_channels: int, num_classes: int) -> Classifie
     ch = in_channels if m.backbone == "lenet" else 3
     bb = build_backbone(m.backbone, pretrained=m.pretrained, input_size=m.input_size, in_channels=ch, freeze=m.freeze,
                         bottleneck=m.bottleneck)
-    return Classifier(bb, num_classes)
+    return Classifier(bb, num_classes, head=m.head)
 
 
 @dataclass
@@ -432,7 +434,7 @@ class Trainer:
         return {"format": CHECKPOINT_FORMAT, "config": self.cfg.to_dict(), "classes": self.data.classes,
                 "backbone": self.cfg.model.backbone, "input_spec": self.spec.to_dict(),
                 "in_channels": self.spec.channels, "num_classes": len(self.data.classes),
-                "bottleneck": self.cfg.model.bottleneck}
+                "bottleneck": self.cfg.model.bottleneck, "head": self.cfg.model.head}
 
     @property
     def history(self) -> list[dict[str, Any]]:

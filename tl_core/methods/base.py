@@ -120,6 +120,9 @@ class Method:
     needs_pixels: ClassVar[bool] = False
     # True: it works on BatchNorm layers; the planner gives a backbone without them a bottleneck (which has one)
     needs_batchnorm: ClassVar[bool] = False
+    # model settings the method's published recipe uses ("model.<field>": value); the planner applies them
+    # where the user left the field out
+    recipe: ClassVar[dict[str, Any]] = {}
     params: ClassVar[dict[str, Param]] = {}
 
     def __init__(self, params: dict[str, Any] | None = None):
