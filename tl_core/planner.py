@@ -150,7 +150,7 @@ def _eval_images(cfg: RunConfig) -> int:
     return s + t + int(0.1 * 4 * s)
 
 
-def _domains_per_step(method) -> int:
+def domains_per_step(method) -> int:
     """Batches a step puts through the network: source and target, or one (source only, or a source-free
     method, whose epochs read the source or the target but never both)."""
     from .methods import SourceFree
@@ -161,7 +161,7 @@ def _domains_per_step(method) -> int:
 def _passes(cfg: RunConfig, method) -> int:
     """Images a run puts through the network without a cache: its steps' and its evaluations'."""
     t = cfg.train
-    return t.epochs * (t.steps_per_epoch * t.batch_size * _domains_per_step(method) + _eval_images(cfg))
+    return t.epochs * (t.steps_per_epoch * t.batch_size * domains_per_step(method) + _eval_images(cfg))
 
 
 def _cache_plan(cfg: RunConfig, method, passes: int | None = None) -> tuple[int, float] | None:
@@ -215,7 +215,7 @@ def _estimate(cfg: RunConfig, decoded: set[str] | frozenset[str] = frozenset(),
     full = 1.0 / TRAIN_IPS.get(name, 10.0) * scale
     method = get_method(cfg.method.name)
     t = cfg.train
-    imgs = t.batch_size * _domains_per_step(method)
+    imgs = t.batch_size * domains_per_step(method)
     dev = _device_factor(cfg)
     pretrained = info.has_pretrained and cfg.model.pretrained is not False
     n_eval = _eval_images(cfg)
@@ -232,11 +232,11 @@ def _estimate(cfg: RunConfig, decoded: set[str] | frozenset[str] = frozenset(),
         prefix_s = 0.0
         per_img = fwd + (full - fwd) * trainable  # frozen stages cost a forward pass, trainable ones fwd + bwd
         eval_img = fwd
-        if pretrained and _domains_per_step(method) == 2:
+        if pretrained and domains_per_step(method) == 2:
             per_img *= PRETRAINED_TWO_DOMAIN_FACTOR
     if not pretrained and _colour(cfg):
         per_img *= COLOUR_FACTOR
-    extra = STEP_EXTRA_S.get(cfg.method.name, 0.001 if _domains_per_step(method) == 2 else 0.0)
+    extra = STEP_EXTRA_S.get(cfg.method.name, 0.001 if domains_per_step(method) == 2 else 0.0)
     if "hidden" in method.params:  # a discriminator's cost grows with its hidden x hidden layer (DANN at
         # 1024 units with BatchNorm on PACS: 14.4 ms a step against 9.6 for its 64 images)
         hidden = cfg.method.params.get("hidden", method.params["hidden"].default)

@@ -191,7 +191,7 @@ class Trainer:
         per = max(1, t.embed_points // k)
         self.embed_idx_s = stratified_pick(d.source.y_test, per, k, ge)
         self.embed_idx_t = stratified_pick(d.y_target_test, per, k, ge)
-        self.total_steps = max(1, self.n_epochs * self.n_steps)
+        self.total_steps = self.ctx.total_steps
         if t.embedding == "tsne":
             import openTSNE  # noqa: F401  (its ~1 s import belongs to set-up, not to the first epoch)
         self.trainable, self.total = self._param_counts()
@@ -213,7 +213,7 @@ class Trainer:
     def _make_prefix_cache(self) -> PrefixCache | None:
         """Cache the frozen stages' output of a pretrained backbone when it pays and fits (see
         prefix_cache.py); `cache_note` says what was decided."""
-        from .planner import mem_available_gb
+        from .planner import domains_per_step, mem_available_gb
 
         bb, d, m = self.model.backbone, self.data, self.method
         self.cache_note = skip_reason(bb.pretrained, bb.frozen_depth, m.needs_pixels, self.cfg.train.augment,
@@ -225,7 +225,7 @@ class Trainer:
         n = (len(torch.unique(src_rows)) + len(torch.unique(tgt_rows))
              + len(d.source.x_test) + len(d.target.x_test))
         bs = self.state.batch_size
-        per_step = bs * (2 if m.uses_target_data else 1)
+        per_step = bs * domains_per_step(type(m))  # the planner's count: a source-free step reads one domain
         if len(d.tgt_labelled):
             per_step += min(bs, max(2, len(d.tgt_labelled)))
         per_epoch_eval = len(d.source.x_test) + len(d.src_val) + len(d.target.x_test)
