@@ -82,7 +82,7 @@ for col, role in zip(cols, ("source", "target")):
                 sev = k2.slider("Severity", 1, 5, 3, key="shift_sev")
                 name = f"{base}+{kind}:{sev}"
                 try:
-                    before, after = api.shift_preview(base, kind, sev)
+                    before, after = api.shift_preview(base, kind, sev, me)
                     st.image([np.concatenate(list(before), 1), np.concatenate(list(after), 1)],
                              caption=["before", "after the shift"], width="stretch")
                 except Exception as e:  # noqa: BLE001
@@ -92,7 +92,7 @@ for col, role in zip(cols, ("source", "target")):
             st.warning(plain(info["unavailable_reason"]))
             continue
         try:
-            p = api.preview_mosaic(name)
+            p = api.preview_mosaic(name, me)
         except Exception as e:  # noqa: BLE001
             error_box(e)
             continue
@@ -107,7 +107,7 @@ for col, role in zip(cols, ("source", "target")):
 if chosen != {"source": current["source"], "target": current["target"]}:
     update("data", **chosen)
 
-ok, msg = api.label_space(chosen["source"], chosen["target"])
+ok, msg = api.label_space(chosen["source"], chosen["target"], me)
 if ok:
     st.success(plain(msg), icon=":material/check_circle:")
     next_button("pages/2_model.py", "Next: choose the model →")

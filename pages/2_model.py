@@ -1,7 +1,7 @@
 """Step 2: choose the backbone, its weights and how deep to freeze it."""
 import streamlit as st
 
-from pages._ui import cfg, error_box, next_button, page_setup, update
+from pages._ui import cfg, error_box, next_button, page_setup, session, update
 from tl_core import app_api as api
 from tl_core import plots
 
@@ -65,7 +65,7 @@ if depth == len(stages):
             "The whole backbone is frozen: its features are computed once per image, and only the bottleneck "
             "and the head train.")
 
-channels = api.input_channels(cfg()["data"]["source"], cfg()["data"]["target"])
+channels = api.input_channels(cfg()["data"]["source"], cfg()["data"]["target"], session())
 
 
 @st.cache_data(show_spinner="Counting parameters ...")

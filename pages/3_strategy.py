@@ -90,7 +90,7 @@ update("train", epochs=int(epochs), steps_per_epoch=int(steps), batch_size=int(b
        seeds=list(range(int(seed), int(seed) + int(n_seeds))) if n_seeds > 1 else [])
 
 st.markdown("##### What this will do")
-valid, why = api.validate(cfg())
+valid, why = api.validate(cfg(), session())
 if valid is None:
     st.error(plain(why), icon=":material/error:")
 else:

@@ -14,7 +14,7 @@ page_setup()
 ss, me = st.session_state, session()
 ACTIVE = ("queued", "starting", "running")
 
-valid, why = api.validate(cfg())
+valid, why = api.validate(cfg(), session())
 if valid is not None and (why := api.allowed(me, valid)):
     valid = None
 with st.container(border=True):

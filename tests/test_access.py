@@ -127,9 +127,9 @@ def test_a_config_may_only_point_at_what_its_session_may_use(home, tmp_path, mon
     mine = RunConfig().replace(data={"source": up["domain"], "target": up["domain"]},
                                method={"name": "source_only", "params": {}}, train=TINY).validate()
     check_config(alice, mine)
-    with pytest.raises(ConfigError, match="belongs to another session"):
+    with pytest.raises(ConfigError, match="cannot be used here"):
         check_config(bob, mine)  # Bob cannot train on Alice's photos, even knowing the name
-    with pytest.raises(ConfigError, match="belongs to another session"):
+    with pytest.raises(ConfigError, match="cannot be used here"):
         api.submit(mine.to_dict(), bob)
     add_run("alice-teacher", alice.owner)
     distill = cfg().replace(method={"name": "distill", "params": {"teacher": "alice-teacher"}})
@@ -184,7 +184,8 @@ def test_without_configured_roots_a_network_server_allows_no_folder_and_a_local_
 # -- uploads: private, bounded, all or nothing ------------------------------------------------
 
 def upload_files(home) -> list:
-    return [p for p in (home / "uploads").rglob("*") if p.is_file() and p.name != "folders.json"] \
+    return [p for p in (home / "uploads").rglob("*") if p.is_file() and p.name != "folders.json"
+            and p.suffix != ".lock"] \
         if (home / "uploads").exists() else []
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError, NotVisible, QuotaExceeded
+from .limits import env_int
 
 CLI = "cli"
 TOKEN = re.compile(r"^[A-Za-z0-9_-]{40,128}$")  # secrets.token_urlsafe(32): 43 characters
@@ -77,14 +78,6 @@ def not_visible(run_id: object) -> NotVisible:
 
 # -- limits ----------------------------------------------------------------------------------
 
-def _env_int(name: str, default: int) -> int:
-    v = os.environ.get(name, "")
-    try:
-        return int(v) if v.strip() else default
-    except ValueError:
-        return default
-
-
 @dataclass(frozen=True)
 class Limits:
     """What one browser session may use, and the server as a whole. 0 switches a limit off."""
@@ -98,17 +91,20 @@ class Limits:
     run_images: int = 2_000_000     # epochs x steps x batch of one run
     run_wall_s: int = 1800          # a run is stopped (keeping its checkpoint) after this long
     experiment_runs: int = 20       # runs in one experiment (strategies x seeds)
+    decoded_mb: int = 2048          # decoded pixels of one session's uploaded datasets together
+    queued_sessions: int = 100      # sessions whose first item may queue beyond queued_total
 
     ENV = {"upload_mb": "TL_QUOTA_UPLOAD_MB", "upload_total_mb": "TL_QUOTA_UPLOAD_TOTAL_MB",
            "images_per_domain": "TL_QUOTA_DOMAIN_IMAGES", "classes_per_domain": "TL_QUOTA_DOMAIN_CLASSES",
            "queued_runs": "TL_QUOTA_QUEUED_RUNS", "queued_total": "TL_QUOTA_QUEUED_TOTAL",
            "run_images": "TL_QUOTA_RUN_IMAGES", "run_wall_s": "TL_QUOTA_RUN_WALL_S",
-           "experiment_runs": "TL_QUOTA_EXPERIMENT_RUNS"}
+           "experiment_runs": "TL_QUOTA_EXPERIMENT_RUNS", "decoded_mb": "TL_QUOTA_DECODED_MB",
+           "queued_sessions": "TL_QUOTA_QUEUED_SESSIONS"}
 
     @classmethod
     def from_env(cls) -> "Limits":
         d = cls()
-        return cls(**{k: max(0, _env_int(env, getattr(d, k))) for k, env in cls.ENV.items()})
+        return cls(**{k: max(0, env_int(env, getattr(d, k))) for k, env in cls.ENV.items()})
 
 def limits() -> Limits:
     return Limits.from_env()
@@ -209,6 +205,21 @@ def quota_upload(who: str, mb: int, env: str) -> QuotaExceeded:
                          f"owner to make room, or upload a smaller archive.")
 
 
+def check_decoded(session: Session, new_bytes: int, replacing: str = "") -> None:
+    """A new upload's decoded pixels, with those of the session's other uploads, within TL_QUOTA_DECODED_MB."""
+    lim = limits()
+    if session.is_cli or not lim.decoded_mb:
+        return
+    from .uploads import uploads
+
+    used = sum(u["decoded_bytes"] for u in uploads(session) if u["name"] != replacing)
+    if used + new_bytes > lim.decoded_mb * 2**20:
+        raise QuotaExceeded(f"Decoded, this dataset takes {new_bytes / 2**20:,.0f} MB and your other uploads "
+                            f"{used / 2**20:,.0f} MB; one session's datasets may take at most {lim.decoded_mb:,} MB "
+                            f"decoded on this server (TL_QUOTA_DECODED_MB). Delete an upload on the Data page, or "
+                            f"upload fewer or smaller images.")
+
+
 def check_domain_size(n_images: int, n_classes: int) -> None:
     lim = limits()
     if lim.images_per_domain and n_images > lim.images_per_domain:
@@ -221,8 +232,17 @@ def check_domain_size(n_images: int, n_classes: int) -> None:
 
 # -- folders on the server -----------------------------------------------------------------------
 
-FOLDER_REFUSED = ("That folder cannot be used here. Folders on the server are limited to the ones its owner "
-                  "allowed{roots}; check the path, or upload a zip of class folders instead.")
+DOMAIN_REFUSED = ("That dataset cannot be used here. Pick a built-in domain (or a shift of one), one of your "
+                  "own uploads, the teacher's datasets, or a folder inside the ones the server's owner "
+                  "allowed{roots}.")
+
+
+def domain_refusal(session: Session) -> ConfigError:
+    """The one refusal for every domain name a session may not use: the same words whether the name is
+    unknown, malformed, another session's upload, or a path that exists or not, inside the roots or not."""
+    roots = folder_roots(session)
+    shown = (": " + ", ".join(str(r) for r in roots)) if roots else " (none on this server: set TL_FOLDER_ROOTS)"
+    return ConfigError(DOMAIN_REFUSED.format(roots=shown))
 
 
 def folder_roots(session: Session) -> list[Path]:
@@ -255,8 +275,7 @@ def resolve_folder(path: str, session: Session) -> Path:
     from .paths import tl_home
 
     roots = folder_roots(session)
-    shown = (": " + ", ".join(str(r) for r in roots)) if roots else " (none on this server: set TL_FOLDER_ROOTS)"
-    refused = ConfigError(FOLDER_REFUSED.format(roots=shown))
+    refused = domain_refusal(session)
     if not isinstance(path, str) or not path.strip() or len(path) > 4096 or "\x00" in path:
         raise refused
     try:
@@ -272,29 +291,36 @@ def resolve_folder(path: str, session: Session) -> Path:
 
 # -- configs submitted by a session ---------------------------------------------------------------
 
-def check_domain_name(session: Session, name: str) -> None:
-    """A domain a session may train on: built-in (or a shift of one), its own uploads, the teacher's
-    uploads, or a folder inside the allowed roots."""
-    from .domains import DOMAINS, SHIFTS
+def gate_domain(session: Session, name: object) -> str:
+    """The one gate every door passes a session's domain name through (Data page, Experiments link and
+    form, Strategy and Train pages, run configs), before anything reads the disk for it: the name is
+    parsed as a string, an upload's owner compared, a folder resolved against the allowed roots (no
+    listing). Returns the name; refuses with `domain_refusal`, the same text for every refused name."""
+    from .domains.names import parse
 
-    base = name
-    while True:  # strip shifts: `base+rotate:3+noise:2`
-        head, plus, tail = base.rpartition("+")
-        if plus and head and tail.partition(":")[0] in SHIFTS:
-            base = head
-        else:
-            break
-    if base in DOMAINS and not base.startswith(("folder:", "upload:")):
-        return
-    if base.startswith("upload:"):
-        owner = base[len("upload:"):].split("/", 1)[0]
-        if owner in (session.owner, CLI) or session.is_cli:
-            return
-        raise ConfigError("That dataset belongs to another session.")
-    if base.startswith("folder:"):
-        resolve_folder(base[len("folder:"):], session)
-        return
-    raise ConfigError(f"Unknown domain {name[:80]!r}.")
+    try:
+        n = parse(name)
+    except ConfigError:
+        raise domain_refusal(session) from None
+    if n.kind == "builtin":
+        from .domains import DOMAINS
+
+        if n.base not in DOMAINS or n.base.startswith(("folder:", "upload:")):
+            raise domain_refusal(session)
+    elif n.kind == "upload":
+        if not (session.is_cli or n.owner in (session.owner, CLI)):
+            raise domain_refusal(session)
+    else:
+        resolve_folder(n.path, session)
+    return str(name)
+
+
+def gate_config(session: Session, cfg: Any) -> None:
+    """`gate_domain` for the source and target of a config (a RunConfig or its dict), before validation."""
+    data = cfg.get("data", {}) if isinstance(cfg, dict) else getattr(cfg, "data", None)
+    for side in ("source", "target"):
+        value = data.get(side) if isinstance(data, dict) else getattr(data, side, None)
+        gate_domain(session, value)
 
 
 def check_config(session: Session, cfg: Any) -> None:
@@ -303,8 +329,7 @@ def check_config(session: Session, cfg: Any) -> None:
     from .methods import get_method
     from . import runs
 
-    check_domain_name(session, cfg.data.source)
-    check_domain_name(session, cfg.data.target)
+    gate_config(session, cfg)
     method = get_method(cfg.method.name)
     for pname, p in method.params.items():
         ref = cfg.method.params.get(pname)

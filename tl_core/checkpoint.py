@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import json
+import math
 import os
 import shutil
 from pathlib import Path
@@ -286,10 +287,12 @@ def check_safetensors(data: bytes) -> dict[str, Any]:
             shape = [int(s) for s in t["shape"]]
             start, end = (int(v) for v in t["data_offsets"])
         except (KeyError, TypeError, ValueError):
-            raise ConfigError(f"The weights file describes tensor {key!r} incompletely or with an unknown type.") from None
-        numel = int(np.prod(shape)) if shape else 1
-        if min(shape, default=0) < 0 or not 0 <= start <= end <= body or end - start != numel * size:
-            raise ConfigError(f"The weights file is truncated or damaged: tensor {key!r} ({t['dtype']}, shape {shape}) "
+            raise ConfigError(f"The weights file describes tensor {str(key)[:80]!r} incompletely or with an unknown "
+                              f"type.") from None
+        numel = math.prod(shape)  # Python's integers: a shape whose product overflows int64 is just too big
+        if len(shape) > 8 or min(shape, default=0) < 0 or not 0 <= start <= end <= body or end - start != numel * size:
+            raise ConfigError(f"The weights file is truncated or damaged: tensor {str(key)[:80]!r} ({t['dtype']}, "
+                              f"shape {str(shape)[:120]}) "
                               f"does not fit in the {body:,} bytes of data.")
     return header
 

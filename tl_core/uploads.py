@@ -15,6 +15,7 @@ import os
 import re
 import shutil
 import stat
+import time
 import uuid
 import zipfile
 import zlib
@@ -23,6 +24,7 @@ from typing import Any
 
 from . import access
 from .access import Session
+from .domains.folder import visible
 from .errors import ConfigError, QuotaExceeded, TLError
 
 MAX_MEMBERS = 50_000
@@ -65,8 +67,14 @@ def _check_members(z: zipfile.ZipFile) -> tuple[list[zipfile.ZipInfo], list[str]
         raise ConfigError(f"The archive is compressed {total / packed:.0f}:1, which looks like a zip bomb; "
                           f"at most {MAX_RATIO}:1 is accepted.")
     keep, ignored = [], []
+    seen: set[str] = set()
     for m in members:
         n = m.filename
+        norm = n.replace("\\", "/").rstrip("/")
+        if norm in seen:
+            raise ConfigError(f"The archive holds {visible(n)} twice; an archive with duplicate entries is refused "
+                              f"(which copy would be the image?). Zip the folder again.")
+        seen.add(norm)
         if stat.S_ISLNK(m.external_attr >> 16):
             raise ConfigError(f"The archive contains a link ({n!r}); links are refused. Zip the files themselves.")
         parts = n.replace("\\", "/").split("/")
@@ -109,56 +117,166 @@ def _copy_member(z: zipfile.ZipFile, m: zipfile.ZipInfo, target: Path, budget: l
 def ingest_zip(src: bytes | str | Path, name: str, session: Session) -> dict[str, Any]:
     """Unpack a zip of class folders into the session's area as the dataset `name` (replacing its own
     dataset of that name); returns its domain name `upload:<owner>/<name>`, classes, ignored entries
-    and warnings. On any refusal or failure nothing is left behind."""
-    from .domains.folder import check_layout, open_folder, scan_folder
+    and warnings. On any refusal or failure nothing is left behind, and a dataset of that name that was
+    already there stays as it was. Two uploads of one name at once are taken one after the other."""
+    from .domains.folder import FolderDomain, open_folder
 
     clean = access.clean_name(name)
     area = access.session_dir(session)
-    allowance = access.upload_allowance(session)
-    with _open_zip(src) as z:
-        keep, ignored, declared = _check_members(z)
-        if allowance is not None and declared > allowance:
-            lim = access.limits()
-            raise access.quota_upload("session", lim.upload_mb, "TL_QUOTA_UPLOAD_MB") if \
-                lim.upload_mb and declared > lim.upload_mb * 2**20 - access.usage_bytes(area) else \
-                access.quota_upload("server", lim.upload_total_mb, "TL_QUOTA_UPLOAD_TOTAL_MB")
-        tmp = area / ".tmp" / uuid.uuid4().hex
-        tmp.mkdir(parents=True)
-        try:
-            budget = [min(MAX_UNCOMPRESSED, allowance if allowance is not None else MAX_UNCOMPRESSED)]
-            for m in keep:
-                parts = [p for p in m.filename.replace("\\", "/").split("/") if p]
-                target = tmp.joinpath(*parts)
-                if not target.resolve().is_relative_to(tmp.resolve()):
-                    raise ConfigError(f"The archive entry {m.filename!r} points outside its folder.")
-                try:
-                    _copy_member(z, m, target, budget)
-                except TLError:
-                    raise
-                except UNPACK_ERRORS as e:
-                    raise ConfigError(f"The archive entry {m.filename!r} cannot be unpacked ({type(e).__name__}): "
-                                      f"is the archive damaged, or does it hold a file and a folder of the same "
-                                      f"name?") from None
-            subdirs = [p for p in tmp.iterdir() if p.is_dir()]
-            files = [p for p in tmp.iterdir() if p.is_file()]
-            root = subdirs[0] if len(subdirs) == 1 and not files else tmp  # one wrapper folder: unwrap it
+    _sweep_stale(area / ".tmp")
+    with _name_lock(area, clean):
+        allowance = access.upload_allowance(session)
+        with _open_zip(src) as z:
+            keep, ignored, declared = _check_members(z)
+            if allowance is not None and declared > allowance:
+                lim = access.limits()
+                raise access.quota_upload("session", lim.upload_mb, "TL_QUOTA_UPLOAD_MB") if \
+                    lim.upload_mb and declared > lim.upload_mb * 2**20 - access.usage_bytes(area) else \
+                    access.quota_upload("server", lim.upload_total_mb, "TL_QUOTA_UPLOAD_TOTAL_MB")
+            tmp = area / ".tmp" / uuid.uuid4().hex
+            tmp.mkdir(parents=True)
             try:
-                check_layout(root)
-                access.check_domain_size(len(keep), len(scan_folder(root)))
-            except ConfigError as e:
-                raise ConfigError(str(e).replace(f"{root.name}/", f"{clean}/").replace(f"{root.name} ", f"{clean} ")
-                                  + f" Zip that folder as {clean}.zip and upload it again.") from None
-            dest = area / "domains" / clean
-            old = area / ".tmp" / (uuid.uuid4().hex + "-old")
-            if dest.exists():
-                os.replace(dest, old)  # swap, so a reader never sees half of either version
-            os.replace(root, dest)
-            shutil.rmtree(old, ignore_errors=True)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+                _unpack(z, keep, tmp, allowance)
+                subdirs = [p for p in tmp.iterdir() if p.is_dir()]
+                files = [p for p in tmp.iterdir() if p.is_file()]
+                root = subdirs[0] if len(subdirs) == 1 and not files else tmp  # one wrapper folder: unwrap it
+                try:
+                    dom = open_folder(root, name=f"upload:{session.owner}/{clean}", label=clean)
+                    access.check_domain_size(len(keep), len(dom.classes))
+                except ConfigError as e:
+                    raise ConfigError(str(e).replace(f"{root.name}/", f"{clean}/").replace(f"{root.name} ", f"{clean} ")
+                                      + f" Zip that folder as {clean}.zip and upload it again.") from None
+                plan = dom.plan()
+                access.check_decoded(session, plan["bytes"], replacing=clean)
+                dest = area / "domains" / clean
+                old = area / ".tmp" / (uuid.uuid4().hex + "-old")
+                try:
+                    if dest.exists():
+                        os.replace(dest, old)  # swap, so a reader never sees half of either version
+                    os.replace(root, dest)
+                except OSError:
+                    if old.exists() and not dest.exists():
+                        os.replace(old, dest)  # put the previous version back
+                    raise ConfigError("The dataset could not be put in place (the server's disk refused it); "
+                                      "nothing was changed. Try again.") from None
+                shutil.rmtree(old, ignore_errors=True)
+                _record_decoded(session, clean, {"bytes": plan["bytes"], "side": plan["side"],
+                                                 "images": plan["n_images"]})
+            finally:
+                shutil.rmtree(tmp, ignore_errors=True)
     domain = f"upload:{session.owner}/{clean}"
-    dom = open_folder(dest, name=domain, label=clean)
-    return {"domain": domain, "label": clean, "classes": dom.classes, "skipped": ignored, "warnings": dom.warnings}
+    final = FolderDomain(dest, name=domain, label=clean)
+    return {"domain": domain, "label": clean, "classes": final.classes, "skipped": ignored, "warnings": dom.warnings}
+
+
+STALE_TMP_S = 3600  # an unpack folder older than this was left by a crash: removed on the next upload
+
+
+def _unpack(z: zipfile.ZipFile, keep: list[zipfile.ZipInfo], tmp: Path, allowance: int | None) -> None:
+    budget = [min(MAX_UNCOMPRESSED, allowance if allowance is not None else MAX_UNCOMPRESSED)]
+    for m in keep:
+        parts = [p for p in m.filename.replace("\\", "/").split("/") if p]
+        target = tmp.joinpath(*parts)
+        if not target.resolve().is_relative_to(tmp.resolve()):
+            raise ConfigError(f"The archive entry {visible(m.filename)} points outside its folder.")
+        try:
+            _copy_member(z, m, target, budget)
+        except TLError:
+            raise
+        except UNPACK_ERRORS as e:
+            raise ConfigError(f"The archive entry {visible(m.filename)} cannot be unpacked ({type(e).__name__}): "
+                              f"is the archive damaged, or does it hold a file and a folder of the same "
+                              f"name?") from None
+
+
+def _sweep_stale(tmp_root: Path) -> None:
+    """Unpack folders left by a crashed or killed upload: they would count against the quota forever."""
+    now = time.time()
+    for p in tmp_root.iterdir() if tmp_root.is_dir() else []:
+        try:
+            if p.is_dir() and not p.name.endswith(".lock") and now - p.stat().st_mtime > STALE_TMP_S:
+                shutil.rmtree(p, ignore_errors=True)
+        except OSError:
+            continue
+
+
+def _books(session: Session) -> Path:
+    """Where the app keeps its notes on a session's uploads (outside the upload area, which holds
+    images only): the decoded bytes of each dataset, and the locks of its names."""
+    p = _tl_home() / "state" / "uploads" / access.session_dir(session).name
+    p.mkdir(parents=True, exist_ok=True)
+    return p
+
+
+def _tl_home() -> Path:
+    from .paths import tl_home
+
+    return tl_home()
+
+
+def _record_decoded(session: Session, name: str, facts: dict[str, int]) -> None:
+    from .paths import atomic_write_text
+
+    atomic_write_text(_books(session) / f"{name}.json", json.dumps(facts))
+
+
+class _name_lock:
+    """An exclusive lock on one of a session's dataset names (a file lock, so it holds across the
+    server's threads and processes)."""
+
+    def __init__(self, area: Path, name: str):
+        self.path = _tl_home() / "state" / "uploads" / area.name / f"{name}.lock"
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+
+    def __enter__(self) -> "_name_lock":
+        import fcntl
+
+        self.f = open(self.path, "a+")
+        fcntl.flock(self.f, fcntl.LOCK_EX)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        import fcntl
+
+        fcntl.flock(self.f, fcntl.LOCK_UN)
+        self.f.close()
+
+
+def uploads(session: Session) -> list[dict[str, Any]]:
+    """This session's uploaded datasets: name, domain, bytes on disk and decoded."""
+    area = access.session_dir(session) / "domains"
+    out = []
+    for p in sorted(area.iterdir()) if area.is_dir() else []:
+        if p.is_dir() and access.NAME.match(p.name):
+            out.append({"name": p.name, "domain": f"upload:{session.owner}/{p.name}",
+                        "bytes": access.usage_bytes(p), "decoded_bytes": _decoded_of(session, p)})
+    return out
+
+
+def _decoded_of(session: Session, folder: Path) -> int:
+    """The decoded bytes noted at upload; for a dataset with no note, its plan from the images' headers."""
+    try:
+        return int(json.loads((_books(session) / f"{folder.name}.json").read_text())["bytes"])
+    except (OSError, ValueError, KeyError, TypeError):
+        from .domains.folder import FolderDomain
+
+        try:
+            return int(FolderDomain(folder).plan()["bytes"])
+        except TLError:
+            return 0
+
+
+def delete_upload(session: Session, name: str) -> None:
+    """Delete one of this session's uploaded datasets (its runs keep their results); frees its quota."""
+    area = access.session_dir(session)
+    clean = str(name)
+    if not access.NAME.match(clean) or not (area / "domains" / clean).is_dir():
+        raise ConfigError("There is no upload of that name among yours.")
+    with _name_lock(area, clean):
+        gone = area / ".tmp" / (uuid.uuid4().hex + "-deleted")
+        os.replace(area / "domains" / clean, gone)
+        shutil.rmtree(gone, ignore_errors=True)
+        (_books(session) / f"{clean}.json").unlink(missing_ok=True)
 
 
 # -- folders on the server -------------------------------------------------------------------
@@ -213,10 +331,16 @@ def store_model(weights: bytes, meta: bytes, name: str, session: Session) -> Pat
         raise access.quota_upload("session", lim.upload_mb, "TL_QUOTA_UPLOAD_MB")
     digest = hashlib.sha256(weights + b"\0" + meta).hexdigest()[:12]
     models = access.session_dir(session) / "models"
-    for old in models.glob(f"{clean}--*"):  # the previous upload of this name goes
-        if old.name != f"{clean}--{digest}":
+    stored = check_and_store(weights, meta, models / f"{clean}--{digest}")  # refused: nothing changes
+    for old in models.glob(f"{clean}--*"):  # only once the new one is in place, the previous one goes
+        if old.name != stored.name:
             shutil.rmtree(old, ignore_errors=True)
-    return check_and_store(weights, meta, models / f"{clean}--{digest}")
+    return stored
+
+
+def delete_model(session: Session, ref: str) -> None:
+    """Delete one of this session's uploaded models; frees its quota."""
+    shutil.rmtree(model_folder(session, ref), ignore_errors=True)
 
 
 def model_folder(session: Session, ref: str) -> Path:

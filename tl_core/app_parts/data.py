@@ -40,13 +40,18 @@ def _hwc(x) -> np.ndarray:
     return np.repeat(a, 3, axis=3) if a.shape[3] == 1 else a
 
 
-def domain_preview(name: str, per_class: int = 4, seed: int = 0) -> dict[str, Any]:
-    """Sample images per class (N, H, W, 3 uint8), class names and counts of a domain."""
+def domain_preview(name: str, session: Session, per_class: int = 4, seed: int = 0) -> dict[str, Any]:
+    """Sample images per class (N, H, W, 3 uint8), class names and counts of a domain this session may
+    use. An image folder decodes only the images shown (see `FolderDomain.preview`)."""
     import torch
 
-    from ..domains import get_domain
+    from ..domains import FolderDomain, get_domain
 
-    d = get_domain(name).load()
+    access.gate_domain(session, name)
+    dom = get_domain(name)
+    if isinstance(dom, FolderDomain):
+        return dom.preview(per_class=per_class, seed=seed)
+    d = dom.load()
     g = torch.Generator().manual_seed(seed)
     grid = []
     for c in range(len(d.classes)):
@@ -58,20 +63,24 @@ def domain_preview(name: str, per_class: int = 4, seed: int = 0) -> dict[str, An
             "n_train": len(d.x_train), "n_test": len(d.x_test)}
 
 
-def input_channels(source: str, target: str) -> int:
+def input_channels(source: str, target: str, session: Session) -> int:
     """Colour (3) if either domain is in colour, else grey (1); 1 when a domain cannot be resolved."""
     from ..domains import get_domain
 
     try:
+        access.gate_domain(session, source)
+        access.gate_domain(session, target)
         return max(get_domain(source).channels, get_domain(target).channels)
     except TLError:
         return 1
 
 
-def label_space(source: str, target: str) -> tuple[bool, str]:
+def label_space(source: str, target: str, session: Session) -> tuple[bool, str]:
     from ..domains import check_label_spaces, get_domain
 
     try:
+        access.gate_domain(session, source)
+        access.gate_domain(session, target)
         check_label_spaces(get_domain(source), get_domain(target))
     except TLError as e:
         return False, str(e)
@@ -103,11 +112,11 @@ def folder_roots(session: Session) -> list[str]:
     return [str(p) for p in access.folder_roots(session)]
 
 
-def preview_mosaic(name: str, per_class: int = 6, cell: int = 40) -> dict[str, Any]:
+def preview_mosaic(name: str, session: Session, per_class: int = 6, cell: int = 40) -> dict[str, Any]:
     """One image with a row of samples per class (cell x cell each), plus the domain's facts."""
     from PIL import Image
 
-    p = domain_preview(name, per_class=per_class)
+    p = domain_preview(name, session, per_class=per_class)
     rows = []
     for imgs in p["grid"]:
         tiles = [np.asarray(Image.fromarray(im).resize((cell, cell), Image.NEAREST if im.shape[0] < cell
@@ -122,11 +131,19 @@ def preview_mosaic(name: str, per_class: int = 6, cell: int = 40) -> dict[str, A
 MAX_PREVIEW_ROWS = 20  # a domain with hundreds of classes previews its first 20: the image stays bounded
 
 
-def shift_preview(base: str, kind: str, severity: int, n: int = 8) -> tuple[np.ndarray, np.ndarray]:
-    """The first n test images of a domain before and after a shift (N, H, W, 3)."""
-    from ..domains import get_domain
+def shift_preview(base: str, kind: str, severity: int, session: Session,
+                  n: int = 8) -> tuple[np.ndarray, np.ndarray]:
+    """The first n test images of a domain before and after a shift (N, H, W, 3); an image folder
+    decodes only those n."""
+    import torch
+
+    from ..domains import FolderDomain, get_domain
     from ..domains.shift import apply_shift
 
-    d = get_domain(base).load()
-    x = d.x_test[:n]
+    access.gate_domain(session, base)
+    dom = get_domain(base)
+    if isinstance(dom, FolderDomain):
+        x = torch.from_numpy(dom.sample_images(n))
+    else:
+        x = dom.load().x_test[:n]
     return _hwc(x), _hwc(apply_shift(x, kind, severity, seed=0))

@@ -107,7 +107,7 @@ def submit(cfg: dict[str, Any], session: Session) -> str:
     first id. Everything it points at must be the session's to use; quotas hold."""
     from .. import runs
 
-    c, why = validate(cfg)
+    c, why = validate(cfg, session)
     if c is None:
         raise ConfigError(why)
     access.check_config(session, c)

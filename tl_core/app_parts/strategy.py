@@ -25,9 +25,12 @@ def method_cards() -> list[dict[str, Any]]:
     return sorted(cards, key=lambda c: (rank.get(c["family"], len(rank)), c["name"]))
 
 
-def validate(cfg: dict[str, Any]) -> tuple[RunConfig | None, str]:
-    """(validated config, "") or (None, the reason in words)."""
+def validate(cfg: dict[str, Any], session: Session | None = None) -> tuple[RunConfig | None, str]:
+    """(validated config, "") or (None, the reason in words). With a session, its domains pass the
+    access gate first, so a name it may not use is refused before anything reads the disk for it."""
     try:
+        if session is not None:
+            access.gate_config(session, cfg)
         c = RunConfig.from_dict(cfg).validate()
     except TLError as e:
         return None, str(e)

@@ -172,23 +172,25 @@ def list_domains() -> list[str]:
 
 
 def get_domain(name: str) -> Domain:
-    """A registered domain, a shifted variant `base+shift:severity`, or `folder:PATH`."""
-    if not isinstance(name, str) or not name.strip():
-        raise ConfigError("A domain name is required.")
-    if name in DOMAINS:
-        return DOMAINS.get(name)
-    base, plus, shift = name.rpartition("+")
-    if plus and base:
-        from .shift import SHIFTS, ShiftedDomain
+    """A registered domain, a shifted variant `base+shift:severity`, `folder:PATH` or `upload:OWNER/NAME`
+    (the grammar is `names.parse`)."""
+    from .names import parse
 
-        kind = shift.partition(":")[0]
-        if kind in SHIFTS or not name.startswith(("folder:", "upload:")):  # a path may itself contain '+'
-            return ShiftedDomain(get_domain(base), shift)
-    if name.startswith("folder:"):
+    if isinstance(name, str) and name in DOMAINS:
+        return DOMAINS.get(name)
+    n = parse(name)
+    if n.shifts:
+        from .shift import ShiftedDomain
+
+        dom = get_domain(n.base)
+        for kind, sev in n.shifts:
+            dom = ShiftedDomain(dom, f"{kind}:{sev}")
+        return dom
+    if n.kind == "folder":
         from .folder import FolderDomain
 
-        return FolderDomain(Path(name[len("folder:"):]), name=name)
-    if name.startswith("upload:"):
+        return FolderDomain(Path(n.path), name=name)
+    if n.kind == "upload":
         from .folder import upload_domain
 
         return upload_domain(name)

@@ -2,6 +2,10 @@
 from __future__ import annotations
 
 import hashlib
+import os
+import threading
+import time
+from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
@@ -11,10 +15,16 @@ from ..errors import ConfigError, DataUnavailable
 from .base import Domain, DomainData, register_domain
 
 IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
-STORE_SIZE = 224  # images are kept square at this size; backbones resize from there
+# the formats Pillow may open, whatever a file's extension says (an EPS named .png is refused unread:
+# Pillow would hand it to Ghostscript)
+ALLOWED_FORMATS = ("PNG", "JPEG", "BMP", "GIF", "TIFF", "WEBP", "PPM")
+STORE_SIZE = 224  # images are kept square, at most this size; backbones resize from there
+MIN_STORE_SIZE = 16  # below this a dataset is refused rather than shrunk to fit its decoded-bytes quota
 MAX_PIXELS = 40_000_000  # checked from the header, before any pixel is decoded
 MAX_SIDE = 512  # an output (a stored or previewed image) is never larger than this on a side
 TEST_EVERY = 5  # every 5th image of a class (sorted by name) is in the test split
+MAX_SCAN_ENTRIES = 100_000  # files and folders a scan visits at most; a larger tree is refused
+SCAN_TTL_S = 30.0  # a scan is reused for this long while the folders' times are unchanged
 
 
 def _is_junk(p: Path | str) -> bool:
@@ -22,64 +32,215 @@ def _is_junk(p: Path | str) -> bool:
     return name.startswith(".") or name.startswith("__") or name in {"Thumbs.db", "desktop.ini"}
 
 
+def class_name(folder_name: str) -> str:
+    """A class folder's name as a class: Unicode NFC, so names typed on different systems (an accent
+    as one character, or as a letter and a combining mark) are the same class."""
+    import unicodedata
+
+    return unicodedata.normalize("NFC", folder_name)
+
+
+def visible(name: str) -> str:
+    """A user's name quoted for a message: characters that are invisible or that reorder or break the
+    text (direction marks, joiners, controls, combining marks) written as \\uXXXX, so two names that look
+    alike are told apart and nothing garbles the sentence around them."""
+    import unicodedata
+
+    out = []
+    for ch in str(name)[:80]:
+        cat = unicodedata.category(ch)
+        out.append(f"\\u{ord(ch):04x}" if cat[0] in "CZM" and ch != " " else ch)
+    return "'" + "".join(out) + "'"
+
+
+_SCANS: "OrderedDict[tuple, tuple[float, dict[str, list[Path]]]]" = OrderedDict()
+_SCAN_LOCK = threading.Lock()
+
+
+def _scan_key(root: Path) -> tuple:
+    """(real path, the root's and each class folder's modification time): what a cached scan is valid for."""
+    real = root.resolve()
+    times = [real.stat().st_mtime_ns]
+    with os.scandir(real) as it:
+        for i, e in enumerate(it):
+            if i >= MAX_SCAN_ENTRIES:
+                raise _too_many()
+            if e.is_dir() and not _is_junk(e.name):
+                times.append((e.name, e.stat().st_mtime_ns))
+    return (str(real), tuple(times))
+
+
+def _too_many() -> ConfigError:
+    return ConfigError(f"That folder holds more than {MAX_SCAN_ENTRIES:,} files and folders; a dataset must be "
+                       f"smaller. Point at a folder with one sub-folder per class.")
+
+
 def scan_folder(root: Path) -> dict[str, list[Path]]:
-    """Class name -> sorted image paths; hidden and system entries are ignored."""
+    """Class name (see `class_name`) -> sorted image paths; hidden and system entries are ignored.
+
+    A scan visits at most MAX_SCAN_ENTRIES entries and is cached by (path, modification times) for
+    SCAN_TTL_S seconds, so a page that asks about the same folder many times lists it once. Two class
+    folders that are one class once normalised are refused (see `class_key`)."""
+    root = Path(root)
+    key = _scan_key(root)
+    now = time.monotonic()
+    with _SCAN_LOCK:
+        hit = _SCANS.get(key)
+        if hit is not None and now - hit[0] < SCAN_TTL_S:
+            _SCANS.move_to_end(key)
+            return {c: list(f) for c, f in hit[1].items()}
+    visited = [0]
+
+    def walk(d: str, out: list[Path]) -> None:
+        with os.scandir(d) as it:
+            for e in it:
+                visited[0] += 1
+                if visited[0] > MAX_SCAN_ENTRIES:
+                    raise _too_many()
+                if _is_junk(e.name):
+                    continue
+                if e.is_dir(follow_symlinks=False):
+                    walk(e.path, out)
+                elif e.is_file() and os.path.splitext(e.name)[1].lower() in IMAGE_EXTS:
+                    out.append(Path(e.path))
+
     classes: dict[str, list[Path]] = {}
-    for d in sorted(p for p in root.iterdir() if p.is_dir() and not _is_junk(p)):
-        files = sorted(f for f in d.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_EXTS
-                       and not any(_is_junk(part) for part in f.relative_to(d).parts))
-        if files:
-            classes[d.name] = files
-    return classes
+    seen: dict[str, str] = {}
+    real = key[0]
+    with os.scandir(real) as it:
+        dirs = sorted(e.name for e in it if e.is_dir() and not _is_junk(e.name))
+    for name in dirs:
+        files: list[Path] = []
+        walk(os.path.join(real, name), files)
+        if not files:
+            continue
+        ck = class_key(name)
+        if ck in seen:
+            raise ConfigError(f"The class folders {visible(seen[ck])} and {visible(name)} look the same (they differ "
+                              f"only by case, spacing, accents written two ways or invisible characters); merge "
+                              f"or rename them.")
+        seen[ck] = name
+        classes[class_name(name)] = sorted(Path(root) / name / f.relative_to(os.path.join(real, name)) for f in files)
+    with _SCAN_LOCK:
+        _SCANS[key] = (now, classes)
+        while len(_SCANS) > 64:
+            _SCANS.popitem(last=False)
+    return {c: list(f) for c, f in classes.items()}
+
+
+def clear_scan_cache() -> None:
+    with _SCAN_LOCK:
+        _SCANS.clear()
+
+
+_TRANSPOSE = {2: "FLIP_LEFT_RIGHT", 3: "ROTATE_180", 4: "FLIP_TOP_BOTTOM", 5: "TRANSPOSE", 6: "ROTATE_270",
+              7: "TRANSVERSE", 8: "ROTATE_90"}
+
+
+def open_image(path):
+    """Open an image lazily (nothing decoded) if it is one of ALLOWED_FORMATS as Pillow detects it from
+    its bytes, and its header says at most MAX_PIXELS; else ValueError in words."""
+    from PIL import Image, UnidentifiedImageError
+
+    Image.MAX_IMAGE_PIXELS = MAX_PIXELS  # Pillow's own bomb check, for formats that decode early
+    try:
+        im = Image.open(path, formats=ALLOWED_FORMATS)
+    except Image.DecompressionBombError as e:
+        raise ValueError(f"the image is larger than the {MAX_PIXELS // 1_000_000} megapixels accepted ({e})") from None
+    except UnidentifiedImageError:
+        raise ValueError(f"not an image in an accepted format ({', '.join(ALLOWED_FORMATS)})") from None
+    w, h = im.size  # from the header only: nothing is decoded yet
+    if w < 1 or h < 1 or w * h > MAX_PIXELS:
+        im.close()
+        raise ValueError(f"{w}x{h} pixels is outside the 1 to {MAX_PIXELS // 1_000_000} megapixels accepted")
+    return im
+
+
+def image_side(path) -> int:
+    """The side of the centred square an image gives (the smaller of its width and height), from its header."""
+    with open_image(path) as im:
+        return min(im.size)
 
 
 def load_image(path, size: int = STORE_SIZE) -> np.ndarray:
-    """Decode one image as (3, size, size) uint8: EXIF-rotated, RGB, the centred square cropped, resized.
+    """Decode one image as (3, size, size) uint8: the centred square cut, resized, EXIF-rotated, RGB.
 
-    Both ends are bounded: the input's pixel count is read from the header before anything is
-    decoded (at most MAX_PIXELS), and the output is exactly size x size (size <= MAX_SIDE), whatever
-    the aspect ratio: the square is cut from the source first, then resized, so a 1 x 40,000,000
-    strip costs one pixel, not a 224 x 9-billion intermediate."""
-    from PIL import Image, ImageOps
+    Memory follows the decoded pixels, never a float copy of them: the input's pixel count is read from
+    the header before anything is decoded (at most MAX_PIXELS; JPEG decodes at a reduced scale when it
+    is big enough); the square is cut and resized in the file's own mode (16-bit and float images too,
+    scaled to 8 bits only once small; transparency composited over white once small), so a 6,300 x
+    6,300 float TIFF or RGBA PNG costs its own decode and a few small copies. The output is exactly
+    size x size (size <= MAX_SIDE)."""
+    from PIL import Image
 
     if not 1 <= size <= MAX_SIDE:
         raise ValueError(f"an output size of {size} pixels is outside 1..{MAX_SIDE}")
-    Image.MAX_IMAGE_PIXELS = MAX_PIXELS  # Pillow's own bomb check, for formats that decode early
-    try:
-        im_file = Image.open(path)
-    except Image.DecompressionBombError as e:
-        raise ValueError(f"the image is larger than the {MAX_PIXELS // 1_000_000} megapixels accepted ({e})") from None
-    with im_file as im:
-        w, h = im.size  # from the header only: nothing is decoded yet
-        if w < 1 or h < 1 or w * h > MAX_PIXELS:
-            raise ValueError(f"{w}x{h} pixels is outside the 1 to {MAX_PIXELS // 1_000_000} megapixels accepted")
+    with open_image(path) as im:
         if im.format == "JPEG":
-            im.draft("RGB", (max(size, 1), max(size, 1)))  # decode at a reduced scale when it is big enough
-        im = ImageOps.exif_transpose(im)
-        if im.mode == "CMYK":
-            im = im.convert("RGB")
-        if im.mode in ("I;16", "I;16B", "I;16L", "I", "F"):  # 16-bit or float: scale to 8 bits, do not clip
-            arr = np.asarray(im, dtype=np.float64)
-            lo, hi = float(np.nanmin(arr)), float(np.nanmax(arr))
-            hi = hi if hi > 255 else 255.0
-            lo = min(lo, 0.0)
-            im = Image.fromarray(((np.nan_to_num(arr) - lo) * (255.0 / max(hi - lo, 1.0))).astype(np.uint8))
-        if im.mode in ("RGBA", "LA") or (im.mode == "P" and "transparency" in im.info):
-            rgba = im.convert("RGBA")
-            white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-            im = Image.alpha_composite(white, rgba)
-        im = im.convert("RGB")
+            im.draft("RGB", (size, size))  # decode at a reduced scale when it is big enough
+        orientation = im.getexif().get(0x0112, 1)
+        if im.mode in ("1", "P", "PA") or (im.mode.startswith("I;16") and im.mode != "I;16"):
+            # palette and 1-bit images cannot be resampled smoothly; big-endian 16-bit cannot be resampled
+            im = im.convert("RGBA" if im.mode in ("P", "PA") and ("transparency" in im.info or im.mode == "PA")
+                            else "I" if im.mode.startswith("I;16") else "RGB" if im.mode == "P" else "L")
+        lo_hi = im.getextrema() if im.mode in ("I", "I;16", "F") else None
         w, h = im.size
         side = min(w, h)
         left, top = (w - side) // 2, (h - side) // 2
-        im = im.resize((size, size), Image.BILINEAR, box=(left, top, left + side, top + side))
-        return np.asarray(im, dtype=np.uint8).transpose(2, 0, 1).copy()
+        small = im.resize((size, size), Image.BILINEAR, box=(left, top, left + side, top + side),
+                          reducing_gap=3.0 if side > 3 * size else None)
+    if lo_hi is not None:  # 16-bit or float: scale to 8 bits, do not clip
+        arr = np.nan_to_num(np.asarray(small, dtype=np.float32))
+        lo, hi = float(lo_hi[0]), float(lo_hi[1])
+        lo, hi = (0.0 if not np.isfinite(lo) else min(lo, 0.0)), (255.0 if not np.isfinite(hi) or hi <= 255 else hi)
+        small = Image.fromarray(np.clip((arr - lo) * (255.0 / max(hi - lo, 1.0)), 0, 255).astype(np.uint8))
+    if small.mode in ("RGBA", "LA", "La", "RGBa"):
+        rgba = small.convert("RGBA")
+        small = Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba)
+    small = small.convert("RGB")
+    if orientation in _TRANSPOSE:
+        small = small.transpose(getattr(Image.Transpose, _TRANSPOSE[orientation]))
+    return np.asarray(small, dtype=np.uint8).transpose(2, 0, 1).copy()
+
+
+def decoded_bytes(n_images: int, side: int) -> int:
+    return n_images * 3 * side * side
+
+
+def working_size(n_images: int, largest_side: int, cap_bytes: int | None) -> int:
+    """The side a folder dataset is kept at: its largest image's square side, at most STORE_SIZE, and
+    small enough that all its images fit in `cap_bytes` decoded (None: no cap). 0 when even
+    MIN_STORE_SIZE does not fit."""
+    side = max(1, min(STORE_SIZE, largest_side))
+    if cap_bytes and decoded_bytes(n_images, side) > cap_bytes:
+        side = int((cap_bytes / max(1, 3 * n_images)) ** 0.5)
+        if side < min(MIN_STORE_SIZE, largest_side):
+            return 0
+    return side
+
+
+def decoded_cap_bytes() -> int | None:
+    """Decoded bytes one folder or uploaded dataset may take (TL_QUOTA_DOMAIN_DECODED_MB; 0: no cap)."""
+    from ..limits import env_int
+
+    mb = env_int("TL_QUOTA_DOMAIN_DECODED_MB", 1024)
+    return mb * 2**20 if mb > 0 else None
+
+
+def split_of(kept: int, n: int) -> str:
+    """Every 5th readable image of a class is test; a class of fewer than 5 still gets one (its last)."""
+    return "test" if kept % TEST_EVERY == TEST_EVERY - 1 or (n < TEST_EVERY and kept == n - 1) else "train"
 
 
 class FolderDomain(Domain):
-    """A user's images: one sub-folder per class. Split: every 5th image per class is test."""
+    """A user's images: one sub-folder per class. Split: every 5th image per class is test.
+
+    Kept at the working size (`working_size`): the largest image's own square side, at most 224 px and
+    within the decoded-bytes quota, so a dataset of tiny images stays tiny; inputs are resized to the
+    backbone's size per batch."""
 
     channels, native_size = 3, STORE_SIZE
+    version = "2"
 
     def __init__(self, root: Path, name: str | None = None, label: str | None = None):
         self.root = Path(root).expanduser()
@@ -89,6 +250,7 @@ class FolderDomain(Domain):
         self.description = (f"Your uploaded images ({self.label}), one sub-folder per class." if uploaded else
                             f"Your images in the folder {self.root.name} (one sub-folder per class).")
         self._classes: list[str] | None = None
+        self._plan: dict | None = None
         self.skipped: list[tuple[str, str]] = []
         self.warnings: list[str] = []
 
@@ -112,43 +274,116 @@ class FolderDomain(Domain):
         return True, ""
 
     def cache_key(self) -> str:
-        # the listing (names, sizes, times) is part of the key: changed files are decoded again
-        h = hashlib.sha1(str(self.root.resolve()).encode())
+        # the listing (names, sizes, times) and the decoded-bytes cap are part of the key: changed files
+        # (or a changed cap) are decoded again
+        h = hashlib.sha1(f"{self.root.resolve()}|{decoded_cap_bytes()}".encode())
         for c, files in scan_folder(self.root).items():
             for f in files:
                 st = f.stat()
                 h.update(f"{c}/{f.name}:{st.st_size}:{int(st.st_mtime)}".encode())
         return f"folder-{self.root.name}-{h.hexdigest()[:12]}-v{self.version}"
 
+    def plan(self) -> dict:
+        """What decoding will make, from the images' headers alone: per class the readable files, the
+        unreadable ones with why, the working size and the decoded bytes."""
+        if self._plan is not None:
+            return self._plan
+        listing = scan_folder(self.root)
+        readable: dict[str, list[Path]] = {}
+        skipped, largest = [], 1
+        for c in sorted(listing):
+            readable[c] = []
+            for f in listing[c]:
+                try:
+                    largest = max(largest, image_side(f))
+                    readable[c].append(f)
+                except Exception as e:  # noqa: BLE001 - unreadable image: skip it and say so
+                    skipped.append((str(f), f"{type(e).__name__}: {e}"))
+        n = sum(len(v) for v in readable.values())
+        cap = decoded_cap_bytes()
+        side = working_size(n, largest, cap)
+        self._plan = {"readable": readable, "skipped": skipped, "n_images": n, "largest_side": largest,
+                      "side": side, "bytes": decoded_bytes(n, side), "cap_bytes": cap}
+        return self._plan
+
     def _decode(self) -> DomainData:
         from ..access import check_domain_size
 
-        listing = scan_folder(self.root)
-        classes = sorted(listing)
-        check_domain_size(sum(len(f) for f in listing.values()), len(classes))  # the folder may have grown
-        xs: dict[str, list[np.ndarray]] = {"train": [], "test": []}
-        ys: dict[str, list[int]] = {"train": [], "test": []}
-        self.skipped = []
+        plan = self.plan()
+        readable, side = plan["readable"], plan["side"]
+        classes = sorted(readable)
+        check_domain_size(plan["n_images"], len(classes))  # the folder may have grown
+        if side == 0:
+            raise ConfigError(_too_big(self.label, plan))
+        splits = {c: [split_of(k, len(fs)) for k in range(len(fs))] for c, fs in readable.items()}
+        counts = {s: sum(v.count(s) for v in splits.values()) for s in ("train", "test")}
+        x = {s: torch.empty((counts[s], 3, side, side), dtype=torch.uint8) for s in counts}
+        y = {s: torch.empty(counts[s], dtype=torch.int64) for s in counts}
+        filled = {"train": 0, "test": 0}
+        self.skipped = list(plan["skipped"])
         for ci, c in enumerate(classes):
-            kept = 0
-            for f in listing[c]:
+            for f, split in zip(readable[c], splits[c]):
                 try:
-                    img = load_image(f)
-                except Exception as e:  # unreadable image: skip it and say so
+                    img = load_image(f, side)
+                except Exception as e:  # noqa: BLE001 - a header that promised more than the file holds
                     self.skipped.append((str(f), f"{type(e).__name__}: {e}"))
                     continue
-                # every 5th image is test; a class of fewer than 5 still gets one (its last) in the test split
-                n = len(listing[c])
-                split = "test" if kept % TEST_EVERY == TEST_EVERY - 1 or (n < TEST_EVERY and kept == n - 1) else "train"
-                xs[split].append(img)
-                ys[split].append(ci)
-                kept += 1
-        if not xs["train"] or not xs["test"]:
-            raise ConfigError(f"{self.root} has too few readable images to make a train and a test split "
+                i = filled[split]
+                x[split][i] = torch.from_numpy(img)
+                y[split][i] = ci
+                filled[split] = i + 1
+        if not filled["train"] or not filled["test"]:
+            raise ConfigError(f"{self.label} has too few readable images to make a train and a test split "
                               f"(need at least {TEST_EVERY} per class).")
-        stack = lambda s: torch.from_numpy(np.stack(xs[s]))  # noqa: E731
-        lab = lambda s: torch.tensor(ys[s], dtype=torch.int64)  # noqa: E731
-        return DomainData(self.name, classes, stack("train"), lab("train"), stack("test"), lab("test"))
+        cut = lambda t, s: t[s][:filled[s]] if filled[s] < counts[s] else t[s]  # noqa: E731
+        return DomainData(self.name, classes, cut(x, "train"), cut(y, "train"), cut(x, "test"), cut(y, "test"))
+
+    def preview(self, per_class: int = 4, seed: int = 0, size: int = 64) -> dict:
+        """A few images per class and the counts, decoding only the images shown (at `size` px), never
+        the whole dataset: what the Data page shows of a folder."""
+        import random
+
+        listing = scan_folder(self.root)
+        classes = sorted(listing)
+        rng = random.Random(seed)
+        grid, train_counts, test_counts = [], {}, {}
+        for c in classes:
+            files = listing[c]
+            splits = [split_of(k, len(files)) for k in range(len(files))]
+            train_counts[c], test_counts[c] = splits.count("train"), splits.count("test")
+            shown = []
+            for f in rng.sample(files, len(files)):
+                if len(shown) >= per_class:
+                    break
+                try:
+                    shown.append(load_image(f, size).transpose(1, 2, 0))
+                except Exception:  # noqa: BLE001 - an unreadable file is not shown
+                    continue
+            grid.append(np.stack(shown) if shown else np.zeros((0, size, size, 3), np.uint8))
+        return {"classes": classes, "grid": grid, "train_counts": train_counts, "test_counts": test_counts,
+                "size": (size, size), "channels": 3, "n_train": sum(train_counts.values()),
+                "n_test": sum(test_counts.values())}
+
+    def sample_images(self, n: int = 8, size: int = 64) -> np.ndarray:
+        """The first n readable images of the classes in turn, (n, 3, size, size) uint8, decoding only those."""
+        listing = scan_folder(self.root)
+        out: list[np.ndarray] = []
+        for f in [f for fs in zip(*listing.values()) for f in fs]:
+            if len(out) >= n:
+                break
+            try:
+                out.append(load_image(f, size))
+            except Exception:  # noqa: BLE001
+                continue
+        if not out:
+            raise ConfigError(f"{self.label} has no readable image to show.")
+        return np.stack(out)
+
+
+def _too_big(label: str, plan: dict) -> str:
+    return (f"{label} has {plan['n_images']:,} images: even at {MIN_STORE_SIZE} px they take more than the "
+            f"{(plan['cap_bytes'] or 0) // 2**20} MB of decoded pixels one dataset may use on this server "
+            f"(TL_QUOTA_DOMAIN_DECODED_MB). Use fewer images.")
 
 
 SPLIT_NAMES = {"train", "training", "val", "valid", "validation", "test", "testing"}
@@ -163,9 +398,11 @@ def example_tree(root: Path) -> str:
 def check_layout(root: Path) -> list[str]:
     """Refuse layouts that are not one folder per class (with an example of the right one); return
     warnings for what is accepted but weak. Class names are compared as text only."""
+    import unicodedata
+
     root = Path(root)
     if not root.is_dir():
-        raise ConfigError(f"The folder {root} does not exist. {example_tree(root)}.")
+        raise ConfigError(f"The folder {root.name} does not exist. {example_tree(root)}.")
     listing = scan_folder(root)
     subdirs = [p for p in root.iterdir() if p.is_dir() and not _is_junk(p)]
     flat = [f for f in root.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_EXTS]
@@ -178,21 +415,32 @@ def check_layout(root: Path) -> list[str]:
         raise ConfigError(f"{root.name} holds {len(flat)} images but no class folders, so the classes are unknown. "
                           f"{example_tree(root)}.")
     if len(listing) < 2:
-        raise ConfigError(f"{root.name} has {len(listing)} class folder(s) with images ({', '.join(listing) or 'none'}); "
+        raise ConfigError(f"{root.name} has {len(listing)} class folder(s) with images ({', '.join(map(visible, listing)) or 'none'}); "
                           f"at least 2 classes are needed. {example_tree(root)}.")
-    seen: dict[str, str] = {}
-    for c in listing:
-        if class_key(c) in seen:
-            raise ConfigError(f"The class folders {seen[class_key(c)]!r} and {c!r} look the same (they differ only "
-                              f"by case, spacing, accents written two ways or invisible characters); merge or "
-                              f"rename them.")
-        seen[class_key(c)] = c
+    bad = [c for c in listing if any(unicodedata.category(ch) in ("Cc", "Zl", "Zp") for ch in c)]
+    if bad:
+        raise ConfigError(f"The class folder name {visible(bad[0])} holds a line break or a control character; "
+                          f"rename the folder (letters, digits, spaces and punctuation).")
     tiny = {c: len(f) for c, f in listing.items() if len(f) < MIN_PER_CLASS}
     if tiny:
-        raise ConfigError("Too few images in class " + ", ".join(f"{c!r} ({n})" for c, n in tiny.items())
+        raise ConfigError("Too few images in class " + ", ".join(f"{visible(c)} ({n})" for c, n in tiny.items())
                           + f": each class needs at least {MIN_PER_CLASS} (one to train on, one to test).")
-    return [f"class {c!r} has only {len(f)} images; with fewer than {WARN_PER_CLASS} its accuracy means little"
+    return [f"class {visible(c)} has only {len(f)} images; with fewer than {WARN_PER_CLASS} its accuracy means little"
             for c, f in listing.items() if len(f) < WARN_PER_CLASS]
+
+
+def check_readable(d: "FolderDomain") -> None:
+    """Refuse a dataset with a class that has fewer than MIN_PER_CLASS images Pillow can open in an
+    accepted format, or one too big to decode within its quota; reads headers only."""
+    plan = d.plan()
+    few = {c: len(fs) for c, fs in plan["readable"].items() if len(fs) < MIN_PER_CLASS}
+    if few:
+        why = plan["skipped"][0][1].split(": ", 1)[-1] if plan["skipped"] else ""
+        raise ConfigError("Too few readable images in class " + ", ".join(f"{visible(c)} ({n})" for c, n in few.items())
+                          + f": each class needs at least {MIN_PER_CLASS} images in an accepted format "
+                          f"({', '.join(ALLOWED_FORMATS)})" + (f"; for example: {why}" if why else "") + ".")
+    if plan["side"] == 0:
+        raise ConfigError(_too_big(d.label, plan))
 
 
 def class_key(name: str) -> str:
@@ -218,6 +466,13 @@ def open_folder(path: str | Path, name: str | None = None, label: str | None = N
         raise ConfigError(why)
     listing = scan_folder(root)
     check_domain_size(sum(len(f) for f in listing.values()), len(listing))
+    check_readable(d)
+    plan = d.plan()
+    if plan["skipped"]:
+        warnings.append(f"{len(plan['skipped'])} file(s) are not images in an accepted format and are skipped")
+    if plan["side"] < min(STORE_SIZE, plan["largest_side"]):
+        warnings.append(f"kept at {plan['side']} px (not {min(STORE_SIZE, plan['largest_side'])}) so that its "
+                        f"{plan['n_images']:,} images fit the decoded-bytes quota (TL_QUOTA_DOMAIN_DECODED_MB)")
     d.warnings = warnings
     return d
 

@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import ConfigError
+from . import names
 from .base import Domain, DomainData
 
 
@@ -68,16 +69,7 @@ SHIFTS = {
 
 
 def parse_shift(text: str) -> tuple[str, int]:
-    kind, _, sev = text.partition(":")
-    if kind not in SHIFTS:
-        raise ConfigError(f"Unknown shift {kind!r}. Known shifts: {', '.join(SHIFTS)} (write e.g. mnist+rotate:3).")
-    try:
-        s = int(sev or 3)
-    except ValueError:
-        raise ConfigError(f"Shift severity must be a whole number from 1 to 5 (got {sev!r}).") from None
-    if not 1 <= s <= 5:
-        raise ConfigError(f"Shift severity must be from 1 to 5 (got {s}).")
-    return kind, s
+    return names.parse_shift(text)
 
 
 def apply_shift(x: torch.Tensor, kind: str, severity: int, seed: int, chunk: int = 2048) -> torch.Tensor:
