@@ -38,7 +38,7 @@ def setup() -> None:
         st.rerun()
     if current == "custom":
         custom_form()
-    spec, why = xapi.spec_from_query({k: q.get(k) for k in ("preset", "seeds", "source", "target", "methods")})
+    spec, why = xapi.spec_from_query({k: q.get(k) for k in ("preset", "seeds", "source", "target", "methods")}, me)
     if spec is None:
         st.error(plain(f"This link does not describe an experiment: {why}"), icon=":material/link_off:")
         return

@@ -241,16 +241,17 @@ def test_others_cannot_see_an_unshared_experiment_until_it_is_shared(home):
     ({"preset": "nosuch"}, "Unknown preset"), ({"preset": "quickstart", "seeds": "0;1"}, "whole numbers"),
     ({"source": "mnist", "target": "usps", "methods": "dann,nosuch"}, "nosuch"),
     ({"source": "mnist"}, "needs source, target and methods"),
+    ({"preset": "quickstart", "seeds": "1" * 35}, "from 0 to 2,147,483,647"),
 ])
 def test_a_link_describes_an_experiment_or_says_why_not(query, ok):
     from tl_core import app_experiments as xapi
 
-    spec_d, why = xapi.spec_from_query(query)
+    spec_d, why = xapi.spec_from_query(query, ALICE)
     if spec_d is None:
         assert ok in why
     else:
         assert spec_d["preset"] == ok
-        assert xapi.spec_from_query(xapi.query_for(spec_d))[0] == spec_d  # the link round-trips
+        assert xapi.spec_from_query(xapi.query_for(spec_d), ALICE)[0] == spec_d  # the link round-trips
 
 
 def test_an_experiment_too_large_for_the_server_is_refused_before_anything_is_queued(home, monkeypatch):

@@ -18,6 +18,7 @@ from .app_parts.text import (
 from .app_parts.data import (
     domain_choices, shift_kinds, domain_preview, input_channels, label_space, ingest_zip,
     add_folder, session_folders, folder_roots, preview_mosaic, MAX_PREVIEW_ROWS, shift_preview,
+    domain_refusal_text, my_uploads, delete_upload, domain_base,
 )
 from .app_parts.model import (
     backbone_choices, model_summary,
@@ -61,6 +62,10 @@ __all__ = [
     "preview_mosaic",
     "MAX_PREVIEW_ROWS",
     "shift_preview",
+    "domain_refusal_text",
+    "my_uploads",
+    "delete_upload",
+    "domain_base",
     "backbone_choices",
     "model_summary",
     "FAMILY_ORDER",

@@ -27,27 +27,26 @@ def first_visit() -> str:
     return FIRST_VISIT
 
 
-def spec_from_query(q: Mapping[str, str]) -> tuple[dict[str, Any] | None, str]:
+def spec_from_query(q: Mapping[str, str], session: Session) -> tuple[dict[str, Any] | None, str]:
     """The experiment a link describes: `?preset=NAME[&seeds=0,1]`, or a custom grid
     `?source=S&target=T&methods=a,b[&seeds=..]`. (spec dict, "") or (None, why), never an exception:
-    a link may be mistyped or hostile."""
+    a link may be mistyped or hostile. Its source and target pass the access gate before anything
+    reads the disk for them."""
     from . import experiments, presets as pr
+    from .config import parse_seeds
 
     try:
-        seeds = None
-        if q.get("seeds"):
-            text = str(q["seeds"])[:40]
-            seeds = tuple(int(x) for x in text.split(",") if x.strip())
+        seeds = parse_seeds(q.get("seeds"), "seeds in a link") or None if q.get("seeds") else None
         if q.get("source") or q.get("target") or q.get("methods"):
             methods = [m for m in str(q.get("methods", ""))[:MAX_QUERY].split(",") if m][:experiments.MAX_STRATEGIES]
             if not (q.get("source") and q.get("target") and methods):
                 return None, "A custom experiment link needs source, target and methods."
-            spec = experiments.custom(str(q["source"])[:300], str(q["target"])[:300], methods, seeds or (0,))
+            source = access.gate_domain(session, str(q["source"])[:MAX_QUERY])
+            target = access.gate_domain(session, str(q["target"])[:MAX_QUERY])
+            spec = experiments.custom(source, target, methods, seeds or (0,))
         else:
             spec = pr.get_preset(str(q.get("preset") or pr.FIRST_VISIT)[:40]).spec(seeds)
         return spec.to_dict(), ""
-    except ValueError:
-        return None, "seeds in a link are whole numbers separated by commas, e.g. seeds=0,1,2."
     except TLError as e:
         return None, str(e)
 
@@ -67,6 +66,7 @@ def plan(spec: dict[str, Any], session: Session) -> dict[str, Any]:
     from .planner import estimate_seconds
 
     try:
+        _gate(session, spec)
         s = ExperimentSpec.from_dict(spec)
         members = s.configs()
         for _, _, cfg in members:
@@ -77,6 +77,14 @@ def plan(spec: dict[str, Any], session: Session) -> dict[str, Any]:
     return {"runs": len(members), "estimate_s": sum(estimate_seconds(c) for _, _, c in members), "why": "",
             "strategies": [st.label for st in s.strategies], "seeds": list(s.seeds),
             "source": _long_label(s.source), "target": _long_label(s.target)}
+
+
+def _gate(session: Session, spec: Any) -> None:
+    """An experiment's source and target through the access gate, before the spec is validated."""
+    if not isinstance(spec, dict):
+        raise ConfigError("An experiment must be a JSON object.")
+    access.gate_domain(session, spec.get("source"))
+    access.gate_domain(session, spec.get("target"))
 
 
 def _long_label(name: str) -> str:
@@ -101,6 +109,7 @@ def launch(spec: dict[str, Any], session: Session) -> str:
     """Queue the whole grid for this session (quotas hold); returns the experiment id."""
     from . import experiments
 
+    _gate(session, spec)
     s = experiments.ExperimentSpec.from_dict(spec)
     for _, _, cfg in s.configs():
         access.check_config(session, cfg)

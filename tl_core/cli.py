@@ -373,12 +373,9 @@ def cmd_ingest(args) -> int:
 
 
 def _parse_seeds(text: str | None) -> tuple[int, ...] | None:
-    if not text:
-        return None
-    try:
-        return tuple(int(x) for x in text.split(",") if x.strip())
-    except ValueError:
-        raise ConfigError(f"--seeds takes whole numbers separated by commas, e.g. 0,1,2 (got {text!r}).") from None
+    from .config import parse_seeds
+
+    return parse_seeds(text, "--seeds") or None if text else None
 
 
 def experiment_spec_from_args(args):

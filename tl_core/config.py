@@ -212,9 +212,11 @@ class RunConfig:
         _check(t.embedding in EMBEDDINGS, f"Unknown embedding {t.embedding!r}; choose one of {', '.join(EMBEDDINGS)}.")
         _check(t.selection in SELECTIONS,
                f"Unknown selection {t.selection!r}; choose one of {', '.join(SELECTIONS)}.")
-        _check(all(isinstance(x, int) and not isinstance(x, bool) and x >= 0 for x in t.seeds)
+        _check(all(isinstance(x, int) and not isinstance(x, bool) and 0 <= x <= MAX_SEED for x in t.seeds)
                and len(set(t.seeds)) == len(t.seeds) and len(t.seeds) <= 20,
-               f"seeds must be up to 20 different whole numbers >= 0 (got {list(t.seeds)}).")
+               f"seeds must be up to 20 different whole numbers from 0 to {MAX_SEED:,} (got {str(list(t.seeds))[:80]}).")
+        _check(isinstance(t.seed, int) and not isinstance(t.seed, bool) and 0 <= t.seed <= MAX_SEED,
+               f"the seed must be a whole number from 0 to {MAX_SEED:,} (got {str(t.seed)[:40]}).")
         _check(10 <= t.embed_points <= 5000, f"embed_points must be between 10 and 5,000 per domain (got "
                                              f"{t.embed_points}).")
         if d.max_per_domain is not None:
@@ -268,6 +270,22 @@ class RunConfig:
         if not self.train.seeds:
             return [self]
         return [self.replace(train={"seed": s, "seeds": ()}) for s in self.train.seeds]
+
+
+MAX_SEED = 2**31 - 1  # what torch, numpy and Python's random all take
+
+
+def parse_seeds(text: object, what: str = "seeds") -> tuple[int, ...]:
+    """Seeds written as whole numbers separated by commas ("0,1,2"); the one reading of seeds for the
+    CLI, a shared link and a page. ConfigError in words for anything else, or a seed outside 0..MAX_SEED."""
+    raw = str(text or "")[:200]
+    try:
+        seeds = tuple(int(x) for x in raw.replace(" ", "").split(",") if x)
+    except ValueError:
+        raise ConfigError(f"{what} are whole numbers separated by commas, e.g. 0,1,2 (got {raw[:40]!r}).") from None
+    if any(not 0 <= s <= MAX_SEED for s in seeds):
+        raise ConfigError(f"{what} must be whole numbers from 0 to {MAX_SEED:,}.")
+    return seeds
 
 
 def _check(ok: bool, message: str) -> None:

@@ -73,9 +73,12 @@ class ExperimentSpec:
         if len(strategies) > MAX_STRATEGIES:
             raise ConfigError(f"An experiment compares at most {MAX_STRATEGIES} strategies, baseline included "
                               f"(got {len(strategies)}).")
+        from .config import MAX_SEED
+
         seeds = tuple(dict.fromkeys(int(s) for s in self.seeds))
-        if not seeds or len(seeds) > MAX_SEEDS or min(seeds) < 0:
-            raise ConfigError(f"An experiment runs 1 to {MAX_SEEDS} different seeds >= 0 (got {list(self.seeds)}).")
+        if not seeds or len(seeds) > MAX_SEEDS or min(seeds) < 0 or max(seeds) > MAX_SEED:
+            raise ConfigError(f"An experiment runs 1 to {MAX_SEEDS} different seeds from 0 to {MAX_SEED:,} "
+                              f"(got {str(list(self.seeds))[:80]}).")
         return ExperimentSpec(self.source, self.target, tuple(strategies), seeds, self.base, self.title, self.preset)
 
     def configs(self) -> list[tuple[int, int, RunConfig]]:

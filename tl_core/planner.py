@@ -89,17 +89,13 @@ def _folder_images(name: str) -> int | None:
     """Images in a folder domain (counted up to 50,000), None for a built-in one or an unreadable folder."""
     from .domains import get_domain
 
+    from .domains.folder import scan_folder
+
     try:
         root = getattr(get_domain(name), "root", None)
         if not root:
             return None
-        n = 0
-        for d in os.scandir(root):
-            if d.is_dir():
-                n += sum(1 for f in os.scandir(d.path) if f.is_file())
-            if n > 50_000:
-                break
-        return n or None
+        return sum(len(f) for f in scan_folder(root).values()) or None  # a cached scan: no second listing
     except Exception:  # noqa: BLE001 - an estimate must not fail on a domain it cannot read
         return None
 

@@ -147,3 +147,32 @@ def shift_preview(base: str, kind: str, severity: int, session: Session,
     else:
         x = dom.load().x_test[:n]
     return _hwc(x), _hwc(apply_shift(x, kind, severity, seed=0))
+
+
+def domain_refusal_text(session: Session) -> str:
+    """What every refused domain name reads as for this session (see `access.gate_domain`)."""
+    return str(access.domain_refusal(session))
+
+
+def domain_base(name: str) -> str:
+    """A domain name without its shifts (`mnist+rotate:3` -> `mnist`); the name itself if it cannot be parsed."""
+    from ..domains.names import parse
+
+    try:
+        return parse(name).base
+    except TLError:
+        return name
+
+
+def my_uploads(session: Session) -> list[dict[str, Any]]:
+    """This session's uploaded datasets with the space each takes (files, and decoded pixels)."""
+    from ..uploads import uploads
+
+    return uploads(session)
+
+
+def delete_upload(session: Session, name: str) -> None:
+    """Delete one of this session's uploaded datasets, freeing its quota (runs keep their results)."""
+    from ..uploads import delete_upload as rm
+
+    rm(session, name)

@@ -58,16 +58,9 @@ _SCAN_LOCK = threading.Lock()
 
 
 def _scan_key(root: Path) -> tuple:
-    """(real path, the root's and each class folder's modification time): what a cached scan is valid for."""
+    """(real path, the folder's modification time): what a cached scan is valid for (for SCAN_TTL_S)."""
     real = root.resolve()
-    times = [real.stat().st_mtime_ns]
-    with os.scandir(real) as it:
-        for i, e in enumerate(it):
-            if i >= MAX_SCAN_ENTRIES:
-                raise _too_many()
-            if e.is_dir() and not _is_junk(e.name):
-                times.append((e.name, e.stat().st_mtime_ns))
-    return (str(real), tuple(times))
+    return (str(real), real.stat().st_mtime_ns)
 
 
 def _too_many() -> ConfigError:
@@ -78,7 +71,7 @@ def _too_many() -> ConfigError:
 def scan_folder(root: Path) -> dict[str, list[Path]]:
     """Class name (see `class_name`) -> sorted image paths; hidden and system entries are ignored.
 
-    A scan visits at most MAX_SCAN_ENTRIES entries and is cached by (path, modification times) for
+    A scan visits at most MAX_SCAN_ENTRIES entries and is cached by (path, modification time) for
     SCAN_TTL_S seconds, so a page that asks about the same folder many times lists it once. Two class
     folders that are one class once normalised are refused (see `class_key`)."""
     root = Path(root)
@@ -108,7 +101,14 @@ def scan_folder(root: Path) -> dict[str, list[Path]]:
     seen: dict[str, str] = {}
     real = key[0]
     with os.scandir(real) as it:
-        dirs = sorted(e.name for e in it if e.is_dir() and not _is_junk(e.name))
+        dirs = []
+        for e in it:
+            visited[0] += 1
+            if visited[0] > MAX_SCAN_ENTRIES:
+                raise _too_many()
+            if e.is_dir() and not _is_junk(e.name):
+                dirs.append(e.name)
+        dirs.sort()
     for name in dirs:
         files: list[Path] = []
         walk(os.path.join(real, name), files)
