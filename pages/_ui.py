@@ -8,7 +8,7 @@ from contextlib import contextmanager
 
 import streamlit as st
 
-from tl_core import TLError
+from tl_core import StoreBusy, TLError
 from tl_core import app_api as api
 
 COOKIE = "tl_session"
@@ -105,8 +105,11 @@ def plain(text: object) -> str:
 
 
 def error_box(e: Exception) -> None:
-    """A user mistake as a message; anything else as a short note, its traceback in the server log."""
-    if isinstance(e, TLError):
+    """A user mistake as a message; a locked store as "busy, retrying"; anything else as a short note,
+    its traceback in the server log."""
+    if isinstance(e, StoreBusy):
+        busy_notice(str(e))
+    elif isinstance(e, TLError):
         st.error(plain(e), icon=":material/error:")
     else:
         LOG.error("unexpected error in a page", exc_info=e)

@@ -10,7 +10,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from conftest import ROOT, isolated_home
-from tl_core import RunConfig, StoreBusy
+from tl_core import NotVisible, RunConfig, StoreBusy
 from tl_core import app_api as api
 from tl_core import runs
 from tl_core.access import session_from_token
@@ -181,3 +181,43 @@ def test_users_see_no_tracebacks_but_the_server_log_keeps_them(caplog, monkeypat
     assert any("Something went wrong on our side (KeyError)" in e.value for e in at.error)
     assert not any("Traceback" in e.value or "missing" in e.value for e in at.error)
     assert any(r.exc_info and r.exc_info[0] is KeyError for r in caplog.records)
+
+
+def test_a_locked_store_reads_as_busy_never_as_a_deleted_run(home, monkeypatch):
+    """Under another program's exclusive lock, every call on a run or an experiment that exists says
+    "busy" (and the page retries); "no such run" is only for a row that is absent."""
+    from tl_core import app_experiments as xapi
+    from tl_core import experiments
+
+    me = session_from_token(None)[0]
+    finished_run("mine-1", owner=me.owner, published=False)
+    monkeypatch.setattr(runs, "schedule", lambda st=None: [])  # queued only: nothing trains here
+    spec = experiments.custom("syndigits", "uci_digits", ["dann"], (0,),
+                              base={"train": {"epochs": 1, "steps_per_epoch": 2, "batch_size": 8,
+                                              "embedding": "none"}, "data": {"max_per_domain": 200}})
+    exp_id = xapi.launch(spec.to_dict(), me)
+    calls = {
+        "get run": lambda: api.get_run(me, "mine-1"),
+        "publish run": lambda: api.publish_run(me, "mine-1", True),
+        "cancel run": lambda: api.cancel_run(me, "mine-1"),
+        "delete run": lambda: api.delete_run(me, "mine-1"),
+        "experiment progress": lambda: xapi.progress(me, exp_id),
+        "experiment view": lambda: xapi.view(me, exp_id),
+        "cancel experiment": lambda: xapi.cancel(me, exp_id),
+        "delete experiment": lambda: xapi.delete(me, exp_id),
+        "publish experiment": lambda: xapi.publish(me, exp_id, True),
+    }
+    locker = lock_store(home, 120)
+    try:
+        runs.set_interactive(True)
+        for what, call in calls.items():
+            with pytest.raises(StoreBusy, match="busy"):
+                call()
+    finally:
+        locker.kill()
+        locker.wait()
+        runs.set_interactive(False)
+    assert api.get_run(me, "mine-1")["status"] == "finished"  # nothing was lost or changed
+    assert xapi.progress(me, exp_id)["runs"] == 2
+    with pytest.raises(NotVisible):
+        api.get_run(me, "no-such-run")

@@ -9,7 +9,7 @@ from typing import Any, Mapping
 
 from . import access
 from .access import Session
-from .errors import ConfigError, TLError
+from .errors import ConfigError, StoreBusy, TLError
 
 TERMINAL = ("finished", "failed", "cancelled", "interrupted")
 MAX_QUERY = 2000  # characters of a shared link's experiment description that are read at all
@@ -123,6 +123,8 @@ def _visible(session: Session, exp_id: str) -> dict[str, Any]:
 
     try:
         e = experiments.get(str(exp_id)[:64])
+    except StoreBusy:
+        raise  # a locked store is busy, never "no such experiment"
     except TLError:
         raise _not_visible(exp_id) from None
     if not access.can_see(session, e):

@@ -6,7 +6,7 @@ from typing import Any
 
 from .. import access
 from ..access import Session
-from ..errors import ConfigError, TLError
+from ..errors import ConfigError, StoreBusy, TLError
 from .text import run_label
 from .strategy import validate
 
@@ -17,6 +17,8 @@ def _visible(session: Session, run_id: str) -> dict[str, Any]:
 
     try:
         r = runs.get_run(run_id)
+    except StoreBusy:
+        raise  # a locked store is busy, never "no such run"
     except TLError:
         raise access.not_visible(run_id) from None
     if not access.can_see(session, r):
