@@ -299,7 +299,7 @@ def test_upload_quotas_per_session_and_for_the_server(home, monkeypatch):
     api.ingest_zip(good_zip(), "many", sess("b"))
 
 
-def test_queue_quotas_hold_when_thirty_sessions_submit_at_once(home, monkeypatch):
+def test_queue_quotas_hold_when_thirty_sessions_submit_at_once_and_each_gets_its_first_run_in(home, monkeypatch):
     monkeypatch.setenv("TL_QUOTA_QUEUED_RUNS", "2")
     monkeypatch.setenv("TL_QUOTA_QUEUED_TOTAL", "45")
     from tl_core import access, runs
@@ -327,9 +327,12 @@ def test_queue_quotas_hold_when_thirty_sessions_submit_at_once(home, monkeypatch
     assert not errors, errors[:3]
     rows = store().list(limit=1000)
     per = {s.owner: sum(r["owner"] == s.owner for r in rows) for s in sessions}
-    assert len(rows) == 45 and max(per.values()) <= 2  # the server's limit and each session's hold exactly
+    assert min(per.values()) >= 1 and max(per.values()) <= 2  # every session's first run is in; at most 2 each
+    # the server's limit holds for second runs: only a session's first item may pass it, so at most
+    # 45 runs plus the firsts that arrived once it was full
+    assert 45 <= len(rows) <= 45 + sum(1 for n in per.values() if n == 1)
     assert len({r["id"] for r in rows}) == len(rows)  # every run recorded once
-    assert len(refusals) == 90 - 45
+    assert len(refusals) == 90 - len(rows)
     assert all("TL_QUOTA_QUEUED" in m for m in refusals)
     assert any("You already have 2 runs" in m for m in refusals) and any("queue is full" in m for m in refusals)
 

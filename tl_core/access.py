@@ -114,12 +114,14 @@ def _or_none(v: int) -> int | None:
     return v or None
 
 
-def queue_limits(session: Session) -> tuple[int | None, int | None]:
-    """(per session, server) queue limits for a submission; the command line is not limited."""
+def queue_limits(session: Session) -> tuple[int | None, int | None, int | None]:
+    """(per session, server runs, sessions waiting) queue limits for a submission; the command line is
+    not limited. A session's first item is admitted whatever the server's run count (see
+    `store._check_queue`), so a class of 30 all get their first experiment in."""
     if session.is_cli:
-        return None, None
+        return None, None, None
     lim = limits()
-    return _or_none(lim.queued_runs), _or_none(lim.queued_total)
+    return _or_none(lim.queued_runs), _or_none(lim.queued_total), _or_none(lim.queued_sessions)
 
 
 def check_run_size(session: Session, epochs: int, steps: int, batch: int) -> None:

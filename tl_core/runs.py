@@ -34,7 +34,7 @@ from typing import Any
 from .config import RunConfig
 from .errors import TLError
 from .paths import atomic_write_text
-from .store import ACTIVE, HOST, TERMINAL, Store
+from .store import ACTIVE, HOST, TERMINAL, Store, fair_queue
 
 CANCEL_GRACE_S = 3.0  # SIGTERM first; a worker still alive after this is killed
 START_TIMEOUT_S = 60.0
@@ -237,9 +237,10 @@ def schedule(st: Store | None = None) -> list[str]:
     def claim(c: sqlite3.Connection) -> list[tuple[str, int]]:  # atomic across processes
         active = [(r["slot"], device_share(json.loads(r["config"])) if gpus else 1.0)
                   for r in c.execute("SELECT slot, config FROM runs WHERE status IN (?,?)", ACTIVE)]
-        queued = [(r["id"], device_share(json.loads(r["config"])) if gpus else 1.0)
-                  for r in c.execute("SELECT id, config FROM runs WHERE status='queued' ORDER BY created, rowid "
-                                     "LIMIT 64")]
+        order = fair_queue(c)[:64]  # round-robin across sessions
+        configs = {r["id"]: r["config"] for r in c.execute(
+            f"SELECT id, config FROM runs WHERE id IN ({','.join('?' * len(order))})", order)} if gpus else {}
+        queued = [(rid, device_share(json.loads(configs[rid])) if gpus else 1.0) for rid in order]
         claimed = pack(active, queued, gpus, limit)
         for run_id, slot in claimed:
             c.execute("UPDATE runs SET status='starting', started=?, pid=NULL, slot=?, cancel_requested=NULL, "
@@ -322,8 +323,8 @@ def get_run(run_id: str) -> dict[str, Any]:
 def _queue_position(st: Store, r: dict[str, Any]) -> int | None:
     if r["status"] != "queued":
         return None
-    rows = st.read("SELECT COUNT(*) AS n FROM runs WHERE status='queued' AND created < ?", (r["created"],))
-    return int(rows[0]["n"]) + 1
+    order = st.queue_order()
+    return order.index(r["id"]) + 1 if r["id"] in order else None
 
 
 def list_runs(**filters: Any) -> list[dict[str, Any]]:

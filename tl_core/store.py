@@ -412,6 +412,21 @@ class Store:
         self.write(lambda c: c.execute("DELETE FROM experiments WHERE id=?", (exp_id,)))
         (self.experiments_dir / f"{check_run_id(exp_id)}.json").unlink(missing_ok=True)
 
+    def queue_order(self) -> list[str]:
+        """Queued run ids in the order they will start (see `fair_queue`)."""
+        def once() -> list[str]:
+            c = self.connect()
+            try:
+                c.row_factory = sqlite3.Row
+                return fair_queue(c)
+            except sqlite3.OperationalError as e:
+                if _is_locked(e):
+                    raise self._busy() from None
+                raise
+            finally:
+                c.close()
+        return self._with_patience(once, patience_s=0.0)
+
     def exists(self, run_id: str) -> bool:
         return bool(self.read("SELECT 1 FROM runs WHERE id=?", (run_id,)))
 
@@ -499,26 +514,60 @@ class Store:
                                        (run_id, time.time(), kind, json.dumps(data))))
 
 
-def _check_queue(c: sqlite3.Connection, owner: str, limits: tuple[int | None, int | None], adding: int,
+def _check_queue(c: sqlite3.Connection, owner: str, limits: tuple[int | None, ...], adding: int,
                  unit: bool = False) -> None:
     """Refuse work beyond the quotas: per owner, items of work queued or running (a run, or a whole
-    experiment); for the server, runs queued or running. Called inside the inserting transaction."""
+    experiment); for the server, runs queued or running. `limits` = (per owner, server runs[, sessions]).
+    A session with nothing waiting is admitted whatever the server's run count (up to `sessions`
+    sessions waiting at once), so every session's
+    first item is taken before any session's second. Called inside the inserting transaction."""
     from .errors import QuotaExceeded
 
-    per_owner, total = limits
-    waiting = "status IN ('queued','starting','running')"
-    if per_owner is not None:
-        n = c.execute(f"SELECT COUNT(DISTINCT CASE WHEN experiment_id != '' THEN experiment_id ELSE id END) "
-                      f"FROM runs WHERE owner=? AND {waiting}", (owner,)).fetchone()[0]
-        if n + (1 if unit else adding) > per_owner:
-            raise QuotaExceeded(f"You already have {n} runs or experiments queued or running, the most one session "
-                                f"may have (limit {per_owner}, TL_QUOTA_QUEUED_RUNS). Wait for one to finish, or "
-                                f"stop one.")
-    if total is not None:
-        n = c.execute(f"SELECT COUNT(*) FROM runs WHERE {waiting}").fetchone()[0]
-        if n + adding > total:
-            raise QuotaExceeded(f"The server's queue is full: {n} runs are queued or running and this needs "
-                                f"{adding} more (limit {total}, TL_QUOTA_QUEUED_TOTAL). Try again in a few minutes.")
+    per_owner, total, *more = limits
+    sessions = more[0] if more else None
+    n_mine = c.execute(f"SELECT COUNT(DISTINCT CASE WHEN experiment_id != '' THEN experiment_id ELSE id END) "
+                       f"FROM runs WHERE owner=? AND {WAITING}", (owner,)).fetchone()[0]
+    if per_owner is not None and n_mine + (1 if unit else adding) > per_owner:
+        raise QuotaExceeded(f"You already have {n_mine} runs or experiments queued or running, the most one "
+                            f"session may have (limit {per_owner}, TL_QUOTA_QUEUED_RUNS). Wait for one to finish, "
+                            f"or stop one.")
+    if total is None:
+        return
+    if n_mine == 0:  # this session's first item: admitted unless too many sessions already wait
+        waiting = c.execute(f"SELECT COUNT(DISTINCT owner) FROM runs WHERE {WAITING}").fetchone()[0]
+        if sessions is None or waiting < sessions:
+            return
+        raise QuotaExceeded(f"The server's queue is full: {waiting} sessions have runs waiting (limit {sessions}, "
+                            f"TL_QUOTA_QUEUED_SESSIONS). Try again in a few minutes.")
+    n = c.execute(f"SELECT COUNT(*) FROM runs WHERE {WAITING}").fetchone()[0]
+    if n + adding > total:
+        raise QuotaExceeded(f"The server's queue is full: {n} runs are queued or running and this needs "
+                            f"{adding} more (limit {total}, TL_QUOTA_QUEUED_TOTAL). Your first experiment or run is "
+                            f"always taken; this one can wait until it has finished.")
+
+
+WAITING = "status IN ('queued','starting','running')"
+
+
+def fair_queue(c: sqlite3.Connection) -> list[str]:
+    """The queued runs in the order they start: round-robin across owners. A run's rank is how many of
+    its owner's runs started since that owner's oldest queued run was submitted, plus how many of the
+    owner's queued runs are ahead of it; ties go to the older run. So a session's second run waits
+    behind every other session's first, and a session that has waited longest is served first."""
+    queued = c.execute("SELECT id, owner, created FROM runs WHERE status='queued' ORDER BY created, rowid").fetchall()
+    if not queued:
+        return []
+    served = dict(c.execute(
+        "SELECT r.owner, COUNT(*) FROM runs r JOIN (SELECT owner, MIN(created) AS since FROM runs "
+        "WHERE status='queued' GROUP BY owner) q ON r.owner = q.owner WHERE r.status != 'queued' "
+        "AND r.started IS NOT NULL AND r.started >= q.since GROUP BY r.owner").fetchall())
+    ahead: dict[str, int] = {}
+    ranked = []
+    for i, r in enumerate(queued):
+        k = ahead.get(r["owner"], 0)
+        ahead[r["owner"]] = k + 1
+        ranked.append((served.get(r["owner"], 0) + k, i, r["id"]))
+    return [rid for _, _, rid in sorted(ranked)]
 
 
 def _add_columns(c: sqlite3.Connection) -> None:

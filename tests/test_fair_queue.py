@@ -1,0 +1,112 @@
+"""A class of 30 on one server (issue 18, item 3): every session's first experiment is accepted with
+the default quotas, and runs start round-robin across sessions, so the first run of every session
+starts before any session's second run. The start order comes from the real scheduler; only the
+executor is a stand-in that finishes a run the moment it starts (the order is what is tested)."""
+import threading
+
+import pytest
+
+from conftest import isolated_home
+from tl_core import app_experiments as xapi
+from tl_core import executors, runs
+from tl_core.access import session_from_token
+from tl_core.errors import QuotaExceeded
+
+
+def sess(i: int):
+    return session_from_token((f"student{i}-token-" * 8)[:40])[0]
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    h = isolated_home(tmp_path / "home")
+    monkeypatch.setenv("TL_HOME", str(h))
+    monkeypatch.setenv("TL_MAX_RUNS", "1")
+    for k in ("TL_QUOTA_QUEUED_RUNS", "TL_QUOTA_QUEUED_TOTAL", "TL_QUOTA_QUEUED_SESSIONS"):
+        monkeypatch.delenv(k, raising=False)  # the defaults a teacher gets
+    return h
+
+
+class InstantExecutor:
+    """Starts a run by recording it and marking it finished at once."""
+
+    def __init__(self):
+        self.started: list[str] = []
+
+    def capacity(self) -> int:
+        return 1
+
+    def start(self, st, run_id, slot) -> None:
+        self.started.append(run_id)
+        st.update(run_id, status="finished", ended=1.0)
+
+    def cancel(self, st, r) -> None:  # pragma: no cover - nothing to stop
+        pass
+
+
+def test_thirty_sessions_launch_the_first_visit_experiment_all_accepted_and_served_round_robin(home, monkeypatch):
+    real_schedule = runs.schedule
+    monkeypatch.setattr(runs, "schedule", lambda st=None: [])  # everyone launches before anything starts
+    students = [sess(i) for i in range(30)]
+    accepted, refused, errors = {}, [], []
+
+    def launch(s):
+        try:
+            spec, why = xapi.spec_from_query({}, s)  # the page a first visit opens on
+            assert spec is not None, why
+            accepted[s.owner] = xapi.launch(spec, s)
+        except QuotaExceeded as e:
+            refused.append(str(e))
+        except Exception as e:  # noqa: BLE001
+            errors.append(e)
+
+    threads = [threading.Thread(target=launch, args=(s,)) for s in students]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(300)
+    assert not errors, errors[:3]
+    assert not refused and len(accepted) == 30  # 120 runs, twice the server's run limit: all taken
+    rows = runs.store().list(limit=1000)
+    assert len(rows) == 120 and {r["status"] for r in rows} == {"queued"}
+
+    # a second experiment of one student waits for room: it counts against the server's run limit
+    monkeypatch.setenv("TL_QUOTA_QUEUED_RUNS", "2")
+    spec, _ = xapi.spec_from_query({}, students[0])
+    with pytest.raises(QuotaExceeded, match="TL_QUOTA_QUEUED_TOTAL"):
+        xapi.launch(spec, students[0])
+
+    owner_of = {r["id"]: r["owner"] for r in rows}
+    first_position = runs.get_run(min(rows, key=lambda r: r["created"])["id"])["queue_position"]
+    assert first_position == 1
+    ex = InstantExecutor()
+    monkeypatch.setattr(executors, "current", lambda home=None: ex)
+    monkeypatch.setattr(runs, "schedule", real_schedule)
+    for _ in range(200):
+        if not real_schedule():
+            break
+    assert len(ex.started) == 120
+    owners = [owner_of[r] for r in ex.started]
+    assert len(set(owners[:30])) == 30  # the first run of every session before any session's second
+    for k in range(4):  # and so on, round by round
+        assert len(set(owners[30 * k:30 * (k + 1)])) == 30
+
+
+def test_a_late_session_is_served_before_an_early_sessions_second_run(home, monkeypatch):
+    """Strict FIFO would make a student who launched a minute later wait for everyone's whole grid."""
+    from tl_core import RunConfig
+
+    cfg = RunConfig().replace(data={"source": "syndigits", "target": "uci_digits", "max_per_domain": 200},
+                              method={"name": "source_only", "params": {}},
+                              train={"epochs": 1, "steps_per_epoch": 2, "batch_size": 8, "embedding": "none"})
+    real_schedule = runs.schedule
+    monkeypatch.setattr(runs, "schedule", lambda st=None: [])
+    early, late = sess(1), sess(2)
+    early_ids = [runs.submit(cfg.replace(train={"seed": k}), owner=early.owner) for k in range(3)]
+    late_id = runs.submit(cfg.replace(train={"seed": 9}), owner=late.owner)
+    assert runs.get_run(late_id)["queue_position"] == 2  # behind the early session's first run only
+    ex = InstantExecutor()
+    monkeypatch.setattr(executors, "current", lambda home=None: ex)
+    while real_schedule():
+        pass
+    assert ex.started == [early_ids[0], late_id, early_ids[1], early_ids[2]]
