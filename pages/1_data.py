@@ -50,6 +50,19 @@ with st.expander("Use your own images (a folder, or a zip of class folders)"):
                 st.warning(plain(w))
         except Exception as e:  # noqa: BLE001
             error_box(e)
+    mine = api.my_uploads(me)
+    if mine:
+        st.caption("Your uploads (deleting one frees its space; runs made with it keep their results):")
+    for u in mine:
+        u1, u2 = st.columns([4, 1])
+        u1.caption(plain(f"{u['name']}: {u['bytes'] / 2**20:.1f} MB of files, {u['decoded_bytes'] / 2**20:.0f} MB "
+                         f"decoded"))
+        if u2.button("Delete", key=f"del-{u['name']}"):
+            try:
+                api.delete_upload(me, u["name"])
+                st.rerun()
+            except Exception as e:  # noqa: BLE001
+                error_box(e)
 
 known = choices()
 names = list(known)
@@ -57,7 +70,7 @@ current = cfg()["data"]
 
 
 def base_of(name: str) -> str:
-    b = name.split("+")[0] if not name.startswith(("folder:", "upload:")) else name.rsplit("+", 1)[0]
+    b = api.domain_base(name)
     return b if b in known else (name if name in known else names[0])
 
 

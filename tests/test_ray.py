@@ -66,6 +66,7 @@ def test_runs_are_spread_over_the_nodes_and_reach_the_store_through_ray(cluster)
     assert all(r["status"] == "finished" for r in recs), [(r["status"], r["reason"]) for r in recs]
     assert all(r["executor"] == "ray" for r in recs)
     assert len({r["node"] for r in recs}) == 2  # one CPU a node: the cluster put one run on each
+    assert all(r["peak_mb"] and r["peak_mb"] > 50 for r in recs)  # a Ray task records its peak memory too
     for i in ids:  # metrics, embeddings and checkpoints arrived in the store through the actor
         hist, _ = runs.read_metrics(i)
         assert [h["epoch"] for h in hist] == [1, 2]

@@ -127,8 +127,8 @@ class BackboneInfo:
             return False, f"{self.label} has no pretrained weights: it trains from random weights."
         f = self.weights_file()
         if f is not None and f.exists():
-            return True, f"ImageNet weights found at {f}."
-        return False, (f"ImageNet weights for {self.label} are not on this machine ({f}). They are downloaded "
+            return True, "ImageNet weights are on this machine."  # never the server's path: users see this
+        return False, (f"ImageNet weights for {self.label} are not on this machine. They are downloaded "
                        f"on first use when online; offline, choose 'random init' to train from scratch.")
 
 

@@ -131,6 +131,10 @@ class StoreActorImpl:
     def event(self, run_id: str, e: Any) -> None:
         self._sink(run_id)(e)
 
+    def peak(self, run_id: str, mb: float) -> None:
+        """The task's peak resident memory, as the local worker records its own."""
+        self.st.update(run_id, peak_mb=round(float(mb), 1))
+
     def fail(self, run_id: str, reason: str) -> None:
         from .runs import _finish_if_active
 
@@ -237,6 +241,7 @@ def train_task(run_id: str, config: dict[str, Any], actor) -> str:
         return last[1]
 
     ck = _remote_checkpointer(actor, run_id)
+    peak = _PeakRSS()  # a Ray worker process outlives its tasks: its own maximum would count earlier ones
     try:
         Trainer(RunConfig.from_dict(config), on_event=lambda e: actor.event.remote(run_id, e),
                 should_stop=should_stop, checkpointer=ck, resolve_run=_remote_resolver(actor)).fit()
@@ -247,7 +252,32 @@ def train_task(run_id: str, config: dict[str, Any], actor) -> str:
         actor.fail.remote(run_id, f"internal error on {node}: {type(e).__name__}: {e}")
     finally:
         shutil.rmtree(ck.dir, ignore_errors=True)  # the store's machine has every checkpoint
+        actor.peak.remote(run_id, peak.stop())
     ray.get(actor.flush.remote())
+
+
+class _PeakRSS:
+    """The largest resident memory of this process while a task runs, sampled every 0.2 s."""
+
+    def __init__(self):
+        import psutil  # installed with Ray
+
+        self.proc, self.mb = psutil.Process(), 0.0
+        self.done = threading.Event()
+        self.sample()
+        threading.Thread(target=self._loop, daemon=True).start()
+
+    def sample(self) -> None:
+        self.mb = max(self.mb, self.proc.memory_info().rss / 2**20)
+
+    def _loop(self) -> None:
+        while not self.done.wait(0.2):
+            self.sample()
+
+    def stop(self) -> float:
+        self.done.set()
+        self.sample()
+        return self.mb
     return node
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import functools
 import json
+import secrets
 import os
 import shutil
 import signal
@@ -279,6 +280,13 @@ def _spawn(st: Store, run_id: str, slot: int) -> None:
 
 # -- the public API ----------------------------------------------------------------------
 
+def new_run_id(config_id: str) -> str:
+    """A run's id: its config's content id (readable, groups seeds in listings) and a random part, so
+    an id says nothing about whether someone else ran the same config (a content id alone would come
+    back as `<id>-2` to the second session that launched it)."""
+    return f"{config_id}-{secrets.token_hex(3)}"
+
+
 def submit(config: RunConfig, name: str = "", owner: str = "cli", published: bool | None = None,
            limits: tuple[int | None, int | None] = (None, None), wall_limit_s: float | None = None) -> str:
     """Validate, record as queued and return the run id at once; a worker starts when a slot is free.
@@ -290,17 +298,14 @@ def submit(config: RunConfig, name: str = "", owner: str = "cli", published: boo
     cfg = config.validate()
     estimate = estimate_seconds(cfg)
     st = store()
-    base = cfg.config_id()
-    for n in range(1, 10_000):
-        run_id = base if n == 1 else f"{base}-{n}"
-        if st.exists(run_id):
-            continue
+    for _ in range(100):
+        run_id = new_run_id(cfg.config_id())
         try:
             st.insert_run(run_id, cfg.to_dict(), name=name or cfg.name, owner=owner,
                           published=owner == "cli" if published is None else published, limits=limits,
                           wall_limit_s=wall_limit_s, estimate_s=estimate)
             break
-        except sqlite3.IntegrityError:  # another process took this id first
+        except sqlite3.IntegrityError:  # the random part collided: draw again
             continue
     else:  # pragma: no cover
         raise TLError("could not allocate a run id")
@@ -505,8 +510,20 @@ class StoreSink:
             _finish_if_active(st, rid, "cancelled", self.cancel_reason)
 
 
+def duration_words(seconds: float) -> str:
+    """A duration as people say it: '10 s', '2 min', '1 min 30 s', '1 h 5 min'."""
+    s = max(0, int(round(seconds)))
+    if s < 60:
+        return f"{s} s"
+    if s < 3600:
+        m, r = divmod(s, 60)
+        return f"{m} min" + (f" {r} s" if r else "")
+    h, r = divmod(s, 3600)
+    return f"{h} h" + (f" {r // 60} min" if r // 60 else "")
+
+
 def wall_limit_reason(limit_s: float) -> str:
-    return (f"stopped at the time limit of {limit_s / 60:.0f} min per run set by the server's owner "
+    return (f"stopped at the time limit of {duration_words(limit_s)} per run set by the server's owner "
             f"(TL_QUOTA_RUN_WALL_S); the last checkpoint is kept. Plan fewer epochs or steps.")
 
 
@@ -568,7 +585,7 @@ def worker_main(run_id: str) -> int:
     except Exception as e:  # a bug of ours: keep the traceback in the log, say where it is
         traceback.print_exc()
         _finish_if_active(st, run_id, "failed", f"internal error: {type(e).__name__}: {e} "
-                                                f"(details in {st.run_dir(run_id) / 'worker.log'})")
+                                                f"(details in the run's worker.log on the server)")
     finally:
         stop.set()
         try:  # the worker's peak resident memory: what the classroom quotas and the planner need to know

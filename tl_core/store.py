@@ -17,6 +17,7 @@ so a run survives a long lock.
 from __future__ import annotations
 
 import json
+import secrets
 import os
 import re
 import socket
@@ -363,8 +364,8 @@ class Store:
                       (exp_id, rec["name"], rec["owner"], int(rec["published"]), now, rec["spec"], rec.get("preset", "")))
             taken = set()
             for i, (cid, config, label, estimate) in enumerate(members):
-                for n in range(1, 10_000):
-                    rid = cid if n == 1 else f"{cid}-{n}"
+                while True:  # a random part: the id tells nothing about other sessions' runs
+                    rid = f"{cid}-{secrets.token_hex(3)}"
                     if rid not in taken and not c.execute("SELECT 1 FROM runs WHERE id=?", (rid,)).fetchone():
                         break
                 taken.add(rid)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -140,6 +141,34 @@ def _write_cache(path: Path, d: DomainData) -> None:
     tensors = {k: getattr(d, k).contiguous() for k in ("x_train", "y_train", "x_test", "y_test")}
     blob = save(tensors, metadata={"name": d.name, "classes": json.dumps(d.classes)})
     atomic_write_bytes(path, blob)
+    prune_disk_cache(path.parent, keep=path)
+
+
+def prune_disk_cache(folder: Path, keep: Path | None = None) -> int:
+    """Hold the decoded-domain cache on disk under TL_DOMAIN_DISK_CACHE_MB (default 4096; 0: no cap):
+    the least recently used files go first (a read touches its file), never `keep`. Returns bytes freed."""
+    from ..limits import env_int
+
+    cap = env_int("TL_DOMAIN_DISK_CACHE_MB", 4096) * 2**20
+    if cap <= 0:
+        return 0
+    files = []
+    for p in folder.glob("*.safetensors"):
+        try:
+            st = p.stat()
+            files.append((st.st_mtime, st.st_size, p))
+        except OSError:
+            continue
+    total, freed = sum(f[1] for f in files), 0
+    for _, size, p in sorted(files, key=lambda f: f[0]):
+        if total <= cap:
+            break
+        if keep is not None and p == keep:
+            continue
+        p.unlink(missing_ok=True)
+        total -= size
+        freed += size
+    return freed
 
 
 def _read_cache(path: Path, name: str) -> DomainData | None:
@@ -148,6 +177,7 @@ def _read_cache(path: Path, name: str) -> DomainData | None:
     from safetensors import safe_open
 
     try:
+        os.utime(path)  # recently used: the disk cache is pruned oldest first
         with safe_open(str(path), framework="pt") as f:
             meta = f.metadata() or {}
             t = {k: f.get_tensor(k) for k in ("x_train", "y_train", "x_test", "y_test")}

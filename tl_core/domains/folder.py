@@ -188,7 +188,7 @@ def load_image(path, size: int = STORE_SIZE) -> np.ndarray:
         side = min(w, h)
         left, top = (w - side) // 2, (h - side) // 2
         small = im.resize((size, size), Image.BILINEAR, box=(left, top, left + side, top + side),
-                          reducing_gap=3.0 if side > 3 * size else None)
+                          reducing_gap=3.0 if side > 3 * size and im.mode != "I;16" else None)
     if lo_hi is not None:  # 16-bit or float: scale to 8 bits, do not clip
         arr = np.nan_to_num(np.asarray(small, dtype=np.float32))
         lo, hi = float(lo_hi[0]), float(lo_hi[1])
@@ -417,9 +417,11 @@ def check_layout(root: Path) -> list[str]:
     if len(listing) < 2:
         raise ConfigError(f"{root.name} has {len(listing)} class folder(s) with images ({', '.join(map(visible, listing)) or 'none'}); "
                           f"at least 2 classes are needed. {example_tree(root)}.")
-    bad = [c for c in listing if any(unicodedata.category(ch) in ("Cc", "Zl", "Zp") for ch in c)]
+    bad = [c for c in listing if any(unicodedata.category(ch) in ("Cc", "Zl", "Zp") or unicodedata.bidirectional(ch)
+                                     in ("LRE", "RLE", "LRO", "RLO", "PDF", "LRI", "RLI", "FSI", "PDI") for ch in c)]
     if bad:
-        raise ConfigError(f"The class folder name {visible(bad[0])} holds a line break or a control character; "
+        raise ConfigError(f"The class folder name {visible(bad[0])} holds a line break, a control character or a "
+                          f"text-direction override; "
                           f"rename the folder (letters, digits, spaces and punctuation).")
     tiny = {c: len(f) for c, f in listing.items() if len(f) < MIN_PER_CLASS}
     if tiny:
