@@ -254,6 +254,7 @@ def train_task(run_id: str, config: dict[str, Any], actor) -> str:
         shutil.rmtree(ck.dir, ignore_errors=True)  # the store's machine has every checkpoint
         actor.peak.remote(run_id, peak.stop())
     ray.get(actor.flush.remote())
+    return node
 
 
 class _PeakRSS:
@@ -278,7 +279,6 @@ class _PeakRSS:
         self.done.set()
         self.sample()
         return self.mb
-    return node
 
 
 # -- the driver's side -------------------------------------------------------------------------

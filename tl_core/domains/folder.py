@@ -187,6 +187,12 @@ def load_image(path, size: int = STORE_SIZE) -> np.ndarray:
         w, h = im.size
         side = min(w, h)
         left, top = (w - side) // 2, (h - side) // 2
+        if im.mode in ("RGBA", "LA") and side > 4 * size:
+            # Pillow premultiplies a full-size copy of an image with alpha before resampling it: shrink
+            # the square by a whole factor a strip at a time first, so only a strip is ever copied
+            im = _reduce_in_strips(im, side // (2 * size), (left, top, left + side, top + side))
+            w, h = im.size
+            side, left, top = min(w, h), 0, 0
         small = im.resize((size, size), Image.BILINEAR, box=(left, top, left + side, top + side),
                           reducing_gap=3.0 if side > 3 * size and im.mode != "I;16" else None)
     if lo_hi is not None:  # 16-bit or float: scale to 8 bits, do not clip
@@ -201,6 +207,20 @@ def load_image(path, size: int = STORE_SIZE) -> np.ndarray:
     if orientation in _TRANSPOSE:
         small = small.transpose(getattr(Image.Transpose, _TRANSPOSE[orientation]))
     return np.asarray(small, dtype=np.uint8).transpose(2, 0, 1).copy()
+
+
+def _reduce_in_strips(im, factor: int, box: tuple[int, int, int, int], rows_out: int = 64):
+    """`im.reduce(factor, box)`, made strip by strip (`rows_out` output rows each)."""
+    from PIL import Image
+
+    left, top, right, bottom = box
+    w, h = (right - left) // factor, (bottom - top) // factor
+    out = Image.new(im.mode, (w, h))
+    for y in range(0, h, rows_out):
+        n = min(rows_out, h - y)
+        strip = im.crop((left, top + y * factor, left + w * factor, top + (y + n) * factor))
+        out.paste(strip.reduce(factor), (0, y))
+    return out
 
 
 def decoded_bytes(n_images: int, side: int) -> int:
