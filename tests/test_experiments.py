@@ -197,12 +197,13 @@ def test_a_session_quota_counts_an_experiment_once_and_the_server_counts_runs(ho
     X.launch(spec(), owner=ALICE.owner, limits=(2, 100))
     with pytest.raises(QuotaExceeded, match="You already have 2"):
         X.launch(spec(), owner=ALICE.owner, limits=(2, 100))
+    X.launch(spec(), owner=BOB.owner, limits=(2, 15))  # 12 queued + 6 > 15, but Bob's first item: admitted
     with pytest.raises(QuotaExceeded, match="queue is full"):
-        X.launch(spec(), owner=BOB.owner, limits=(2, 15))  # 12 queued + 6 > 15
+        X.launch(spec(), owner=BOB.owner, limits=(2, 15))  # his second counts against the server's runs
     from tl_core import runs
 
-    assert len(runs.list_runs()) == 12  # a refused experiment leaves nothing behind
-    assert len(runs.store().list_experiments()) == 2
+    assert len(runs.list_runs()) == 18  # a refused experiment leaves nothing behind
+    assert len(runs.store().list_experiments()) == 3
 
 
 def test_an_experiment_survives_a_lost_index(home):
