@@ -138,17 +138,22 @@ def show(exp_id: str) -> None:
             error_box(e)
     if active:
         live(exp_id)
-    helped = any(r["role"] == "" and (r["gain"] or 0) > 0 for r in v["results"])
-    box = (st.success if helped else st.warning) if p["status"] == "finished" else st.info
+    helped = any(r["role"] == "" and (r["gain_ci"] or [0])[0] > 0 for r in v["results"])
+    # green only for a verdict its interval supports: one seed of 70 images reads as "cannot tell"
+    box = ((st.success if helped else st.warning) if v["verdict_certain"] else st.info) \
+        if p["status"] == "finished" else st.info
     box(api.md(v["verdict"]).replace("\\*\\*", "**"), icon=":material/gavel:")
     for r in v["results"]:
         for f in r["flags"]:
             (st.error if "negative transfer" in f else st.warning)(plain(f"{r['strategy']}: {f}"))
+    base_name = next((r["strategy"] for r in v["results"] if r["role"] == "baseline"), "source only")
+    gain_col = f"gain over {base_name} (95% interval)"
     rows = [{"strategy": r["strategy"],
              "target accuracy": "—" if r["target_acc_mean"] is None else
              f"{100 * r['target_acc_mean']:.1f} ± {100 * r['target_acc_std']:.1f} %",
-             "gain over source only": "baseline" if r["role"] == "baseline" else "—" if r["gain"] is None
-             else f"{100 * r['gain']:+.1f} points",
+             gain_col: "baseline" if r["role"] == "baseline" else "—" if r["gain"] is None
+             else f"{100 * r['gain']:+.1f} points" + ("" if not r["gain_ci"] else
+                                                       f" ({100 * r['gain_ci'][0]:+.1f} to {100 * r['gain_ci'][1]:+.1f})"),
              "seeds done": f"{r['n_seeds']} of {r['runs_total']}",
              "published": "—" if r["reference"] is None else f"{100 * r['reference']:.1f} %",
              "source accuracy": "—" if r["source_acc_mean"] is None else f"{100 * r['source_acc_mean']:.1f} %",

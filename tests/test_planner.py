@@ -142,13 +142,14 @@ def test_the_discriminator_has_batchnorm_only_when_asked(batch_norm):
 
 def test_shot_gets_its_recipe_unless_the_user_set_it():
     from tl_core import RunConfig
-    from tl_core.planner import fill
+    from tl_core.resolve import resolve
 
     cfg = RunConfig().replace(data={"source": "mnist", "target": "usps"}, method={"name": "shot", "params": {}})
-    planned, notes = fill(cfg, set())
-    assert planned.model.bottleneck == 256 and planned.model.head == "weight_norm"
-    assert any("recipe" in n for n in notes)
-    kept, _ = fill(cfg.replace(model={"head": "linear"}), {"model.head"})
+    for budget in (0, 120):  # the recipe is part of the method, planned or not
+        r = resolve(cfg, set(), budget_s=budget)
+        assert r.config.model.bottleneck == 256 and r.config.model.head == "weight_norm"
+        assert r.sources["model.head"] == "recipe" and any("recipe" in n for n in r.notes)
+    kept = resolve(cfg.replace(model={"head": "linear"}), {"model.head"}).config
     assert kept.model.head == "linear" and kept.model.bottleneck == 256
-    plain, _ = fill(cfg.replace(method={"name": "dann", "params": {}}), set())
+    plain = resolve(cfg.replace(method={"name": "dann", "params": {}}), set()).config
     assert plain.model.head == "linear" and plain.model.bottleneck == 0

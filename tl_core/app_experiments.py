@@ -149,6 +149,7 @@ def view(session: Session, exp_id: str) -> dict[str, Any]:
     return {"id": e["id"], "name": e["name"], "preset": e["preset"], "mine": e["mine"],
             "published": bool(e["published"]), "created": e["created"], "spec": spec.to_dict(),
             "progress": experiments.progress(e), "results": s["results"], "verdict": s["verdict"],
+            "verdict_certain": s["verdict_certain"],
             "reference_source": s["reference_source"], "histories": hist,
             "runs": [{k: r.get(k) for k in ("id", "strategy", "seed", "status", "reason", "target_acc", "epoch",
                                             "epochs", "queue_position")} for r in e["runs"]]}

@@ -77,16 +77,27 @@ def _parse_params(items: list[str]) -> dict[str, Any]:
 
 
 def config_from_args(args):
-    """Build a RunConfig from CLI flags (on top of --config FILE when given)."""
+    """The RunConfig that CLI flags ask for (on top of --config FILE when given), resolved."""
+    return resolved_from_args(args).config
+
+
+def resolved_from_args(args):
+    """Build a config from CLI flags (on top of --config FILE when given) and resolve it as every door
+    does (`resolve.resolve`): the method's recipe for what was left out, then, unless --config or
+    --budget 0, a plan that fits --budget seconds. Prints what was decided."""
     from pathlib import Path
 
     from .config import RunConfig
+    from .resolve import resolve, set_fields
 
+    file_fields: set[str] = set()
     if args.config:
         try:
-            cfg = RunConfig.from_json(Path(args.config).read_text())
+            text = Path(args.config).read_text()
+            cfg = RunConfig.from_json(text)
         except OSError as e:
             raise ConfigError(f"Cannot read the config file {args.config}: {e.strerror}.") from None
+        file_fields = set_fields(json.loads(text))
     else:
         cfg = RunConfig()
     from .config import cli_fields
@@ -102,15 +113,12 @@ def config_from_args(args):
         method = type(method)(args.method, {})
     params = {**method.params, **_parse_params(args.param)}
     cfg = cfg.replace(data=data, model=model, train=train, method={"name": method.name, "params": params})
-    if args.config or args.budget == 0:
-        return cfg  # a config file says everything; a budget of 0 plans nothing
-    from .planner import fill
-
-    given = {f"data.{k}" for k in data} | {f"model.{k}" for k in model} | {f"train.{k}" for k in train}
-    cfg, notes = fill(cfg, given, budget_s=args.budget)
-    if notes and not args.quiet:
-        print(f"plan: {'; '.join(notes)} (flags you give are kept; --budget 0 plans nothing)", file=sys.stderr)
-    return cfg
+    given = file_fields | {f"data.{k}" for k in data} | {f"model.{k}" for k in model} | {f"train.{k}" for k in train}
+    budget = 0 if args.config or args.budget == 0 else args.budget  # a file or --budget 0: no plan
+    res = resolve(cfg, given, budget_s=budget)
+    if res.notes and not getattr(args, "quiet", False):
+        print(f"plan: {'; '.join(res.notes)} (flags you give are kept; --budget 0 plans nothing)", file=sys.stderr)
+    return res
 
 
 class ProgressBar:
@@ -160,10 +168,30 @@ def run_summary(run_id: str) -> dict[str, Any]:
             "queue_position", "progress", "estimate_s", "peak_mb", "experiment_id", "executor", "node")
     out = {k: r.get(k) for k in keep}
     out["run_id"] = run_id
+    out.update(reading(r))
     out["config"] = r["config"]
     out["run_dir"] = str(runs.store().run_dir(run_id))
-    out["history"] = [{k: v for k, v in h.items() if k != "target_confusion"} for h in history]
+    out["history"] = [{k: v for k, v in h.items() if k not in ("target_confusion", "target_correct")}
+                      for h in history]
     return out
+
+
+def reading(r: dict[str, Any]) -> dict[str, Any]:
+    """A run's number with what it needs to be read: the evaluation set, its 95 % interval and the
+    provenance (data variants, code, machine, and where each config field came from)."""
+    from .stats import accuracy_ci
+
+    prov = {}
+    try:
+        prov = json.loads(r.get("provenance") or "{}")
+    except ValueError:
+        pass
+    try:
+        prov["config_sources"] = json.loads(r.get("config_sources") or "{}")
+    except ValueError:
+        prov["config_sources"] = {}
+    return {"target_n": r.get("target_n"), "target_eval": r.get("target_eval") or "",
+            "target_acc_ci": accuracy_ci(r.get("target_acc"), r.get("target_n")), "provenance": prov}
 
 
 def follow(run_id: str, bar: "ProgressBar") -> dict[str, Any]:
@@ -226,13 +254,14 @@ def starter_notes(cfg) -> list[str]:
 def cmd_train(args) -> int:
     from . import runs
 
-    cfg = config_from_args(args).validate()
+    res = resolved_from_args(args)
+    cfg = res.config.validate()
     if not args.quiet:
         for note in starter_notes(cfg):
             print(f"note: {note}", file=sys.stderr)
     if cfg.train.seeds:
-        return _train_seeds(cfg, args)
-    run_id = runs.submit(cfg, name=args.name or "")
+        return _train_seeds(cfg, args, res.sources)
+    run_id = runs.submit(cfg, name=args.name or "", sources=res.sources)
     if args.detach:
         print(json.dumps({"run_id": run_id, "status": "queued"}) if args.json else run_id)
         return 0
@@ -250,11 +279,11 @@ def seed_stats(values: list[float]) -> dict[str, float | int]:
             "std": statistics.stdev(values) if len(values) > 1 else 0.0}
 
 
-def _train_seeds(cfg, args) -> int:
+def _train_seeds(cfg, args, sources: dict[str, str] | None = None) -> int:
     """One run per seed (queued together, run as the limit allows), then mean ± std."""
     from . import runs
 
-    ids = [runs.submit(c, name=args.name or "") for c in cfg.per_seed()]
+    ids = [runs.submit(c, name=args.name or "", sources=sources) for c in cfg.per_seed()]
     if args.detach:
         print(json.dumps({"run_ids": ids, "status": "queued"}) if args.json else " ".join(ids))
         return 0

@@ -24,6 +24,7 @@ class RunData:
     tgt_labelled: torch.Tensor  # indices of target train images whose labels may be used
     y_target_train: torch.Tensor  # target train labels remapped to the source class order
     y_target_test: torch.Tensor
+    target_eval: str = ""  # which target images the reported accuracy is measured on, in words
 
     @property
     def channels(self) -> int:
@@ -44,11 +45,28 @@ def stratified_pick(y: torch.Tensor, per_class: int, num_classes: int, g: torch.
     return torch.cat(out) if out else torch.zeros(0, dtype=torch.long)
 
 
+def transductive(spec: DataSpec) -> bool:
+    """Whether a run is evaluated on every target image it may not learn labels from: a folder or
+    upload target (no official test split; the standard protocol of Office-31/PACS-style sets, whose
+    70-image test fifths could not tell methods apart), unless all its labels are used in training."""
+    from .domains.names import parse
+
+    try:
+        kind = parse(spec.target).kind
+    except Exception:  # noqa: BLE001 - an unparsable name fails later, with its own message
+        return False
+    return kind in ("folder", "upload") and str(spec.target_labels) != "all"
+
+
 def prepare(spec: DataSpec, seed: int) -> RunData:
     src_dom, tgt_dom = get_domain(spec.source), get_domain(spec.target)
     src, tgt = src_dom.load(), tgt_dom.load()
     classes = list(src.classes)
     remap = torch.tensor([classes.index(c) for c in tgt.classes], dtype=torch.long)
+    every = transductive(spec)
+    if every:  # one pool: adaptation reads these images without labels, evaluation reads their labels
+        x_all, y_all = torch.cat([tgt.x_train, tgt.x_test]), torch.cat([tgt.y_train, tgt.y_test])
+        tgt = DomainData(tgt.name, list(tgt.classes), x_all, y_all, x_all, y_all)
     y_tt, y_te = remap[tgt.y_train], remap[tgt.y_test]
     g = torch.Generator().manual_seed(10_000 + seed)
 
@@ -67,7 +85,17 @@ def prepare(spec: DataSpec, seed: int) -> RunData:
         labelled = tgt_idx
     else:
         labelled = tgt_idx[stratified_pick(y_tt[tgt_idx], k, len(classes), g)]
-    return RunData(classes, src, tgt, src_train, src_val, tgt_idx, labelled, y_tt, y_te)
+    if every and len(labelled):  # evaluated on the images whose labels training never sees
+        keep = torch.ones(len(y_te), dtype=torch.bool)
+        keep[labelled] = False
+        tgt = DomainData(tgt.name, list(tgt.classes), tgt.x_train, tgt.y_train, tgt.x_test[keep], tgt.y_test[keep])
+        y_te = y_te[keep]
+        what = f"the {len(y_te):,} target images not labelled for training"
+    elif every:
+        what = f"all {len(y_te):,} target images, labels unused in training"
+    else:
+        what = f"the target's test split ({len(y_te):,} images)"
+    return RunData(classes, src, tgt, src_train, src_val, tgt_idx, labelled, y_tt, y_te, what)
 
 
 class CyclicSampler:

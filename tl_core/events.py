@@ -24,6 +24,7 @@ class RunStarted(Event):
     start_epoch: int = 0
     batch_size: int = 0
     epochs: int = 0  # what the method makes of the configured epochs (a closed-form head fit needs 1)
+    provenance: dict = field(default_factory=dict)  # the data, code and machine this run reads on
 
 
 @dataclass

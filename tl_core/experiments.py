@@ -18,6 +18,7 @@ from typing import Any
 
 from .config import RunConfig
 from .errors import ConfigError, TLError
+from .stats import accuracy_ci
 
 MAX_STRATEGIES = 8
 MAX_SEEDS = 5
@@ -84,8 +85,18 @@ class ExperimentSpec:
     def configs(self) -> list[tuple[int, int, RunConfig]]:
         """(strategy index, seed, validated config) for every member run, seed-major: every strategy's
         seed 0 before any seed 1, so a comparison is readable while the grid is still running."""
-        base = RunConfig.from_dict({k: v for k, v in self.base.items() if k in ("model", "train", "data")})
-        base = base.replace(data={"source": self.source, "target": self.target})
+        return [(i, seed, r.config) for i, seed, r in self.resolved()]
+
+    def resolved(self) -> list[tuple[int, int, Any]]:
+        """(strategy index, seed, `Resolved`) for every member run, resolved as every door resolves a
+        run (`resolve.resolve`, no time plan: the experiment's settings are its plan), so a method's
+        recipe holds here as on the command line."""
+        from .resolve import resolve
+
+        common = {k: v for k, v in self.base.items() if k in ("model", "train", "data")}
+        base = RunConfig.from_dict(common).replace(data={"source": self.source, "target": self.target})
+        given = {f"{sec}.{k}" for sec, vals in common.items() if isinstance(vals, dict) for k in vals}
+        given |= {"data.source", "data.target", "train.seed", "train.seeds"}
         out = []
         for seed in self.seeds:
             for i, s in enumerate(self.strategies):
@@ -95,8 +106,11 @@ class ExperimentSpec:
                     cfg = cfg.replace(model=dict(s.model))
                 if s.data:
                     cfg = cfg.replace(data=dict(s.data))
+                mine = given | {f"model.{k}" for k in s.model} | {f"data.{k}" for k in s.data}
                 try:
-                    out.append((i, seed, cfg.validate()))
+                    r = resolve(cfg, mine)
+                    r.config = r.config.validate()
+                    out.append((i, seed, r))
                 except TLError as e:
                     raise ConfigError(f"Strategy '{s.label}': {e}") from None
         return out
@@ -179,7 +193,8 @@ def launch(spec: ExperimentSpec, owner: str = "cli", name: str = "", published: 
     from .planner import estimate_seconds
 
     spec = spec.normalised()
-    members = spec.configs()
+    resolved = spec.resolved()
+    members = [(i, seed, r.config) for i, seed, r in resolved]
     if max_runs is not None and len(members) > max_runs:
         raise ConfigError(f"This experiment has {len(members)} runs ({len(spec.strategies)} strategies × "
                           f"{len(spec.seeds)} seeds); one experiment may have at most {max_runs} "
@@ -193,8 +208,8 @@ def launch(spec: ExperimentSpec, owner: str = "cli", name: str = "", published: 
     st.insert_experiment(exp_id, {"name": name or spec.title or spec.preset or "experiment", "owner": owner,
                                   "published": int(owner == "cli" if published is None else published),
                                   "spec": spec.to_json(), "preset": spec.preset},
-                         [(cfg.config_id(), cfg.to_dict(), spec.strategies[i].label, est)
-                          for (i, _, cfg), est in zip(members, estimates)],
+                         [(cfg.config_id(), cfg.to_dict(), spec.strategies[i].label, est, r.sources)
+                          for (i, _, cfg), est, (_, _, r) in zip(members, estimates, resolved)],
                          limits=limits, wall_limit_s=wall_limit_s)
     runs.schedule(st)
     return exp_id
@@ -265,6 +280,9 @@ def progress(e: dict[str, Any]) -> dict[str, Any]:
 
 # -- the summary people read ---------------------------------------------------------------------
 
+NOT_ALIGNING = ("source_only", "target_only", "finetune", "feature_extract", "l2sp")  # no loss pulls the domains
+
+
 def _collapse(history: list[dict[str, Any]]) -> str:
     """'' or why the predictions look collapsed: the last epoch's predicted classes on the target
     concentrate on few of them (effective number of classes below half the classes)."""
@@ -299,6 +317,34 @@ def _falling(history: list[dict[str, Any]]) -> str:
             f"{100 * last['target_acc']:.1f}% at the end while the adaptation loss kept pulling the domains together")
 
 
+def mean_ci(accs: list[float], n_eval: list[int | None]) -> list[float] | None:
+    """A 95 % interval of a mean accuracy over seeds: one seed, Wilson on its evaluation set; several,
+    the seed spread and the evaluation sets' binomial error together (normal approximation)."""
+    from .stats import Z95, accuracy_ci
+
+    if not accs:
+        return None
+    if len(accs) == 1:
+        return accuracy_ci(accs[0], n_eval[0])
+    m = statistics.mean(accs)
+    n = [x for x in n_eval if x]
+    var = statistics.variance(accs) / len(accs) + (m * (1 - m) / n[0] / len(accs) if n else 0.0)
+    half = Z95 * math.sqrt(var)
+    return [round(max(0.0, m - half), 4), round(min(1.0, m + half), 4)]
+
+
+def _n_classes(history: list[dict[str, Any]]) -> int:
+    return len(history[-1].get("classes") or []) if history else 0
+
+
+def never_learned(r: dict[str, Any], history: list[dict[str, Any]]) -> bool:
+    """A finished run whose source accuracy stayed near chance: it failed to train (a learning rate or
+    an alignment too strong from the start), which is a failed run, not a lesson about transfer."""
+    k = _n_classes(history)
+    acc = r.get("source_acc")
+    return r.get("status") == "finished" and acc is not None and k >= 2 and acc < min(0.5, 2.0 / k)
+
+
 def summary(e: dict[str, Any], histories: dict[str, list[dict[str, Any]]] | None = None) -> dict[str, Any]:
     """Per strategy: mean ± std over finished seeds, gain over source only, reference, flags; and the verdict."""
     spec: ExperimentSpec = e["spec"]
@@ -313,13 +359,15 @@ def summary(e: dict[str, Any], histories: dict[str, list[dict[str, Any]]] | None
         flags = []
         for r in done:
             h = histories.get(r["id"], [])
-            for why in (_collapse(h), _falling(h) if s.role == "" else ""):
+            aligning = s.role == "" and s.method not in NOT_ALIGNING
+            for why in (_collapse(h), _falling(h) if aligning else ""):
                 if why:
                     flags.append(f"seed {r['seed']}: {why}")
         results.append({
             "strategy": s.label, "method": s.method, "role": s.role,
             "target_acc_mean": statistics.mean(accs) if accs else None,
             "target_acc_std": statistics.stdev(accs) if len(accs) > 1 else 0.0 if accs else None,
+            "target_acc_ci": mean_ci(accs, [r.get("target_n") for r in done]),
             "source_acc_mean": statistics.mean(r["source_acc"] for r in done) if done else None,
             "n_seeds": len(done), "runs_total": len(rs),
             "wall_s_mean": statistics.mean(r["wall_s"] for r in done) if done else None,
@@ -327,98 +375,135 @@ def summary(e: dict[str, Any], histories: dict[str, list[dict[str, Any]]] | None
             and not s.data else None,
             "flags": flags,
             "runs": [{"run_id": r["id"], "seed": r["seed"], "status": r["status"], "target_acc": r["target_acc"],
+                      "source_acc": r.get("source_acc"), "target_acc_ci": accuracy_ci(r["target_acc"], r.get("target_n")),
+                      "classes": _n_classes(histories.get(r["id"], [])),
+                      "never_learned": never_learned(r, histories.get(r["id"], [])),
                       "reason": r.get("reason") or ""} for r in rs],
         })
     base = next((r for r in results if r["role"] == "baseline"), None)
+    base_method = next((s.method for s in spec.strategies if s.role == "baseline"), "source_only")
     for r in results:
+        r["gain_ci"] = None
         if r["role"] == "baseline":
             r["gain"] = 0.0 if r["target_acc_mean"] is not None else None
         elif base and base["target_acc_mean"] is not None and r["target_acc_mean"] is not None:
-            r["gain"] = r["target_acc_mean"] - base["target_acc_mean"]
+            r["gain"], r["gain_ci"] = gain_interval(r, base, e["runs"], histories)
         else:
             r["gain"] = None
+        failed = [x for x in r["runs"] if x.get("never_learned")]
+        for x in failed:
+            r["flags"].insert(0, f"seed {x['seed']}: a failed run, not a lesson: it never learned its source "
+                                 f"(source accuracy {100 * x['source_acc']:.0f}%, chance is "
+                                 f"{100 / max(2, x['classes']):.0f}%)")
         below = r["role"] == "" and r["gain"] is not None and r["gain"] < 0
-        r["negative_transfer"] = bool(below and clear(r["gain"], r, base))
-        if r["negative_transfer"]:
-            why = ("more than seed luck explains" if max(r["n_seeds"], base["n_seeds"]) > 1 else
-                   "one seed, but more than the seed spreads usually seen")
-            r["flags"].insert(0, f"negative transfer: {100 * -r['gain']:.1f} points below {base['strategy']}, {why}")
-        elif below and r["gain"] < -0.005:
-            r["flags"].insert(0, f"below {base['strategy']} by {100 * -r['gain']:.1f} points, but within the seed spread: "
-                                 f"more seeds would tell whether it is negative transfer")
-    return {"results": results, "verdict": verdict(spec, results), "reference_source": REFERENCE_SOURCE if ref else ""}
+        sure = below and r["gain_ci"] is not None and r["gain_ci"][1] < 0
+        r["negative_transfer"] = bool(sure and not failed and r["method"] != base_method)
+        what = "negative transfer" if r["method"] != base_method else "worse than the baseline"
+        if sure and not failed:
+            r["flags"].insert(0, f"{what}: {100 * -r['gain']:.1f} points below {base['strategy']} "
+                                 f"(95% interval {ci_words(r['gain_ci'])}: more than seed and test-set luck)")
+        elif below and r["gain"] < -0.005 and not failed:
+            r["flags"].insert(0, f"below {base['strategy']} by {100 * -r['gain']:.1f} points, but its 95% interval "
+                                 f"{ci_words(r['gain_ci'])} includes no difference: cannot tell; more seeds or "
+                                 f"more target images would")
+    text, certain = verdict(spec, results, e["runs"], histories)
+    return {"results": results, "verdict": text, "verdict_certain": certain,
+            "reference_source": REFERENCE_SOURCE if ref else ""}
 
 
-def spread(a: dict[str, Any], b: dict[str, Any] | None) -> float:
-    """The larger seed standard deviation of two strategies (0 when neither has two seeds)."""
-    return max([0.0] + [x["target_acc_std"] or 0.0 for x in (a, b) if x and x["n_seeds"] > 1])
+def ci_words(ci: list[float] | None) -> str:
+    return "unknown" if ci is None else f"{100 * ci[0]:+.1f} to {100 * ci[1]:+.1f} points"
 
 
-def noise(a: dict[str, Any], b: dict[str, Any] | None) -> float:
-    """The standard error of the difference of two strategies' means over seeds, taking the larger
-    seed spread for both (conservative with so few seeds): spread · √(1/n_a + 1/n_b)."""
-    ns = [x["n_seeds"] for x in (a, b) if x and x["n_seeds"]]
-    return spread(a, b) * math.sqrt(sum(1 / n for n in ns)) if ns else 0.0
+def _selected(r: dict[str, Any], history: list[dict[str, Any]]) -> dict[str, Any] | None:
+    return next((m for m in history if m.get("epoch") == r.get("best_epoch")), history[-1] if history else None)
 
 
-UNKNOWN_SPREAD = 0.05  # one seed each: the seed spreads measured on the presets' pairs were 0.2-9 points
+def gain_interval(r: dict[str, Any], base: dict[str, Any], members: list[dict[str, Any]],
+                  histories: dict[str, list[dict[str, Any]]]) -> tuple[float, list[float] | None]:
+    """A strategy's gain over the baseline and its 95 % interval: a paired bootstrap over the seeds both
+    finished and the target images both were evaluated on (`stats.paired_gain`); from seed spread and
+    each run's binomial error when per-image results were not recorded."""
+    import numpy as np
+
+    from .stats import normal_gain, paired_gain, unpack_bits
+
+    def correct(run_id: str) -> np.ndarray | None:
+        m = _selected(next(x for x in members if x["id"] == run_id), histories.get(run_id, []))
+        if not m or "target_correct" not in m:
+            return None
+        return unpack_bits(m["target_correct"], m["target_n"])
+
+    by_seed = {x["seed"]: x["run_id"] for x in base["runs"] if x["status"] == "finished"}
+    pairs = [(correct(x["run_id"]), correct(by_seed[x["seed"]])) for x in r["runs"]
+             if x["status"] == "finished" and x["seed"] in by_seed]
+    gain_means = r["target_acc_mean"] - base["target_acc_mean"]
+    if pairs and all(a is not None and b is not None and len(a) == len(b) for a, b in pairs):
+        _, lo, hi = paired_gain([a for a, _ in pairs], [b for _, b in pairs])
+        return gain_means, [round(lo, 4), round(hi, 4)]
+    n_eval = [x.get("target_n") for x in members if x.get("target_n")]
+    _, lo, hi = normal_gain(r["target_acc_mean"], r["target_acc_std"] or 0.0, r["n_seeds"], base["target_acc_mean"],
+                            base["target_acc_std"] or 0.0, base["n_seeds"], n_eval[0] if n_eval else None,
+                            n_eval[0] if n_eval else None)
+    if r["n_seeds"] < 2 and base["n_seeds"] < 2 and not n_eval:
+        return gain_means, None
+    return gain_means, [round(lo, 4), round(hi, 4)]
 
 
-def clear(diff: float, a: dict[str, Any], b: dict[str, Any] | None) -> bool:
-    """Whether a difference between two strategies is more than seed luck: larger than twice the
-    standard error of the difference (a rough 95 % check), and than 1 point (the one rule behind
-    every flag and the verdict). With 2 seeds each this is twice the larger seed spread; with one
-    seed each the spread is unknown, and only a difference over 5 points counts."""
-    if not any(x and x["n_seeds"] > 1 for x in (a, b)):
-        return abs(diff) > UNKNOWN_SPREAD
-    return abs(diff) > max(2 * noise(a, b), 0.01)
-
-
-def verdict(spec: ExperimentSpec, results: list[dict[str, Any]]) -> str:
-    """A short paragraph from the numbers: who won, by how much, and whether it exceeds the seed spread."""
+def verdict(spec: ExperimentSpec, results: list[dict[str, Any]], members: list[dict[str, Any]] | None = None,
+            histories: dict[str, list[dict[str, Any]]] | None = None) -> tuple[str, bool]:
+    """A short paragraph from the numbers, and whether it is sure: who won, by how much, and whether the
+    gain's 95 % interval (seeds and target images together) excludes no difference."""
     base = next((r for r in results if r["role"] == "baseline"), None)
     tested = [r for r in results if r["role"] == "" and r["target_acc_mean"] is not None]
     pending = sum(r["runs_total"] - r["n_seeds"] for r in results)
     if base is None or base["target_acc_mean"] is None or not tested:
-        return ("No verdict yet: the source-only baseline and at least one strategy must finish first."
-                if pending else "No verdict: the baseline or every strategy failed; see each run's reason.")
+        return (("No verdict yet: the source-only baseline and at least one strategy must finish first."
+                 if pending else "No verdict: the baseline or every strategy failed; see each run's reason."), False)
 
     def pct(x: float) -> str:
         return f"{100 * x:.1f}%"
 
     best = max(tested, key=lambda r: r["target_acc_mean"])
     n = min(r["n_seeds"] for r in [best, base])
-    gain = best["gain"]
+    gain, ci = best["gain"], best.get("gain_ci")
+    certain = ci is not None and (ci[0] > 0 or ci[1] < 0)
     parts = []
     if gain > 0:
-        parts.append(f"**{best['strategy']}** won: {pct(best['target_acc_mean'])} target accuracy against "
-                     f"{pct(base['target_acc_mean'])} for {base['strategy']}, a gain of {100 * gain:+.1f} points.")
+        parts.append(f"**{best['strategy']}** {'won' if certain else 'came out ahead'}: "
+                     f"{pct(best['target_acc_mean'])} target accuracy against {pct(base['target_acc_mean'])} for "
+                     f"{base['strategy']}, a gain of {100 * gain:+.1f} points.")
     else:
         parts.append(f"No strategy beat {base['strategy']} ({pct(base['target_acc_mean'])}); the best, "
                      f"**{best['strategy']}**, reached {pct(best['target_acc_mean'])} ({100 * gain:+.1f} points).")
-    if n >= 2:
-        sd, se = spread(best, base), noise(best, base)
-        luck = f"± {100 * se:.1f} points" + ("" if math.isclose(se, sd) else f", from a seed spread of ± {100 * sd:.1f}")
-        if clear(gain, best, base):
-            parts.append(f"Over {n} seeds the difference is {abs(gain) / max(se, 1e-9):.1f}× what seed luck alone "
-                         f"would give ({luck}): it is real, not luck of the seed.")
-        else:
-            parts.append(f"Over {n} seeds the difference is within twice what seed luck alone would give ({luck}): "
-                         f"it could be luck of the seed; run more seeds before drawing a conclusion.")
+    over = f"{n} seed{'s' if n != 1 else ''} and the target's evaluation images"
+    if ci is None:
+        parts.append("Cannot tell whether the difference is real: neither the seed spread nor the evaluation "
+                     "set's error is known. Add seeds.")
+    elif certain:
+        parts.append(f"Its 95% interval over {over} is {ci_words(ci)}: it excludes no difference, so it is more "
+                     f"than the luck of the seed and of the test images.")
     else:
-        parts.append("With one seed the spread between seeds is unknown: add seeds to know whether the "
-                     "difference is real" + (" (differences under 2 points often are not)." if abs(gain) < 0.02
-                                             else "."))
+        parts.append(f"Cannot tell: its 95% interval over {over} is {ci_words(ci)}, which includes no difference. "
+                     + ("Run more seeds" if n < 3 else "More seeds or more target images would tell")
+                     + " before drawing a conclusion.")
     others = sorted((r for r in tested if r is not best), key=lambda r: -r["target_acc_mean"])
     if others:
         second = others[0]
         diff = best["target_acc_mean"] - second["target_acc_mean"]
-        close = not clear(diff, best, second)
+        tie = True
+        if members is not None:
+            _, ci2 = gain_interval(best, second, members, histories or {})
+            tie = ci2 is None or ci2[0] <= 0
         parts.append(f"Runner-up: {second['strategy']} at {pct(second['target_acc_mean'])}, "
-                     f"{100 * diff:.1f} points behind" + (" — within the noise, a tie." if close else "."))
+                     f"{100 * diff:.1f} points behind" + (" — within the noise, a tie." if tie else "."))
     hurt = [r["strategy"] for r in tested if r["negative_transfer"]]
     if hurt:
         parts.append(f"Negative transfer: {', '.join(hurt)} did worse than {base['strategy']}.")
+    failed = [r["strategy"] for r in results if any("failed run" in f for f in r["flags"])]
+    if failed:
+        parts.append(f"Failed runs: {', '.join(failed)} had a seed that never learned its source; read it as a "
+                     f"run that failed to train, not as a lesson about transfer.")
     collapsed = [r["strategy"] for r in results if any("collapsed" in f for f in r["flags"])]
     if collapsed:
         parts.append(f"Collapse: {', '.join(collapsed)} predicted only a few classes on the target.")
@@ -434,7 +519,8 @@ def verdict(spec: ExperimentSpec, results: list[dict[str, Any]]) -> str:
                      f"{pct(best['reference'])}.")
     if pending:
         parts.append(f"({pending} run(s) still to finish: this verdict will update.)")
-    return " ".join(parts)
+        certain = False
+    return " ".join(parts), certain
 
 
 def cli_result(e: dict[str, Any], wall_s: float | None = None) -> dict[str, Any]:
@@ -446,8 +532,10 @@ def cli_result(e: dict[str, Any], wall_s: float | None = None) -> dict[str, Any]
     return {"experiment_id": e["id"], "name": e["name"], "preset": e["preset"], "status": status_of(e["runs"]),
             "wall_s": wall_s if wall_s is not None else _span(e["runs"]), "verdict": s["verdict"],
             "source": e["spec"].source, "target": e["spec"].target, "seeds": list(e["spec"].seeds),
+            "verdict_certain": s["verdict_certain"],
             "results": [{k: r[k] for k in ("strategy", "method", "role", "target_acc_mean", "target_acc_std",
-                                           "n_seeds", "gain", "reference", "negative_transfer", "flags",
+                                           "target_acc_ci",
+                                           "n_seeds", "gain", "gain_ci", "reference", "negative_transfer", "flags",
                                            "wall_s_mean", "runs")} for r in s["results"]]}
 
 

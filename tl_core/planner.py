@@ -338,18 +338,6 @@ def fill(cfg: RunConfig, given: set[str], budget_s: float = DEFAULT_BUDGET_S) ->
             # source only's 37 %; this one 45 % (bench/results/folder_recipe.json)
             cfg = cfg.replace(method={"name": cfg.method.name, "params": {**cfg.method.params, **disc}})
             notes.append("a discriminator of 1024 hidden units with BatchNorm (ImageNet features)")
-    chosen = []
-    for key, value in method.recipe.items():
-        field = key.split(".", 1)[1]
-        if key not in given and field not in model:
-            model[field] = value
-            chosen.append(f"{field} {value}")
-    if chosen:
-        notes.append(f"{method.label}'s recipe: {', '.join(chosen)}")
-    if method.needs_batchnorm and not info.batchnorm and not cfg.model.bottleneck and "model.bottleneck" not in given:
-        model["bottleneck"] = 256
-        notes.append(f"a 256-feature bottleneck with BatchNorm after {info.label} ({method.label} works on "
-                     f"BatchNorm layers, and {info.label} has none)")
     cfg = cfg.replace(model=model, train=train) if (model or train) else cfg
     if "train.steps_per_epoch" not in given:
         est = estimate_seconds(cfg)

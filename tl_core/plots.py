@@ -180,20 +180,26 @@ def accuracy_bars(names: Sequence[str], accs: Sequence[float], gains: Sequence[f
 
 
 def experiment_bars(results: Sequence[dict[str, Any]], reference_source: str = "") -> go.Figure:
-    """One bar per strategy: mean target accuracy over seeds with ± std whiskers, coloured by the gain
-    over source only (grey: the baseline), each seed as a dot, a published number as a diamond."""
+    """One bar per strategy: mean target accuracy over seeds with its 95 % interval as whiskers (seed
+    spread and test-set error), green only where the gain's interval is above zero (red: negative
+    transfer, grey: the baseline), each seed as a dot, a published number as a diamond."""
     rs = [r for r in results if r.get("target_acc_mean") is not None]
     if not rs:
         return empty("Target accuracy per strategy", "Waiting for the first runs to finish ...")
     names = [r["strategy"] for r in rs]
     colours = ["#7f7f7f" if r["role"] == "baseline" else "#9467bd" if r["role"] == "upper"
-               else "#d62728" if r.get("negative_transfer") else "#2ca02c" if (r.get("gain") or 0) > 0 else "#bcbd22"
-               for r in rs]
+               else "#d62728" if r.get("negative_transfer") else "#2ca02c" if (r.get("gain_ci") or [0])[0] > 0
+               else "#bcbd22" for r in rs]
     text = [f"{100 * r['target_acc_mean']:.1f}%" + ("" if r["role"] == "baseline" or r.get("gain") is None
                                                       else f" ({100 * r['gain']:+.1f})") for r in rs]
     fig = go.Figure(go.Bar(x=names, y=[r["target_acc_mean"] for r in rs], marker_color=colours, text=text,
                            textposition="outside", name="mean over seeds",
-                           error_y=dict(type="data", array=[r["target_acc_std"] or 0 for r in rs], visible=True)))
+                           error_y=dict(type="data", visible=True,
+                                        array=[(r.get("target_acc_ci") or [0, r["target_acc_mean"]])[1]
+                                               - r["target_acc_mean"] for r in rs],
+                                        arrayminus=[r["target_acc_mean"]
+                                                    - (r.get("target_acc_ci") or [r["target_acc_mean"], 0])[0]
+                                                    for r in rs])))
     seeds_x, seeds_y = [], []
     for r in rs:
         for run in r["runs"]:

@@ -280,6 +280,15 @@ def _spawn(st: Store, run_id: str, slot: int) -> None:
 
 # -- the public API ----------------------------------------------------------------------
 
+def field_sources(cfg: RunConfig) -> dict[str, str]:
+    """Where each field of an already resolved config came from, when its door did not say: a value
+    other than the default is the user's."""
+    from .resolve import flat, set_fields
+
+    chosen = set_fields(cfg.to_dict())
+    return {k: "user" if k in chosen else "default" for k in flat(cfg)}
+
+
 def new_run_id(config_id: str) -> str:
     """A run's id: its config's content id (readable, groups seeds in listings) and a random part, so
     an id says nothing about whether someone else ran the same config (a content id alone would come
@@ -288,7 +297,8 @@ def new_run_id(config_id: str) -> str:
 
 
 def submit(config: RunConfig, name: str = "", owner: str = "cli", published: bool | None = None,
-           limits: tuple[int | None, int | None] = (None, None), wall_limit_s: float | None = None) -> str:
+           limits: tuple[int | None, ...] = (None, None), wall_limit_s: float | None = None,
+           sources: dict[str, str] | None = None) -> str:
     """Validate, record as queued and return the run id at once; a worker starts when a slot is free.
 
     `owner` is the session that may stop and delete it ("cli": the server's own command line, whose runs
@@ -303,7 +313,7 @@ def submit(config: RunConfig, name: str = "", owner: str = "cli", published: boo
         try:
             st.insert_run(run_id, cfg.to_dict(), name=name or cfg.name, owner=owner,
                           published=owner == "cli" if published is None else published, limits=limits,
-                          wall_limit_s=wall_limit_s, estimate_s=estimate)
+                          wall_limit_s=wall_limit_s, estimate_s=estimate, sources=sources or field_sources(cfg))
             break
         except sqlite3.IntegrityError:  # the random part collided: draw again
             continue
@@ -486,7 +496,8 @@ class StoreSink:
             st.write_progress(rid, e.epoch, e.step, e.total_steps, e.images_per_s, e.eta_s, e.losses)
         elif isinstance(e, ev.RunStarted):
             st.update(rid, device=e.device, trainable_params=e.trainable_params, total_params=e.total_params,
-                      **({"epochs": e.epochs} if e.epochs else {}))
+                      **({"epochs": e.epochs} if e.epochs else {}),
+                      **({"provenance": json.dumps(e.provenance, sort_keys=True)} if e.provenance else {}))
             st.add_event(rid, e.kind, e.to_dict())
         elif isinstance(e, ev.EpochEnd):
             m = e.metrics
@@ -502,7 +513,8 @@ class StoreSink:
             res = e.result
             # the reported accuracies are the selected epoch's, not the last one's
             st.update(rid, best_epoch=res["best_epoch"], best_target_acc=res["best_target_acc"],
-                      source_acc=res["source_acc"], target_acc=res["target_acc"])
+                      source_acc=res["source_acc"], target_acc=res["target_acc"],
+                      target_n=res.get("target_n") or None, target_eval=res.get("target_eval") or "")
             _finish_if_active(st, rid, "finished", "")
         elif isinstance(e, ev.RunFailed):
             _finish_if_active(st, rid, "failed", e.reason)

@@ -67,6 +67,8 @@ CREATE TABLE IF NOT EXISTS experiments (
 # Columns added after the first release: (name, declaration). Older stores get them on open.
 ADDED_COLUMNS = (("published", "INTEGER DEFAULT 0"), ("host", "TEXT DEFAULT ''"), ("wall_limit_s", "REAL"),
                  ("experiment_id", "TEXT DEFAULT ''"), ("strategy", "TEXT DEFAULT ''"), ("peak_mb", "REAL"),
+                 ("target_n", "INTEGER"), ("target_eval", "TEXT DEFAULT ''"), ("provenance", "TEXT DEFAULT ''"),
+                 ("config_sources", "TEXT DEFAULT ''"),
                  ("estimate_s", "REAL"), ("executor", "TEXT DEFAULT 'local'"), ("node", "TEXT DEFAULT ''"),
                  ("driver_pid", "INTEGER"))
 MIRROR_SKIP = {"config", "heartbeat"}  # the config has its own file; a heartbeat is not worth a write
@@ -329,12 +331,14 @@ class Store:
 
     def insert_run(self, run_id: str, config: dict[str, Any], name: str = "", owner: str = "",
                    published: bool = False, limits: tuple[int | None, int | None] = (None, None),
-                   wall_limit_s: float | None = None, estimate_s: float | None = None) -> None:
+                   wall_limit_s: float | None = None, estimate_s: float | None = None,
+                   sources: dict[str, str] | None = None) -> None:
         """Record a queued run. `limits` = (queued+running runs allowed for this owner, for everyone),
         checked in the same transaction as the insert so that concurrent submissions cannot overshoot."""
         rd = self.run_dir(run_id)
         row = _row_from_config(run_id, config, owner=owner)
-        row.update(name=name, published=int(published), wall_limit_s=wall_limit_s, host=HOST, estimate_s=estimate_s)
+        row.update(name=name, published=int(published), wall_limit_s=wall_limit_s, host=HOST, estimate_s=estimate_s,
+                   config_sources=json.dumps(sources or {}, sort_keys=True))
 
         def insert(c: sqlite3.Connection) -> None:
             _check_queue(c, owner, limits, adding=1)
@@ -363,7 +367,7 @@ class Store:
             c.execute("INSERT INTO experiments (id, name, owner, published, created, spec, preset) VALUES (?,?,?,?,?,?,?)",
                       (exp_id, rec["name"], rec["owner"], int(rec["published"]), now, rec["spec"], rec.get("preset", "")))
             taken = set()
-            for i, (cid, config, label, estimate) in enumerate(members):
+            for i, (cid, config, label, estimate, *more) in enumerate(members):
                 while True:  # a random part: the id tells nothing about other sessions' runs
                     rid = f"{cid}-{secrets.token_hex(3)}"
                     if rid not in taken and not c.execute("SELECT 1 FROM runs WHERE id=?", (rid,)).fetchone():
@@ -371,6 +375,7 @@ class Store:
                 taken.add(rid)
                 row = _row_from_config(rid, config, owner=record["owner"])
                 # created strictly increasing: the scheduler runs the grid in the order given
+                row.update(config_sources=json.dumps(more[0] if more else {}, sort_keys=True))
                 row.update(name=label, published=int(rec["published"]), wall_limit_s=wall_limit_s, host=HOST,
                            experiment_id=exp_id, strategy=label, created=now + i * 1e-4, estimate_s=estimate)
                 c.execute(f"INSERT INTO runs ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
@@ -380,7 +385,7 @@ class Store:
         self.write(insert, immediate=True)
         self.experiments_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(self.experiments_dir / f"{exp_id}.json", json.dumps(rec, sort_keys=True))
-        for (cid, config, label, _), row in zip(members, rows):
+        for (cid, config, label, *_), row in zip(members, rows):
             rd = self.run_dir(row["id"])
             rd.mkdir(parents=True, exist_ok=True)
             atomic_write_text(rd / "config.json", json.dumps(config, indent=2, sort_keys=True))

@@ -26,6 +26,7 @@ from .methods import Method, RunContext, Step, Strategy, get_method
 from .metrics import classification_report, gaussian_mmd, proxy_a_distance, selection_scores
 from .prefix_cache import PrefixCache, plan_cache, skip_reason
 from .state import TrainState
+from .stats import accuracy_ci, pack_bits
 from .checkpoint import FORMAT as CHECKPOINT_FORMAT
 
 
@@ -109,6 +110,9 @@ class RunResult:
     trainable_params: int = 0
     total_params: int = 0
     reason: str = ""
+    target_n: int = 0  # target images the accuracy is measured on
+    target_acc_ci: list[float] | None = None  # its 95 % interval (Wilson)
+    target_eval: str = ""  # which images those are, in words
     history: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
@@ -404,6 +408,9 @@ class Trainer:
         m = {
             "epoch": epoch + 1, "classes": list(d.classes),
             "source_acc": src["acc"], "target_acc": tgt["acc"], "source_val_acc": val_acc,
+            "source_n": len(d.source.y_test), "target_n": len(d.y_target_test),
+            # which target images were right: a gain's interval pairs two runs image by image
+            "target_correct": pack_bits((lt.argmax(1) == d.y_target_test).numpy()),
             "selection": selection_scores(lt.numpy(), val_acc),
             "source_per_class": src["per_class"], "target_per_class": tgt["per_class"],
             "target_confusion": tgt["confusion"],
@@ -429,6 +436,14 @@ class Trainer:
             "domain": ["source"] * n + ["target"] * len(et),
             "label": labels.tolist(), "pred": np.concatenate([ps, pt]).tolist()})
 
+    def provenance(self) -> dict[str, Any]:
+        """The data, code and machine this run reads on (see `provenance.run_provenance`)."""
+        from .domains import get_domain
+        from .provenance import run_provenance
+
+        src, tgt = get_domain(self.cfg.data.source), get_domain(self.cfg.data.target)
+        return run_provenance(src, src.load(), tgt, tgt.load(), device_name(self.device), self.data.target_eval)
+
     def model_meta(self) -> dict[str, Any]:
         """What a checkpoint's model.json says about the model (enough to rebuild it for prediction)."""
         return {"format": CHECKPOINT_FORMAT, "config": self.cfg.to_dict(), "classes": self.data.classes,
@@ -452,7 +467,7 @@ class Trainer:
         self.on_event(ev.RunStarted(device=device_name(self.device), total_steps=self.total_steps,
                                     trainable_params=self.trainable, total_params=self.total,
                                     start_epoch=start, batch_size=t.batch_size,
-                                    epochs=self.n_epochs))
+                                    epochs=self.n_epochs, provenance=self.provenance()))
         result = RunResult(status="finished", device=device_name(self.device),
                            trainable_params=self.trainable, total_params=self.total, history=st.history)
         last_report = 0.0
@@ -526,6 +541,9 @@ class Trainer:
             result.source_acc, result.target_acc = chosen["source_acc"], chosen["target_acc"]
             result.best_target_acc = chosen["target_acc"]
             result.last_target_acc = st.history[-1]["target_acc"]
+            result.target_n = chosen.get("target_n", 0)
+            result.target_acc_ci = accuracy_ci(result.target_acc, result.target_n)
+            result.target_eval = self.data.target_eval
         result.train_s = train_s
         result.wall_s = time.perf_counter() - t0
         if result.status == "finished":

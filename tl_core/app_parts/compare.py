@@ -15,7 +15,10 @@ from .run_views import _visible
 
 def compare_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Runs as table rows, each with its gain over the source-only run on the same source, target and
-    backbone (the newest finished one); a negative gain is negative transfer."""
+    backbone (the newest finished one) and that gain's 95 % interval from both runs' evaluation sets;
+    the one rule of the verdicts: negative transfer only when the whole interval is below zero."""
+    from ..stats import accuracy_ci, normal_gain
+
     baselines: dict[tuple, dict[str, Any]] = {}
     for r in sorted(rows, key=lambda r: r["created"]):
         if r["method"] == "source_only" and r["status"] == "finished" and r["target_acc"] is not None:
@@ -23,16 +26,21 @@ def compare_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     out = []
     for r in rows:
         base = baselines.get((r["source"], r["target"], r["backbone"]))
-        gain = None
+        gain, ci = None, None
         if base is not None and r["target_acc"] is not None and r["method"] != "source_only":
-            gain = r["target_acc"] - base["target_acc"]
-        verdict = ("" if gain is None else "negative transfer: worse than source only" if gain < -0.005
-                   else "no clear gain" if gain < 0.005 else "gain over source only")
+            gain, lo, hi = normal_gain(r["target_acc"], 0.0, 1, base["target_acc"], 0.0, 1, r.get("target_n"),
+                                       base.get("target_n"))
+            ci = (lo, hi) if r.get("target_n") and base.get("target_n") else None
+        verdict = ("" if gain is None else "cannot tell (one run each, no interval)" if ci is None
+                   else "negative transfer: worse than source only" if ci[1] < 0
+                   else "gain over source only" if ci[0] > 0 else "cannot tell: within the noise")
         out.append({"id": r["id"], "status": r["status"], "method": r["method"], "source": domain_label(r["source"]),
                     "target": domain_label(r["target"]), "backbone": r["backbone"],
                     "freeze": r["config"]["model"]["freeze"], "labels": r["target_labels"], "seed": r["seed"],
                     "epochs": f"{r['epoch']}/{r['epochs']}", "source_acc": r["source_acc"],
-                    "target_acc": r["target_acc"], "gain": gain, "verdict": verdict, "best_epoch": r["best_epoch"],
+                    "target_acc": r["target_acc"], "target_acc_ci": accuracy_ci(r["target_acc"], r.get("target_n")),
+                    "gain": gain, "gain_ci": list(ci) if ci else None, "verdict": verdict,
+                    "best_epoch": r["best_epoch"],
                     "wall_s": r["wall_s"], "trainable_params": r["trainable_params"], "device": r["device"],
                     "executor": r.get("executor") or "local", "node": r.get("node") or "",
                     "shared": "yours, shared" if r.get("mine") and r.get("published") else

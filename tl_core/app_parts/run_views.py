@@ -109,12 +109,17 @@ def submit(cfg: dict[str, Any], session: Session) -> str:
     first id. Everything it points at must be the session's to use; quotas hold."""
     from .. import runs
 
+    from ..resolve import resolve
+
     c, why = validate(cfg, session)
     if c is None:
         raise ConfigError(why)
+    res = resolve(c)  # the method's recipe for what the draft left at its defaults, as every door does
+    c = res.config.validate()
     access.check_config(session, c)
     ids = []
     for one in c.per_seed():
         ids.append(runs.submit(one, owner=session.owner, published=False if not session.is_cli else None,
-                               limits=access.queue_limits(session), wall_limit_s=access.wall_limit(session)))
+                               limits=access.queue_limits(session), wall_limit_s=access.wall_limit(session),
+                               sources=res.sources))
     return ids[0]

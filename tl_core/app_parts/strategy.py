@@ -63,14 +63,14 @@ def estimate_seconds(cfg: RunConfig) -> float:
 def plan_for_budget(cfg: dict[str, Any], budget_s: float) -> tuple[dict[str, Any], list[str]]:
     """The draft config with its schedule (and, for a pretrained backbone, its frozen stages, input size
     and batch) planned to fit `budget_s` on this machine; the domains, backbone and method stay."""
-    from ..planner import fill
+    from ..resolve import resolve
 
     c = RunConfig.from_dict(cfg)
     keep = {"data.source", "data.target", "data.target_labels", "data.max_per_domain", "model.backbone",
             "model.pretrained", "train.seed", "train.seeds", "train.embedding", "train.selection", "train.device"}
     base = c.replace(train={"steps_per_epoch": RunConfig().train.steps_per_epoch, "epochs": RunConfig().train.epochs})
-    planned, notes = fill(base, keep, budget_s=max(10.0, float(budget_s)))
-    return planned.to_dict(), notes or ["the default plan already fits"]
+    res = resolve(base, keep, budget_s=max(10.0, float(budget_s)))
+    return res.config.to_dict(), res.notes or ["the default plan already fits"]
 
 
 def describe_plan(cfg: RunConfig) -> str:
@@ -106,8 +106,14 @@ def cli_command(cfg: dict[str, Any] | RunConfig) -> str:
     c = cfg if isinstance(cfg, RunConfig) else RunConfig.from_dict(cfg)
     from ..config import cli_fields
 
+    from ..methods import get_method
+
     args = ["python", "-m", "tl_core", "train", "--method", c.method.name]
     always = {"source", "target", "backbone"}
+    method = get_method(c.method.name)
+    always |= {k.split(".", 1)[1] for k in method.recipe}  # a recipe would fill these in if left out
+    if method.needs_batchnorm:
+        always.add("bottleneck")
     for section, name, flag, meta in cli_fields():
         value, default = getattr(getattr(c, section), name), meta["default"]
         if value is None or (value == default and name not in always):

@@ -61,6 +61,11 @@ class Domain:
         """(True, "") when `load()` can work here; else (False, what is missing and what to do)."""
         return True, ""
 
+    def variant(self) -> str:
+        """Which data `load()` gives here: "full", "starter" (the offline pack), "folder", "upload",
+        or "shifted <base's variant>" (a run's provenance says it wherever its number is shown)."""
+        return "full"
+
     def _decode(self) -> DomainData:
         raise NotImplementedError
 

@@ -45,6 +45,9 @@ class TorchvisionDigits(Domain):
     def cache_key(self) -> str:
         return f"{self.name}-starter-v{self.version}" if self.starter() else super().cache_key()
 
+    def variant(self) -> str:
+        return "starter" if self.starter() else "full"
+
     def info(self) -> dict:
         out = super().info()
         if self.starter():
@@ -209,6 +212,9 @@ class MNISTM(Domain):
 
     def available(self) -> tuple[bool, str]:
         return DOMAIN_MNIST.available()
+
+    def variant(self) -> str:
+        return DOMAIN_MNIST.variant()
 
     def cache_key(self) -> str:  # built from the starter pack or from the full MNIST: two caches
         return f"{self.name}{'-starter' if DOMAIN_MNIST.starter() else ''}-v{self.version}"

@@ -283,6 +283,9 @@ class FolderDomain(Domain):
             self._classes = sorted(scan_folder(self.root))
         return self._classes
 
+    def variant(self) -> str:
+        return "upload" if self.name.startswith("upload:") else "folder"
+
     def available(self) -> tuple[bool, str]:
         if not self.root.is_dir():
             return False, (f"The dataset {self.label} is no longer there (deleted or moved). Add it again: a "

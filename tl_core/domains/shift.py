@@ -100,6 +100,9 @@ class ShiftedDomain(Domain):
     def available(self):
         return self.base.available()
 
+    def variant(self) -> str:
+        return f"shifted {self.base.variant()}"
+
     def cache_key(self) -> str:
         return f"{self.base.cache_key()}+{self.kind}:{self.severity}-v{self.version}"
 

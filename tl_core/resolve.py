@@ -1,0 +1,90 @@
+"""One resolution path for every door (the CLI, the Train page, experiments, presets): a draft config
+and the fields the user set become the config a run trains with, each field saying where its value
+came from: "user", "recipe" (a method's published recipe), "planner" (the time-budget plan) or
+"default". The same (source, target, method, seed, budget) gives the same config through any door."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from .config import RunConfig
+
+SECTIONS = ("data", "model", "train")
+
+
+@dataclass
+class Resolved:
+    config: RunConfig
+    sources: dict[str, str] = field(default_factory=dict)  # "section.field" -> user | recipe | planner | default
+    notes: list[str] = field(default_factory=list)
+
+
+def flat(cfg: RunConfig) -> dict[str, Any]:
+    d = cfg.to_dict()
+    return {f"{s}.{k}": v for s in SECTIONS for k, v in d[s].items()}
+
+
+def set_fields(cfg_dict: dict[str, Any]) -> set[str]:
+    """The fields a draft sets to something other than the default: what a user chose (a config file or
+    the app's draft holds every field; one left at its default counts as not chosen)."""
+    defaults = flat(RunConfig())
+    out = set()
+    for s in SECTIONS:
+        for k, v in (cfg_dict.get(s) or {}).items():
+            key = f"{s}.{k}"
+            if key in defaults and _norm(v) != _norm(defaults[key]):
+                out.add(key)
+    return out
+
+
+def _norm(v: Any) -> Any:
+    return list(v) if isinstance(v, tuple) else v
+
+
+def resolve(cfg: RunConfig, given: set[str] | None = None, budget_s: float = 0.0) -> Resolved:
+    """`cfg` with what the user left out completed: the method's recipe (always), then a plan that
+    fits `budget_s` seconds on this machine (when > 0). `given`: the fields the user set (default:
+    those that differ from the defaults)."""
+    from .backbones import backbone_info
+    from .methods import get_method
+
+    given = set_fields(cfg.to_dict()) if given is None else set(given)
+    method = get_method(cfg.method.name)
+    notes: list[str] = []
+    recipe: dict[str, Any] = {}
+    for key, value in method.recipe.items():
+        if key not in given:
+            recipe[key] = value
+    info = backbone_info(cfg.model.backbone)
+    bottleneck = recipe.get("model.bottleneck", cfg.model.bottleneck)
+    if method.needs_batchnorm and not info.batchnorm and not bottleneck and "model.bottleneck" not in given:
+        recipe["model.bottleneck"] = 256
+        notes.append(f"a 256-feature bottleneck with BatchNorm after {info.label} ({method.label} works on "
+                     f"BatchNorm layers, and {info.label} has none)")
+    if recipe:
+        model = {k.split(".", 1)[1]: v for k, v in recipe.items() if k.startswith("model.")}
+        train = {k.split(".", 1)[1]: v for k, v in recipe.items() if k.startswith("train.")}
+        cfg = cfg.replace(model=model, train=train)
+        shown = [f"{k.split('.', 1)[1]} {v}" for k, v in method.recipe.items() if k in recipe]
+        if shown:
+            notes.insert(0, f"{method.label}'s recipe: {', '.join(shown)}")
+    before, params_before = flat(cfg), dict(cfg.method.params)
+    if budget_s and budget_s > 0:
+        from .planner import fill
+
+        cfg, plan_notes = fill(cfg, given | set(recipe), budget_s=budget_s)
+        notes += plan_notes
+    after, defaults = flat(cfg), flat(RunConfig())
+    sources = {}
+    for key, value in after.items():
+        if key in given:
+            sources[key] = "user"
+        elif key in recipe:
+            sources[key] = "recipe"
+        elif _norm(value) != _norm(before[key]):
+            sources[key] = "planner"
+        else:
+            sources[key] = "default" if _norm(value) == _norm(defaults[key]) else "user"
+    if cfg.method.params:
+        sources["method.params"] = "planner" if cfg.method.params != params_before else "user"
+    return Resolved(cfg, sources, notes)
