@@ -542,6 +542,63 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true")
 
 
+def recorded_reading(path: str, row: int = 0) -> dict[str, Any]:
+    """(config, recorded value, its interval, what it is) from a run's `train --json` or a benchmark row."""
+    from pathlib import Path
+
+    from .config import RunConfig
+    from .stats import accuracy_ci
+
+    try:
+        d = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as e:
+        raise ConfigError(f"Cannot read {path} as JSON ({type(e).__name__}).") from None
+    if isinstance(d, list):
+        if not 0 <= row < len(d):
+            raise ConfigError(f"{path} holds {len(d)} rows; --row must be 0 to {len(d) - 1}.")
+        d = d[row]
+    if not isinstance(d, dict) or d.get("target_acc") is None:
+        raise ConfigError(f"{path} is not a recorded result: it needs a target_acc and a config or a command.")
+    if isinstance(d.get("config"), dict):
+        cfg = RunConfig.from_dict(d["config"])
+    elif isinstance(d.get("command"), str):
+        import shlex
+
+        argv = shlex.split(d["command"])
+        argv = argv[argv.index("train"):] if "train" in argv else argv
+        args = build_parser().parse_args(argv + ["--quiet"])
+        cfg = resolved_from_args(args).config
+    else:
+        raise ConfigError(f"{path} names no config (a run's JSON has `config`, a benchmark row `command`).")
+    ci = d.get("target_acc_ci") or accuracy_ci(d["target_acc"], d.get("target_n"))
+    return {"config": cfg, "target_acc": float(d["target_acc"]), "interval": ci,
+            "provenance": d.get("provenance") or {}}
+
+
+def cmd_reproduce(args) -> int:
+    """Re-run a recorded result with its exact config; exit 0 when the new value is within its interval."""
+    from . import runs
+
+    rec = recorded_reading(args.file, args.row)
+    cfg = rec["config"].validate()
+    run_id = runs.submit(cfg, name="reproduce")
+    follow(run_id, ProgressBar(quiet=args.quiet))
+    out = run_summary(run_id)
+    new, ci = out["target_acc"], rec["interval"]
+    ok = out["status"] == "finished" and new is not None and ci is not None and ci[0] <= new <= ci[1]
+    then = rec["provenance"].get("machine", {})
+    now = out["provenance"].get("machine", {})
+    verdict = ("no recorded interval to compare with" if ci is None else
+               f"reproduced: {new:.4f} lies within the recorded interval {ci[0]:.4f}..{ci[1]:.4f}" if ok else
+               f"not reproduced: {new} is outside the recorded interval {ci[0]:.4f}..{ci[1]:.4f}"
+               if new is not None else f"the run {out['status']}: {out['reason']}")
+    result = {"reproduced": ok, "verdict": verdict, "recorded": rec["target_acc"], "recorded_ci": ci,
+              "new": new, "new_ci": out["target_acc_ci"], "run_id": run_id,
+              "recorded_machine": then, "machine": now}
+    print(json.dumps(result) if args.json else verdict)
+    return 0 if ok else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m tl_core", description="TransferLab: guided transfer learning.")
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -583,6 +640,13 @@ def build_parser() -> argparse.ArgumentParser:
     pe.add_argument("--json", action="store_true", help="print one JSON object with the results last on stdout")
     pe.add_argument("--quiet", action="store_true")
     pe.set_defaults(fn=cmd_experiment)
+    pp = sub.add_parser("reproduce", help="re-run a recorded result (a run's --json, or a benchmark row) with its "
+                        "exact config and say whether the new value lies within the recorded interval")
+    pp.add_argument("file", help="a JSON file: one run's `train --json`, a benchmark row, or a list of rows")
+    pp.add_argument("--row", type=int, default=0, help="which row of a list to reproduce (default 0)")
+    pp.add_argument("--json", action="store_true")
+    pp.add_argument("--quiet", action="store_true")
+    pp.set_defaults(fn=cmd_reproduce)
     pw = sub.add_parser("worker", help=argparse.SUPPRESS)
     pw.add_argument("run_id")
     pw.set_defaults(fn=cmd_worker)
