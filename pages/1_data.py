@@ -2,11 +2,12 @@
 import numpy as np
 import streamlit as st
 
-from pages._ui import cfg, error_box, next_button, page_setup, plain, session, update
+from pages._ui import cfg, error_box, keep_draft_in_url, next_button, page_setup, plain, session, update
 from tl_core import app_api as api
 
 st.title("1 · Data: where the knowledge comes from, and where it goes")
 page_setup()
+keep_draft_in_url()  # a reload keeps this session's choices
 st.markdown("The **source** has labels; the model learns from it. The **target** is where you want it to work; "
             "its labels are hidden from training (unless you allow a few on the Strategy page) and used only to "
             "measure how well the knowledge transferred.")

@@ -1,12 +1,13 @@
 """Step 2: choose the backbone, its weights and how deep to freeze it."""
 import streamlit as st
 
-from pages._ui import cfg, error_box, next_button, page_setup, session, update
+from pages._ui import cfg, error_box, keep_draft_in_url, next_button, page_setup, session, update
 from tl_core import app_api as api
 from tl_core import plots
 
 st.title("2 · Model: the feature extractor")
 page_setup()
+keep_draft_in_url()  # a reload keeps this session's choices
 st.markdown("The **backbone** turns an image into a feature vector; a new linear **head** turns features into "
             "classes. **Freezing** the first stages keeps what they already know and makes training faster; "
             "the later stages are the most specific to the data they were trained on.")

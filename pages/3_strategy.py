@@ -1,11 +1,12 @@
 """Step 3: choose the adaptation method, its hyperparameters and the target label regime."""
 import streamlit as st
 
-from pages._ui import cfg, next_button, page_setup, plain, session, update
+from pages._ui import cfg, keep_draft_in_url, next_button, page_setup, plain, session, update
 from tl_core import app_api as api
 
 st.title("3 · Strategy: how to carry the knowledge over")
 page_setup()
+keep_draft_in_url()  # a reload keeps this session's choices
 cards = {c["name"]: c for c in api.method_cards()}
 me = cfg()["method"]
 names = list(cards)

@@ -4,13 +4,14 @@ Watching is cheap: a small fragment polls the run's progress (a few numbers) and
 itself; the charts are drawn once per epoch, when a new epoch's metrics (and feature map) land."""
 import streamlit as st
 
-from pages._ui import cfg, error_box, page_setup, plain, session
+from pages._ui import cfg, error_box, keep_draft_in_url, page_setup, plain, session
 from tl_core import NotVisible, StoreBusy
 from tl_core import app_api as api
 from tl_core import plots
 
 st.title("4 · Train: launch, and watch knowledge transfer")
 page_setup()
+keep_draft_in_url()  # a reload keeps this session's choices
 ss, me = st.session_state, session()
 ACTIVE = ("queued", "starting", "running")
 
@@ -21,8 +22,14 @@ with st.container(border=True):
     if valid is not None:
         st.markdown(api.describe_plan(valid))
         est = api.estimate_seconds(valid)
+        limit = api.run_limit_s(me)
         c1, c2, c3 = st.columns([2, 1, 1], vertical_alignment="bottom")
         c1.caption(f"Estimated time: about {est / 60:.1f} min on this machine.")
+        if limit and est > limit:  # never offer what the server would stop half-way
+            why = (f"about {est / 60:.0f} min, longer than the {limit / 60:.0f}-min limit per run on this server "
+                   f"(TL_QUOTA_RUN_WALL_S): fit the plan to a budget below it.")
+            st.warning(plain(f"Too long to launch: {why}"), icon=":material/timer_off:")
+            valid = None
         budget = c2.number_input("Time budget (min)", 0.5, 30.0, value=2.0, step=0.5, key="budget",
                                  help="Fit the plan to this budget: steps from the measured speed of this machine; "
                                       "for a pretrained backbone also the frozen stages, input size and batch.")
@@ -30,6 +37,7 @@ with st.container(border=True):
             planned, notes = api.plan_for_budget(cfg(), budget * 60)
             st.session_state.cfg = planned
             st.session_state.plan_notes = notes
+            keep_draft_in_url()
             st.rerun()
         if ss.get("plan_notes"):
             st.caption(plain("Planned: " + "; ".join(ss.plan_notes) + "."))

@@ -31,6 +31,9 @@ def init_state() -> None:
         ss.tl_session, ss.tl_token, ss.tl_new_token = api.open_session(st.context.cookies.get(COOKIE), local)
     if "cfg" not in ss:
         ss.cfg = api.default_config()
+        draft = st.query_params.get("draft")
+        if draft:  # a reload, or a copied address: the same draft again
+            ss.cfg = api.draft_from_query(draft, ss.cfg)
 
 
 _VIA_APP = threading.local()  # Streamlit runs each session's script in a thread of its own
@@ -96,6 +99,14 @@ def update(section: str, **values) -> None:
     new = copy.deepcopy(st.session_state.cfg)
     new[section].update(values)
     st.session_state.cfg = new
+    keep_draft_in_url()
+
+
+def keep_draft_in_url() -> None:
+    """The guided pages' choices live in the address too (`?draft=...`), as the Experiments page's do."""
+    text = api.draft_to_query(st.session_state.cfg)
+    if st.query_params.get("draft") != text:
+        st.query_params["draft"] = text
 
 
 def plain(text: object) -> str:

@@ -66,7 +66,7 @@ def test_data_page_defaults_work_offline(at):
     goto(at, "1_data")  # the app opens on Experiments
     assert at.title[0].value.startswith("1 · Data")
     assert [s.label for s in at.selectbox][:2] == ["Source domain", "Target domain"]
-    assert at.selectbox[0].value == "syndigits" and at.selectbox[1].value == "uci_digits"
+    assert at.selectbox[0].value == "usps" and at.selectbox[1].value == "mnist"  # a pair where DANN helps
     assert any("same 10 classes" in s.value for s in at.success)
     assert len(at.image) >= 2  # a sample grid per domain
 
@@ -75,7 +75,7 @@ def test_data_page_shift_preview_and_label_mismatch(at):
     goto(at, "1_data")  # the app opens on Experiments
     at.toggle(key="shift_on").set_value(True).run()
     assert not at.exception
-    assert at.session_state.cfg["data"]["target"].startswith("uci_digits+")
+    assert at.session_state.cfg["data"]["target"].startswith("mnist+")
     assert len(at.image) >= 3  # before / after preview
     at.text_input[0].set_value(str(PACS / "photo")).run()
     at.button[0].click().run()  # "Add folder"
@@ -187,9 +187,12 @@ def test_train_page_fits_a_pretrained_draft_to_the_time_budget(at):
     from tl_core.planner import estimate_seconds
 
     at.session_state.cfg = {**at.session_state.cfg, "model": {**at.session_state.cfg["model"],
-                                                                "backbone": "efficientnet_lite0", "freeze": 0}}
+                                                                "backbone": "efficientnet_lite0", "freeze": 0},
+                            "data": {**at.session_state.cfg["data"], "source": "syndigits", "target": "uci_digits"}}
     goto(at, "4_train")
     assert any("Estimated time" in c.value for c in at.caption)
+    assert any("Too long to launch" in w.value for w in at.warning)  # every stage trained at 224 px: hours
+    assert next(b for b in at.button if b.label == "Launch").disabled
     next(b for b in at.button if b.label == "Fit the plan to the budget").click().run()
     assert not at.exception
     cfg = at.session_state.cfg
@@ -197,6 +200,7 @@ def test_train_page_fits_a_pretrained_draft_to_the_time_budget(at):
     assert cfg["model"]["bottleneck"] == 256 and cfg["model"]["input_size"] in (128, 224)
     assert estimate_seconds(RunConfig.from_dict(cfg)) <= 2 * 60 + 1  # the default budget: 2 minutes
     assert any(c.value.startswith("Planned") for c in at.caption)
+    assert not next(b for b in at.button if b.label == "Launch").disabled  # the fitted plan may launch
 
 
 def test_train_page_launch_disabled_with_reason(at):
@@ -284,3 +288,31 @@ def test_a_link_to_a_run_one_may_not_see_says_so_and_shows_no_other(at, store_ho
         assert "someone-elses" not in [o for sb in at.selectbox for o in sb.options]
     finally:
         store().delete("someone-elses")
+
+
+def test_a_reload_keeps_the_guides_choices_and_a_hostile_draft_is_ignored(store_home, monkeypatch, tmp_path):
+    """The draft lives in the address (`?draft=`), as the Experiments page's setup does: a reload, or
+    the address opened in a new tab, comes back to the same choices."""
+    from tl_core import app_api as api
+
+    monkeypatch.setenv("TL_FOLDER_ROOTS", str(tmp_path))
+    draft = api.default_config()
+    draft["method"] = {"name": "coral", "params": {}}
+    draft["train"]["seed"] = 7
+    text = api.draft_to_query(draft)
+    again = AppTest.from_file(APP, default_timeout=120)
+    again.query_params["draft"] = text
+    again.run()
+    again.switch_page("pages/4_train.py").run()
+    assert not again.exception
+    cfg = again.session_state.cfg
+    assert cfg["method"]["name"] == "coral" and cfg["train"]["seed"] == 7
+    for bad in ("!!!", "x" * 5000, "e30=" * 3):  # mistyped or oversized: the defaults
+        assert api.draft_from_query(bad, api.default_config()) == api.default_config()
+    hostile = AppTest.from_file(APP, default_timeout=120)  # a link naming a server folder: refused when used
+    hostile.query_params["draft"] = api.draft_to_query({**api.default_config(),
+                                                        "data": {**draft["data"], "source": "folder:/etc"}})
+    hostile.run()
+    hostile.switch_page("pages/4_train.py").run()
+    assert not hostile.exception
+    assert any("cannot be used here" in e.value for e in hostile.error)

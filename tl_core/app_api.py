@@ -25,7 +25,7 @@ from .app_parts.model import (
 )
 from .app_parts.strategy import (
     FAMILY_ORDER, method_cards, validate, allowed, estimate_seconds, plan_for_budget, describe_plan,
-    cli_command, selection_choices,
+    cli_command, selection_choices, run_limit_s, draft_to_query, draft_from_query,
 )
 from .app_parts.run_views import (
     get_run, list_runs, cancel_run, delete_run, publish_run, read_metrics, embedding_epochs,
@@ -77,6 +77,9 @@ __all__ = [
     "describe_plan",
     "cli_command",
     "selection_choices",
+    "run_limit_s",
+    "draft_to_query",
+    "draft_from_query",
     "get_run",
     "list_runs",
     "cancel_run",

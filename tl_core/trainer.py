@@ -305,7 +305,7 @@ class Trainer:
             ys, n_s = d.source.y_train[si].to(self.device), bs
         if self.method.uses_target_data and self.hooks.reads_target(epoch):
             ti = st.samplers["target"].next(bs)
-            xt, raw_t = self._batch("target/train", d.target, ti, True)
+            xt, raw_t = self._batch("target/train", d.target, ti, self.method.jitters_target)
             parts.append(xt)
             n_t = bs
         y_l = None

@@ -28,10 +28,13 @@ def method_cards() -> list[dict[str, Any]]:
 def validate(cfg: dict[str, Any], session: Session | None = None) -> tuple[RunConfig | None, str]:
     """(validated config, "") or (None, the reason in words). With a session, its domains pass the
     access gate first, so a name it may not use is refused before anything reads the disk for it."""
+    from ..resolve import resolve
+
     try:
         if session is not None:
             access.gate_config(session, cfg)
-        c = RunConfig.from_dict(cfg).validate()
+        # resolved as every door resolves a run: what the page shows is what trains
+        c = resolve(RunConfig.from_dict(cfg)).config.validate()
     except TLError as e:
         return None, str(e)
     from ..backbones import backbone_info
@@ -52,6 +55,53 @@ def allowed(session: Session, cfg: RunConfig) -> str:
     except TLError as e:
         return str(e)
     return ""
+
+
+def run_limit_s(session: Session) -> float | None:
+    """The longest a run of this session may train (TL_QUOTA_RUN_WALL_S; None: no limit)."""
+    return access.wall_limit(session)
+
+
+def draft_to_query(cfg: dict[str, Any]) -> str:
+    """The fields a draft sets (those not at their default) as compact URL text: a reload, or the
+    address copied to another tab, reopens the same draft."""
+    import base64
+    import json
+
+    from ..resolve import set_fields
+
+    d = {k: v for k, v in _flat_dict(cfg).items() if k in set_fields(cfg)}
+    d["method"] = cfg.get("method", {})
+    return base64.urlsafe_b64encode(json.dumps(d, separators=(",", ":")).encode()).decode()
+
+
+def draft_from_query(text: str, base: dict[str, Any]) -> dict[str, Any]:
+    """A draft from its URL text over `base`; `base` itself when the text is not one (mistyped,
+    hostile or too long: a link is never trusted further than a draft is)."""
+    import base64
+    import copy
+    import json
+
+    try:
+        if not isinstance(text, str) or len(text) > 4000:
+            raise ValueError
+        d = json.loads(base64.urlsafe_b64decode(text.encode()))
+        out = copy.deepcopy(base)
+        for key, value in d.items():
+            if key == "method" and isinstance(value, dict):
+                out["method"] = {"name": str(value.get("name", "")), "params": dict(value.get("params") or {})}
+                continue
+            section, _, name = str(key).partition(".")
+            if section in ("data", "model", "train") and name in out[section]:
+                out[section][name] = value
+        RunConfig.from_dict(out)  # the shape must hold; the values are validated where they are used
+        return out
+    except (ValueError, TypeError, TLError, AttributeError):
+        return base
+
+
+def _flat_dict(cfg: dict[str, Any]) -> dict[str, Any]:
+    return {f"{s}.{k}": v for s in ("data", "model", "train") for k, v in (cfg.get(s) or {}).items()}
 
 
 def estimate_seconds(cfg: RunConfig) -> float:

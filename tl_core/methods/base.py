@@ -118,6 +118,9 @@ class Method:
     # True: the method reads the images themselves (a teacher's or a second view's input, BatchNorm
     # re-estimation through the whole network), so the trainer cannot feed it cached frozen features
     needs_pixels: ClassVar[bool] = False
+    # False: unlabelled target batches are not jittered even when the run augments (a method whose
+    # pseudo-labels belong to the stored images, as SHOT's authors train it)
+    jitters_target: ClassVar[bool] = True
     # True: it works on BatchNorm layers; the planner gives a backbone without them a bottleneck (which has one)
     needs_batchnorm: ClassVar[bool] = False
     # model settings the method's published recipe uses ("model.<field>": value); the planner applies them

@@ -67,7 +67,13 @@ class SHOT(SourceFree):
         "smoothing": Param(0.1, 0.0, 0.5, "ε, label smoothing of the source cross-entropy"),
         "beta": Param(0.3, 0.0, 2.0, "β, weight of the pseudo-label cross-entropy in phase 2"),
         "diversity": Param(1.0, 0.0, 2.0, "weight of the diversity term H(E[p]) in phase 2"),
+        "target_jitter": Param(True, help="jitter the target images in phase 2 like the source ones (off: the "
+                                         "stored images, as the authors train)"),
     }
+
+    @property
+    def jitters_target(self) -> bool:  # type: ignore[override]
+        return bool(self.p["target_jitter"])
 
     def bind(self, ctx: RunContext) -> None:
         super().bind(ctx)
