@@ -94,7 +94,8 @@ PRESETS: dict[str, Preset] = {p.name: p for p in (
            "Watch the map of features: with source only, the orange (target) points sit apart from the blue "
            "(source) ones, and many land in the wrong class cluster. DANN adds a domain classifier that the "
            "feature extractor learns to fool, so the two clouds merge and target accuracy rises. The verdict "
-           "compares both over two seeds: a gain is only real when it is larger than the spread between seeds.",
+           "compares both over two seeds: a gain is only real when its 95% interval, which counts the spread "
+           "between seeds and the luck of the test images, stays above zero.",
            _quickstart, seeds=(0, 1)),
     Preset("alignment", "Which alignment?",
            "Four ways to align source and target features on USPS → MNIST: adversarial (DANN, CDAN) or "
@@ -107,27 +108,32 @@ PRESETS: dict[str, Preset] = {p.name: p for p in (
     Preset("freeze", "How much to freeze?",
            "A network pretrained on ImageNet photographs: how many of its stages should stay frozen when "
            "training on a small labelled source?",
-           "Frozen stages keep ImageNet features; trainable stages specialise to the source. With few images, "
-           "training everything over-fits the source and can forget what transfers; freezing everything keeps "
-           "general features but cannot adapt. Look at source against target accuracy per depth: the best "
-           "depth for the target is rarely the best for the source. Trainable parameters and time fall as more "
-           "stages freeze.",
+           "Frozen stages keep ImageNet features; trainable stages specialise to the source. Look at source "
+           "against target accuracy per depth, and at the flags: every row here is source-only training, so a "
+           "row below the head-only baseline is 'worse than the baseline', not negative transfer. A depth whose "
+           "source accuracy is high while its target predictions pile onto a few classes has learned source-"
+           "specific features (its BatchNorm statistics and stages fitted on 350 photographs in small batches); "
+           "one seed of 350 sketches cannot rank close depths, so read the intervals. Trainable parameters and "
+           "time fall as more stages freeze.",
            _freeze),
     Preset("labels", "How many target labels?",
            "MNIST → USPS with 1 or 5 labelled target images per class, against none (source only) and all "
            "of them (the upper bound).",
-           "A handful of labelled target images is often worth more than any unsupervised trick: fine-tuning "
-           "on 1 image per class already moves the classifier towards the target, 5 close much of the gap to "
-           "training on all target labels. The upper bound shows how much is left to gain.",
+           "How far do a few labelled target images go? Compare each row's gain and its interval with the "
+           "upper bound (all target labels): whether 1 image per class moves the classifier at all, and how "
+           "much of the gap 5 close, is what this grid measures; one seed cannot tell a one-point difference "
+           "from luck, and the verdict says so. Add seeds before drawing the lesson.",
            _labels),
     Preset("hurts", "When transfer hurts",
            "Rendered digits → scikit-learn's small digits: can domain alignment make things worse?",
            "Adaptation is not free. Scikit-learn's digits are tiny 8×8 scans and few; forcing the rendered "
-           "digits' features onto them pulls target images into the wrong class clusters: negative transfer. "
-           "Compare each seed's curve: source only reaches its level within the first epoch, while DANN starts "
-           "far lower and stays below it on every seed, even as its domain loss says the domains look alike. In "
-           "the feature maps, ask whether the classes line up across domains, not only whether the two clouds "
-           "overlap; and watch for predictions piling onto a few classes. The honest baseline is source only.",
+           "digits' features onto them can pull target images into the wrong class clusters: negative transfer. "
+           "Read two things apart. A DANN seed whose source accuracy stays near chance never learned its source "
+           "(the adversary at full strength from the first step): that is a failed run, flagged as such, not a "
+           "lesson about transfer. A seed that learned its source (high source accuracy) yet ends below source "
+           "only on the target is negative transfer, and the verdict calls it so only when its interval is "
+           "below zero. In the feature maps, ask whether the classes line up across domains, not only whether "
+           "the two clouds overlap. The honest baseline is source only.",
            _hurts, seeds=(0, 1, 2)),
 )}
 FIRST_VISIT = "quickstart"

@@ -190,7 +190,7 @@ class Trainer:
             samplers["labelled"] = CyclicSampler(d.tgt_labelled, t.seed * 3 + 3)
         self.state = TrainState(self.model, self.method.modules, opt, samplers,
                                 torch.Generator().manual_seed(t.seed * 3 + 4), t.batch_size)
-        self.ctx.optimizer, self.ctx.set_lrs = opt, self.set_lrs
+        self.ctx.optimizer, self.ctx.set_lrs, self.ctx.lr_at = opt, self.set_lrs, self._lr
         ge = torch.Generator().manual_seed(t.seed + 99)
         per = max(1, t.embed_points // k)
         self.embed_idx_s = stratified_pick(d.source.y_test, per, k, ge)

@@ -203,6 +203,7 @@ class RunContext:
     steps_per_epoch: int
     optimizer: torch.optim.Optimizer | None = None
     set_lrs: Callable[[float], None] | None = None
+    lr_at: Callable[[float], float] | None = None  # the run's learning rate at a progress in [0, 1]
 
     @property
     def total_steps(self) -> int:

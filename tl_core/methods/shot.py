@@ -67,6 +67,10 @@ class SHOT(SourceFree):
         "smoothing": Param(0.1, 0.0, 0.5, "ε, label smoothing of the source cross-entropy"),
         "beta": Param(0.3, 0.0, 2.0, "β, weight of the pseudo-label cross-entropy in phase 2"),
         "diversity": Param(1.0, 0.0, 2.0, "weight of the diversity term H(E[p]) in phase 2"),
+        "adapt_dropout": Param(0.5, 0.0, 0.9, "dropout of the bottleneck in phase 2 (the authors' bottleneck has "
+                                              "none)"),
+        "fresh_optimizer": Param(False, help="phase 2 starts a fresh optimizer (no moments from phase 1) with the "
+                                             "learning-rate schedule restarted, as the authors' two programs do"),
         "target_jitter": Param(True, help="jitter the target images in phase 2 like the source ones (off: the "
                                          "stored images, as the authors train)"),
     }
@@ -79,9 +83,18 @@ class SHOT(SourceFree):
         super().bind(ctx)
         self.pseudo: torch.Tensor | None = None  # pseudo-label of each target train image (row of x_train)
         self.pseudo_acc: float | None = None
+        self.dropouts = [(m, m.p) for m in ctx.model.modules() if isinstance(m, torch.nn.Dropout)]
+        self.lr_at = None
+        self.start = self.first_target_epoch / max(1, ctx.epochs)  # progress where phase 2 begins
 
     def begin_epoch(self, ctx: RunContext, epoch: int) -> None:
         self.epoch = epoch
+        for m, p in self.dropouts:
+            m.p = self.p["adapt_dropout"] if self.adapting(epoch) else p
+        if self.p["fresh_optimizer"]:
+            self.lr_at = ctx.lr_at
+            if epoch == self.first_target_epoch and ctx.optimizer is not None:
+                ctx.optimizer.state.clear()  # phase 2 is a new optimisation: no moments carried over
         if not self.adapting(epoch) or self.p["beta"] == 0:
             return
         d = ctx.data
@@ -102,7 +115,11 @@ class SHOT(SourceFree):
 
     def lr_multipliers(self, progress: float) -> dict[str, float]:
         if self.adapting(self.epoch):
-            return {"backbone": 1.0, "head": 0.0, "method": 1.0}  # the source hypothesis stays fixed
+            k = 1.0
+            if self.lr_at is not None and progress >= self.start:  # the schedule restarted for phase 2
+                q = (progress - self.start) / max(1e-9, 1.0 - self.start)
+                k = self.lr_at(q) / max(self.lr_at(progress), 1e-12)
+            return {"backbone": k, "head": 0.0, "method": k}  # the source hypothesis stays fixed
         return {"backbone": 1.0, "head": 1.0, "method": 1.0}
 
     def losses(self, step: Step) -> dict[str, torch.Tensor]:
