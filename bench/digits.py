@@ -31,12 +31,13 @@ VARIANTS = {"finetune_1shot": ("finetune", ["--target-labels", "1"]),  # one lab
 SHORT = {"mnist": "M", "usps": "U"}
 
 
-def run_one(source: str, target: str, method: str, seed: int, extra: list[str]) -> dict:
+def run_one(source: str, target: str, method: str, seed: int, extra: list[str], threads: int = 0) -> dict:
     name, own = VARIANTS.get(method, (method, []))
     cmd = [sys.executable, "-m", "tl_core", "train", "--source", source, "--target", target, "--backbone", "lenet",
            "--method", name, "--seed", str(seed), "--json", "--quiet", "--budget", "0", *own, *extra]
     t = time.perf_counter()
-    p = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+    env = {**os.environ, **({"TL_THREADS": str(threads)} if threads else {})}  # another reduction order
+    p = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=env)
     wall = time.perf_counter() - t
     if p.returncode != 0:
         return {"source": source, "target": target, "method": method, "seed": seed, "status": "failed",
@@ -44,9 +45,15 @@ def run_one(source: str, target: str, method: str, seed: int, extra: list[str]) 
     out = json.loads(p.stdout.strip().splitlines()[-1])
     # each epoch's (seconds since the run started, target accuracy): the time-to-accuracy columns
     curve = [[round(h["wall_s"], 1), round(h["target_acc"], 4)] for h in out.get("history", [])]
+    prov = out.get("provenance") or {}
     return {"source": source, "target": target, "method": method, "seed": seed, "status": out["status"],
             "target_acc": out["target_acc"], "source_acc": out["source_acc"], "wall_s": out["wall_s"], "curve": curve,
-"process_wall_s": wall, "cores": len(os.sched_getaffinity(0)), "command": " ".join(cmd[1:]).replace(" --quiet", "")}
+            "process_wall_s": wall, "cores": len(os.sched_getaffinity(0)),
+            "threads": (prov.get("machine") or {}).get("threads"),
+            "data": {k: v.get("variant") for k, v in (prov.get("data") or {}).items()},
+            "target_acc_ci": out.get("target_acc_ci"), "target_n": out.get("target_n"),
+            "code": prov.get("code"), "cpu": (prov.get("machine") or {}).get("cpu"),
+            "command": " ".join(cmd[1:]).replace(" --quiet", "")}
 
 
 def time_to(rs: list[dict], level: float) -> str:
@@ -60,6 +67,30 @@ def time_to(rs: list[dict], level: float) -> str:
     if not got:
         return "never"
     return f"{statistics.mean(got):.0f}" + ("" if len(got) == len(curves) else f" ({len(got)}/{len(curves)})")
+
+
+def variant(rs: list[dict]) -> str:
+    """Which data the rows read ('full', 'starter'); rows made before runs recorded it: 'unrecorded'."""
+    kinds = sorted({"/".join(sorted(set(r["data"].values()))) for r in rs if r.get("data")})
+    return ", ".join(kinds) + (" (+ unrecorded)" if any(not r.get("data") for r in rs) and kinds else "") \
+        if kinds else "unrecorded"
+
+
+def seeds_threads(rs: list[dict]) -> str:
+    seeds = sorted({r["seed"] for r in rs})
+    threads = sorted({r.get("threads") or 0 for r in rs})
+    return f"{len(seeds)} × {'/'.join(str(t) if t else '?' for t in threads)}"
+
+
+def interval(accs: list[float]) -> str:
+    """The mean's 95 % interval from the spread over every row (seeds and thread counts), Student's t."""
+    from tl_core.stats import t975
+
+    if len(accs) < 2:
+        return "—"
+    m, sd = statistics.mean(accs), statistics.stdev(accs)
+    half = t975(len(accs) - 1) * sd / len(accs) ** 0.5
+    return f"{m - half:.1f} – {m + half:.1f}"
 
 
 def summarise(rows: list[dict], methods: list[str]) -> str:
@@ -79,14 +110,14 @@ def summarise(rows: list[dict], methods: list[str]) -> str:
              "baselines are well above the published ones, and the gains over source only are smaller.", ""]
     for s, t in PAIRS:
         lines += [f"## {SHORT[s]}→{SHORT[t]} ({s} → {t})", "",
-                  "| method | ours (%) | n | published (%) | ours − published | wall per run, mean (max) (s) | cores per run "
-                  "| to 90 % (s) | to 95 % (s) |",
-                  "|---|---|---|---|---|---|---|---|---|"]
+                  "| method | data | seeds × threads | ours (%) | 95 % interval of the mean | min | n | published (%) "
+                  "| ours − published | wall per run, mean (max) (s) | cores per run | to 90 % (s) | to 95 % (s) |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for m in methods:
             rs = [r for r in rows if (r["source"], r["target"], r["method"]) == (s, t, m) and r["status"] == "finished"]
             pub = PUBLISHED[(s, t)].get(m)
             if not rs:
-                lines.append(f"| {m} | — | 0 | {pub if pub else '—'} | | | | | |")
+                lines.append(f"| {m} | | | — | | | 0 | {pub if pub else '—'} | | | | | |")
                 continue
             accs = [100 * r["target_acc"] for r in rs]
             walls = [r["process_wall_s"] for r in rs]
@@ -94,7 +125,8 @@ def summarise(rows: list[dict], methods: list[str]) -> str:
             sd = statistics.stdev(accs) if len(accs) > 1 else 0.0
             diff = f"{mean - pub:+.1f}" if pub else ""
             cores = sorted({r.get("cores", 2) for r in rs})  # rows from before the field was kept: 2 cores
-            lines.append(f"| {m} | {mean:.1f} ± {sd:.1f} | {len(rs)} | {pub if pub else '—'} | {diff} | "
+            lines.append(f"| {m} | {variant(rs)} | {seeds_threads(rs)} | {mean:.1f} ± {sd:.1f} | {interval(accs)} | "
+                         f"{min(accs):.1f} | {len(rs)} | {pub if pub else '—'} | {diff} | "
                          f"{statistics.mean(walls):.0f} ({max(walls):.0f}) | {'/'.join(map(str, cores))} | "
                          f"{time_to(rs, 0.90)} | {time_to(rs, 0.95)} |")
         lines.append("")
@@ -113,6 +145,8 @@ def main() -> int:
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--pairs", default="mnist-usps,usps-mnist")
     ap.add_argument("--name", default="digits", help="results file name (bench/results/NAME.md/.json)")
+    ap.add_argument("--threads", default="0", help="torch threads per run, e.g. 2,1: each seed once per count "
+                                                    "(0: all cores); another count is another reduction order")
     ap.add_argument("--from-json", nargs="*", help="only re-render NAME.md from saved .json files (default NAME.json)")
     ap.add_argument("extra", nargs="*", help="extra CLI flags passed to every run (after --)")
     a = ap.parse_args()
@@ -126,10 +160,11 @@ def main() -> int:
     pairs = [tuple(p.split("-")) for p in a.pairs.split(",")]
     OUT.mkdir(parents=True, exist_ok=True)
     rows: list[dict] = []
+    threads = [int(x) for x in a.threads.split(",")]
     for s, t in pairs:
         for m in methods:
-            for seed in seeds:
-                r = run_one(s, t, m, seed, a.extra)
+            for seed, th in [(sd, th) for th in threads for sd in seeds]:
+                r = run_one(s, t, m, seed, a.extra, th)
                 rows.append(r)
                 acc = f"{r['target_acc']:.4f}" if "target_acc" in r else r["status"]
                 print(f"{s}->{t} {m} seed {seed}: target {acc} in {r['process_wall_s']:.0f} s", flush=True)

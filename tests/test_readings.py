@@ -112,3 +112,30 @@ def test_an_experiment_reports_each_gain_with_its_interval(tmp_path):
     lo, hi = coral["gain_ci"]
     assert lo <= coral["gain"] <= hi
     assert ("Cannot tell" in out["verdict"]) == (lo <= 0 <= hi)  # the verdict is written from the interval
+
+
+def test_the_same_run_resolves_to_the_same_config_through_every_door():
+    """(source, target, method, seed, budget) through the CLI's train, an experiment and the Train
+    page's "fit the plan" give one identical config (a pretrained backbone: the plan decides a lot)."""
+    from tl_core import RunConfig
+    from tl_core.app_parts.strategy import plan_for_budget
+    from tl_core.cli import build_parser, resolved_from_args
+    from tl_core.experiments import custom
+
+    src, tgt, method, seed, budget = "syndigits", "uci_digits", "dann", 2, 90
+    args = build_parser().parse_args(["train", "--source", src, "--target", tgt, "--backbone", "efficientnet_lite0",
+                                      "--method", method, "--seed", str(seed), "--budget", str(budget), "--quiet"])
+    cli = resolved_from_args(args).config
+    spec = custom(src, tgt, [method], (seed,), {"model": {"backbone": "efficientnet_lite0"}}, budget_s=budget)
+    exp = next(c for _, _, c in spec.configs() if c.method.name == method)
+    draft = RunConfig().replace(data={"source": src, "target": tgt}, model={"backbone": "efficientnet_lite0"},
+                                method={"name": method, "params": {}}, train={"seed": seed})
+    page = RunConfig.from_dict(plan_for_budget(draft.to_dict(), budget)[0])
+
+    def plain(c):
+        d = c.validate().to_dict()
+        d.pop("name")
+        return d
+
+    assert plain(cli) == plain(exp) == plain(page)
+    assert cli.model.freeze == 9 and cli.model.bottleneck == 256  # the plan did decide

@@ -426,7 +426,8 @@ def experiment_spec_from_args(args):
         if getattr(args, flag) is not None:
             base["train"][key] = getattr(args, flag)
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
-    return experiments.custom(args.source, args.target, methods, seeds or (0,), base, target_only=args.target_only)
+    return experiments.custom(args.source, args.target, methods, seeds or (0,), base, target_only=args.target_only,
+                              budget_s=float(args.budget or 0))
 
 
 def _print_experiment(out: dict[str, Any]) -> None:
@@ -634,6 +635,8 @@ def build_parser() -> argparse.ArgumentParser:
     pe.add_argument("--epochs", type=int)
     pe.add_argument("--steps", type=int, help="steps per epoch")
     pe.add_argument("--seeds", help="seeds, e.g. 0,1,2: every strategy runs once per seed")
+    pe.add_argument("--budget", type=float, default=0, help="seconds per run: plan what is left out as `train "
+                    "--budget` does (default 0: the plain defaults)")
     pe.add_argument("--name", help="a name for the experiment")
     pe.add_argument("--show", metavar="ID", help="print an experiment's results (finished or not)")
     pe.add_argument("--detach", action="store_true", help="queue the runs and return at once")

@@ -59,6 +59,7 @@ class ExperimentSpec:
     base: dict[str, Any] = field(default_factory=dict)  # {"model": {...}, "train": {...}, "data": {...}}
     title: str = ""
     preset: str = ""
+    budget_s: float = 0.0  # > 0: what each run leaves out is planned to this many seconds, as `train --budget`
 
     # -- building -----------------------------------------------------------------------
     def normalised(self) -> "ExperimentSpec":
@@ -80,7 +81,10 @@ class ExperimentSpec:
         if not seeds or len(seeds) > MAX_SEEDS or min(seeds) < 0 or max(seeds) > MAX_SEED:
             raise ConfigError(f"An experiment runs 1 to {MAX_SEEDS} different seeds from 0 to {MAX_SEED:,} "
                               f"(got {str(list(self.seeds))[:80]}).")
-        return ExperimentSpec(self.source, self.target, tuple(strategies), seeds, self.base, self.title, self.preset)
+        if not 0 <= float(self.budget_s) <= 24 * 3600:
+            raise ConfigError(f"An experiment's time budget per run is 0 (no plan) to 86,400 s (got {self.budget_s}).")
+        return ExperimentSpec(self.source, self.target, tuple(strategies), seeds, self.base, self.title, self.preset,
+                              float(self.budget_s))
 
     def configs(self) -> list[tuple[int, int, RunConfig]]:
         """(strategy index, seed, validated config) for every member run, seed-major: every strategy's
@@ -90,7 +94,7 @@ class ExperimentSpec:
     def resolved(self) -> list[tuple[int, int, Any]]:
         """(strategy index, seed, `Resolved`) for every member run, resolved as every door resolves a
         run (`resolve.resolve`, no time plan: the experiment's settings are its plan), so a method's
-        recipe holds here as on the command line."""
+        recipe holds here as on the command line, and with a budget the same plan as `train --budget`."""
         from .resolve import resolve
 
         common = {k: v for k, v in self.base.items() if k in ("model", "train", "data")}
@@ -108,7 +112,7 @@ class ExperimentSpec:
                     cfg = cfg.replace(data=dict(s.data))
                 mine = given | {f"model.{k}" for k in s.model} | {f"data.{k}" for k in s.data}
                 try:
-                    r = resolve(cfg, mine)
+                    r = resolve(cfg, mine, budget_s=self.budget_s)
                     r.config = r.config.validate()
                     out.append((i, seed, r))
                 except TLError as e:
@@ -127,7 +131,7 @@ class ExperimentSpec:
         """From JSON that may come from a URL or a file: every field checked, unknown ones refused."""
         if not isinstance(d, dict):
             raise ConfigError("An experiment must be a JSON object.")
-        known = {"source", "target", "strategies", "seeds", "base", "title", "preset"}
+        known = {"source", "target", "strategies", "seeds", "base", "title", "preset", "budget_s"}
         unknown = sorted(set(d) - known)
         if unknown:
             raise ConfigError(f"Unknown experiment field(s): {', '.join(unknown)}.")
@@ -156,15 +160,18 @@ class ExperimentSpec:
         for v in (d.get("source"), d.get("target")):
             if not isinstance(v, str) or not v:
                 raise ConfigError("An experiment needs a source and a target domain.")
+        budget = d.get("budget_s", 0.0)
+        if not isinstance(budget, (int, float)) or isinstance(budget, bool):
+            raise ConfigError("budget_s is a number of seconds per run (0: no plan).")
         return cls(d["source"], d["target"], tuple(built), tuple(seeds), base, str(d.get("title", ""))[:120],
-                   str(d.get("preset", ""))[:40]).normalised()
+                   str(d.get("preset", ""))[:40], float(budget)).normalised()
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
 
 
 def custom(source: str, target: str, methods: list[str], seeds: tuple[int, ...] = (0,),
-           base: dict[str, Any] | None = None, target_only: bool = False) -> ExperimentSpec:
+           base: dict[str, Any] | None = None, target_only: bool = False, budget_s: float = 0.0) -> ExperimentSpec:
     """A grid of plain methods (default hyperparameters) on one pair: the CLI's --methods."""
     from .methods import get_method
 
@@ -180,7 +187,7 @@ def custom(source: str, target: str, methods: list[str], seeds: tuple[int, ...] 
         strategies.append(Strategy("target only (upper bound)", "target_only", data={"target_labels": "all"},
                                    role="upper"))
     return ExperimentSpec(source, target, tuple(strategies), tuple(seeds), base or {},
-                          title=f"{source} → {target}: {', '.join(methods)}").normalised()
+                          title=f"{source} → {target}: {', '.join(methods)}", budget_s=budget_s).normalised()
 
 
 # -- launching and reading ----------------------------------------------------------------------
