@@ -141,8 +141,13 @@ def _colour(cfg: RunConfig) -> bool:
 
 
 def _eval_images(cfg: RunConfig) -> int:
-    """Images evaluated per epoch: both test sets and the held-out source images (10% of its train split)."""
+    """Images evaluated per epoch: both test sets and the held-out source images (10% of its train split);
+    a folder target without all its labels is evaluated on every image (see `data.transductive`)."""
+    from .data import transductive
+
     s, t = _test_images(cfg.data.source), _test_images(cfg.data.target)
+    if transductive(cfg.data):
+        t = _folder_images(cfg.data.target) or t
     return s + t + int(0.1 * 4 * s)
 
 
@@ -173,9 +178,15 @@ def _cache_plan(cfg: RunConfig, method, passes: int | None = None) -> tuple[int,
     if skip_reason(pretrained, m.freeze, method.needs_pixels, t.augment, t.steps_per_epoch):
         return None
     cap = cfg.data.max_per_domain
-    n = _train_images(cfg.data.source, cap) + _test_images(cfg.data.source) + _test_images(cfg.data.target)
-    if method.uses_target_data or cfg.data.target_labels != "none":
-        n += _train_images(cfg.data.target, cap)
+    from .data import transductive
+
+    n = _train_images(cfg.data.source, cap) + _test_images(cfg.data.source)
+    if transductive(cfg.data):  # every target image is both the pool and the evaluation: cached once
+        n += _folder_images(cfg.data.target) or _test_images(cfg.data.target)
+    else:
+        n += _test_images(cfg.data.target)
+        if method.uses_target_data or cfg.data.target_labels != "none":
+            n += _train_images(cfg.data.target, cap)
     size = m.input_size or info.default_size
     # the last stage's output; earlier stages' maps are larger (4x is a bound for the usual halving)
     per = info.feat_dim * max(1, size // 32) ** 2 * 4 * (1 if m.freeze == len(info.stages) else 4)

@@ -64,6 +64,10 @@ class PrefixCache:
         self.store[split] = self._prefix(images[rows])
         self.pos[split] = pos
 
+    def alias(self, split: str, same_as: str) -> None:
+        """`split` holds the very images of `same_as`, every one cached: share its activations."""
+        self.store[split], self.pos[split] = self.store[same_as], self.pos[same_as]
+
     def rows(self, split: str, idx: torch.Tensor) -> torch.Tensor:
         p = self.pos[split][idx]
         if bool((p < 0).any()):

@@ -226,8 +226,10 @@ class Trainer:
             return None
         src_rows = torch.cat([d.src_train, d.src_val])
         tgt_rows = torch.cat([d.tgt_train if m.uses_target_data else d.tgt_labelled[:0], d.tgt_labelled])
+        # a folder target evaluated on every image: its test split is its train pool, cached once
+        shared = d.target.x_test is d.target.x_train and len(torch.unique(tgt_rows)) == len(d.target.x_train)
         n = (len(torch.unique(src_rows)) + len(torch.unique(tgt_rows))
-             + len(d.source.x_test) + len(d.target.x_test))
+             + len(d.source.x_test) + (0 if shared else len(d.target.x_test)))
         bs = self.state.batch_size
         per_step = bs * domains_per_step(type(m))  # the planner's count: a source-free step reads one domain
         if len(d.tgt_labelled):
@@ -242,7 +244,10 @@ class Trainer:
         cache.add("source/test", d.source.x_test)
         if len(tgt_rows):
             cache.add("target/train", d.target.x_train, tgt_rows)
-        cache.add("target/test", d.target.x_test)
+        if shared:
+            cache.alias("target/test", "target/train")
+        else:
+            cache.add("target/test", d.target.x_test)
         return cache
 
     def _param_counts(self) -> tuple[int, int]:

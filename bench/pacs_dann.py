@@ -1,0 +1,54 @@
+"""Does the planned PACS recipe for DANN beat source only, with its interval? (issue 19)
+
+One experiment on the PACS folders (photo -> sketch), pretrained EfficientNet-Lite0, DANN against source
+only over 5 seeds, every run planned to the CLI's default budget (as `train` plans it), evaluated on
+every sketch image. The gain's 95 % interval (paired bootstrap over images + Student's t over seeds)
+decides whether the app may present DANN as a gain there.
+
+    TL_DATA_DIR=../shared/data python bench/pacs_dann.py [--seeds 0,1,2,3,4] [--budget 120]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seeds", default="0,1,2,3,4")
+    ap.add_argument("--budget", default="120")
+    ap.add_argument("--pair", default="photo,sketch")
+    a = ap.parse_args()
+    pacs = Path(os.environ.get("TL_DATA_DIR", ROOT.parent / "shared" / "data")) / "PACS_subset50"
+    src, tgt = a.pair.split(",")
+    env = {**os.environ, "TL_HOME": tempfile.mkdtemp(prefix="tl-pacs-dann-"), "TL_OFFLINE": "1"}
+    cmd = [sys.executable, "-m", "tl_core", "experiment", "--source", f"folder:{pacs / src}",
+           "--target", f"folder:{pacs / tgt}", "--backbone", "efficientnet_lite0", "--methods", "dann",
+           "--seeds", a.seeds, "--budget", a.budget, "--json", "--quiet"]
+    p = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
+    if p.returncode != 0:
+        print(p.stderr[-3000:])
+        return 1
+    out = json.loads(p.stdout.strip().splitlines()[-1])
+    out["command"] = " ".join(cmd[1:]).replace(str(pacs), "$TL_DATA_DIR/PACS_subset50").replace(" --quiet", "")
+    dest = ROOT / "bench" / "results" / f"pacs_dann_{src}_{tgt}.json"
+    dest.write_text(json.dumps(out, indent=1))
+    for r in out["results"]:
+        ci = r.get("gain_ci")
+        print(f"{r['strategy']:12s} {100 * r['target_acc_mean']:.1f} ± {100 * r['target_acc_std']:.1f} % "
+              f"(n={r['n_seeds']})  gain {100 * (r['gain'] or 0):+.1f}"
+              + (f" [{100 * ci[0]:+.1f}, {100 * ci[1]:+.1f}]" if ci else ""))
+    print(out["verdict"])
+    print(f"written to {dest.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
