@@ -207,21 +207,6 @@ def quota_upload(who: str, mb: int, env: str) -> QuotaExceeded:
                          f"owner to make room, or upload a smaller archive.")
 
 
-def check_decoded(session: Session, new_bytes: int, replacing: str = "") -> None:
-    """A new upload's decoded pixels, with those of the session's other uploads, within TL_QUOTA_DECODED_MB."""
-    lim = limits()
-    if session.is_cli or not lim.decoded_mb:
-        return
-    from .uploads import uploads
-
-    used = sum(u["decoded_bytes"] for u in uploads(session) if u["name"] != replacing)
-    if used + new_bytes > lim.decoded_mb * 2**20:
-        raise QuotaExceeded(f"Decoded, this dataset takes {new_bytes / 2**20:,.0f} MB and your other uploads "
-                            f"{used / 2**20:,.0f} MB; one session's datasets may take at most {lim.decoded_mb:,} MB "
-                            f"decoded on this server (TL_QUOTA_DECODED_MB). Delete an upload on the Data page, or "
-                            f"upload fewer or smaller images.")
-
-
 def check_domain_size(n_images: int, n_classes: int) -> None:
     lim = limits()
     if lim.images_per_domain and n_images > lim.images_per_domain:

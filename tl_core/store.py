@@ -207,10 +207,14 @@ class Store:
         return self._with_patience(once)
 
     def read(self, sql: str, args: tuple = ()) -> list[sqlite3.Row]:
-        def once() -> list[sqlite3.Row]:
+        return self._reading(lambda c: c.execute(sql, args).fetchall())
+
+    def _reading(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """`fn(conn)` outside a write transaction; a locked store raises StoreBusy."""
+        def once() -> T:
             c = self.connect()
             try:
-                return c.execute(sql, args).fetchall()
+                return fn(c)
             except sqlite3.OperationalError as e:
                 if _is_locked(e):
                     raise self._busy() from None
@@ -420,18 +424,7 @@ class Store:
 
     def queue_order(self) -> list[str]:
         """Queued run ids in the order they will start (see `fair_queue`)."""
-        def once() -> list[str]:
-            c = self.connect()
-            try:
-                c.row_factory = sqlite3.Row
-                return fair_queue(c)
-            except sqlite3.OperationalError as e:
-                if _is_locked(e):
-                    raise self._busy() from None
-                raise
-            finally:
-                c.close()
-        return self._with_patience(once, patience_s=0.0)
+        return self._reading(fair_queue)
 
     def exists(self, run_id: str) -> bool:
         return bool(self.read("SELECT 1 FROM runs WHERE id=?", (run_id,)))

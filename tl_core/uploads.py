@@ -147,7 +147,7 @@ def ingest_zip(src: bytes | str | Path, name: str, session: Session) -> dict[str
                     raise ConfigError(str(e).replace(f"{root.name}/", f"{clean}/").replace(f"{root.name} ", f"{clean} ")
                                       + f" Zip that folder as {clean}.zip and upload it again.") from None
                 plan = dom.plan()
-                access.check_decoded(session, plan["bytes"], replacing=clean)
+                check_decoded(session, plan["bytes"], replacing=clean)
                 dest = area / "domains" / clean
                 old = area / ".tmp" / (uuid.uuid4().hex + "-old")
                 try:
@@ -240,6 +240,19 @@ class _name_lock:
 
         fcntl.flock(self.f, fcntl.LOCK_UN)
         self.f.close()
+
+
+def check_decoded(session: Session, new_bytes: int, replacing: str = "") -> None:
+    """A new upload's decoded pixels, with those of the session's other uploads, within TL_QUOTA_DECODED_MB."""
+    lim = access.limits()
+    if session.is_cli or not lim.decoded_mb:
+        return
+    used = sum(u["decoded_bytes"] for u in uploads(session) if u["name"] != replacing)
+    if used + new_bytes > lim.decoded_mb * 2**20:
+        raise QuotaExceeded(f"Decoded, this dataset takes {new_bytes / 2**20:,.0f} MB and your other uploads "
+                            f"{used / 2**20:,.0f} MB; one session's datasets may take at most {lim.decoded_mb:,} MB "
+                            f"decoded on this server (TL_QUOTA_DECODED_MB). Delete an upload on the Data page, or "
+                            f"upload fewer or smaller images.")
 
 
 def uploads(session: Session) -> list[dict[str, Any]]:
