@@ -21,17 +21,20 @@ from digits import PUBLISHED, summarise as digits_table  # noqa: E402
 from pacs import summarise as pacs_table  # noqa: E402
 
 DIGIT_METHODS = ["source_only", "dann", "cdan", "mcc", "mmd", "coral", "entropy_min", "mcd", "mdd", "pseudo_label",
-                 "importance_weighting", "shot", "shot_10x400", "tent", "finetune_1shot", "shot_linear_head",
+                 "importance_weighting", "shot", "shot_20x200", "tent", "finetune_1shot", "shot_linear_head",
                  "mcc_noramp"]
 PACS_METHODS = ["source_only_scratch", "source_only", "feature_extract", "finetune_5", "dann", "cdan", "mcc"]
 
 
 # What the per-epoch diagnostics of the seed-0 runs show (`python -m tl_core runs show ID --json`, "diagnostics")
 REASONS = {
-    "shot_10x400": "SHOT with its model recipe but the run's plain schedule (10 x 400 steps, half of them for the "
-                   "source model, 5 pseudo-label refreshes): the `shot` rows before more adaptation epochs became part "
-                   "of its recipe (20 x 200 steps, 40 % source, 12 refreshes; bench/results/shot_recipe_sweep.txt has "
-                   "the sweep on MNIST -> USPS, seed 0: 96.2 -> 96.8 %). Their data variant was not recorded.",
+    "shot_20x200": "SHOT with the authors' longer adaptation (20 x 200 steps, 40 % of them for the source model, 12 "
+                   "pseudo-label refreshes), on the full data, 5 seeds at 2 threads and seed 0 at 1 thread (another "
+                   "reduction order: 96.7 against 96.8 %). Seeds 0-3 gave 96.3-96.8 %, seed 4 94.4 %: no better than "
+                   "the 10 x 400 default at twice the time, so it is not SHOT's recipe. The issue's bar (mean >= 97.0, "
+                   "every seed >= 96.0 on the full data) is not met by either; the sweep that led here is in "
+                   "bench/results/shot_recipe_sweep.txt (the authors' SGD restart, no dropout, no target jitter, "
+                   "beta 0.1: none helped on seed 0).",
     "mcc_noramp": "the first MCC runs, with the confusion loss at full weight from the first step; on U→M seed 2 "
                   "MNIST's 7s were locked into another class (85.5%), so MCC now ramps its weight up like DANN "
                   "(the `mcc` rows). Kept here because the change was made after seeing these numbers.",
