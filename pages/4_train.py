@@ -140,11 +140,15 @@ def charts(run_id: str) -> dict:
         c4.metric("Source accuracy", f"{h[-1]['source_acc']:.1%}")
     if status in ("failed", "interrupted", "cancelled") and r["reason"]:
         (st.error if status == "failed" else st.warning)(plain(r["reason"]))
-    if status == "finished":
+    if status == "finished" and r["target_acc"] is not None:
         sel = r["config"]["train"].get("selection", "last")
-        st.success(f"Finished: target accuracy {r['target_acc']:.1%} (source {r['source_acc']:.1%}) in "
-                   f"{r['wall_s']:.0f} s, reported from epoch {r['best_epoch']} (selection: {sel}, "
-                   f"which reads no target label).")
+        ci = r.get("target_acc_ci")
+        st.success(f"Finished: target accuracy {r['target_acc']:.1%}"
+                   + (f" (95% interval {ci[0]:.1%}–{ci[1]:.1%})" if ci else "")
+                   + (f", source {r['source_acc']:.1%}" if r["source_acc"] is not None else "")
+                   + (f", in {r['wall_s']:.0f} s" if r["wall_s"] is not None else "")
+                   + f"; reported from epoch {r['best_epoch']} (selection: {sel}, which reads no target label).")
+        st.caption(plain(api.reading_words(r)))
     a, b = st.columns(2)
     a.plotly_chart(plots.loss_curves(h), key="loss")
     b.plotly_chart(plots.accuracy_curves(h), key="acc")

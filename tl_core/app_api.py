@@ -29,7 +29,7 @@ from .app_parts.strategy import (
 )
 from .app_parts.run_views import (
     get_run, list_runs, cancel_run, delete_run, publish_run, read_metrics, embedding_epochs,
-    read_embedding, all_embeddings, finished_runs, submit,
+    read_embedding, all_embeddings, finished_runs, submit, reading_words,
 )
 from .app_parts.compare import (
     compare_rows, checkpoint_bytes, seed_groups,
@@ -91,6 +91,7 @@ __all__ = [
     "all_embeddings",
     "finished_runs",
     "submit",
+    "reading_words",
     "compare_rows",
     "checkpoint_bytes",
     "seed_groups",

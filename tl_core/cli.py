@@ -168,30 +168,14 @@ def run_summary(run_id: str) -> dict[str, Any]:
             "queue_position", "progress", "estimate_s", "peak_mb", "experiment_id", "executor", "node")
     out = {k: r.get(k) for k in keep}
     out["run_id"] = run_id
-    out.update(reading(r))
+    from .provenance import run_reading
+
+    out.update(run_reading(r))
     out["config"] = r["config"]
     out["run_dir"] = str(runs.store().run_dir(run_id))
     out["history"] = [{k: v for k, v in h.items() if k not in ("target_confusion", "target_correct")}
                       for h in history]
     return out
-
-
-def reading(r: dict[str, Any]) -> dict[str, Any]:
-    """A run's number with what it needs to be read: the evaluation set, its 95 % interval and the
-    provenance (data variants, code, machine, and where each config field came from)."""
-    from .stats import accuracy_ci
-
-    prov = {}
-    try:
-        prov = json.loads(r.get("provenance") or "{}")
-    except ValueError:
-        pass
-    try:
-        prov["config_sources"] = json.loads(r.get("config_sources") or "{}")
-    except ValueError:
-        prov["config_sources"] = {}
-    return {"target_n": r.get("target_n"), "target_eval": r.get("target_eval") or "",
-            "target_acc_ci": accuracy_ci(r.get("target_acc"), r.get("target_n")), "provenance": prov}
 
 
 def follow(run_id: str, bar: "ProgressBar") -> dict[str, Any]:

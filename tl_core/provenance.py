@@ -70,3 +70,23 @@ def run_provenance(source_domain, source_data, target_domain, target_data, devic
     data = {source_domain.name: domain_facts(source_domain, source_data)}
     data.setdefault(target_domain.name, domain_facts(target_domain, target_data))
     return {"data": data, "target_eval": target_eval, "code": code_version(), "machine": machine(device)}
+
+
+def run_reading(r: dict[str, Any]) -> dict[str, Any]:
+    """A run's number with what it needs to be read: the evaluation set, its 95 % interval and the
+    provenance (data variants, code, machine, and where each config field came from)."""
+    import json
+
+    from .stats import accuracy_ci
+
+    prov: dict[str, Any] = {}
+    try:
+        prov = json.loads(r.get("provenance") or "{}")
+    except ValueError:
+        pass
+    try:
+        prov["config_sources"] = json.loads(r.get("config_sources") or "{}")
+    except ValueError:
+        prov["config_sources"] = {}
+    return {"target_n": r.get("target_n"), "target_eval": r.get("target_eval") or "",
+            "target_acc_ci": accuracy_ci(r.get("target_acc"), r.get("target_n")), "provenance": prov}

@@ -35,7 +35,28 @@ def _own(session: Session, run_id: str) -> dict[str, Any]:
 
 
 def get_run(session: Session, run_id: str) -> dict[str, Any]:
-    return _visible(session, run_id)
+    """A run this session may see, with its reading: `target_acc_ci`, `target_eval`, `provenance`."""
+    from ..provenance import run_reading
+
+    r = _visible(session, run_id)
+    r.update(run_reading(r))
+    return r
+
+
+def reading_words(r: dict[str, Any]) -> str:
+    """What a run's number reads on, in one line: the data variants, the evaluation set, code and machine."""
+    prov = r.get("provenance") or {}
+    data = prov.get("data") or {}
+    parts = [", ".join(f"{n.split('/')[-1]}: {d.get('variant')} ({d.get('train_images', 0):,} train / "
+                       f"{d.get('test_images', 0):,} test)" for n, d in data.items())] if data else []
+    if r.get("target_eval"):
+        parts.append(f"evaluated on {r['target_eval']}")
+    code, mach = prov.get("code") or {}, prov.get("machine") or {}
+    if code.get("commit"):
+        parts.append(f"code {code['commit'][:8]}{' (modified)' if code.get('dirty') else ''}")
+    if mach:
+        parts.append(f"torch {mach.get('torch')}, {mach.get('device')}, {mach.get('threads')} threads")
+    return " · ".join(p for p in parts if p) or "provenance not recorded (a run made before it was)"
 
 
 def list_runs(session: Session, **filters: Any) -> list[dict[str, Any]]:
