@@ -156,16 +156,17 @@ def test_negative_transfer_is_flagged_only_when_its_interval_is_below_zero():
     assert not by(noisy, "DANN")["negative_transfer"] and "cannot tell" in by(noisy, "DANN")["flags"][0]
 
 
-def test_more_seeds_make_the_same_difference_tell_more():
-    """Seeds where every adapted run is below every baseline run, with a wide spread: 3 such seeds
-    cannot tell it from luck (Student's t with 2 degrees of freedom), 5 consistent ones can."""
+def test_seeds_that_agree_tell_and_seeds_that_disagree_cannot():
+    """Every adapted run below every baseline run (the 'hurts' preset as once measured): negative
+    transfer over 3 seeds and over 2; a second seed that agrees never makes the verdict less sure."""
     three = summarise(spec(seeds=(0, 1, 2)), {"source only": [0.481, 0.423, 0.479],
                                               "DANN": [0.388, 0.256, 0.215], "CORAL": [0.47, 0.46, 0.48]})
-    assert not by(three, "DANN")["negative_transfer"]
-    five = summarise(spec(seeds=(0, 1, 2, 3, 4)), {"source only": [0.481, 0.423, 0.479, 0.47, 0.45],
-                                                   "DANN": [0.388, 0.356, 0.345, 0.37, 0.36],
-                                                   "CORAL": [0.47, 0.46, 0.48, 0.47, 0.46]})
-    assert by(five, "DANN")["negative_transfer"] and "Negative transfer: DANN" in five["verdict"]
+    assert by(three, "DANN")["negative_transfer"] and "Negative transfer: DANN" in three["verdict"]
+    one = summarise(spec(seeds=(0,)), {"source only": [0.70], "DANN": [0.82], "CORAL": [0.71]})
+    two = summarise(spec(), {"source only": [0.70, 0.72], "DANN": [0.82, 0.85], "CORAL": [0.71, 0.72]})
+    assert one["verdict_certain"] and two["verdict_certain"]
+    split = summarise(spec(), {"source only": [0.60, 0.80], "DANN": [0.72, 0.74], "CORAL": [0.5, 0.5]})
+    assert not split["verdict_certain"]  # one seed says +12, the other -6
 
 
 def test_one_seed_on_few_images_cannot_tell_unless_the_interval_says_so():

@@ -20,8 +20,27 @@ pytestmark = [pytest.mark.browser,
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
          "--disable-component-update", "--disable-sync", "--no-first-run"]
 BROWSERS, SIMULATED, PER_SESSION = 8, 22, 2
-ENV = {"TL_MAX_RUNS": "1", "TL_QUOTA_QUEUED_RUNS": str(PER_SESSION), "TL_QUOTA_RUN_WALL_S": "4",
+# runs are tiny (2 steps on the built-in small digits, `TINY`), so they end by themselves in seconds; the
+# time limit only has to be longer than that, or the Train page would rightly refuse to launch them
+ENV = {"TL_MAX_RUNS": "1", "TL_QUOTA_QUEUED_RUNS": str(PER_SESSION), "TL_QUOTA_RUN_WALL_S": "120",
        "TL_FOLDER_ROOTS": ""}
+
+
+def tiny_config() -> dict:
+    from tl_core import app_api as api
+
+    c = api.default_config()
+    return {**c, "data": {**c["data"], "source": "syndigits", "target": "uci_digits", "max_per_domain": 200},
+            "train": {**c["train"], "epochs": 1, "steps_per_epoch": 2, "embedding": "none"}}
+
+
+def _tiny_draft() -> str:
+    from tl_core import app_api as api
+
+    return api.draft_to_query(tiny_config())
+
+
+TINY_DRAFT = _tiny_draft()
 
 
 def start(home, port):
@@ -109,7 +128,7 @@ def test_a_classroom_at_once(tmp_path, monkeypatch):
             ctxs = [browser.new_context(viewport={"width": 1300, "height": 1400}) for _ in range(BROWSERS)]
             pages = [c.new_page() for c in ctxs]
             for pg in pages:
-                pg.goto(f"{url}/data")
+                pg.goto(f"{url}/data?draft={TINY_DRAFT}")
             for pg in pages:
                 data_page_ready(pg)
                 # a deep link opened first on a fresh server still gets the app's own navigation
@@ -132,8 +151,7 @@ def test_a_classroom_at_once(tmp_path, monkeypatch):
             sim_runs: dict[str, list[str]] = {}
             sim_refused: dict[str, int] = {}
             errors: list[BaseException] = []
-            cfg = {**api.default_config(), "train": {**api.default_config()["train"], "epochs": 1,
-                                                     "steps_per_epoch": 20, "embedding": "none"}}
+            cfg = tiny_config()
 
             def student(s, k):
                 try:

@@ -59,6 +59,8 @@ class SHOT(SourceFree):
     paper = ("Liang et al., Do We Really Need to Access the Source Data? Source Hypothesis Transfer for "
              "Unsupervised Domain Adaptation, ICML 2020, arXiv:2002.08546")
     epoch = 0  # the epoch under way (its phase decides the head's learning rate)
+    lr_at = None  # the run's schedule, when phase 2 restarts it (fresh_optimizer)
+    start = 0.5  # the progress at which phase 2 begins (set by bind)
     # the paper's source model: BatchNorm bottleneck, weight-normalised head. On LeNet, MNIST -> USPS, seed 0:
     # 96.3 % with both, 93.5 % with neither, 92.1 % with the bottleneck alone (docs/BENCHMARKS.md)
     # The authors' schedule (more adaptation epochs, each refreshing the pseudo-labels) was measured and not
