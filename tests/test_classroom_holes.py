@@ -10,14 +10,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import isolated_home
+from conftest import isolated_home, named_session as sess
 from tl_core import app_api as api
-from tl_core.access import session_from_token
 from tl_core.errors import ConfigError, QuotaExceeded, TLError
-
-
-def sess(name: str):
-    return session_from_token((name + "-token-" * 8)[:40])[0]
 
 
 @pytest.fixture

@@ -7,18 +7,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import isolated_home
+from conftest import isolated_home, named_session as sess
 from tl_core import RunConfig
 from tl_core import app_api as api
 from tl_core import app_experiments as xapi
-from tl_core.access import Session, session_from_token
 from tl_core.errors import TLError
 
 TINY = {"epochs": 1, "steps_per_epoch": 2, "batch_size": 8, "embedding": "none"}
-
-
-def sess(name: str) -> Session:
-    return session_from_token((name + "-token-" * 8)[:40])[0]
 
 
 def image_tree(root: Path, classes=("cat", "dog"), n=6) -> Path:

@@ -88,7 +88,8 @@ def resolved_from_args(args):
     from pathlib import Path
 
     from .config import RunConfig
-    from .resolve import resolve, set_fields
+    from .config import set_fields
+    from .resolve import resolve
 
     file_fields: set[str] = set()
     if args.config:

@@ -291,3 +291,28 @@ def parse_seeds(text: object, what: str = "seeds") -> tuple[int, ...]:
 def _check(ok: bool, message: str) -> None:
     if not ok:
         raise ConfigError(message)
+
+
+SECTIONS = ("data", "model", "train")
+
+
+def flat(cfg: RunConfig) -> dict[str, Any]:
+    d = cfg.to_dict()
+    return {f"{s}.{k}": v for s in SECTIONS for k, v in d[s].items()}
+
+
+def set_fields(cfg_dict: dict[str, Any]) -> set[str]:
+    """The fields a draft sets to something other than the default: what a user chose (a config file or
+    the app's draft holds every field; one left at its default counts as not chosen)."""
+    defaults = flat(RunConfig())
+    out = set()
+    for s in SECTIONS:
+        for k, v in (cfg_dict.get(s) or {}).items():
+            key = f"{s}.{k}"
+            if key in defaults and plain_value(v) != plain_value(defaults[key]):
+                out.add(key)
+    return out
+
+
+def plain_value(v: Any) -> Any:
+    return list(v) if isinstance(v, tuple) else v

@@ -7,38 +7,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from .config import RunConfig
-
-SECTIONS = ("data", "model", "train")
-
+from .config import RunConfig, flat, set_fields, plain_value
 
 @dataclass
 class Resolved:
     config: RunConfig
     sources: dict[str, str] = field(default_factory=dict)  # "section.field" -> user | recipe | planner | default
     notes: list[str] = field(default_factory=list)
-
-
-def flat(cfg: RunConfig) -> dict[str, Any]:
-    d = cfg.to_dict()
-    return {f"{s}.{k}": v for s in SECTIONS for k, v in d[s].items()}
-
-
-def set_fields(cfg_dict: dict[str, Any]) -> set[str]:
-    """The fields a draft sets to something other than the default: what a user chose (a config file or
-    the app's draft holds every field; one left at its default counts as not chosen)."""
-    defaults = flat(RunConfig())
-    out = set()
-    for s in SECTIONS:
-        for k, v in (cfg_dict.get(s) or {}).items():
-            key = f"{s}.{k}"
-            if key in defaults and _norm(v) != _norm(defaults[key]):
-                out.add(key)
-    return out
-
-
-def _norm(v: Any) -> Any:
-    return list(v) if isinstance(v, tuple) else v
 
 
 def resolve(cfg: RunConfig, given: set[str] | None = None, budget_s: float = 0.0) -> Resolved:
@@ -81,10 +56,10 @@ def resolve(cfg: RunConfig, given: set[str] | None = None, budget_s: float = 0.0
             sources[key] = "user"
         elif key in recipe:
             sources[key] = "recipe"
-        elif _norm(value) != _norm(before[key]):
+        elif plain_value(value) != plain_value(before[key]):
             sources[key] = "planner"
         else:
-            sources[key] = "default" if _norm(value) == _norm(defaults[key]) else "user"
+            sources[key] = "default" if plain_value(value) == plain_value(defaults[key]) else "user"
     if cfg.method.params:
         sources["method.params"] = "planner" if cfg.method.params != params_before else "user"
     return Resolved(cfg, sources, notes)

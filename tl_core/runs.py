@@ -283,7 +283,7 @@ def _spawn(st: Store, run_id: str, slot: int) -> None:
 def field_sources(cfg: RunConfig) -> dict[str, str]:
     """Where each field of an already resolved config came from, when its door did not say: a value
     other than the default is the user's."""
-    from .resolve import flat, set_fields
+    from .config import flat, set_fields
 
     chosen = set_fields(cfg.to_dict())
     return {k: "user" if k in chosen else "default" for k in flat(cfg)}

@@ -68,7 +68,7 @@ def draft_to_query(cfg: dict[str, Any]) -> str:
     import base64
     import json
 
-    from ..resolve import set_fields
+    from ..config import set_fields
 
     d = {k: v for k, v in _flat_dict(cfg).items() if k in set_fields(cfg)}
     d["method"] = cfg.get("method", {})
