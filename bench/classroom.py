@@ -34,7 +34,7 @@ def main() -> None:
     os.environ.update(TL_HOME=str(home), TL_MAX_RUNS="1")
     for k in ("TL_QUOTA_QUEUED_RUNS", "TL_QUOTA_QUEUED_TOTAL", "TL_QUOTA_QUEUED_SESSIONS"):
         os.environ.pop(k, None)
-    from tl_core import app_experiments as xapi
+    from tl_core import app_api as api
     from tl_core import experiments, runs
     from tl_core.access import session_from_token
 
@@ -44,9 +44,9 @@ def main() -> None:
     refused: list[str] = []
 
     def launch(s) -> None:
-        spec, _ = xapi.spec_from_query({}, s)
+        spec, _ = api.experiment_from_query({}, s)
         try:
-            launched[s.owner] = xapi.launch(spec, s)
+            launched[s.owner] = api.launch_experiment(spec, s)
         except Exception as e:  # noqa: BLE001 - recorded: the point is to see whether anyone is refused
             refused.append(str(e))
 

@@ -26,7 +26,8 @@ def one(nodes: int, n_runs: int, epochs: int, steps: int) -> dict:
     import ray
     from ray.cluster_utils import Cluster
 
-    from tl_core import RunConfig, executors, runs
+    from tl_core import RunConfig, runs
+    from tl_core.runs import cluster
 
     os.environ["TL_HOME"] = tempfile.mkdtemp(prefix="tl-ray-bench-")
     c = Cluster(initialize_head=True, head_node_args={"num_cpus": 0})
@@ -56,7 +57,7 @@ def one(nodes: int, n_runs: int, epochs: int, steps: int) -> dict:
                 "wall_s": round(wall, 1), "runs_per_min": round(60 * n_runs / wall, 2),
                 "nodes_used": sorted({r["node"] for r in rs})}
     finally:
-        executors.shutdown()
+        cluster.shutdown()
         os.environ.pop("TL_RAY_ADDRESS", None)
         c.shutdown()
         ray.shutdown()

@@ -3,16 +3,15 @@ and ends in a verdict. The setup lives in the URL (`?preset=quickstart&seeds=0,1
 shares a link that opens the same experiment ready to launch; `?experiment=ID` opens one."""
 import streamlit as st
 
-from pages._ui import error_box, page_setup, plain, session
+from pages._ui import error_box, escape_markdown, page_setup, session
 from tl_core import StoreBusy
 from tl_core import app_api as api
-from tl_core import app_experiments as xapi
 from tl_core import plots
 
 st.title("Experiments: does transfer help, and which way?")
 page_setup()
 ss, me, q = st.session_state, session(), st.query_params
-PRESETS = {p["name"]: p for p in xapi.presets()}
+PRESETS = {p["name"]: p for p in api.experiment_presets()}
 
 
 def _fmt(s: float) -> str:
@@ -24,9 +23,9 @@ def _fmt(s: float) -> str:
 
 def setup() -> None:
     names = list(PRESETS) + ["custom"]
-    current = q.get("preset") or ("custom" if q.get("methods") else xapi.first_visit())
+    current = q.get("preset") or ("custom" if q.get("methods") else api.first_visit_preset())
     if current not in names:
-        current = xapi.first_visit()
+        current = api.first_visit_preset()
     choice = st.segmented_control("Question", names, default=current, key=f"preset-{current}",
                                   format_func=lambda n: PRESETS[n]["title"] if n in PRESETS else "Your own grid")
     if choice and choice != current:
@@ -38,21 +37,21 @@ def setup() -> None:
         st.rerun()
     if current == "custom":
         custom_form()
-    spec, why = xapi.spec_from_query({k: q.get(k) for k in ("preset", "seeds", "source", "target", "methods")}, me)
+    spec, why = api.experiment_from_query({k: q.get(k) for k in ("preset", "seeds", "source", "target", "methods")}, me)
     if spec is None:
-        st.error(plain(f"This link does not describe an experiment: {why}"), icon=":material/link_off:")
+        st.error(escape_markdown(f"This link does not describe an experiment: {why}"), icon=":material/link_off:")
         return
     if current in PRESETS:
         p = PRESETS[current]
-        st.markdown(f"**{plain(p['title'])}** {plain(p['question'])}")
+        st.markdown(f"**{escape_markdown(p['title'])}** {escape_markdown(p['question'])}")
         with st.expander("The lesson: what to look at, and what the result means"):
-            st.markdown(plain(p["lesson"]))
-    plan = xapi.plan(spec, me)
+            st.markdown(escape_markdown(p["lesson"]))
+    plan = api.plan_experiment(spec, me)
     with st.container(border=True):
         if plan["why"]:
-            st.error(plain(f"Cannot launch: {plan['why']}"), icon=":material/error:")
+            st.error(escape_markdown(f"Cannot launch: {plan['why']}"), icon=":material/error:")
         else:
-            st.markdown(plain(f"{plan['source']} → {plan['target']}: {', '.join(plan['strategies'])} × seeds "
+            st.markdown(escape_markdown(f"{plan['source']} → {plan['target']}: {', '.join(plan['strategies'])} × seeds "
                               f"{', '.join(map(str, plan['seeds']))} = {plan['runs']} runs, one after another."))
             st.caption(f"About {_fmt(plan['estimate_s'])} on this machine. Share this setup: copy the page's "
                        f"address, it opens the same experiment ready to launch.")
@@ -64,18 +63,18 @@ def setup() -> None:
             st.rerun()
         if st.button("Launch experiment", type="primary", disabled=bool(plan["why"]), key="launch"):
             try:
-                exp_id = xapi.launch(spec, me)
+                exp_id = api.launch_experiment(spec, me)
                 q.clear()
                 q["experiment"] = exp_id
                 st.rerun()
             except Exception as e:  # noqa: BLE001
                 error_box(e)
-    mine = xapi.list_experiments(me)
+    mine = api.list_experiments(me)
     if mine:
         st.subheader("Experiments you can open")
         for e in mine[:12]:
             who = "yours" if e["mine"] else "shared with you"
-            st.page_link("pages/0_experiments.py", label=plain(f"{e['name']} · {e['status']} · {e['runs']} runs · "
+            st.page_link("pages/0_experiments.py", label=escape_markdown(f"{e['name']} · {e['status']} · {e['runs']} runs · "
                                                                f"{e['created']} · {who}"),
                          query_params={"experiment": e["id"]}, icon=":material/science:")
 
@@ -103,9 +102,9 @@ def custom_form() -> None:
 def live(exp_id: str) -> None:
     """The grid's progress; the results below are redrawn when a run finishes."""
     try:
-        p = xapi.progress(me, exp_id)
+        p = api.experiment_progress(me, exp_id)
     except StoreBusy as e:
-        st.caption(plain(e))
+        st.caption(escape_markdown(e))
         return
     seen = (p["runs_done"], p["status"])
     if ss.get(f"xseen-{exp_id}", seen) != seen:
@@ -117,22 +116,22 @@ def live(exp_id: str) -> None:
 
 
 def show(exp_id: str) -> None:
-    v = xapi.view(me, exp_id)
+    v = api.view_experiment(me, exp_id)
     spec, p = v["spec"], v["progress"]
     title = PRESETS[v["preset"]]["title"] if v["preset"] in PRESETS else v["name"]
-    st.subheader(plain(f"{title} · {api.domain_label(spec['source'])} → {api.domain_label(spec['target'])}"))
+    st.subheader(escape_markdown(f"{title} · {api.domain_label(spec['source'])} → {api.domain_label(spec['target'])}"))
     c1, c2, c3 = st.columns([2, 1, 1])
-    c1.caption(plain(f"Experiment {v['id']} · {len(spec['strategies'])} strategies × seeds "
+    c1.caption(escape_markdown(f"Experiment {v['id']} · {len(spec['strategies'])} strategies × seeds "
                      f"{', '.join(map(str, spec['seeds']))} · status {p['status']}"
                      + ("" if v["mine"] else " · shared with you (read-only)")))
     if c2.button("New experiment", key="new"):
         q.clear()
-        q.update(xapi.query_for(spec))
+        q.update(api.experiment_query(spec))
         st.rerun()
     active = p["status"] in ("queued", "running")
     if v["mine"] and active and c3.button("Stop", key="stop"):
         try:
-            xapi.cancel(me, exp_id)
+            api.cancel_experiment(me, exp_id)
             st.rerun()
         except Exception as e:  # noqa: BLE001
             error_box(e)
@@ -142,10 +141,10 @@ def show(exp_id: str) -> None:
     # green only for a verdict its interval supports: one seed of 70 images reads as "cannot tell"
     box = ((st.success if helped else st.warning) if v["verdict_certain"] else st.info) \
         if p["status"] == "finished" else st.info
-    box(api.md(v["verdict"]).replace("\\*\\*", "**"), icon=":material/gavel:")
+    box(api.escape_markdown(v["verdict"]).replace("\\*\\*", "**"), icon=":material/gavel:")
     for r in v["results"]:
         for f in r["flags"]:
-            (st.error if "negative transfer" in f else st.warning)(plain(f"{r['strategy']}: {f}"))
+            (st.error if "negative transfer" in f else st.warning)(escape_markdown(f"{r['strategy']}: {f}"))
     base_name = next((r["strategy"] for r in v["results"] if r["role"] == "baseline"), "source only")
     gain_col = f"gain over {base_name} (95% interval)"
     rows = [{"strategy": r["strategy"],
@@ -171,33 +170,33 @@ def show(exp_id: str) -> None:
         cols = st.columns(min(len(maps), 3))
         for i, (label, rid) in enumerate(maps):
             with cols[i % len(cols)]:
-                st.markdown(f"**{plain(label)}**")
+                st.markdown(f"**{escape_markdown(label)}**")
                 h = v["histories"][rid]
                 fig = plots.embedding_scatter(api.read_embedding(me, rid), h[-1].get("classes") if h else None)
                 fig.update_layout(showlegend=False)  # the caption above says what the colours are; columns are narrow
                 st.plotly_chart(fig, key=f"map-{rid}")
     if v["preset"] in PRESETS:
         with st.expander("The lesson"):
-            st.markdown(plain(PRESETS[v["preset"]]["lesson"]))
+            st.markdown(escape_markdown(PRESETS[v["preset"]]["lesson"]))
     with st.expander("Runs of this experiment (open one to see its loss terms and feature map over epochs)"):
         for r in v["runs"]:
             acc = "" if r["target_acc"] is None else f" · target {100 * r['target_acc']:.1f}%"
             why = f" · {r['reason']}" if r["reason"] and r["status"] != "finished" else ""
-            st.page_link("pages/4_train.py", label=plain(f"{r['strategy']} · seed {r['seed']} · {r['status']}{acc}{why}"),
+            st.page_link("pages/4_train.py", label=escape_markdown(f"{r['strategy']} · seed {r['seed']} · {r['status']}{acc}{why}"),
                          query_params={"run": r["id"]}, icon=":material/monitoring:")
     c1, c2, c3 = st.columns(3)
-    c1.download_button("Download results (JSON)", xapi.export(me, exp_id), f"transferlab-{exp_id}.json",
+    c1.download_button("Download results (JSON)", api.export_experiment(me, exp_id), f"transferlab-{exp_id}.json",
                        mime="application/json")
     if v["mine"] and not active:
         shared = c2.toggle("Share with the class", value=v["published"], key=f"xpub-{exp_id}",
                            help="Everyone on this server can then open this experiment (read-only).")
         if shared != v["published"]:
-            xapi.publish(me, exp_id, shared)
+            api.publish_experiment(me, exp_id, shared)
             st.rerun()
         sure = c3.checkbox("Yes, delete this experiment and its runs", key=f"xsure-{exp_id}")
         if c3.button("Delete experiment", disabled=not sure, key="xdel"):
             try:
-                xapi.delete(me, exp_id)
+                api.delete_experiment(me, exp_id)
                 q.clear()
                 st.rerun()
             except Exception as e:  # noqa: BLE001

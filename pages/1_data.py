@@ -2,7 +2,7 @@
 import numpy as np
 import streamlit as st
 
-from pages._ui import cfg, error_box, keep_draft_in_url, next_button, page_setup, plain, session, update
+from pages._ui import cfg, error_box, escape_markdown, keep_draft_in_url, next_button, page_setup, session, update
 from tl_core import app_api as api
 
 st.title("1 · Data: where the knowledge comes from, and where it goes")
@@ -35,9 +35,9 @@ with st.expander("Use your own images (a folder, or a zip of class folders)"):
     if c1.button("Add folder", disabled=not roots) and path:
         try:
             res = api.add_folder(path, me)
-            st.success(plain(f"Added {res['label']}: classes {', '.join(res['classes'])}"))
+            st.success(escape_markdown(f"Added {res['label']}: classes {', '.join(res['classes'])}"))
             for w in res["warnings"]:
-                st.warning(plain(w))
+                st.warning(escape_markdown(w))
         except Exception as e:  # noqa: BLE001
             error_box(e)
     up = c2.file_uploader("Zip of class folders", type=["zip"])
@@ -45,10 +45,10 @@ with st.expander("Use your own images (a folder, or a zip of class folders)"):
     if c2.button("Add zip", disabled=up is None):
         try:
             res = api.ingest_zip(up.getvalue(), zname, me)
-            st.success(plain(f"Added {res['label']}: {len(res['classes'])} classes ({', '.join(res['classes'])})"
+            st.success(escape_markdown(f"Added {res['label']}: {len(res['classes'])} classes ({', '.join(res['classes'])})"
                              + (f"; ignored {len(res['skipped'])} files that are not images" if res["skipped"] else "")))
             for w in res["warnings"]:
-                st.warning(plain(w))
+                st.warning(escape_markdown(w))
         except Exception as e:  # noqa: BLE001
             error_box(e)
     mine = api.my_uploads(me)
@@ -56,7 +56,7 @@ with st.expander("Use your own images (a folder, or a zip of class folders)"):
         st.caption("Your uploads (deleting one frees its space; runs made with it keep their results):")
     for u in mine:
         u1, u2 = st.columns([4, 1])
-        u1.caption(plain(f"{u['name']}: {u['bytes'] / 2**20:.1f} MB of files, {u['decoded_bytes'] / 2**20:.0f} MB "
+        u1.caption(escape_markdown(f"{u['name']}: {u['bytes'] / 2**20:.1f} MB of files, {u['decoded_bytes'] / 2**20:.0f} MB "
                          f"decoded"))
         if u2.button("Delete", key=f"del-{u['name']}"):
             try:
@@ -84,7 +84,7 @@ for col, role in zip(cols, ("source", "target")):
                             format_func=lambda n: known[n]["label"], key=f"{role}_base")
         info = known[base]
         if info["description"]:
-            st.caption(plain(info["description"]))
+            st.caption(escape_markdown(info["description"]))
         name = base
         if role == "target":
             shift_on = st.toggle("Apply a shift to the target", value="+" in current["target"], key="shift_on",
@@ -103,14 +103,14 @@ for col, role in zip(cols, ("source", "target")):
                     error_box(e)
         chosen[role] = name
         if not info["available"]:
-            st.warning(plain(info["unavailable_reason"]))
+            st.warning(escape_markdown(info["unavailable_reason"]))
             continue
         try:
             p = api.preview_mosaic(name, me)
         except Exception as e:  # noqa: BLE001
             error_box(e)
             continue
-        st.image(p["mosaic"], caption=plain(f"one row per class: {', '.join(p['classes'])}"), width="stretch")
+        st.image(p["mosaic"], caption=escape_markdown(f"one row per class: {', '.join(p['classes'])}"), width="stretch")
         st.caption(f"{p['n_train']:,} train / {p['n_test']:,} test images, {p['size'][0]}×{p['size'][1]}, "
                    f"{'colour' if p['channels'] == 3 else 'grey'}")
         import pandas as pd  # here, after the title: on a fresh server it costs ~0.6 s before anything shows
@@ -123,7 +123,7 @@ if chosen != {"source": current["source"], "target": current["target"]}:
 
 ok, msg = api.label_space(chosen["source"], chosen["target"], me)
 if ok:
-    st.success(plain(msg), icon=":material/check_circle:")
+    st.success(escape_markdown(msg), icon=":material/check_circle:")
     next_button("pages/2_model.py", "Next: choose the model →")
 else:
-    st.error(plain(msg + " Until then the other steps cannot start a run."), icon=":material/error:")
+    st.error(escape_markdown(msg + " Until then the other steps cannot start a run."), icon=":material/error:")

@@ -1,7 +1,7 @@
 """Step 3: choose the adaptation method, its hyperparameters and the target label regime."""
 import streamlit as st
 
-from pages._ui import cfg, keep_draft_in_url, next_button, page_setup, plain, session, update
+from pages._ui import cfg, escape_markdown, keep_draft_in_url, next_button, page_setup, session, update
 from tl_core import app_api as api
 
 st.title("3 · Strategy: how to carry the knowledge over")
@@ -93,7 +93,7 @@ update("train", epochs=int(epochs), steps_per_epoch=int(steps), batch_size=int(b
 st.markdown("##### What this will do")
 valid, why = api.validate(cfg(), session())
 if valid is None:
-    st.error(plain(why), icon=":material/error:")
+    st.error(escape_markdown(why), icon=":material/error:")
 else:
     st.markdown(api.describe_plan(valid))
     st.caption(f"Estimated time on this machine: about {api.estimate_seconds(valid) / 60:.1f} min.")

@@ -4,7 +4,7 @@ Watching is cheap: a small fragment polls the run's progress (a few numbers) and
 itself; the charts are drawn once per epoch, when a new epoch's metrics (and feature map) land."""
 import streamlit as st
 
-from pages._ui import cfg, error_box, keep_draft_in_url, page_setup, plain, session
+from pages._ui import cfg, error_box, escape_markdown, keep_draft_in_url, page_setup, session
 from tl_core import NotVisible, StoreBusy
 from tl_core import app_api as api
 from tl_core import plots
@@ -13,7 +13,6 @@ st.title("4 · Train: launch, and watch knowledge transfer")
 page_setup()
 keep_draft_in_url()  # a reload keeps this session's choices
 ss, me = st.session_state, session()
-ACTIVE = ("queued", "starting", "running")
 
 valid, why = api.validate(cfg(), session())
 if valid is not None and (why := api.allowed(me, valid)):
@@ -28,7 +27,7 @@ with st.container(border=True):
         if limit and est > limit:  # never offer what the server would stop half-way
             why = (f"about {est / 60:.0f} min, longer than the {limit / 60:.0f}-min limit per run on this server "
                    f"(TL_QUOTA_RUN_WALL_S): fit the plan to a budget below it.")
-            st.warning(plain(f"Too long to launch: {why}"), icon=":material/timer_off:")
+            st.warning(escape_markdown(f"Too long to launch: {why}"), icon=":material/timer_off:")
             valid = None
         budget = c2.number_input("Time budget (min)", 0.5, 30.0, value=2.0, step=0.5, key="budget",
                                  help="Fit the plan to this budget: steps from the measured speed of this machine; "
@@ -40,9 +39,9 @@ with st.container(border=True):
             keep_draft_in_url()
             st.rerun()
         if ss.get("plan_notes"):
-            st.caption(plain("Planned: " + "; ".join(ss.plan_notes) + "."))
+            st.caption(escape_markdown("Planned: " + "; ".join(ss.plan_notes) + "."))
     else:
-        st.error(plain(f"Cannot launch yet: {why}"), icon=":material/error:")
+        st.error(escape_markdown(f"Cannot launch yet: {why}"), icon=":material/error:")
     if st.button("Launch", type="primary", disabled=valid is None, help=why or "Queue this run"):
         try:
             ss.run_id = api.submit(cfg(), me)
@@ -56,7 +55,7 @@ if wanted:
         api.get_run(me, wanted)
         ss.run_id = wanted
     except NotVisible as e:  # never show a different run in its place
-        st.warning(plain(e), icon=":material/visibility_off:")
+        st.warning(escape_markdown(e), icon=":material/visibility_off:")
         if st.button("Show my runs instead"):
             del st.query_params["run"]
             st.rerun()
@@ -101,7 +100,7 @@ def status_panel(run_id: str) -> None:
     try:
         r = api.get_run(me, run_id)
     except StoreBusy as e:  # another program holds the store for a moment: keep polling
-        st.caption(plain(e))
+        st.caption(escape_markdown(e))
         return
     status, p = r["status"], r["progress"]
     seen = (r["epoch"], status)
@@ -111,9 +110,9 @@ def status_panel(run_id: str) -> None:
     ss[f"seen-{run_id}"] = seen
     c1, c2 = st.columns([4, 1])
     who = "" if r["mine"] else " · shared with you (read-only)"
-    c1.markdown(plain(f"{r['method']} · {api.domain_label(r['source'])} → {api.domain_label(r['target'])} · "
+    c1.markdown(escape_markdown(f"{r['method']} · {api.domain_label(r['source'])} → {api.domain_label(r['target'])} · "
                       f"{r['backbone']} · status {status}{who}"))
-    if status in ACTIVE and r["mine"] and c2.button("Stop", key=f"stop-{run_id}"):
+    if status in api.UNFINISHED and r["mine"] and c2.button("Stop", key=f"stop-{run_id}"):
         try:
             api.cancel_run(me, run_id)
         except Exception as e:  # noqa: BLE001
@@ -139,7 +138,7 @@ def charts(run_id: str) -> dict:
         c3.metric("Target accuracy", f"{h[-1]['target_acc']:.1%}")
         c4.metric("Source accuracy", f"{h[-1]['source_acc']:.1%}")
     if status in ("failed", "interrupted", "cancelled") and r["reason"]:
-        (st.error if status == "failed" else st.warning)(plain(r["reason"]))
+        (st.error if status == "failed" else st.warning)(escape_markdown(r["reason"]))
     if status == "finished" and r["target_acc"] is not None:
         sel = r["config"]["train"].get("selection", "last")
         ci = r.get("target_acc_ci")
@@ -148,7 +147,7 @@ def charts(run_id: str) -> dict:
                    + (f", source {r['source_acc']:.1%}" if r["source_acc"] is not None else "")
                    + (f", in {r['wall_s']:.0f} s" if r["wall_s"] is not None else "")
                    + f"; reported from epoch {r['best_epoch']} (selection: {sel}, which reads no target label).")
-        st.caption(plain(api.reading_words(r)))
+        st.caption(escape_markdown(api.reading_words(r)))
     a, b = st.columns(2)
     a.plotly_chart(plots.loss_curves(h), key="loss")
     b.plotly_chart(plots.accuracy_curves(h), key="acc")
@@ -166,10 +165,10 @@ def charts(run_id: str) -> dict:
     return r
 
 
-if api.get_run(me, run_id)["status"] in ACTIVE:
+if api.get_run(me, run_id)["status"] in api.UNFINISHED:
     status_panel(run_id)
 r = charts(run_id)
-if r["status"] not in ACTIVE:
+if r["status"] not in api.UNFINISHED:
     c1, c2 = st.columns([1, 3])
     if r["mine"]:
         shared = c1.toggle("Share with the class", value=bool(r["published"]), key=f"pub-{run_id}",

@@ -4,7 +4,7 @@ import json
 import pandas as pd
 import streamlit as st
 
-from pages._ui import error_box, page_setup, plain, session
+from pages._ui import error_box, escape_markdown, page_setup, session
 from tl_core import app_api as api
 from tl_core import plots
 
@@ -48,7 +48,7 @@ sel = [view.iloc[i]["id"] for i in picked.selection.rows] if picked and picked.s
 
 for r in view.itertuples():
     if str(r.verdict).startswith("negative transfer"):
-        st.error(plain(f"Negative transfer: run {r.id} ({r.method}, {r.source} → {r.target}) reaches "
+        st.error(escape_markdown(f"Negative transfer: run {r.id} ({r.method}, {r.source} → {r.target}) reaches "
                        f"{r.target_acc:.1%}, {-r.gain:.1%} below source only, more than both runs' test-set error. "
                        f"Try a smaller trade-off, fewer trainable stages, or another method."))
 

@@ -1,7 +1,7 @@
 """Step 6: try a trained model on new images."""
 import streamlit as st
 
-from pages._ui import error_box, page_setup, plain, session
+from pages._ui import error_box, escape_markdown, page_setup, session
 from tl_core import app_api as api
 
 st.title("6 · Predict: try the model on new images")
@@ -21,7 +21,7 @@ with st.expander("Use a model file (a checkpoint downloaded from the Compare pag
             weights, meta = api.unpack_model_zip(wfile.getvalue()) if is_zip else (wfile.getvalue(), jfile.getvalue())
             res = api.import_model(weights, meta, wfile.name.rsplit(".", 1)[0], me)
             ss.models[res["model"]] = res["label"]
-            st.success(plain(f"Added {res['label']}: classes {', '.join(res['classes'])}"))
+            st.success(escape_markdown(f"Added {res['label']}: classes {', '.join(res['classes'])}"))
         except Exception as e:  # noqa: BLE001
             error_box(e)
 labels = {**api.finished_runs(me), **ss.models}
@@ -68,8 +68,8 @@ if images:
         cols = st.columns(4)
         for col, img, cap, res in zip(cols, images[row:row + 4], captions[row:row + 4], results[row:row + 4]):
             with col.container(border=True):
-                st.image(res["seen"], caption=plain(f"{cap} — as the model sees it"), width=140)
+                st.image(res["seen"], caption=escape_markdown(f"{cap} — as the model sees it"), width=140)
                 for cls, p in zip(res["classes"], res["probs"]):
-                    st.progress(p, text=plain(f"{cls}: {p:.1%}"))
+                    st.progress(p, text=escape_markdown(f"{cls}: {p:.1%}"))
 else:
     st.caption("Upload images, or draw samples from the target's test split.")

@@ -10,6 +10,7 @@ import streamlit as st
 
 from tl_core import StoreBusy, TLError
 from tl_core import app_api as api
+from tl_core.app_api import escape_markdown  # the pages' one escaping of users' text
 
 COOKIE = "tl_session"
 LOG = logging.getLogger("transferlab.app")
@@ -22,7 +23,7 @@ def init_state() -> None:
     server, is never put in a URL, and the server keeps only its hash (`session().owner`)."""
     ok, why = api.start_server(st.get_option("server.port"))
     if not ok:
-        st.error(plain(why), icon=":material/block:")
+        st.error(escape_markdown(why), icon=":material/block:")
         st.stop()
     ss = st.session_state
     if "tl_session" not in ss:
@@ -109,10 +110,6 @@ def keep_draft_in_url() -> None:
         st.query_params["draft"] = text
 
 
-def plain(text: object) -> str:
-    """Text from users (class and dataset names, messages quoting them) escaped for Streamlit's
-    markdown: shown as written, never as formatting, links or HTML."""
-    return api.md(text)
 
 
 def error_box(e: Exception) -> None:
@@ -121,7 +118,7 @@ def error_box(e: Exception) -> None:
     if isinstance(e, StoreBusy):
         busy_notice(str(e))
     elif isinstance(e, TLError):
-        st.error(plain(e), icon=":material/error:")
+        st.error(escape_markdown(e), icon=":material/error:")
     else:
         LOG.error("unexpected error in a page", exc_info=e)
         st.error(f"Something went wrong on our side ({type(e).__name__}). Please try again; "
@@ -135,7 +132,7 @@ def next_button(page: str, label: str) -> None:
 
 def busy_notice(message: str) -> None:
     """The store is held by another program: say so, and look again every few seconds."""
-    st.warning(plain(message), icon=":material/hourglass_top:")
+    st.warning(escape_markdown(message), icon=":material/hourglass_top:")
 
     @st.fragment(run_every=3)
     def retry() -> None:
@@ -155,7 +152,7 @@ def _queue() -> None:
         return
     st.caption(f"Server: {q['running']} running, {q['queued']} queued (at most {q['limit']} at a time)")
     for r in q["mine"]:
-        st.caption(plain(f"• yours: {api.run_label(r)}"))
+        st.caption(escape_markdown(f"• yours: {api.run_label(r)}"))
 
 
 @st.fragment(run_every=10)
@@ -166,9 +163,9 @@ def _executor() -> None:
         st.caption("where runs train: unknown")
         return
     if ex["ok"]:
-        st.caption(plain(ex["text"]))
+        st.caption(escape_markdown(ex["text"]))
     else:  # the app keeps working; queued runs wait for the cluster
-        st.warning(plain(ex["text"]), icon=":material/cloud_off:")
+        st.warning(escape_markdown(ex["text"]), icon=":material/cloud_off:")
 
 
 def sidebar() -> None:

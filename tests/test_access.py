@@ -18,6 +18,7 @@ from tl_core import app_api as api
 from tl_core.access import CLI_SESSION, Session, check_config, resolve_folder, session_from_token
 from tl_core.errors import ConfigError, NotVisible, QuotaExceeded, TLError
 from tl_core.runs import store
+from tl_core.validation import validate
 
 TINY = {"epochs": 1, "steps_per_epoch": 5, "batch_size": 8, "embedding": "none"}
 
@@ -27,8 +28,8 @@ def sess(name: str, local: bool = False) -> Session:
 
 
 def cfg(**train):
-    return RunConfig().replace(data={"source": "syndigits", "target": "uci_digits", "max_per_domain": 200},
-                               method={"name": "source_only", "params": {}}, train={**TINY, **train}).validate()
+    return validate(RunConfig().replace(data={"source": "syndigits", "target": "uci_digits", "max_per_domain": 200},
+                               method={"name": "source_only", "params": {}}, train={**TINY, **train}))
 
 
 def png(v=0, size=10) -> bytes:
@@ -124,8 +125,8 @@ def test_run_ids_that_look_like_paths_are_just_unknown_runs(home, rid):
 def test_a_config_may_only_point_at_what_its_session_may_use(home, tmp_path, monkeypatch):
     alice, bob = sess("alice"), sess("bob")
     up = api.ingest_zip(good_zip(), "photos", alice)
-    mine = RunConfig().replace(data={"source": up["domain"], "target": up["domain"]},
-                               method={"name": "source_only", "params": {}}, train=TINY).validate()
+    mine = validate(RunConfig().replace(data={"source": up["domain"], "target": up["domain"]},
+                               method={"name": "source_only", "params": {}}, train=TINY))
     check_config(alice, mine)
     with pytest.raises(ConfigError, match="cannot be used here"):
         check_config(bob, mine)  # Bob cannot train on Alice's photos, even knowing the name
@@ -304,7 +305,7 @@ def test_queue_quotas_hold_when_thirty_sessions_submit_at_once_and_each_gets_its
     monkeypatch.setenv("TL_QUOTA_QUEUED_TOTAL", "45")
     from tl_core import access, runs
 
-    monkeypatch.setattr(runs, "schedule", lambda st=None: [])  # queue only: no worker starts here
+    monkeypatch.setattr(runs.jobs, "schedule", lambda st=None: [])  # queue only: no worker starts here
     sessions = [sess(f"student{i}") for i in range(30)]
     refusals, errors = [], []
     c = cfg()
@@ -354,7 +355,7 @@ def test_user_names_in_run_labels_are_escaped_for_markdown():
          "status": "finished"}
     label = api.run_label(r)
     assert "my_photos (upload)" in label and "0" * 32 not in label  # the owner's hash is not shown
-    assert "[" not in api.md(label).replace("\\[", "")
+    assert "[" not in api.escape_markdown(label).replace("\\[", "")
 
 
 # -- bounded decoding ---------------------------------------------------------------------------
@@ -423,7 +424,7 @@ def test_a_reuploaded_model_with_the_same_name_is_the_new_model(home):
     from safetensors.torch import save
 
     from tl_core.backbones import build_backbone
-    from tl_core.trainer import Classifier
+    from tl_core.model import Classifier
 
     meta = {"backbone": "lenet", "classes": [str(i) for i in range(10)], "num_classes": 10, "in_channels": 1,
             "input_spec": {"size": 28, "channels": 1, "mean": [0.5], "std": [0.5]}}

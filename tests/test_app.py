@@ -6,6 +6,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from conftest import PACS, ROOT, class_zip, isolated_home
+from tl_core.validation import validate
 
 APP = str(ROOT / "app.py")
 TINY = {"epochs": 2, "steps_per_epoch": 8, "batch_size": 16, "embedding": "pca", "embed_points": 50}
@@ -32,8 +33,8 @@ def _prepare_runs():
 
     ids = {}
     for method in ("source_only", "dann"):
-        cfg = RunConfig().replace(data={"source": "syndigits", "target": "uci_digits", "max_per_domain": 300},
-                                  method={"name": method, "params": {}}, train=TINY).validate()
+        cfg = validate(RunConfig().replace(data={"source": "syndigits", "target": "uci_digits", "max_per_domain": 300},
+                                  method={"name": method, "params": {}}, train=TINY))
         rid = f"test-{method}"
         st = store()
         st.insert_run(rid, cfg.to_dict())
@@ -169,7 +170,7 @@ def test_strategy_page_renders_every_method_and_offers_finished_runs_as_teachers
 
 
 def test_train_page_launch_submits_a_run(at):
-    from tl_core import cancel, get_run
+    from tl_core.runs import cancel, get_run
 
     at.session_state.cfg = {**at.session_state.cfg, "train": {**at.session_state.cfg["train"], **TINY}}
     goto(at, "4_train")
@@ -243,7 +244,8 @@ def test_pages_do_not_import_torch():
 
 
 def test_compare_page_shows_mean_and_std_over_seeds(at, store_home):
-    from tl_core import RunConfig, get_run
+    from tl_core import RunConfig
+    from tl_core.runs import get_run
     from tl_core.runs import store
 
     base = get_run("test-source_only")

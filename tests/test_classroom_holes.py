@@ -13,6 +13,7 @@ from PIL import Image
 from conftest import isolated_home, named_session as sess
 from tl_core import app_api as api
 from tl_core.errors import ConfigError, QuotaExceeded, TLError
+from tl_core.validation import validate
 
 
 @pytest.fixture
@@ -177,7 +178,7 @@ def test_a_refused_reupload_of_a_model_keeps_the_good_one(home):
     from tl_core.app_parts.predict import import_model
     from tl_core.backbones import build_backbone
     from tl_core.inputs import InputSpec
-    from tl_core.trainer import Classifier
+    from tl_core.model import Classifier
 
     s = sess("a")
     model = Classifier(build_backbone("lenet", pretrained=False, input_size=28, in_channels=1), 2)
@@ -276,7 +277,7 @@ def test_run_ids_say_nothing_about_other_sessions(home, monkeypatch):
 
     from tl_core import RunConfig, runs
 
-    monkeypatch.setattr(runs, "schedule", lambda st=None: [])
+    monkeypatch.setattr(runs.jobs, "schedule", lambda st=None: [])
     cfg = RunConfig().replace(data={"source": "syndigits", "target": "uci_digits", "max_per_domain": 200},
                               method={"name": "source_only", "params": {}},
                               train={"epochs": 1, "steps_per_epoch": 2, "batch_size": 8, "embedding": "none"})
@@ -300,6 +301,6 @@ def test_a_run_past_its_time_limit_is_stopped_with_the_limit_named(home, monkeyp
     cfg = RunConfig().replace(data={"source": "syndigits", "target": "uci_digits", "max_per_domain": 200},
                               method={"name": "source_only", "params": {}},
                               train={"epochs": 50, "steps_per_epoch": 200, "batch_size": 16, "embedding": "none"})
-    rid = runs.submit(cfg.validate(), owner=sess("a").owner, published=False, wall_limit_s=3)
+    rid = runs.submit(validate(cfg), owner=sess("a").owner, published=False, wall_limit_s=3)
     r = runs.wait(rid, timeout_s=300)
     assert r["status"] == "cancelled" and "time limit of 3 s" in r["reason"], (r["status"], r["reason"])

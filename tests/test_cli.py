@@ -3,6 +3,7 @@ import subprocess
 import sys
 
 from conftest import ROOT
+from tl_core.validation import validate
 
 
 def run(*args, timeout=240):
@@ -126,9 +127,9 @@ def test_the_command_shown_for_a_run_rebuilds_exactly_its_config():
         train={"epochs": 3, "steps_per_epoch": 17, "batch_size": 8, "lr": 0.00012345678, "optimizer": "sgd",
                "weight_decay": 0.0, "augment": False, "amp": False, "device": "cpu", "embedding": "pca",
                "embed_points": 77, "selection": "im", "seeds": (3, 1)})
-    for cfg in (plain.validate(), odd.validate()):
+    for cfg in (validate(plain), validate(odd)):
         cmd = cli_command(cfg)
-        assert _parsed(cmd).validate() == cfg, cmd  # --budget 0: nothing is re-planned
+        assert validate(_parsed(cmd)) == cfg, cmd  # --budget 0: nothing is re-planned
 
 
 def test_every_config_field_with_a_flag_is_offered_with_its_help_and_choices():

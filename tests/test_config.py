@@ -4,6 +4,7 @@ import pytest
 
 from tl_core import ConfigError, RunConfig
 from tl_core.config import DataSpec
+from tl_core.validation import validate
 
 
 def test_json_round_trip_and_stable_id():
@@ -17,14 +18,14 @@ def test_json_round_trip_and_stable_id():
 
 
 def test_validate_fills_method_defaults():
-    cfg = RunConfig(data=DataSpec("uci_digits", "uci_digits")).validate()
+    cfg = validate(RunConfig(data=DataSpec("uci_digits", "uci_digits")))
     assert cfg.method.params == {"trade_off": 1.0, "hidden": 500, "batch_norm": False, "gamma": 10.0}
 
 
 def test_unknown_method_lists_known_ones():
     cfg = RunConfig(data=DataSpec("uci_digits", "uci_digits")).replace(method={"name": "magic"})
     with pytest.raises(ConfigError) as e:
-        cfg.validate()
+        validate(cfg)
     for known in ("dann", "source_only", "mmd", "coral", "finetune"):
         assert known in str(e.value)
 
@@ -32,7 +33,7 @@ def test_unknown_method_lists_known_ones():
 def test_freeze_depth_past_last_stage_says_how_many():
     cfg = RunConfig(data=DataSpec("uci_digits", "uci_digits")).replace(model={"freeze": 4})
     with pytest.raises(ConfigError, match=r"lenet has 3 stages \(conv1, conv2, fc\)"):
-        cfg.validate()
+        validate(cfg)
 
 
 @pytest.mark.parametrize("field,value,match", [
@@ -47,11 +48,11 @@ def test_freeze_depth_past_last_stage_says_how_many():
 def test_bad_choices_are_explained(field, value, match):
     cfg = RunConfig(data=DataSpec("uci_digits", "uci_digits")).replace(**{field: value})
     with pytest.raises(ConfigError, match=match):
-        cfg.validate()
+        validate(cfg)
 
 
 def test_label_regime_accepts_numbers_as_text():
-    cfg = RunConfig(data=DataSpec("uci_digits", "uci_digits", target_labels="5")).validate()
+    cfg = validate(RunConfig(data=DataSpec("uci_digits", "uci_digits", target_labels="5")))
     assert cfg.data.target_labels == 5 and cfg.data.labels_per_class() == 5
 
 

@@ -7,9 +7,11 @@ import pytest
 
 from conftest import ROOT, isolated_home
 from tl_core import ConfigError, QuotaExceeded, TLError
+from tl_core import app_api as api
 from tl_core import experiments as X
+from tl_core import store as store_mod
 from tl_core.access import Session
-from tl_core.experiments import ExperimentSpec, Strategy
+from tl_core.experiments import Arm, ExperimentSpec
 
 ALICE, BOB = Session("a" * 32), Session("b" * 32)
 TINY = {"train": {"epochs": 1, "steps_per_epoch": 3, "embedding": "none"}}
@@ -20,7 +22,7 @@ def home(tmp_path, monkeypatch):
     h = isolated_home(tmp_path / "home")
     monkeypatch.setenv("TL_HOME", str(h))
     monkeypatch.setenv("TL_MAX_RUNS", "1")
-    monkeypatch.setattr("tl_core.runs.schedule", lambda st=None: [])  # nothing starts: these tests read records
+    monkeypatch.setattr("tl_core.runs.jobs.schedule", lambda st=None: [])  # nothing starts: these tests read records
     yield h
     from tl_core import runs
     from tl_core.paths import tl_home
@@ -32,7 +34,7 @@ def home(tmp_path, monkeypatch):
 
 
 def spec(**kw) -> ExperimentSpec:
-    d = dict(source="uci_digits", target="syndigits", strategies=(Strategy("DANN", "dann"), Strategy("CORAL", "coral")),
+    d = dict(source="uci_digits", target="syndigits", strategies=(Arm("DANN", "dann"), Arm("CORAL", "coral")),
              seeds=(0, 1), base=TINY)
     d.update(kw)
     return ExperimentSpec(**d).normalised()
@@ -44,14 +46,14 @@ def test_the_baseline_is_always_there_and_first():
     s = spec()
     assert [x.label for x in s.strategies] == ["source only", "DANN", "CORAL"]
     assert s.strategies[0].role == "baseline"
-    up = ExperimentSpec("usps", "mnist", (Strategy("all labels", "target_only", data={"target_labels": "all"},
-                                                   role="upper"), Strategy("DANN", "dann"))).normalised()
+    up = ExperimentSpec("usps", "mnist", (Arm("all labels", "target_only", data={"target_labels": "all"},
+                                                   role="upper"), Arm("DANN", "dann"))).normalised()
     assert [x.role for x in up.strategies] == ["baseline", "", "upper"]
 
 
 def test_configs_are_seed_major_and_carry_each_strategys_settings():
-    s = ExperimentSpec("mnist", "usps", (Strategy("5 labels", "finetune", data={"target_labels": 5}),
-                                         Strategy("frozen", "source_only", model={"freeze": 2})), seeds=(3, 4),
+    s = ExperimentSpec("mnist", "usps", (Arm("5 labels", "finetune", data={"target_labels": 5}),
+                                         Arm("frozen", "source_only", model={"freeze": 2})), seeds=(3, 4),
                        base=TINY).normalised()
     got = [(s.strategies[i].label, seed, c.data.target_labels, c.model.freeze, c.train.seed, c.train.epochs)
            for i, seed, c in s.configs()]
@@ -79,7 +81,7 @@ def test_a_spec_from_outside_is_checked_field_by_field(bad, words):
 
 def test_a_bad_strategy_is_named_in_the_message():
     with pytest.raises(ConfigError, match="Strategy 'mine'.*nosuch"):
-        ExperimentSpec("mnist", "usps", (Strategy("mine", "nosuch"),)).normalised().configs()
+        ExperimentSpec("mnist", "usps", (Arm("mine", "nosuch"),)).normalised().configs()
 
 
 def test_spec_round_trips_through_json():
@@ -254,10 +256,8 @@ def test_a_session_quota_counts_an_experiment_once_and_the_server_counts_runs(ho
 
 
 def test_an_experiment_survives_a_lost_index(home):
-    from tl_core import runs
-
     eid = X.launch(spec(seeds=(0,)), owner=ALICE.owner)
-    runs._STORES.clear()
+    store_mod._STORES.clear()
     (home / "runs.db").unlink()
     e = X.get(eid)
     assert e["owner"] == ALICE.owner and [r["strategy"] for r in e["runs"]] == ["source only", "DANN", "CORAL"]
@@ -266,22 +266,23 @@ def test_an_experiment_survives_a_lost_index(home):
 # -- the app's view: sessions, links ------------------------------------------------------------------
 
 def test_others_cannot_see_an_unshared_experiment_until_it_is_shared(home):
-    from tl_core import app_experiments as xapi
-
-    eid = xapi.launch(spec(seeds=(0,)).to_dict(), ALICE)
-    assert [e["id"] for e in xapi.list_experiments(ALICE)] == [eid]
-    assert xapi.list_experiments(BOB) == []
+    
+    eid = api.launch_experiment(spec(seeds=(0,)).to_dict(), ALICE)
+    assert [e["id"] for e in api.list_experiments(ALICE)] == [eid]
+    assert api.list_experiments(BOB) == []
     with pytest.raises(TLError, match="that you can see"):
-        xapi.view(BOB, eid)
-    with pytest.raises(TLError, match="that you can see"):
-        xapi.view(BOB, "../../etc/passwd")
-    xapi.cancel(ALICE, eid)
-    xapi.publish(ALICE, eid, True)
-    assert xapi.view(BOB, eid)["mine"] is False
+        api.view_experiment(BOB, eid)
+    for bad in ("../../etc/passwd", f"../experiments/{eid}", f"{eid}/../{eid}", eid + "\x00"):
+        with pytest.raises(TLError, match="that you can see"):  # an id is an id, never a path: even the owner's
+            api.view_experiment(ALICE, bad)
+    assert api.view_experiment(ALICE, eid)["mine"] is True
+    api.cancel_experiment(ALICE, eid)
+    api.publish_experiment(ALICE, eid, True)
+    assert api.view_experiment(BOB, eid)["mine"] is False
     with pytest.raises(TLError, match="belongs to another session"):
-        xapi.delete(BOB, eid)
-    xapi.delete(ALICE, eid)
-    assert xapi.list_experiments(ALICE) == []
+        api.delete_experiment(BOB, eid)
+    api.delete_experiment(ALICE, eid)
+    assert api.list_experiments(ALICE) == []
 
 
 @pytest.mark.parametrize("query, ok", [
@@ -292,31 +293,29 @@ def test_others_cannot_see_an_unshared_experiment_until_it_is_shared(home):
     ({"preset": "quickstart", "seeds": "1" * 35}, "from 0 to 2,147,483,647"),
 ])
 def test_a_link_describes_an_experiment_or_says_why_not(query, ok):
-    from tl_core import app_experiments as xapi
-
-    spec_d, why = xapi.spec_from_query(query, ALICE)
+    
+    spec_d, why = api.experiment_from_query(query, ALICE)
     if spec_d is None:
         assert ok in why
     else:
         assert spec_d["preset"] == ok
-        assert xapi.spec_from_query(xapi.query_for(spec_d), ALICE)[0] == spec_d  # the link round-trips
+        assert api.experiment_from_query(api.experiment_query(spec_d), ALICE)[0] == spec_d  # the link round-trips
 
 
 def test_an_experiment_too_large_for_the_server_is_refused_before_anything_is_queued(home, monkeypatch):
-    from tl_core import app_experiments as xapi
-
+    
     monkeypatch.setenv("TL_QUOTA_EXPERIMENT_RUNS", "4")
-    plan = xapi.plan(spec().to_dict(), ALICE)
+    plan = api.plan_experiment(spec().to_dict(), ALICE)
     assert "at most 4" in plan["why"]
     with pytest.raises(ConfigError, match="at most 4"):
-        xapi.launch(spec().to_dict(), ALICE)
-    assert xapi.list_experiments(ALICE) == []
+        api.launch_experiment(spec().to_dict(), ALICE)
+    assert api.list_experiments(ALICE) == []
 
 
 # -- presets -----------------------------------------------------------------------------------------
 
 def test_every_preset_builds_a_valid_grid_with_a_lesson():
-    from tl_core.presets import PRESETS, list_presets
+    from tl_core.experiments.presets import PRESETS, list_presets
 
     assert {"quickstart", "alignment", "freeze", "labels", "hurts"} <= set(PRESETS)
     for p in list_presets():
@@ -396,19 +395,19 @@ def test_a_bad_link_says_so_without_a_traceback(home, query, words):
 # -- several small runs of one experiment share a GPU ----------------------------------------------------
 
 def test_pack_without_gpus_keeps_one_run_at_a_time():
-    from tl_core.runs import pack
+    from tl_core.runs import assign_slots
 
-    assert pack([], [("a", 1.0), ("b", 1.0)], gpus=0, limit=1) == [("a", 0)]
-    assert pack([(0, 1.0)], [("b", 1.0)], gpus=0, limit=1) == []
+    assert assign_slots([], [("a", 1.0), ("b", 1.0)], gpus=0, limit=1) == [("a", 0)]
+    assert assign_slots([(0, 1.0)], [("b", 1.0)], gpus=0, limit=1) == []
 
 
 def test_pack_puts_small_runs_together_on_a_gpu_and_keeps_the_queue_order():
-    from tl_core.runs import SMALL_SHARE as q, pack
+    from tl_core.runs import SMALL_SHARE as q, assign_slots
 
-    assert pack([], [(f"r{i}", q) for i in range(6)], gpus=1, limit=16) == [(f"r{i}", 0) for i in range(4)]
-    assert pack([(0, q)], [("big", 1.0), ("small", q)], gpus=1, limit=16) == []  # the big one waits; so does the rest
-    assert pack([], [("big", 1.0), ("s1", q), ("s2", q)], gpus=2, limit=16) == [("big", 0), ("s1", 1), ("s2", 1)]
-    assert pack([], [(f"r{i}", q) for i in range(6)], gpus=1, limit=2) == [("r0", 0), ("r1", 0)]
+    assert assign_slots([], [(f"r{i}", q) for i in range(6)], gpus=1, limit=16) == [(f"r{i}", 0) for i in range(4)]
+    assert assign_slots([(0, q)], [("big", 1.0), ("small", q)], gpus=1, limit=16) == []  # the big one waits; so does the rest
+    assert assign_slots([], [("big", 1.0), ("s1", q), ("s2", q)], gpus=2, limit=16) == [("big", 0), ("s1", 1), ("s2", 1)]
+    assert assign_slots([], [(f"r{i}", q) for i in range(6)], gpus=1, limit=2) == [("r0", 0), ("r1", 0)]
 
 
 def test_a_run_declares_its_share_of_the_device():

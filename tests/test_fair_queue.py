@@ -7,8 +7,9 @@ import threading
 import pytest
 
 from conftest import isolated_home
-from tl_core import app_experiments as xapi
-from tl_core import executors, runs
+from tl_core import app_api as api
+from tl_core import runs
+from tl_core.runs import executors
 from tl_core.access import session_from_token
 from tl_core.errors import QuotaExceeded
 
@@ -46,15 +47,15 @@ class InstantExecutor:
 
 def test_thirty_sessions_launch_the_first_visit_experiment_all_accepted_and_served_round_robin(home, monkeypatch):
     real_schedule = runs.schedule
-    monkeypatch.setattr(runs, "schedule", lambda st=None: [])  # everyone launches before anything starts
+    monkeypatch.setattr(runs.jobs, "schedule", lambda st=None: [])  # everyone launches before anything starts
     students = [sess(i) for i in range(30)]
     accepted, refused, errors = {}, [], []
 
     def launch(s):
         try:
-            spec, why = xapi.spec_from_query({}, s)  # the page a first visit opens on
+            spec, why = api.experiment_from_query({}, s)  # the page a first visit opens on
             assert spec is not None, why
-            accepted[s.owner] = xapi.launch(spec, s)
+            accepted[s.owner] = api.launch_experiment(spec, s)
         except QuotaExceeded as e:
             refused.append(str(e))
         except Exception as e:  # noqa: BLE001
@@ -72,16 +73,16 @@ def test_thirty_sessions_launch_the_first_visit_experiment_all_accepted_and_serv
 
     # a second experiment of one student waits for room: it counts against the server's run limit
     monkeypatch.setenv("TL_QUOTA_QUEUED_RUNS", "2")
-    spec, _ = xapi.spec_from_query({}, students[0])
+    spec, _ = api.experiment_from_query({}, students[0])
     with pytest.raises(QuotaExceeded, match="TL_QUOTA_QUEUED_TOTAL"):
-        xapi.launch(spec, students[0])
+        api.launch_experiment(spec, students[0])
 
     owner_of = {r["id"]: r["owner"] for r in rows}
     first_position = runs.get_run(min(rows, key=lambda r: r["created"])["id"])["queue_position"]
     assert first_position == 1
     ex = InstantExecutor()
-    monkeypatch.setattr(executors, "current", lambda home=None: ex)
-    monkeypatch.setattr(runs, "schedule", real_schedule)
+    monkeypatch.setattr(executors, "current", lambda home=None, reschedule=None: ex)
+    monkeypatch.setattr(runs.jobs, "schedule", real_schedule)
     for _ in range(200):
         if not real_schedule():
             break
@@ -100,13 +101,13 @@ def test_a_late_session_is_served_before_an_early_sessions_second_run(home, monk
                               method={"name": "source_only", "params": {}},
                               train={"epochs": 1, "steps_per_epoch": 2, "batch_size": 8, "embedding": "none"})
     real_schedule = runs.schedule
-    monkeypatch.setattr(runs, "schedule", lambda st=None: [])
+    monkeypatch.setattr(runs.jobs, "schedule", lambda st=None: [])
     early, late = sess(1), sess(2)
     early_ids = [runs.submit(cfg.replace(train={"seed": k}), owner=early.owner) for k in range(3)]
     late_id = runs.submit(cfg.replace(train={"seed": 9}), owner=late.owner)
     assert runs.get_run(late_id)["queue_position"] == 2  # behind the early session's first run only
     ex = InstantExecutor()
-    monkeypatch.setattr(executors, "current", lambda home=None: ex)
+    monkeypatch.setattr(executors, "current", lambda home=None, reschedule=None: ex)
     while real_schedule():
         pass
     assert ex.started == [early_ids[0], late_id, early_ids[1], early_ids[2]]

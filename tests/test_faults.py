@@ -16,6 +16,7 @@ from tl_core import RunConfig, runs
 from tl_core import events as ev
 from tl_core.checkpoint import Checkpointer, Predictor
 from tl_core.trainer import Trainer
+from tl_core.validation import validate
 
 
 def tiny(method="dann", **kw):
@@ -75,7 +76,7 @@ def _store_run(cfg, monkeypatch_epoch_fault=None):
 
     st = store()
     rid = f"fault-{time.time_ns()}"
-    st.insert_run(rid, cfg.validate().to_dict())
+    st.insert_run(rid, validate(cfg).to_dict())
     st.update(rid, status="running")
     Trainer(cfg, on_event=StoreSink(st, rid), checkpointer=Checkpointer(st.run_dir(rid))).fit()
     return rid, runs.get_run(rid)

@@ -10,7 +10,6 @@ from PIL import Image
 from conftest import isolated_home, named_session as sess
 from tl_core import RunConfig
 from tl_core import app_api as api
-from tl_core import app_experiments as xapi
 from tl_core.errors import TLError
 
 TINY = {"epochs": 1, "steps_per_epoch": 2, "batch_size": 8, "embedding": "none"}
@@ -89,10 +88,10 @@ DOORS = {
     "Data page label space": lambda s, n: api.label_space(n, "uci_digits", s)[1],
     "Strategy/Train validation": lambda s, n: api.validate(cfg_with(n), s)[1],
     "Train submit": lambda s, n: _raises(lambda: api.submit(cfg_with(n), s)),
-    "Experiments link": lambda s, n: xapi.spec_from_query({"source": n, "target": "uci_digits",
+    "Experiments link": lambda s, n: api.experiment_from_query({"source": n, "target": "uci_digits",
                                                            "methods": "dann", "seeds": "0,1"}, s)[1],
-    "Experiments plan": lambda s, n: xapi.plan(spec_with(n), s)["why"],
-    "Experiments launch": lambda s, n: _raises(lambda: xapi.launch(spec_with(n), s)),
+    "Experiments plan": lambda s, n: api.plan_experiment(spec_with(n), s)["why"],
+    "Experiments launch": lambda s, n: _raises(lambda: api.launch_experiment(spec_with(n), s)),
 }
 
 
@@ -150,7 +149,7 @@ def test_an_allowed_folder_is_listed_once_however_many_runs_a_grid_has(world, mo
     monkeypatch.setattr(os, "scandir", spy)
     spec = {"source": name, "target": name, "seeds": [0, 1, 2],
             "strategies": [{"label": m, "method": m} for m in ("dann", "coral", "mmd")], "base": {"train": TINY}}
-    plan = xapi.plan(spec, alice)
+    plan = api.plan_experiment(spec, alice)
     assert plan["why"] == "" and plan["runs"] == 12
     under = [p for p in listed if p.startswith(str(photos.resolve()))]
     assert under and len(under) == len(set(under)), sorted(under)  # every folder of the tree listed once

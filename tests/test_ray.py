@@ -39,7 +39,7 @@ def wait_for(pred, timeout_s=120.0, what="the condition"):
 @pytest.fixture
 def cluster(tmp_path, monkeypatch):
     """A head node with no CPU of its own (the run store's actor lives there) and two 1-CPU workers."""
-    from tl_core import executors
+    from tl_core.runs import cluster
 
     monkeypatch.setenv("TL_HOME", str(isolated_home(tmp_path)))
     monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
@@ -47,12 +47,12 @@ def cluster(tmp_path, monkeypatch):
     nodes = [c.add_node(num_cpus=1) for _ in range(2)]
     c.wait_for_nodes()
     monkeypatch.setenv("TL_RAY_ADDRESS", c.address)
-    executors._EXECUTORS.clear()
+    cluster._EXECUTORS.clear()
     yield c, nodes
     for r in runs.list_runs():
         if r["status"] in ("queued", "starting", "running"):
             runs.cancel(r["id"])
-    executors.shutdown()
+    cluster.shutdown()
     monkeypatch.delenv("TL_RAY_ADDRESS")
     c.shutdown()
 

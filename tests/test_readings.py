@@ -9,6 +9,7 @@ import sys
 import pytest
 
 from conftest import ROOT, needs_mnist, needs_pacs, PACS
+from tl_core.validation import validate
 
 TINY = ["--epochs", "2", "--steps", "3", "--batch-size", "16", "--max-per-domain", "200", "--embedding", "none"]
 
@@ -133,7 +134,7 @@ def test_the_same_run_resolves_to_the_same_config_through_every_door():
     page = RunConfig.from_dict(plan_for_budget(draft.to_dict(), budget)[0])
 
     def plain(c):
-        d = c.validate().to_dict()
+        d = validate(c).to_dict()
         d.pop("name")
         return d
 

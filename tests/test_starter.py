@@ -12,6 +12,7 @@ import torch
 
 from conftest import ROOT, isolated_home, needs_mnist, needs_usps
 from tl_core.domains import clear_memory_cache, get_domain
+from tl_core.validation import validate
 
 PACK = ROOT / "assets" / "starter"
 
@@ -54,7 +55,7 @@ def test_without_the_full_data_the_digits_come_from_the_pack_and_say_so(offline_
     from tl_core import RunConfig
     from tl_core.cli import starter_notes
 
-    notes = starter_notes(RunConfig().replace(data={"source": "mnist", "target": "usps"}).validate())
+    notes = starter_notes(validate(RunConfig().replace(data={"source": "mnist", "target": "usps"})))
     assert len(notes) == 2 and all("starter pack" in n for n in notes)
 
 

@@ -15,6 +15,7 @@ from tl_core import app_api as api
 from tl_core import runs
 from tl_core.access import session_from_token
 from tl_core.store import Store
+from tl_core.validation import validate
 
 APP = str(ROOT / "app.py")
 LOCKER = ("import sqlite3, sys, time\n"
@@ -25,10 +26,10 @@ LOCKER = ("import sqlite3, sys, time\n"
 
 
 def cfg(**train):
-    return RunConfig().replace(data={"source": "syndigits", "target": "uci_digits", "max_per_domain": 200},
+    return validate(RunConfig().replace(data={"source": "syndigits", "target": "uci_digits", "max_per_domain": 200},
                                method={"name": "dann", "params": {}},
                                train={"epochs": 1, "steps_per_epoch": 5, "batch_size": 8, "embedding": "none",
-                                      **train}).validate()
+                                      **train}))
 
 
 @pytest.fixture
@@ -186,26 +187,25 @@ def test_users_see_no_tracebacks_but_the_server_log_keeps_them(caplog, monkeypat
 def test_a_locked_store_reads_as_busy_never_as_a_deleted_run(home, monkeypatch):
     """Under another program's exclusive lock, every call on a run or an experiment that exists says
     "busy" (and the page retries); "no such run" is only for a row that is absent."""
-    from tl_core import app_experiments as xapi
     from tl_core import experiments
 
     me = session_from_token(None)[0]
     finished_run("mine-1", owner=me.owner, published=False)
-    monkeypatch.setattr(runs, "schedule", lambda st=None: [])  # queued only: nothing trains here
-    spec = experiments.custom("syndigits", "uci_digits", ["dann"], (0,),
-                              base={"train": {"epochs": 1, "steps_per_epoch": 2, "batch_size": 8,
-                                              "embedding": "none"}, "data": {"max_per_domain": 200}})
-    exp_id = xapi.launch(spec.to_dict(), me)
+    monkeypatch.setattr(runs.jobs, "schedule", lambda st=None: [])  # queued only: nothing trains here
+    spec = experiments.from_methods("syndigits", "uci_digits", ["dann"], (0,),
+                                    base={"train": {"epochs": 1, "steps_per_epoch": 2, "batch_size": 8,
+                                                    "embedding": "none"}, "data": {"max_per_domain": 200}})
+    exp_id = api.launch_experiment(spec.to_dict(), me)
     calls = {
         "get run": lambda: api.get_run(me, "mine-1"),
         "publish run": lambda: api.publish_run(me, "mine-1", True),
         "cancel run": lambda: api.cancel_run(me, "mine-1"),
         "delete run": lambda: api.delete_run(me, "mine-1"),
-        "experiment progress": lambda: xapi.progress(me, exp_id),
-        "experiment view": lambda: xapi.view(me, exp_id),
-        "cancel experiment": lambda: xapi.cancel(me, exp_id),
-        "delete experiment": lambda: xapi.delete(me, exp_id),
-        "publish experiment": lambda: xapi.publish(me, exp_id, True),
+        "experiment progress": lambda: api.experiment_progress(me, exp_id),
+        "experiment view": lambda: api.view_experiment(me, exp_id),
+        "cancel experiment": lambda: api.cancel_experiment(me, exp_id),
+        "delete experiment": lambda: api.delete_experiment(me, exp_id),
+        "publish experiment": lambda: api.publish_experiment(me, exp_id, True),
     }
     locker = lock_store(home, 120)
     try:
@@ -218,6 +218,6 @@ def test_a_locked_store_reads_as_busy_never_as_a_deleted_run(home, monkeypatch):
         locker.wait()
         runs.set_interactive(False)
     assert api.get_run(me, "mine-1")["status"] == "finished"  # nothing was lost or changed
-    assert xapi.progress(me, exp_id)["runs"] == 2
+    assert api.experiment_progress(me, exp_id)["runs"] == 2
     with pytest.raises(NotVisible):
         api.get_run(me, "no-such-run")

@@ -15,6 +15,7 @@ from tl_core import events as ev
 from tl_core.errors import ConfigError
 from tl_core.domains import get_domain
 from tl_core.methods import Strategy, get_method, list_methods
+from tl_core.evaluation import Evaluator
 from tl_core.trainer import Trainer, train
 
 
@@ -172,13 +173,13 @@ def pacs_photo_to_sketch():
 def test_feature_extract_computes_each_domains_features_once(setting, monkeypatch, tmp_path):
     monkeypatch.setenv("TL_HOME", str(tmp_path))  # an empty feature cache (not the session's shared one)
     calls = []
-    orig = Trainer.backbone_features
+    orig = Evaluator.backbone_features
 
     def counting(self, x, batch=512):
         calls.append(len(x))
         return orig(self, x, batch)
 
-    monkeypatch.setattr(Trainer, "backbone_features", counting)
+    monkeypatch.setattr(Evaluator, "backbone_features", counting)
     base = tiny("feature_extract", epochs=3) if setting == "digits" else pacs_photo_to_sketch()
     cfg = base.replace(method={"name": "feature_extract", "params": {"head": "linear"}})
     t = Trainer(cfg)
@@ -301,8 +302,11 @@ def test_run_references_are_resolved_before_training_not_by_the_method(teacher_r
     t = Trainer(config_for("distill", request), resolve_run=resolve)
     t.setup()
     assert asked == [teacher_run] and t.method.teacher is t.method.refs["teacher"]
+    nosuch = tiny("distill").replace(method={"name": "distill", "params": {"teacher": "nosuch"}})
     with pytest.raises(ConfigError, match="does not exist"):
-        Trainer(tiny("distill").replace(method={"name": "distill", "params": {"teacher": "nosuch"}})).setup()
+        Trainer(nosuch, resolve_run=resolve_reference).setup()
+    with pytest.raises(ConfigError, match="no run store"):  # the trainer never reaches for a store itself
+        Trainer(nosuch).setup()
     methods = Path(__file__).resolve().parents[1] / "tl_core" / "methods"
     for f in methods.glob("*.py"):
         assert not re.search(r"from \.\.(runs|store|trainer)\b|import (runs|trainer)\b", f.read_text()), f.name

@@ -1,6 +1,8 @@
 """TransferLab core: domains, backbones, adaptation methods, the trainer and the run store.
 
-This package never imports streamlit; the app's pages use only what is exported here.
+This package never imports streamlit. The app's pages call `app_api`; the command line is `cli`;
+the layers in between are in docs/ARCHITECTURE.md. Importing the package loads only the config and
+the errors (no torch, no job manager).
 """
 from .config import DataSpec, MethodSpec, ModelSpec, RunConfig, TrainSpec
 from .errors import ConfigError, DataUnavailable, NotVisible, QuotaExceeded, StoreBusy, TLError
@@ -27,11 +29,3 @@ def list_methods() -> list[str]:
     from .methods import list_methods as f
 
     return f()
-
-
-# The run store and job manager (no torch is imported by these).
-from .runs import (cancel, checkpoint_path, delete, embedding_epochs, get_run, list_runs, load_model,  # noqa: E402
-                   read_embedding, read_metrics, read_progress, resume, schedule, submit, wait)
-
-__all__ += ["cancel", "checkpoint_path", "delete", "embedding_epochs", "get_run", "list_runs", "load_model",
-            "read_embedding", "read_metrics", "read_progress", "resume", "schedule", "submit", "wait"]

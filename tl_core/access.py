@@ -7,7 +7,7 @@ acts as the owner "cli": its runs and ingested datasets are the teacher's, visib
 session, read-only.
 
 Quotas and folder roots are set by the server's owner through environment variables (see
-`Limits.from_env` and `folder_roots`); every refusal names the limit, its value and what to do.
+`limits.SETTINGS` and `folder_roots`); every refusal names the limit, its value and what to do.
 """
 from __future__ import annotations
 
@@ -20,12 +20,15 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError, NotVisible, QuotaExceeded
-from .limits import env_int
+from .domains import DOMAINS
+from .domains.names import DATASET as NAME, OWNER, parse
+from .limits import limits, setting
+from .methods import get_method
+from .paths import data_dir, tl_home, uploads_root
+from .store import store, visible
 
 CLI = "cli"
 TOKEN = re.compile(r"^[A-Za-z0-9_-]{40,128}$")  # secrets.token_urlsafe(32): 43 characters
-OWNER = re.compile(r"^(cli|[0-9a-f]{32})$")
-NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,39}$")
 
 
 @dataclass(frozen=True)
@@ -62,8 +65,7 @@ def session_from_token(token: str | None, local: bool = False) -> tuple[Session,
 
 def can_see(session: Session, run: dict[str, Any]) -> bool:
     """Own runs, published runs and the command line's runs (legacy runs with no owner count as those)."""
-    owner = run.get("owner") or CLI
-    return session.is_cli or owner == session.owner or bool(run.get("published")) or owner == CLI
+    return session.is_cli or visible(run, session.owner)
 
 
 def can_change(session: Session, run: dict[str, Any]) -> bool:
@@ -71,44 +73,13 @@ def can_change(session: Session, run: dict[str, Any]) -> bool:
     return session.is_cli or (run.get("owner") or CLI) == session.owner
 
 
-def not_visible(run_id: object) -> NotVisible:
-    return NotVisible(f"There is no run {str(run_id)[:70]!r} that you can see. It may have been deleted, or it "
+def not_visible(ident: object, what: str = "run") -> NotVisible:
+    """The one answer for an id a session may not see, whether it exists or not."""
+    return NotVisible(f"There is no {what} {str(ident)[:70]!r} that you can see. It may have been deleted, or it "
                       f"belongs to another session that has not shared it with the class.")
 
 
 # -- limits ----------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class Limits:
-    """What one browser session may use, and the server as a whole. 0 switches a limit off."""
-
-    upload_mb: int = 300            # uploads (zips and model files) kept for one session
-    upload_total_mb: int = 5000     # uploads of all sessions together
-    images_per_domain: int = 20000  # images in one uploaded or folder domain
-    classes_per_domain: int = 200
-    queued_runs: int = 6            # runs one session has queued or running
-    queued_total: int = 60          # runs queued or running on the server
-    run_images: int = 2_000_000     # epochs x steps x batch of one run
-    run_wall_s: int = 1800          # a run is stopped (keeping its checkpoint) after this long
-    experiment_runs: int = 20       # runs in one experiment (strategies x seeds)
-    decoded_mb: int = 2048          # decoded pixels of one session's uploaded datasets together
-    queued_sessions: int = 100      # sessions whose first item may queue beyond queued_total
-
-    ENV = {"upload_mb": "TL_QUOTA_UPLOAD_MB", "upload_total_mb": "TL_QUOTA_UPLOAD_TOTAL_MB",
-           "images_per_domain": "TL_QUOTA_DOMAIN_IMAGES", "classes_per_domain": "TL_QUOTA_DOMAIN_CLASSES",
-           "queued_runs": "TL_QUOTA_QUEUED_RUNS", "queued_total": "TL_QUOTA_QUEUED_TOTAL",
-           "run_images": "TL_QUOTA_RUN_IMAGES", "run_wall_s": "TL_QUOTA_RUN_WALL_S",
-           "experiment_runs": "TL_QUOTA_EXPERIMENT_RUNS", "decoded_mb": "TL_QUOTA_DECODED_MB",
-           "queued_sessions": "TL_QUOTA_QUEUED_SESSIONS"}
-
-    @classmethod
-    def from_env(cls) -> "Limits":
-        d = cls()
-        return cls(**{k: max(0, env_int(env, getattr(d, k))) for k, env in cls.ENV.items()})
-
-def limits() -> Limits:
-    return Limits.from_env()
-
 
 def _or_none(v: int) -> int | None:
     return v or None
@@ -141,12 +112,6 @@ def wall_limit(session: Session) -> float | None:
 
 
 # -- uploads -----------------------------------------------------------------------------------
-
-def uploads_root() -> Path:
-    from .paths import tl_home
-
-    return tl_home() / "uploads"
-
 
 def session_dir(session: Session) -> Path:
     """This session's upload area: `uploads/<owner>/` with `domains/`, `models/` and `.tmp/` inside,
@@ -207,16 +172,6 @@ def quota_upload(who: str, mb: int, env: str) -> QuotaExceeded:
                          f"owner to make room, or upload a smaller archive.")
 
 
-def check_domain_size(n_images: int, n_classes: int) -> None:
-    lim = limits()
-    if lim.images_per_domain and n_images > lim.images_per_domain:
-        raise QuotaExceeded(f"The dataset has {n_images:,} images; a dataset may have at most "
-                            f"{lim.images_per_domain:,} on this server (TL_QUOTA_DOMAIN_IMAGES). Use a subset.")
-    if lim.classes_per_domain and n_classes > lim.classes_per_domain:
-        raise QuotaExceeded(f"The dataset has {n_classes:,} classes; a dataset may have at most "
-                            f"{lim.classes_per_domain} on this server (TL_QUOTA_DOMAIN_CLASSES).")
-
-
 # -- folders on the server -----------------------------------------------------------------------
 
 DOMAIN_REFUSED = ("That dataset cannot be used here. Pick a built-in domain (or a shift of one), one of your "
@@ -236,9 +191,7 @@ def folder_roots(session: Session) -> list[Path]:
     """Where "a folder on the server" may be: `TL_FOLDER_ROOTS` (paths separated by ':'). Unset, a
     server that listens on localhost only (one person on their own machine) allows their home folder
     and the data folder; a server reachable from the network allows none."""
-    from .paths import data_dir
-
-    env = os.environ.get("TL_FOLDER_ROOTS")
+    env = setting("TL_FOLDER_ROOTS")
     if session.is_cli:
         raw = [os.sep]  # the server's owner, at its own terminal: any folder it can read
     elif env is not None:
@@ -259,8 +212,6 @@ def folder_roots(session: Session) -> list[Path]:
 def resolve_folder(path: str, session: Session) -> Path:
     """The real folder behind a path typed by a user, if it lies inside an allowed root and outside
     the app's own store; otherwise one message for every refusal (it never tells whether a path exists)."""
-    from .paths import tl_home
-
     roots = folder_roots(session)
     refused = domain_refusal(session)
     if not isinstance(path, str) or not path.strip() or len(path) > 4096 or "\x00" in path:
@@ -283,15 +234,11 @@ def gate_domain(session: Session, name: object) -> str:
     form, Strategy and Train pages, run configs), before anything reads the disk for it: the name is
     parsed as a string, an upload's owner compared, a folder resolved against the allowed roots (no
     listing). Returns the name; refuses with `domain_refusal`, the same text for every refused name."""
-    from .domains.names import parse
-
     try:
         n = parse(name)
     except ConfigError:
         raise domain_refusal(session) from None
     if n.kind == "builtin":
-        from .domains import DOMAINS
-
         if n.base not in DOMAINS or n.base.startswith(("folder:", "upload:")):
             raise domain_refusal(session)
     elif n.kind == "upload":
@@ -313,15 +260,12 @@ def gate_config(session: Session, cfg: Any) -> None:
 def check_config(session: Session, cfg: Any) -> None:
     """Everything in a validated RunConfig that points at data or at other runs must be this
     session's to use; and the run's size must be within the quota."""
-    from .methods import get_method
-    from . import runs
-
     gate_config(session, cfg)
     method = get_method(cfg.method.name)
     for pname, p in method.params.items():
         ref = cfg.method.params.get(pname)
         if getattr(p, "run_ref", False) and ref:
-            r = runs.store().get(str(ref))
+            r = store().get(str(ref))
             if r is None or not can_see(session, r):
                 raise not_visible(ref)
     t = cfg.train

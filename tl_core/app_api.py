@@ -4,16 +4,18 @@ Pages stay thin: widgets -> one of these functions -> render. Every call that to
 uploads or models carries the caller's `Session` (see `access`): a session sees its own runs and
 the published ones, and changes only its own. This module is the facade: the functions live in
 `app_parts/`, one module per subject (server, text, data, model, strategy, run_views, compare,
-predict); experiments are in `app_experiments`.
+predict, experiments), with one visibility helper (`app_parts.visible`).
 """
 from __future__ import annotations
+
+from .store import UNFINISHED  # run statuses of a run that has not ended (pages poll while one is)
 
 from .app_parts.server import (
     APP_DEFAULT, default_config, start_server, open_session, store_busy, device_summary,
     queue_summary, executor_summary,
 )
 from .app_parts.text import (
-    domain_label, run_label, md,
+    domain_label, run_label, escape_markdown,
 )
 from .app_parts.data import (
     domain_choices, shift_kinds, domain_preview, input_channels, label_space, ingest_zip,
@@ -34,11 +36,17 @@ from .app_parts.run_views import (
 from .app_parts.compare import (
     compare_rows, checkpoint_bytes, seed_groups,
 )
+from .app_parts.experiments import (
+    experiment_presets, first_visit_preset, experiment_from_query, experiment_query, plan_experiment,
+    launch_experiment, view_experiment, experiment_progress, list_experiments, cancel_experiment,
+    delete_experiment, publish_experiment, export_experiment,
+)
 from .app_parts.predict import (
     decode_upload, unpack_model_zip, import_model, predict, target_samples,
 )
 
 __all__ = [
+    "UNFINISHED",
     "APP_DEFAULT",
     "default_config",
     "start_server",
@@ -49,7 +57,7 @@ __all__ = [
     "executor_summary",
     "domain_label",
     "run_label",
-    "md",
+    "escape_markdown",
     "domain_choices",
     "shift_kinds",
     "domain_preview",
@@ -100,4 +108,17 @@ __all__ = [
     "import_model",
     "predict",
     "target_samples",
+    "experiment_presets",
+    "first_visit_preset",
+    "experiment_from_query",
+    "experiment_query",
+    "plan_experiment",
+    "launch_experiment",
+    "view_experiment",
+    "experiment_progress",
+    "list_experiments",
+    "cancel_experiment",
+    "delete_experiment",
+    "publish_experiment",
+    "export_experiment",
 ]

@@ -16,11 +16,14 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from . import events as ev
-from .errors import RunAborted, TLError
+from .backbones import backbone_info
+from .errors import ConfigError, RunAborted, TLError
+from .inputs import InputSpec, adapt, to_display
+from .config import HEADS
+from .model import build_classifier
 from .paths import atomic_write_bytes, atomic_write_text
 
 FORMAT = 1
@@ -214,10 +217,6 @@ class Predictor:
     """A trained classifier loaded from a checkpoint folder, ready to classify images."""
 
     def __init__(self, folder: Path, device: str = "cpu"):
-        from .inputs import InputSpec
-        from .trainer import Classifier
-        from .backbones import build_backbone
-
         meta_path = Path(folder) / "model.json"
         try:
             self.meta = json.loads(meta_path.read_text())
@@ -225,9 +224,10 @@ class Predictor:
             raise TLError(f"The checkpoint in {folder} cannot be read ({e}).") from None
         self.classes: list[str] = self.meta["classes"]
         self.spec = InputSpec.from_dict(self.meta["input_spec"])
-        bb = build_backbone(self.meta["backbone"], pretrained=False, input_size=self.spec.size,
-                            in_channels=self.meta["in_channels"], bottleneck=int(self.meta.get("bottleneck", 0)))
-        self.model = Classifier(bb, self.meta["num_classes"], head=str(self.meta.get("head", "linear")))
+        self.model = build_classifier(self.meta["backbone"], self.meta["num_classes"],
+                                      in_channels=self.meta["in_channels"], input_size=self.spec.size,
+                                      bottleneck=int(self.meta.get("bottleneck", 0)),
+                                      head=str(self.meta.get("head", "linear")))
         self.model.load_state_dict(_load_tensors(Path(folder) / "model.safetensors"))
         self.device = torch.device(device)
         self.model.to(self.device).eval()
@@ -236,7 +236,6 @@ class Predictor:
     @torch.no_grad()
     def predict(self, images: torch.Tensor, top_k: int = 3) -> dict[str, Any]:
         """uint8 images (N, C, H, W) -> top-k classes and probabilities, and the input as the model saw it."""
-        from .inputs import adapt, to_display
 
         x = adapt(images, self.spec, self.device)
         probs = self.model(x).softmax(1).cpu()
@@ -257,8 +256,6 @@ _DTYPE_BYTES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I1
 def check_safetensors(data: bytes) -> dict[str, Any]:
     """Validate a safetensors file from its bytes without trusting it: the header length, the JSON
     header, each tensor's dtype, shape and byte range. Returns the header; raises ConfigError."""
-    from .errors import ConfigError
-
     pickled = (data[:1] == b"\x80" and data[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05")) or data[:4] == b"PK\x03\x04"
     if data[8:9] != b"{" and pickled:  # a safetensors header is JSON from byte 8; a pickle is not
         raise ConfigError("This file is a Python pickle (e.g. from torch.save). Pickles can run code when loaded, "
@@ -300,9 +297,6 @@ def check_safetensors(data: bytes) -> dict[str, Any]:
 def import_model(weights: bytes, meta_text: bytes | str, dest: Path) -> Path:
     """Check an uploaded model (safetensors weights + model.json as this app writes it) against the
     backbone it names, then store it as a checkpoint folder in `dest`. Nothing is written on refusal."""
-    from .backbones import backbone_info
-    from .errors import ConfigError
-    from .inputs import InputSpec
 
     if len(weights) > MAX_MODEL_BYTES:
         raise ConfigError(f"The weights file is {len(weights) / 1e9:.1f} GB; at most 1 GB is accepted.")
@@ -335,19 +329,13 @@ def import_model(weights: bytes, meta_text: bytes | str, dest: Path) -> Path:
                           f"{info.label}.")
     if not (bottleneck == 0 or 16 <= bottleneck <= 4096):
         raise ConfigError(f"model.json's bottleneck {bottleneck} is outside 16..4096 features (0: none).")
-    from .config import HEADS
-
     if head not in HEADS:
         raise ConfigError(f"model.json's head {head[:40]!r} is not one of {', '.join(HEADS)}.")
     check_safetensors(weights)
     from safetensors.torch import load as load_bytes
 
     state = load_bytes(weights)
-    from .backbones import build_backbone
-    from .trainer import Classifier
-
-    model = Classifier(build_backbone(info.name, pretrained=False, input_size=spec.size, in_channels=ch,
-                                      bottleneck=bottleneck), num, head=head)
+    model = build_classifier(info.name, num, in_channels=ch, input_size=spec.size, bottleneck=bottleneck, head=head)
     want = {k: tuple(v.shape) for k, v in model.state_dict().items()}
     got = {k: tuple(v.shape) for k, v in state.items()}
     missing, extra = sorted(set(want) - set(got)), sorted(set(got) - set(want))

@@ -7,18 +7,28 @@ import sys
 import time
 from typing import Any
 
+from . import events as ev, experiments, runs, uploads
+from .access import CLI_SESSION
+from .backbones import backbone_info, list_backbones
+from .config import RunConfig, cli_fields, parse_seeds, set_fields
+from .domains import SHIFTS, get_domain, list_domains
 from .errors import ConfigError, TLError
+from .experiments import list_presets
+from .limits import SETTINGS, setting
+from .methods import get_method, list_methods
+from .provenance import run_reading
+from .resolve import resolve
+from .runs.worker import worker_main
+from .stats import accuracy_ci
+from .store import TERMINAL
+from .validation import validate
 
 
 def _domains_info() -> list[dict]:
-    from .domains import get_domain, list_domains
-
     return [get_domain(n).info() for n in list_domains()]
 
 
 def _backbones_info() -> list[dict]:
-    from .backbones import backbone_info, list_backbones
-
     out = []
     for n in list_backbones():
         b = backbone_info(n)
@@ -30,16 +40,14 @@ def _backbones_info() -> list[dict]:
 
 
 def _methods_info() -> list[dict]:
-    from .methods import get_method, list_methods
-
     return [get_method(n).describe() for n in list_methods()]
 
 
 def cmd_list(args) -> int:
-    from .presets import list_presets
-
     info = {"domains": _domains_info(), "backbones": _backbones_info(), "methods": _methods_info(),
-            "presets": list_presets()}
+            "presets": list_presets(),
+            "settings": [{"name": k, "value": setting(k), "default": v.default, "help": v.help}
+                         for k, v in SETTINGS.items()]}
     if args.json:
         print(json.dumps(info, indent=2))
         return 0
@@ -47,8 +55,6 @@ def cmd_list(args) -> int:
     for d in info["domains"]:
         note = "" if d["available"] else "  [not on this machine]"
         print(f"  {d['name']:<14} {d['label']}: {d['description']}{note}")
-    from .domains import SHIFTS
-
     print(f"  shifts: {', '.join(SHIFTS)}; severity 1-5")
     print("Backbones (--backbone; --freeze N freezes the first N stages):")
     for b in info["backbones"]:
@@ -63,6 +69,10 @@ def cmd_list(args) -> int:
     print("Presets (experiment --preset NAME):")
     for pr in info["presets"]:
         print(f"  {pr['name']:<14} {pr['title']}")
+    print("Settings (environment variables of the server's owner; * = set here):")
+    for v in info["settings"]:
+        mark = "*" if v["value"] != v["default"] else " "
+        print(f" {mark}{v['name']:<27} {v['help']} (default: {v['default'] if v['default'] not in ('', None) else 'unset'})")
     return 0
 
 
@@ -87,10 +97,6 @@ def resolved_from_args(args):
     --budget 0, a plan that fits --budget seconds. Prints what was decided."""
     from pathlib import Path
 
-    from .config import RunConfig
-    from .config import set_fields
-    from .resolve import resolve
-
     file_fields: set[str] = set()
     if args.config:
         try:
@@ -101,8 +107,6 @@ def resolved_from_args(args):
         file_fields = set_fields(json.loads(text))
     else:
         cfg = RunConfig()
-    from .config import cli_fields
-
     sections: dict[str, dict] = {"data": {}, "model": {}, "train": {}}
     for section, name, _, _ in cli_fields():
         value = getattr(args, f"{section}.{name}")
@@ -132,8 +136,6 @@ class ProgressBar:
     def __call__(self, e) -> None:
         if self.quiet:
             return
-        from . import events as ev
-
         if isinstance(e, ev.RunStarted):
             print(f"training on {e.device}: {e.total_steps} steps, {e.trainable_params:,} trainable of "
                   f"{e.total_params:,} parameters", file=sys.stderr)
@@ -160,17 +162,13 @@ def _fmt(s: float) -> str:
 
 def run_summary(run_id: str) -> dict[str, Any]:
     """What `train --json` and `runs show --json` print for a run."""
-    from . import runs
-
     r = runs.get_run(run_id)
     history, _ = runs.read_metrics(run_id)
     keep = ("run_id", "status", "reason", "epoch", "epochs", "source_acc", "target_acc", "best_epoch",
-            "best_target_acc", "wall_s", "device", "trainable_params", "total_params", "name", "created",
+            "wall_s", "device", "trainable_params", "total_params", "name", "created",
             "queue_position", "progress", "estimate_s", "peak_mb", "experiment_id", "executor", "node")
     out = {k: r.get(k) for k in keep}
     out["run_id"] = run_id
-    from .provenance import run_reading
-
     out.update(run_reading(r))
     out["config"] = r["config"]
     out["run_dir"] = str(runs.store().run_dir(run_id))
@@ -181,10 +179,6 @@ def run_summary(run_id: str) -> dict[str, Any]:
 
 def follow(run_id: str, bar: "ProgressBar") -> dict[str, Any]:
     """Poll the store and print progress until the run ends; Ctrl-C cancels it."""
-    from . import events as ev
-    from . import runs
-    from .store import TERMINAL
-
     cursor, last_step, started = 0, -1, False
     try:
         while True:
@@ -226,8 +220,6 @@ def _report(run_id: str, as_json: bool) -> int:
 
 def starter_notes(cfg) -> list[str]:
     """Which of a run's domains come from the offline starter pack (a subset of the real data)."""
-    from .domains import get_domain
-
     out = []
     for role, name in (("source", cfg.data.source), ("target", cfg.data.target)):
         info = get_domain(name).info()
@@ -237,10 +229,8 @@ def starter_notes(cfg) -> list[str]:
 
 
 def cmd_train(args) -> int:
-    from . import runs
-
     res = resolved_from_args(args)
-    cfg = res.config.validate()
+    cfg = validate(res.config)
     if not args.quiet:
         for note in starter_notes(cfg):
             print(f"note: {note}", file=sys.stderr)
@@ -266,8 +256,6 @@ def seed_stats(values: list[float]) -> dict[str, float | int]:
 
 def _train_seeds(cfg, args, sources: dict[str, str] | None = None) -> int:
     """One run per seed (queued together, run as the limit allows), then mean ± std."""
-    from . import runs
-
     ids = [runs.submit(c, name=args.name or "", sources=sources) for c in cfg.per_seed()]
     if args.detach:
         print(json.dumps({"run_ids": ids, "status": "queued"}) if args.json else " ".join(ids))
@@ -297,8 +285,6 @@ def _train_seeds(cfg, args, sources: dict[str, str] | None = None) -> int:
 
 
 def cmd_runs(args) -> int:
-    from . import runs
-
     runs.schedule()  # reap dead workers first, so that what is listed is true
     if args.action == "list":
         rows = runs.list_runs(status=args.status, method=args.method)
@@ -348,9 +334,6 @@ def cmd_ingest(args) -> int:
     ingested here are the teacher's: every app session can train on them."""
     from pathlib import Path
 
-    from . import uploads
-    from .access import CLI_SESSION
-
     src = Path(args.path).expanduser()
     try:
         if src.is_file():
@@ -359,8 +342,6 @@ def cmd_ingest(args) -> int:
             res = {"skipped": [], **uploads.add_folder(str(src), CLI_SESSION)}
         else:
             raise ConfigError(f"{src} is neither a zip file nor a folder.")
-        from .domains import get_domain
-
         dom = get_domain(res["domain"])
         d = dom.load()
     except TLError:
@@ -387,20 +368,16 @@ def cmd_ingest(args) -> int:
 
 
 def _parse_seeds(text: str | None) -> tuple[int, ...] | None:
-    from .config import parse_seeds
-
     return parse_seeds(text, "--seeds") or None if text else None
 
 
 def experiment_spec_from_args(args):
     """The experiment a command line asks for: a preset, or a custom grid of methods on one pair."""
-    from . import experiments, presets
-
     seeds = _parse_seeds(args.seeds)
     if args.preset:
         if args.methods or args.source or args.target:
             raise ConfigError("Give either --preset NAME or --source, --target and --methods, not both.")
-        return presets.get_preset(args.preset).spec(seeds)
+        return experiments.get_preset(args.preset).spec(seeds)
     if not (args.source and args.target and args.methods):
         raise ConfigError("An experiment needs --preset NAME (python -m tl_core list shows them) or --source S "
                           "--target T --methods a,b,c.")
@@ -411,8 +388,8 @@ def experiment_spec_from_args(args):
         if getattr(args, flag) is not None:
             base["train"][key] = getattr(args, flag)
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
-    return experiments.custom(args.source, args.target, methods, seeds or (0,), base, target_only=args.target_only,
-                              budget_s=float(args.budget or 0))
+    return experiments.from_methods(args.source, args.target, methods, seeds or (0,), base,
+                                    target_only=args.target_only, budget_s=float(args.budget or 0))
 
 
 def _print_experiment(out: dict[str, Any]) -> None:
@@ -431,8 +408,6 @@ def _print_experiment(out: dict[str, Any]) -> None:
 
 
 def cmd_experiment(args) -> int:
-    from . import experiments
-
     if args.show:
         e = experiments.get(args.show)
         out = experiments.cli_result(e)
@@ -469,11 +444,9 @@ def cmd_experiment(args) -> int:
     try:
         e = experiments.wait(exp_id, on_tick=tick)
     except KeyboardInterrupt:
-        from . import runs
-
         print(f"\ncancelling experiment {exp_id} ...", file=sys.stderr)
         for r in experiments.get(exp_id)["runs"]:
-            if r["status"] not in ("finished", "failed", "cancelled", "interrupted"):
+            if r["status"] not in TERMINAL:
                 runs.cancel(r["id"])
         e = experiments.get(exp_id)
     if not args.quiet and sys.stderr.isatty():
@@ -484,23 +457,19 @@ def cmd_experiment(args) -> int:
 
 
 def cmd_worker(args) -> int:
-    from .runs import worker_main
-
     return worker_main(args.run_id)
 
 
 def _seed_list(text: str) -> tuple[int, ...]:
     try:
-        return tuple(int(x) for x in text.split(",") if x.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"takes whole numbers separated by commas, e.g. 0,1,2 (got {text!r})") from None
+        return parse_seeds(text)
+    except ConfigError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def add_config_flags(p: argparse.ArgumentParser) -> None:
     """One flag per config field that offers one (config.flag): names, types, choices and help come
     from the dataclasses; a flag left out stays None, so the planner knows what was given."""
-    from .config import cli_fields
-
     for section, name, flag, meta in cli_fields():
         kw = {"dest": f"{section}.{name}", "default": None, "help": meta["help"]}
         kind = meta["kind"]
@@ -532,9 +501,6 @@ def recorded_reading(path: str, row: int = 0) -> dict[str, Any]:
     """(config, recorded value, its interval, what it is) from a run's `train --json` or a benchmark row."""
     from pathlib import Path
 
-    from .config import RunConfig
-    from .stats import accuracy_ci
-
     try:
         d = json.loads(Path(path).read_text())
     except (OSError, ValueError) as e:
@@ -563,10 +529,8 @@ def recorded_reading(path: str, row: int = 0) -> dict[str, Any]:
 
 def cmd_reproduce(args) -> int:
     """Re-run a recorded result with its exact config; exit 0 when the new value is within its interval."""
-    from . import runs
-
     rec = recorded_reading(args.file, args.row)
-    cfg = rec["config"].validate()
+    cfg = validate(rec["config"])
     run_id = runs.submit(cfg, name="reproduce")
     follow(run_id, ProgressBar(quiet=args.quiet))
     out = run_summary(run_id)

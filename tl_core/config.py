@@ -28,14 +28,14 @@ SELECTIONS = {
 }
 
 
-HEADS = ("linear", "weight_norm")  # the classifier layer's kinds (trainer.Classifier)
+HEADS = ("linear", "weight_norm")  # the classifier layer's kinds (model.Classifier)
 
 
 def flag(default: Any, help: str, *, kind: type | None = None, choices: tuple[str, ...] | None = None,
          name: str | None = None) -> Any:
     """A config field with what the command line needs to offer it: the flag is `--field-name` (or
     `name`), its type that of the default (or `kind`), and `help` its text. One source of truth for
-    the CLI's train flags (cli.add_train_args) and the command shown for a run (app_api.cli_command)."""
+    the CLI's train flags (cli.add_train_args) and the command shown for a run (app_parts.strategy.cli_command)."""
     return field(default=default, metadata={"help": help, "kind": kind or type(default), "choices": choices,
                                             "flag": name, "default": default})
 
@@ -191,16 +191,14 @@ class RunConfig:
             out[key] = dataclasses.replace(cur, **val) if isinstance(val, dict) and key != "name" else val
         return dataclasses.replace(self, **out)
 
-    # -- validation ----------------------------------------------------------------
-    def validate(self) -> "RunConfig":
-        """Check every choice; return the config with method defaults filled in.
+    # -- checks that need no catalogue ----------------------------------------------
+    def check_fields(self) -> "RunConfig":
+        """Check every field that can be judged on its own (ranges, choices from fixed lists); return
+        the config with the target-label regime read as a number or a word. The checks against the
+        catalogues (domain, backbone, method names) are `validation.validate`.
 
         Raises `ConfigError` with a message that names the bad choice and the fix.
         """
-        from .backbones import backbone_info
-        from .domains import check_label_spaces, get_domain
-        from .methods import get_method
-
         t, m, d = self.train, self.model, self.data
         _check(t.epochs >= 1, f"epochs must be at least 1 (got {t.epochs}).")
         _check(t.steps_per_epoch >= 1, f"steps per epoch must be at least 1 (got {t.steps_per_epoch}).")
@@ -229,41 +227,12 @@ class RunConfig:
             raise ConfigError(
                 f"target labels must be 'none', 'all' or a number of labelled images per class >= 1 (got {regime!r})."
             )
-
-        info = backbone_info(m.backbone)
-        n = len(info.stages)
-        if not 0 <= m.freeze <= n:
-            raise ConfigError(
-                f"freeze depth {m.freeze} is out of range: {m.backbone} has {n} stages "
-                f"({', '.join(info.stages)}), so the depth must be between 0 (train all) and {n} (freeze all)."
-            )
-        if m.input_size is not None:
-            _check(info.min_size <= m.input_size <= 512,
-                   f"input size for {m.backbone} must be between {info.min_size} and 512 pixels (got {m.input_size}).")
         _check(m.head in HEADS, f"head must be one of {', '.join(HEADS)} (got {m.head!r}).")
         _check(isinstance(m.bottleneck, int) and not isinstance(m.bottleneck, bool)
                and (m.bottleneck == 0 or 16 <= m.bottleneck <= 4096),
                f"bottleneck must be 0 (none) or between 16 and 4096 features (got {m.bottleneck!r}).")
-        if m.pretrained and not info.has_pretrained:
-            raise ConfigError(f"{m.backbone} has no pretrained weights; it always starts from random weights.")
-
-        src, tgt = get_domain(d.source), get_domain(d.target)
-        check_label_spaces(src, tgt)
-
-        method = get_method(self.method.name)
-        params = method.resolve_params(self.method.params)
-        if method.needs_target_labels and regime == "none":
-            raise ConfigError(
-                f"{method.label} needs labelled target images: set target labels to a number per class "
-                f"(e.g. 5) or 'all'."
-            )
-        method.check(self)
-        return dataclasses.replace(
-            self,
-            data=dataclasses.replace(d, target_labels=regime),
-            method=MethodSpec(self.method.name, params),
-            train=dataclasses.replace(t, seeds=tuple(t.seeds)),
-        )
+        return dataclasses.replace(self, data=dataclasses.replace(d, target_labels=regime),
+                                   train=dataclasses.replace(t, seeds=tuple(t.seeds)))
 
     def per_seed(self) -> list["RunConfig"]:
         """One config per seed of a multi-seed config (itself when it names no seeds)."""

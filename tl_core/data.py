@@ -7,7 +7,8 @@ import torch
 import torch.nn.functional as F
 
 from .config import DataSpec
-from .domains import DomainData, get_domain
+from .domains import get_domain, DomainData
+from .domains.names import parse
 
 
 @dataclass
@@ -49,8 +50,6 @@ def transductive(spec: DataSpec) -> bool:
     """Whether a run is evaluated on every target image it may not learn labels from: a folder or
     upload target (no official test split; the standard protocol of Office-31/PACS-style sets, whose
     70-image test fifths could not tell methods apart), unless all its labels are used in training."""
-    from .domains.names import parse
-
     try:
         kind = parse(spec.target).kind
     except Exception:  # noqa: BLE001 - an unparsable name fails later, with its own message

@@ -2,19 +2,11 @@
 loaded models): a server with many users must not grow without bound."""
 from __future__ import annotations
 
-import os
 import threading
 from collections import OrderedDict
 from typing import Callable, Generic, Hashable, TypeVar
 
 V = TypeVar("V")
-
-
-def cap_from_env(name: str, default_mb: int) -> int:
-    try:
-        return max(0, int(os.environ.get(name, default_mb))) * 2**20
-    except ValueError:
-        return default_mb * 2**20
 
 
 class ByteLRU(Generic[V]):

@@ -5,18 +5,25 @@ import os
 import threading
 from pathlib import Path
 
+from .limits import setting
+
 
 def tl_home() -> Path:
     """Root of caches and runs: `TL_HOME`, default `~/.transferlab`."""
-    p = Path(os.environ.get("TL_HOME") or Path.home() / ".transferlab").expanduser()
+    p = Path(setting("TL_HOME") or Path.home() / ".transferlab").expanduser()
     p.mkdir(parents=True, exist_ok=True)
     return p
 
 
 def data_dir() -> Path:
     """Where the raw datasets live (torchvision layouts): `TL_DATA_DIR`, default `TL_HOME/data`."""
-    env = os.environ.get("TL_DATA_DIR")
+    env = setting("TL_DATA_DIR")
     return Path(env).expanduser().resolve() if env else tl_home() / "data"
+
+
+def uploads_root() -> Path:
+    """Where sessions' uploads live: `TL_HOME/uploads/<owner>/`."""
+    return tl_home() / "uploads"
 
 
 def cache_dir(kind: str) -> Path:

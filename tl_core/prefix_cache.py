@@ -7,7 +7,7 @@ Frozen stages run in eval mode (their BatchNorm keeps ImageNet statistics) and h
 so their output for an image never changes as long as the image does not: the run computes it once
 and trains the rest on it. Runs that jitter their images (`augment`), methods that read the pixels
 themselves (`Method.needs_pixels`) and runs whose cache would not pay for itself or fit in memory
-keep the image path (`skip_reason`, `plan_cache`; the planner asks the same questions).
+keep the image path (`skip_reason`, `plan_cache`: the planner's estimate asks these same functions).
 """
 from __future__ import annotations
 

@@ -10,6 +10,7 @@ import platform
 import subprocess
 from pathlib import Path
 from typing import Any
+from .stats import accuracy_ci
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -76,8 +77,6 @@ def run_reading(r: dict[str, Any]) -> dict[str, Any]:
     """A run's number with what it needs to be read: the evaluation set, its 95 % interval and the
     provenance (data variants, code, machine, and where each config field came from)."""
     import json
-
-    from .stats import accuracy_ci
 
     prov: dict[str, Any] = {}
     try:

@@ -1,7 +1,7 @@
 """A tiny name -> factory registry; registries drive both the UI's choices and the tests."""
 from __future__ import annotations
 
-from typing import Callable, Generic, Iterator, TypeVar
+from typing import Generic, Iterator, TypeVar
 
 from .errors import ConfigError
 
@@ -12,15 +12,6 @@ class Registry(Generic[T]):
     def __init__(self, kind: str):
         self.kind = kind
         self._items: dict[str, T] = {}
-
-    def register(self, name: str) -> Callable[[T], T]:
-        def deco(obj: T) -> T:
-            if name in self._items:
-                raise ValueError(f"{self.kind} {name!r} is registered twice")
-            self._items[name] = obj
-            return obj
-
-        return deco
 
     def add(self, name: str, obj: T, replace: bool = False) -> None:
         if name in self._items and not replace:

@@ -7,7 +7,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from .config import RunConfig, flat, set_fields, plain_value
+from .backbones import backbone_info
+from .config import flat, plain_value, set_fields, RunConfig
+from .methods import get_method
+from .planner import plan_to_budget
 
 @dataclass
 class Resolved:
@@ -20,9 +23,6 @@ def resolve(cfg: RunConfig, given: set[str] | None = None, budget_s: float = 0.0
     """`cfg` with what the user left out completed: the method's recipe (always), then a plan that
     fits `budget_s` seconds on this machine (when > 0). `given`: the fields the user set (default:
     those that differ from the defaults)."""
-    from .backbones import backbone_info
-    from .methods import get_method
-
     given = set_fields(cfg.to_dict()) if given is None else set(given)
     method = get_method(cfg.method.name)
     notes: list[str] = []
@@ -45,9 +45,7 @@ def resolve(cfg: RunConfig, given: set[str] | None = None, budget_s: float = 0.0
             notes.insert(0, f"{method.label}'s recipe: {', '.join(shown)}")
     before, params_before = flat(cfg), dict(cfg.method.params)
     if budget_s and budget_s > 0:
-        from .planner import fill
-
-        cfg, plan_notes = fill(cfg, given | set(recipe), budget_s=budget_s)
+        cfg, plan_notes = plan_to_budget(cfg, given | set(recipe), budget_s=budget_s)
         notes += plan_notes
     after, defaults = flat(cfg), flat(RunConfig())
     sources = {}

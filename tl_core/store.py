@@ -22,18 +22,23 @@ import os
 import re
 import socket
 import sqlite3
+import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator, TypeVar
 
-from .errors import StoreBusy, TLError
+from .errors import QuotaExceeded, StoreBusy, TLError
+from .limits import setting
 from .paths import atomic_write_text, tl_home
 
 ACTIVE = ("starting", "running")
 TERMINAL = ("finished", "failed", "cancelled", "interrupted")
+UNFINISHED = ("queued",) + ACTIVE  # waiting for a slot or training
 HOST = socket.gethostname()
 RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+PUBLIC_OWNERS = ("", "cli")  # the command line's runs (and runs from before owners existed): everyone's
+VISIBLE_SQL = "(owner=? OR published=1 OR owner IN ('', 'cli'))"  # `visible` as SQL, for one owner
 T = TypeVar("T")
 
 SCHEMA = """
@@ -100,7 +105,7 @@ class Store:
         self.runs_dir.mkdir(parents=True, exist_ok=True)
         # interactive callers (the web server) wait briefly, then raise StoreBusy; others are patient
         self.busy_timeout_s = 2.0 if interactive else 30.0
-        self.write_patience_s = 0.0 if interactive else float(os.environ.get("TL_STORE_PATIENCE_S", "600"))
+        self.write_patience_s = 0.0 if interactive else float(setting("TL_STORE_PATIENCE_S"))
         self._ensure_schema(fresh_ok=not self.db_path.exists())
 
     # -- connections, busy and damage ---------------------------------------------------
@@ -333,25 +338,35 @@ class Store:
             atomic_write_text(d / "record.json", json.dumps({k: rows[0][k] for k in rows[0].keys()
                                                              if k not in MIRROR_SKIP}, sort_keys=True))
 
-    def insert_run(self, run_id: str, config: dict[str, Any], name: str = "", owner: str = "",
-                   published: bool = False, limits: tuple[int | None, int | None] = (None, None),
+    def insert_run(self, run_id: str | None, config: dict[str, Any], name: str = "", owner: str = "",
+                   published: bool = False, limits: tuple[int | None, ...] = (None, None),
                    wall_limit_s: float | None = None, estimate_s: float | None = None,
-                   sources: dict[str, str] | None = None) -> None:
-        """Record a queued run. `limits` = (queued+running runs allowed for this owner, for everyone),
-        checked in the same transaction as the insert so that concurrent submissions cannot overshoot."""
-        rd = self.run_dir(run_id)
-        row = _row_from_config(run_id, config, owner=owner)
-        row.update(name=name, published=int(published), wall_limit_s=wall_limit_s, host=HOST, estimate_s=estimate_s,
-                   config_sources=json.dumps(sources or {}, sort_keys=True))
+                   sources: dict[str, str] | None = None, config_id: str = "") -> str:
+        """Record a queued run and return its id: `run_id`, or (None) a fresh `new_run_id(config_id)`
+        drawn inside the transaction. `limits` = (queued+running runs allowed for this owner, for
+        everyone[, sessions]), checked in the same transaction so that concurrent submissions cannot
+        overshoot."""
+        if run_id is not None:
+            check_run_id(run_id)
+        ids: list[str] = []
 
         def insert(c: sqlite3.Connection) -> None:
+            ids.clear()
             _check_queue(c, owner, limits, adding=1)
-            c.execute(f"INSERT INTO runs ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})", tuple(row.values()))
+            rid = run_id if run_id is not None else _draw_run_id(c, config_id or "run", set())
+            row = _row_from_config(rid, config, owner=owner)
+            row.update(name=name, published=int(published), wall_limit_s=wall_limit_s, host=HOST,
+                       estimate_s=estimate_s, config_sources=json.dumps(sources or {}, sort_keys=True))
+            _insert_row(c, row)
+            ids.append(rid)
 
         self.write(insert, immediate=True)  # the row first: a refused or duplicate id leaves no folder
+        rid = ids[0]
+        rd = self.run_dir(rid)
         rd.mkdir(parents=True, exist_ok=True)
         atomic_write_text(rd / "config.json", json.dumps(config, indent=2, sort_keys=True))
-        self.mirror(run_id)
+        self.mirror(rid)
+        return rid
 
     def insert_experiment(self, exp_id: str, record: dict[str, Any],
                           members: list[tuple[str, dict[str, Any], str, float | None]],
@@ -370,20 +385,16 @@ class Store:
             _check_queue(c, record["owner"], limits, adding=len(members), unit=True)
             c.execute("INSERT INTO experiments (id, name, owner, published, created, spec, preset) VALUES (?,?,?,?,?,?,?)",
                       (exp_id, rec["name"], rec["owner"], int(rec["published"]), now, rec["spec"], rec.get("preset", "")))
-            taken = set()
+            taken: set[str] = set()
             for i, (cid, config, label, estimate, *more) in enumerate(members):
-                while True:  # a random part: the id tells nothing about other sessions' runs
-                    rid = f"{cid}-{secrets.token_hex(3)}"
-                    if rid not in taken and not c.execute("SELECT 1 FROM runs WHERE id=?", (rid,)).fetchone():
-                        break
+                rid = _draw_run_id(c, cid, taken)
                 taken.add(rid)
                 row = _row_from_config(rid, config, owner=record["owner"])
                 # created strictly increasing: the scheduler runs the grid in the order given
                 row.update(config_sources=json.dumps(more[0] if more else {}, sort_keys=True))
                 row.update(name=label, published=int(rec["published"]), wall_limit_s=wall_limit_s, host=HOST,
                            experiment_id=exp_id, strategy=label, created=now + i * 1e-4, estimate_s=estimate)
-                c.execute(f"INSERT INTO runs ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
-                          tuple(row.values()))
+                _insert_row(c, row)
                 rows.append(row)
 
         self.write(insert, immediate=True)
@@ -406,7 +417,7 @@ class Store:
         """Experiments, newest first; `visible_to` as for `list`."""
         where, args = "", ()
         if visible_to is not None:
-            where, args = " WHERE (owner=? OR published=1 OR owner IN ('', 'cli'))", (visible_to,)
+            where, args = f" WHERE {VISIBLE_SQL}", (visible_to,)
         return [dict(r) for r in self.read(f"SELECT * FROM experiments{where} ORDER BY created DESC LIMIT ?",
                                            (*args, limit))]
 
@@ -447,7 +458,7 @@ class Store:
              target: str | None = None, backbone: str | None = None, limit: int = 500,
              visible_to: str | None = None, experiment: str | None = None) -> list[dict[str, Any]]:
         """Runs, newest first. `visible_to=OWNER`: only that owner's runs, published ones and the command
-        line's (owner 'cli', or '' for runs recorded before owners existed): see `access.can_see`."""
+        line's (owner 'cli', or '' for runs recorded before owners existed): the rule of `visible`."""
         where, args = [], []
         for col, val in (("status", status), ("method", method), ("source", source), ("target", target),
                          ("backbone", backbone), ("experiment_id", experiment)):
@@ -455,11 +466,83 @@ class Store:
                 where.append(f"{col}=?")
                 args.append(val)
         if visible_to is not None:
-            where.append("(owner=? OR published=1 OR owner IN ('', 'cli'))")
+            where.append(VISIBLE_SQL)
             args.append(visible_to)
         sql = "SELECT * FROM runs" + (" WHERE " + " AND ".join(where) if where else "") + \
               " ORDER BY created DESC LIMIT ?"
         return [_row(r) for r in self.read(sql, (*args, limit))]
+
+    # -- the job manager's questions and claims ---------------------------------------
+    def has_queued(self) -> bool:
+        return bool(self.read("SELECT 1 FROM runs WHERE status='queued' LIMIT 1"))
+
+    def active_runs(self) -> list[sqlite3.Row]:
+        """Starting and running runs, with what judging their process needs."""
+        return self.read("SELECT id, status, pid, pid_start, started, cancel_requested, host, executor, driver_pid "
+                         f"FROM runs WHERE status IN {ACTIVE}")
+
+    def waiting_runs(self) -> list[dict[str, Any]]:
+        """Queued, starting and running runs, oldest first (the server's queue)."""
+        return [dict(r) for r in self.read("SELECT id, status, owner, method, source, target, created FROM runs "
+                                           f"WHERE {WAITING} ORDER BY created")]
+
+    def claim_queued(self, assign_slots: Callable[[list[tuple[int | None, float]], list[tuple[str, float]]],
+                                                  list[tuple[str, int]]],
+                     share: Callable[[dict[str, Any]], float]) -> list[tuple[str, int]]:
+        """Mark the queued runs that `assign_slots(active, queued)` picks as starting on their slots, atomically
+        across processes: `active` is (slot, share) of each started run, `queued` (id, share) in the
+        fair order; `share(config)` is what a run declares of a device."""
+        def claim(c: sqlite3.Connection) -> list[tuple[str, int]]:
+            active = [(r["slot"], share(json.loads(r["config"])))
+                      for r in c.execute(f"SELECT slot, config FROM runs WHERE status IN {ACTIVE}")]
+            order = fair_queue(c)[:64]  # round-robin across sessions
+            configs = {r["id"]: r["config"] for r in c.execute(
+                f"SELECT id, config FROM runs WHERE id IN ({','.join('?' * len(order))})", order)}
+            claimed = assign_slots(active, [(rid, share(json.loads(configs[rid]))) for rid in order])
+            for run_id, slot in claimed:
+                c.execute("UPDATE runs SET status='starting', started=?, pid=NULL, slot=?, cancel_requested=NULL, "
+                          "host=? WHERE id=?", (time.time(), slot, HOST, run_id))
+            return claimed
+
+        claimed = self.write(claim, immediate=True)
+        for run_id, _ in claimed:
+            self.mirror(run_id)
+        return claimed
+
+    def set_worker(self, run_id: str, pid: int, pid_start: str | None) -> None:
+        """The process a starting run was given."""
+        self.write(lambda c: c.execute("UPDATE runs SET pid=?, pid_start=?, heartbeat=? WHERE id=? AND "
+                                       "status='starting'", (pid, pid_start, time.time(), run_id)))
+
+    def cancel_requested(self, run_id: str) -> bool:
+        rows = self.read("SELECT cancel_requested FROM runs WHERE id=?", (run_id,))
+        return bool(rows and rows[0]["cancel_requested"])
+
+    def cancel_queued(self, run_id: str) -> None:
+        """Cancel a run that has not started (nothing when it has)."""
+        self.write(lambda c: c.execute("UPDATE runs SET status='cancelled', reason='cancelled before it started', "
+                                       "ended=? WHERE id=? AND status='queued'", (time.time(), run_id)))
+        self.mirror(run_id)
+
+    def finish_if_active(self, run_id: str, status: str, reason: str) -> bool:
+        """End a starting or running run with `status` and its reason (and an event); False when it had
+        already ended (whoever ends a run first says why)."""
+        def finish(c: sqlite3.Connection) -> bool:
+            cur = c.execute(f"UPDATE runs SET status=?, reason=?, ended=? WHERE id=? AND status IN {ACTIVE}",
+                            (status, reason, time.time(), run_id))
+            if cur.rowcount > 0:
+                c.execute("INSERT INTO events (run_id, ts, kind, data) VALUES (?,?,?,?)",
+                          (run_id, time.time(), status, json.dumps({"reason": reason})))
+            return cur.rowcount > 0
+
+        changed = self.write(finish)
+        if changed:
+            self.mirror(run_id)
+        return changed
+
+    def ping(self) -> None:
+        """One read: raises StoreBusy while another process holds the store locked."""
+        self.read("SELECT 1 FROM runs LIMIT 1")
 
     def delete(self, run_id: str) -> None:
         def rm(c: sqlite3.Connection) -> None:
@@ -513,6 +596,31 @@ class Store:
                                        (run_id, time.time(), kind, json.dumps(data))))
 
 
+def visible(row: dict[str, Any], owner: str) -> bool:
+    """The one visibility rule: a run or experiment is visible to its owner, to everyone once published,
+    and to everyone when it is the command line's (VISIBLE_SQL says the same to SQLite)."""
+    who = row.get("owner") or ""
+    return who == owner or bool(row.get("published")) or who in PUBLIC_OWNERS
+
+
+def new_run_id(config_id: str) -> str:
+    """A run's id: its config's content id (readable, groups seeds in listings) and a random part, so
+    an id says nothing about whether someone else ran the same config (a content id alone would come
+    back as `<id>-2` to the second session that launched it)."""
+    return f"{config_id}-{secrets.token_hex(3)}"
+
+
+def _draw_run_id(c: sqlite3.Connection, config_id: str, taken: set[str]) -> str:
+    while True:
+        rid = new_run_id(config_id)
+        if rid not in taken and not c.execute("SELECT 1 FROM runs WHERE id=?", (rid,)).fetchone():
+            return rid
+
+
+def _insert_row(c: sqlite3.Connection, row: dict[str, Any]) -> None:
+    c.execute(f"INSERT INTO runs ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})", tuple(row.values()))
+
+
 def _check_queue(c: sqlite3.Connection, owner: str, limits: tuple[int | None, ...], adding: int,
                  unit: bool = False) -> None:
     """Refuse work beyond the quotas: per owner, items of work queued or running (a run, or a whole
@@ -520,8 +628,6 @@ def _check_queue(c: sqlite3.Connection, owner: str, limits: tuple[int | None, ..
     A session with nothing waiting is admitted whatever the server's run count (up to `sessions`
     sessions waiting at once), so every session's
     first item is taken before any session's second. Called inside the inserting transaction."""
-    from .errors import QuotaExceeded
-
     per_owner, total, *more = limits
     sessions = more[0] if more else None
     n_mine = c.execute(f"SELECT COUNT(DISTINCT CASE WHEN experiment_id != '' THEN experiment_id ELSE id END) "
@@ -545,7 +651,7 @@ def _check_queue(c: sqlite3.Connection, owner: str, limits: tuple[int | None, ..
                             f"always taken; this one can wait until it has finished.")
 
 
-WAITING = "status IN ('queued','starting','running')"
+WAITING = f"status IN {UNFINISHED}"
 
 
 def fair_queue(c: sqlite3.Connection) -> list[str]:
@@ -604,3 +710,25 @@ def _row(r: sqlite3.Row) -> dict[str, Any]:
     d = dict(r)
     d["config"] = json.loads(d["config"])
     return d
+
+
+# -- the store of this process ----------------------------------------------------------------------
+
+_STORES: dict[tuple[str, bool], Store] = {}
+_STORES_LOCK = threading.Lock()
+_web_server = False  # set once by the web server: its store calls give up quickly (StoreBusy)
+
+
+def set_interactive(on: bool = True) -> None:
+    """In the web server: store calls give up after a few seconds (StoreBusy) instead of waiting."""
+    global _web_server
+    _web_server = on
+
+
+def store() -> Store:
+    """The store of the current TL_HOME, one per process and mode (the web server's threads share it)."""
+    key = (str(tl_home()), _web_server)
+    with _STORES_LOCK:
+        if key not in _STORES:
+            _STORES[key] = Store(Path(key[0]), interactive=key[1])
+        return _STORES[key]

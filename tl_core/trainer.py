@@ -1,4 +1,5 @@
-"""The training loop: devices, AMP, seeds, stop flag, NaN guard, evaluation, events.
+"""The training loop: devices, AMP, seeds, stop flag, NaN guard, events (the optimiser is `optim`,
+evaluation and the feature map `evaluation`).
 
 The trainer knows nothing about the UI or the run store: it reports through `on_event`
 and saves through an optional `checkpointer`. One `Trainer` = one run.
@@ -6,7 +7,6 @@ and saves through an optional `checkpointer`. One `Trainer` = one run.
 from __future__ import annotations
 
 import math
-import os
 import random
 import time
 from dataclasses import dataclass, field
@@ -14,20 +14,25 @@ from typing import Any, Callable
 
 import numpy as np
 import torch
-import torch.nn as nn
 
 from . import events as ev
-from .backbones import Backbone, build_backbone
-from .config import RunConfig
-from .data import CyclicSampler, RunData, augment, prepare, stratified_pick
-from .errors import RunAborted, TLError
-from .inputs import adapt
-from .methods import Method, RunContext, Step, Strategy, get_method
-from .metrics import classification_report, gaussian_mmd, proxy_a_distance, selection_scores
-from .prefix_cache import PrefixCache, plan_cache, skip_reason
-from .state import TrainState
-from .stats import accuracy_ci, pack_bits
 from .checkpoint import FORMAT as CHECKPOINT_FORMAT
+from .config import RunConfig
+from .data import CyclicSampler, RunData, augment, prepare
+from .domains import get_domain
+from .errors import ConfigError, RunAborted, TLError
+from .evaluation import Evaluator
+from .inputs import adapt
+from .limits import setting
+from .machine import cpu_count, mem_available_gb
+from .methods import Method, RunContext, Step, Strategy, get_method
+from .model import from_config
+from .optim import apply_lrs, lr_at, make_optimizer, param_groups
+from .prefix_cache import PrefixCache, plan_cache, skip_reason
+from .provenance import run_provenance
+from .state import TrainState
+from .stats import accuracy_ci
+from .validation import validate
 
 
 class Diverged(TLError):
@@ -54,40 +59,10 @@ def device_name(device: torch.device) -> str:
     return device.type.upper()
 
 
-def cpu_count() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
-
-
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % (2**32))
     torch.manual_seed(seed)
-
-
-class Classifier(nn.Module):
-    """Backbone + linear head; the unit that is checkpointed and used for prediction."""
-
-    def __init__(self, backbone: Backbone, num_classes: int, head: str = "linear"):
-        super().__init__()
-        self.backbone = backbone
-        self.head = nn.Linear(backbone.feat_dim, num_classes)
-        if head == "weight_norm":  # w = g · v/‖v‖ per class (SHOT's source classifier)
-            self.head = nn.utils.parametrizations.weight_norm(self.head)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.backbone.features(x))
-
-
-def build_model(cfg: RunConfig, in_channels: int, num_classes: int) -> Classifier:
-    m = cfg.model
-    # LeNet reads grey unless a domain is in colour; pretrained nets always read RGB
-    ch = in_channels if m.backbone == "lenet" else 3
-    bb = build_backbone(m.backbone, pretrained=m.pretrained, input_size=m.input_size, in_channels=ch, freeze=m.freeze,
-                        bottleneck=m.bottleneck)
-    return Classifier(bb, num_classes, head=m.head)
 
 
 @dataclass
@@ -99,7 +74,6 @@ class RunResult:
     source_acc: float | None = None
     target_acc: float | None = None
     best_epoch: int | None = None
-    best_target_acc: float | None = None  # = target_acc; kept for readers of older runs
     selection: str = "last"
     last_target_acc: float | None = None
     batch_size: int = 0  # the batch size in use at the end (halved after running out of GPU memory)
@@ -127,8 +101,8 @@ class Trainer:
                  data: RunData | None = None, resolve_run: Callable[[str, torch.device], Any] | None = None):
         """`resolve_run(run_id, device)` loads the model of a run the method refers to (a teacher, a
         source model): references are resolved here, before training, so methods never read the store
-        (default: the run store of this TL_HOME, `runs.resolve_reference`)."""
-        self.cfg = config.validate()
+        (the worker passes `runs.resolve_reference`, the run store of this TL_HOME)."""
+        self.cfg = validate(config)
         self.resolve_run = resolve_run
         self.on_event = on_event or (lambda e: None)
         self.should_stop = should_stop or (lambda: False)
@@ -139,7 +113,7 @@ class Trainer:
     def setup(self) -> None:
         t = self.cfg.train
         # all the cores a local worker may use; a Ray task uses the CPUs it declared (TL_THREADS)
-        torch.set_num_threads(int(os.environ.get("TL_THREADS") or 0) or cpu_count())
+        torch.set_num_threads(int(setting("TL_THREADS")) or cpu_count())
         self.device = pick_device(t.device)
         if self.device.type == "cpu":
             # near-zero activations of a confident model are denormal floats, which a CPU handles tens of times
@@ -148,7 +122,7 @@ class Trainer:
         seed_everything(t.seed)
         self.data = self._data or prepare(self.cfg.data, t.seed)
         k = len(self.data.classes)
-        self.model = build_model(self.cfg, self.data.channels, k).to(self.device)
+        self.model = from_config(self.cfg.model, self.data.channels, k).to(self.device)
         self.spec = self.model.backbone.input_spec
         self.method: Method = get_method(self.cfg.method.name)(self.cfg.method.params)
         self.method.build(self.model.backbone.feat_dim, k)
@@ -162,26 +136,15 @@ class Trainer:
         self.channels_last = self.device.type == "cpu" and self.spec.size >= 16
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
-        self.ctx = RunContext(self.model, self.data, self.cfg, self.spec, self.device, self.channels_last,
-                              self.backbone_features, self.n_epochs, self.n_steps)
-        self.hooks.bind(self.ctx)
-        bb = self.model.backbone
-        staged = {id(p) for st in bb.stages.values() for p in st.parameters()}
-        groups = [{"name": f"backbone.{n}", "params": [p for p in st.parameters() if p.requires_grad]}
-                  for n, st in bb.stages.items()]  # one group per stage: layer-wise learning rates
-        groups += [
-            {"name": "backbone", "params": [p for p in bb.parameters() if p.requires_grad and id(p) not in staged]},
-            {"name": "head", "params": list(self.model.head.parameters())},
-            {"name": "method", "params": list(self.method.modules.parameters())},
-        ]
-        groups = [g for g in groups if g["params"]]
-        decay = 0.0 if self.method.owns_weight_decay else t.weight_decay
-        if t.optimizer == "adam":
-            opt = torch.optim.Adam(groups, lr=t.lr, weight_decay=decay)
-        else:
-            opt = torch.optim.SGD(groups, lr=t.lr, momentum=0.9, weight_decay=decay, nesterov=True)
         self.amp = t.amp and self.device.type == "cuda"
         self.amp_dtype = torch.bfloat16 if self.amp and torch.cuda.is_bf16_supported() else torch.float16
+        self.evaluator = Evaluator(self.model, self.data, self.spec, self.device, self.channels_last, self.amp,
+                                   self.amp_dtype, t.embed_points, t.seed)
+        self.ctx = RunContext(self.model, self.data, self.cfg, self.spec, self.device, self.channels_last,
+                              self.evaluator.backbone_features, self.n_epochs, self.n_steps)
+        self.evaluator.hooks, self.evaluator.ctx = self.hooks, self.ctx
+        self.hooks.bind(self.ctx)
+        opt = make_optimizer(param_groups(self.model, self.method.modules), t, self.method.owns_weight_decay)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp and self.amp_dtype == torch.float16)
         d = self.data
         samplers = {"source": CyclicSampler(d.src_train, t.seed * 3 + 1),
@@ -191,15 +154,11 @@ class Trainer:
         self.state = TrainState(self.model, self.method.modules, opt, samplers,
                                 torch.Generator().manual_seed(t.seed * 3 + 4), t.batch_size)
         self.ctx.optimizer, self.ctx.set_lrs, self.ctx.lr_at = opt, self.set_lrs, self._lr
-        ge = torch.Generator().manual_seed(t.seed + 99)
-        per = max(1, t.embed_points // k)
-        self.embed_idx_s = stratified_pick(d.source.y_test, per, k, ge)
-        self.embed_idx_t = stratified_pick(d.y_target_test, per, k, ge)
         self.total_steps = self.ctx.total_steps
         if t.embedding == "tsne":
             import openTSNE  # noqa: F401  (its ~1 s import belongs to set-up, not to the first epoch)
         self.trainable, self.total = self._param_counts()
-        self.prefix_cache = self._make_prefix_cache()
+        self.prefix_cache = self.evaluator.prefix_cache = self._make_prefix_cache()
 
     def _resolve_refs(self) -> dict[str, Any]:
         """The loaded models of the runs named by the method's run-reference parameters."""
@@ -208,17 +167,14 @@ class Trainer:
             rid = str(self.method.p.get(name) or "").strip()
             if spec.run_ref and rid:
                 if self.resolve_run is None:
-                    from .runs import resolve_reference
-
-                    self.resolve_run = resolve_reference
+                    raise ConfigError(f"{self.method.label} refers to run {rid[:40]!r}, and this trainer was given "
+                                      f"no run store to load it from (pass resolve_run).")
                 refs[name] = self.resolve_run(rid, self.device)
         return refs
 
     def _make_prefix_cache(self) -> PrefixCache | None:
         """Cache the frozen stages' output of a pretrained backbone when it pays and fits (see
         prefix_cache.py); `cache_note` says what was decided."""
-        from .planner import domains_per_step, mem_available_gb
-
         bb, d, m = self.model.backbone, self.data, self.method
         self.cache_note = skip_reason(bb.pretrained, bb.frozen_depth, m.needs_pixels, self.cfg.train.augment,
                                       self.n_steps) or ""
@@ -231,7 +187,7 @@ class Trainer:
         n = (len(torch.unique(src_rows)) + len(torch.unique(tgt_rows))
              + len(d.source.x_test) + (0 if shared else len(d.target.x_test)))
         bs = self.state.batch_size
-        per_step = bs * domains_per_step(type(m))  # the planner's count: a source-free step reads one domain
+        per_step = bs * m.domains_per_step()  # the planner's count: a source-free step reads one domain
         if len(d.tgt_labelled):
             per_step += min(bs, max(2, len(d.tgt_labelled)))
         per_epoch_eval = len(d.source.x_test) + len(d.src_val) + len(d.target.x_test)
@@ -269,11 +225,8 @@ class Trainer:
         return x, raw
 
     def set_lrs(self, progress: float) -> None:
-        """Each parameter group's learning rate: the schedule times the method's multiplier
-        (`backbone.<stage>` falls back to `backbone`)."""
-        mults = self.method.lr_multipliers(progress)
-        for g in self.state.optimizer.param_groups:
-            g["lr"] = self._lr(progress) * mults.get(g["name"], mults.get(g["name"].split(".")[0], 1.0))
+        """Each parameter group's learning rate: the schedule times the method's multiplier."""
+        apply_lrs(self.state.optimizer, self._lr(progress), self.method.lr_multipliers(progress))
 
     MAX_HALVINGS = 4
 
@@ -352,100 +305,22 @@ class Trainer:
         return values, step.log
 
     def _lr(self, progress: float) -> float:
-        """Cosine decay from lr to lr/20 for Adam; the DANN inverse decay (1 + 10p)^-0.75 for SGD."""
-        lr = self.cfg.train.lr
-        if self.cfg.train.optimizer == "sgd":
-            return lr * (1 + 10 * progress) ** -0.75
-        return lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress)))
+        return lr_at(self.cfg.train, progress)
 
-    # -- evaluation ----------------------------------------------------------------
-    @torch.no_grad()
+    # -- evaluation (the run's `Evaluator`) ---------------------------------------
     def backbone_features(self, x_uint8: torch.Tensor, batch: int = 512) -> torch.Tensor:
-        """Backbone features of uint8 images, in eval mode."""
-        bb = self.model.backbone
-        return self._batched(x_uint8, batch, lambda x: bb.features(
-            adapt(x, self.spec, self.device, channels_last=self.channels_last)))
-
-    @torch.no_grad()
-    def _features_from_cache(self, key: str, batch: int = 512) -> torch.Tensor | None:
-        """Backbone features of an evaluation split from the frozen-prefix cache (None: not cached)."""
-        c = self.prefix_cache
-        if c is None or key not in ("source/test", "source/val", "target/test"):
-            return None
-        h = c.rows("source/train", self.data.src_val) if key == "source/val" else c.store[key]
-        return self._batched(h, batch, self.model.backbone.features_from_prefix)
-
-    def _batched(self, xs: torch.Tensor, batch: int, features: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
-        """`features` of `xs` batch by batch, in eval mode, on the CPU."""
-        self.model.eval()
-        feats = []
-        for i in range(0, len(xs), batch):
-            with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp):
-                feats.append(features(xs[i:i + batch]).float().cpu())
-        self.model.train()
-        return torch.cat(feats) if feats else torch.zeros(0, self.model.backbone.feat_dim)
-
-    @torch.no_grad()
-    def predict_features(self, x_uint8: torch.Tensor, key: str = "") -> tuple[torch.Tensor, torch.Tensor]:
-        """(features, logits) for uint8 images, in eval mode; `key` names the split for the
-        frozen-prefix cache and for methods that cache features of a frozen backbone."""
-        f = self.hooks.cached_features(self.ctx, key, x_uint8) if key else None
-        if f is None and key:
-            f = self._features_from_cache(key)
-        if f is None:
-            f = self.backbone_features(x_uint8)
-        self.model.eval()
-        head = next(self.model.head.parameters())
-        logits = self.model.head(f.to(head.device, head.dtype)).float().cpu()
-        self.model.train()
-        return f, logits
+        return self.evaluator.backbone_features(x_uint8, batch)
 
     def evaluate(self, epoch: int) -> dict[str, Any]:
-        d, k = self.data, len(self.data.classes)
-        fs, ls = self.predict_features(d.source.x_test, "source/test")
-        _, lv = self.predict_features(d.source.x_train[d.src_val], "source/val")
-        with self.hooks.target_eval(self.ctx):
-            ft, lt = self.predict_features(d.target.x_test, "target/test")
-        src = classification_report(d.source.y_test, ls.argmax(1), k)
-        tgt = classification_report(d.y_target_test, lt.argmax(1), k)
-        val_acc = float((lv.argmax(1) == d.source.y_train[d.src_val]).float().mean())
-        es, et = fs[self.embed_idx_s].numpy(), ft[self.embed_idx_t].numpy()
-        m = {
-            "epoch": epoch + 1, "classes": list(d.classes),
-            "source_acc": src["acc"], "target_acc": tgt["acc"], "source_val_acc": val_acc,
-            "source_n": len(d.source.y_test), "target_n": len(d.y_target_test),
-            # which target images were right: a gain's interval pairs two runs image by image
-            "target_correct": pack_bits((lt.argmax(1) == d.y_target_test).numpy()),
-            "selection": selection_scores(lt.numpy(), val_acc),
-            "source_per_class": src["per_class"], "target_per_class": tgt["per_class"],
-            "target_confusion": tgt["confusion"],
-            "a_distance": proxy_a_distance(es, et, seed=epoch), "mmd": gaussian_mmd(es, et),
-        }
-        self._last_embed = (es, et, ls[self.embed_idx_s].argmax(1).numpy(), lt[self.embed_idx_t].argmax(1).numpy())
-        return m
+        return self.evaluator.evaluate(epoch)
 
     def embedding(self, epoch: int) -> ev.EmbeddingReady | None:
-        kind = self.cfg.train.embedding
-        if kind == "none":
-            return None
-        from .embed import embed_epoch
-
-        es, et, ps, pt = self._last_embed
-        xy, self.state.embed = embed_epoch(np.concatenate([es, et]), kind, self.state.embed,
-                                            seed=self.cfg.train.seed)
-        n = len(es)
-        d = self.data
-        labels = np.concatenate([d.source.y_test[self.embed_idx_s].numpy(), d.y_target_test[self.embed_idx_t].numpy()])
-        return ev.EmbeddingReady(epoch=epoch + 1, method=kind, points={
-            "x": xy[:, 0].round(3).tolist(), "y": xy[:, 1].round(3).tolist(),
-            "domain": ["source"] * n + ["target"] * len(et),
-            "label": labels.tolist(), "pred": np.concatenate([ps, pt]).tolist()})
+        event, self.state.embed = self.evaluator.embedding(epoch, self.cfg.train.embedding, self.state.embed,
+                                                            self.cfg.train.seed)
+        return event
 
     def provenance(self) -> dict[str, Any]:
         """The data, code and machine this run reads on (see `provenance.run_provenance`)."""
-        from .domains import get_domain
-        from .provenance import run_provenance
-
         src, tgt = get_domain(self.cfg.data.source), get_domain(self.cfg.data.target)
         return run_provenance(src, src.load(), tgt, tgt.load(), device_name(self.device), self.data.target_eval)
 
@@ -544,7 +419,6 @@ class Trainer:
             chosen = next(h for h in st.history if st.best and h["epoch"] == st.best[1])
             result.best_epoch = chosen["epoch"]
             result.source_acc, result.target_acc = chosen["source_acc"], chosen["target_acc"]
-            result.best_target_acc = chosen["target_acc"]
             result.last_target_acc = st.history[-1]["target_acc"]
             result.target_n = chosen.get("target_n", 0)
             result.target_acc_ci = accuracy_ci(result.target_acc, result.target_n)

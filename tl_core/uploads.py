@@ -24,8 +24,11 @@ from typing import Any
 
 from . import access
 from .access import Session
-from .domains.folder import visible
+from .checkpoint import import_model as check_and_store
+from .domains.folder import _is_junk, open_folder, visible, FolderDomain, IMAGE_EXTS
 from .errors import ConfigError, QuotaExceeded, TLError
+from .limits import check_domain_size
+from .paths import atomic_write_text, tl_home
 
 MAX_MEMBERS = 50_000
 MAX_UNCOMPRESSED = 2 * 1024**3
@@ -54,8 +57,6 @@ def _open_zip(src: bytes | str | Path) -> zipfile.ZipFile:
 def _check_members(z: zipfile.ZipFile) -> tuple[list[zipfile.ZipInfo], list[str], int]:
     """Refuse the archive before writing anything; returns (image members to unpack, ignored names,
     declared bytes of those members)."""
-    from .domains.folder import IMAGE_EXTS, _is_junk
-
     members = z.infolist()
     if len(members) > MAX_MEMBERS:
         raise ConfigError(f"The archive has {len(members):,} entries; at most {MAX_MEMBERS:,} are accepted.")
@@ -98,7 +99,7 @@ def _check_members(z: zipfile.ZipFile) -> tuple[list[zipfile.ZipInfo], list[str]
     if not keep:
         raise ConfigError("The archive holds no images (PNG, JPEG, BMP, GIF, TIFF, WebP). Zip a folder that holds "
                           "one sub-folder of images per class.")
-    access.check_domain_size(len(keep), 0)
+    check_domain_size(len(keep), 0)
     return keep, ignored, sum(m.file_size for m in keep)
 
 
@@ -119,8 +120,6 @@ def ingest_zip(src: bytes | str | Path, name: str, session: Session) -> dict[str
     dataset of that name); returns its domain name `upload:<owner>/<name>`, classes, ignored entries
     and warnings. On any refusal or failure nothing is left behind, and a dataset of that name that was
     already there stays as it was. Two uploads of one name at once are taken one after the other."""
-    from .domains.folder import FolderDomain, open_folder
-
     clean = access.clean_name(name)
     area = access.session_dir(session)
     _sweep_stale(area / ".tmp")
@@ -142,7 +141,7 @@ def ingest_zip(src: bytes | str | Path, name: str, session: Session) -> dict[str
                 root = subdirs[0] if len(subdirs) == 1 and not files else tmp  # one wrapper folder: unwrap it
                 try:
                     dom = open_folder(root, name=f"upload:{session.owner}/{clean}", label=clean)
-                    access.check_domain_size(len(keep), len(dom.classes))
+                    check_domain_size(len(keep), len(dom.classes))
                 except ConfigError as e:
                     raise ConfigError(str(e).replace(f"{root.name}/", f"{clean}/").replace(f"{root.name} ", f"{clean} ")
                                       + f" Zip that folder as {clean}.zip and upload it again.") from None
@@ -209,14 +208,10 @@ def _books(session: Session) -> Path:
 
 
 def _tl_home() -> Path:
-    from .paths import tl_home
-
     return tl_home()
 
 
 def _record_decoded(session: Session, name: str, facts: dict[str, int]) -> None:
-    from .paths import atomic_write_text
-
     atomic_write_text(_books(session) / f"{name}.json", json.dumps(facts))
 
 
@@ -271,8 +266,6 @@ def _decoded_of(session: Session, folder: Path) -> int:
     try:
         return int(json.loads((_books(session) / f"{folder.name}.json").read_text())["bytes"])
     except (OSError, ValueError, KeyError, TypeError):
-        from .domains.folder import FolderDomain
-
         try:
             return int(FolderDomain(folder).plan()["bytes"])
         except TLError:
@@ -297,16 +290,12 @@ def delete_upload(session: Session, name: str) -> None:
 def add_folder(path: str, session: Session) -> dict[str, Any]:
     """A folder on the server as a domain `folder:<real path>`, if it lies inside the allowed roots;
     remembered in the session's area so that it survives a reload."""
-    from .domains.folder import open_folder
-
     real = access.resolve_folder(path, session)
     d = open_folder(real, name=f"folder:{real}", label=real.name)
     if not session.is_cli:
         known = folders(session)
         if d.name not in known:
             f = access.session_dir(session) / "folders.json"
-            from .paths import atomic_write_text
-
             atomic_write_text(f, json.dumps(known + [d.name]))
     return {"domain": d.name, "label": d.label, "classes": d.classes, "warnings": d.warnings}
 
@@ -334,8 +323,6 @@ def store_model(weights: bytes, meta: bytes, name: str, session: Session) -> Pat
     """Check an uploaded model and keep it in the session's `models/` area. The folder's name carries a
     hash of the content, so a new file under an old name is a new model (never a stale cached one)."""
     import hashlib
-
-    from .checkpoint import import_model as check_and_store
 
     clean = access.clean_name(name, what="model")
     allowance = access.upload_allowance(session)

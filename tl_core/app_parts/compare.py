@@ -7,18 +7,18 @@ import zipfile
 from typing import Any
 
 
+from .. import runs
 from ..access import Session
 from ..config import RunConfig
+from ..stats import accuracy_ci, normal_gain
+from .run_views import visible_run
 from .text import domain_label
-from .run_views import _visible
 
 
 def compare_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Runs as table rows, each with its gain over the source-only run on the same source, target and
     backbone (the newest finished one) and that gain's 95 % interval from both runs' evaluation sets;
     the one rule of the verdicts: negative transfer only when the whole interval is below zero."""
-    from ..stats import accuracy_ci, normal_gain
-
     baselines: dict[tuple, dict[str, Any]] = {}
     for r in sorted(rows, key=lambda r: r["created"]):
         if r["method"] == "source_only" and r["status"] == "finished" and r["target_acc"] is not None:
@@ -51,9 +51,7 @@ def compare_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def checkpoint_bytes(session: Session, run_id: str) -> tuple[bytes, str] | None:
     """A zip of the run's best checkpoint (safetensors + JSON) and config, for download."""
-    from .. import runs
-
-    _visible(session, run_id)
+    visible_run(session, run_id)
     folder = runs.checkpoint_path(run_id, "best")
     if folder is None:
         return None

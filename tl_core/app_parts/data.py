@@ -7,15 +7,17 @@ import numpy as np
 
 from .. import access
 from ..access import Session
+from ..domains import check_label_spaces, get_domain, list_domains, FolderDomain, SHIFTS
+from ..domains.names import parse
+from ..domains.shift import apply_shift
 from ..errors import TLError
+from ..uploads import add_folder as add, delete_upload as rm, folders, ingest_zip as ingest, uploads
 from .text import domain_label
 
 
 def domain_choices(session: Session | None = None) -> list[dict[str, Any]]:
     """The built-in domains, then the teacher's datasets (ingested from the server's command line) and
     this session's own uploads. No session sees another's uploads."""
-    from ..domains import get_domain, list_domains
-
     out = [get_domain(n).info() for n in list_domains() if not n.startswith(("folder:", "upload:"))]
     owners = [access.CLI] + ([session.owner] if session is not None and not session.is_cli else [])
     for owner in owners:
@@ -29,8 +31,6 @@ def domain_choices(session: Session | None = None) -> list[dict[str, Any]]:
 
 
 def shift_kinds() -> dict[str, str]:
-    from ..domains import SHIFTS
-
     return {k: v[1] for k, v in SHIFTS.items()}
 
 
@@ -44,8 +44,6 @@ def domain_preview(name: str, session: Session, per_class: int = 4, seed: int = 
     """Sample images per class (N, H, W, 3 uint8), class names and counts of a domain this session may
     use. An image folder decodes only the images shown (see `FolderDomain.preview`)."""
     import torch
-
-    from ..domains import FolderDomain, get_domain
 
     access.gate_domain(session, name)
     dom = get_domain(name)
@@ -65,8 +63,6 @@ def domain_preview(name: str, session: Session, per_class: int = 4, seed: int = 
 
 def input_channels(source: str, target: str, session: Session) -> int:
     """Colour (3) if either domain is in colour, else grey (1); 1 when a domain cannot be resolved."""
-    from ..domains import get_domain
-
     try:
         access.gate_domain(session, source)
         access.gate_domain(session, target)
@@ -76,8 +72,6 @@ def input_channels(source: str, target: str, session: Session) -> int:
 
 
 def label_space(source: str, target: str, session: Session) -> tuple[bool, str]:
-    from ..domains import check_label_spaces, get_domain
-
     try:
         access.gate_domain(session, source)
         access.gate_domain(session, target)
@@ -89,22 +83,16 @@ def label_space(source: str, target: str, session: Session) -> tuple[bool, str]:
 
 def ingest_zip(data: bytes, name: str, session: Session) -> dict[str, Any]:
     """Unpack an uploaded zip of class folders into this session's area (see `uploads.ingest_zip`)."""
-    from ..uploads import ingest_zip as ingest
-
     return ingest(data, name, session)
 
 
 def add_folder(path: str, session: Session) -> dict[str, Any]:
     """A folder on the server, inside the roots its owner allowed (see `access.resolve_folder`)."""
-    from ..uploads import add_folder as add
-
     return add(path, session)
 
 
 def session_folders(session: Session) -> dict[str, str]:
     """The server folders this session added: {domain: label}."""
-    from ..uploads import folders
-
     return {n: domain_label(n) for n in folders(session)}
 
 
@@ -137,9 +125,6 @@ def shift_preview(base: str, kind: str, severity: int, session: Session,
     decodes only those n."""
     import torch
 
-    from ..domains import FolderDomain, get_domain
-    from ..domains.shift import apply_shift
-
     access.gate_domain(session, base)
     dom = get_domain(base)
     if isinstance(dom, FolderDomain):
@@ -156,8 +141,6 @@ def domain_refusal_text(session: Session) -> str:
 
 def domain_base(name: str) -> str:
     """A domain name without its shifts (`mnist+rotate:3` -> `mnist`); the name itself if it cannot be parsed."""
-    from ..domains.names import parse
-
     try:
         return parse(name).base
     except TLError:
@@ -166,13 +149,9 @@ def domain_base(name: str) -> str:
 
 def my_uploads(session: Session) -> list[dict[str, Any]]:
     """This session's uploaded datasets with the space each takes (files, and decoded pixels)."""
-    from ..uploads import uploads
-
     return uploads(session)
 
 
 def delete_upload(session: Session, name: str) -> None:
     """Delete one of this session's uploaded datasets, freeing its quota (runs keep their results)."""
-    from ..uploads import delete_upload as rm
-
     rm(session, name)

@@ -2,13 +2,12 @@
 from __future__ import annotations
 
 from typing import Any
+from ..backbones import backbone_info, build_backbone, list_backbones
 
 
 
 
 def backbone_choices() -> list[dict[str, Any]]:
-    from ..backbones import backbone_info, list_backbones
-
     out = []
     for n in list_backbones():
         b = backbone_info(n)
@@ -22,8 +21,6 @@ def backbone_choices() -> list[dict[str, Any]]:
 def model_summary(backbone: str, freeze: int, input_size: int | None = None, in_channels: int = 1,
                   bottleneck: int = 0) -> dict[str, Any]:
     """Parameters per stage and trainable/total for a freeze depth (built with random weights: same counts)."""
-    from ..backbones import build_backbone
-
     bb = build_backbone(backbone, pretrained=False, input_size=input_size, in_channels=in_channels, freeze=freeze,
                         bottleneck=bottleneck)
     trainable, total = bb.param_counts()

@@ -8,16 +8,21 @@ from typing import Any
 
 import numpy as np
 
+from .. import runs
 from ..access import Session
+from ..checkpoint import MAX_MODEL_BYTES, Predictor
+from ..domains import get_domain
+from ..domains.folder import load_image
 from ..errors import ConfigError, TLError
-from .run_views import _visible
+from ..limits import megabytes
+from ..lru import ByteLRU
+from ..uploads import model_folder, store_model
+from .run_views import visible_run
 
 
 def decode_upload(data: bytes, name: str = "image") -> np.ndarray:
     """An uploaded image file -> (3, H, W) uint8; a clear error when it is not a readable image."""
     from PIL import UnidentifiedImageError
-
-    from ..domains.folder import load_image
 
     try:
         return load_image(io.BytesIO(data), size=224)  # type: ignore[arg-type]
@@ -30,8 +35,6 @@ def decode_upload(data: bytes, name: str = "image") -> np.ndarray:
 def unpack_model_zip(data: bytes) -> tuple[bytes, bytes]:
     """(model.safetensors, model.json) from a checkpoint zip downloaded from the Compare page. Reads
     only those two members, by name and within size limits; a zip made by torch.save is refused."""
-    from ..checkpoint import MAX_MODEL_BYTES
-
     try:
         z = zipfile.ZipFile(io.BytesIO(data))
     except (zipfile.BadZipFile, ValueError, EOFError):
@@ -66,8 +69,6 @@ def unpack_model_zip(data: bytes) -> tuple[bytes, bytes]:
 def import_model(weights: bytes, meta: bytes, name: str, session: Session) -> dict[str, Any]:
     """A model uploaded in the browser (safetensors + model.json), checked and kept in this session's
     upload area; returns its reference for `predict`."""
-    from ..uploads import store_model
-
     dest = store_model(weights, meta, name, session)
     _predictor_cache().pop(str(dest))
     p = _load_predictor(dest)
@@ -100,15 +101,11 @@ _PREDICTORS = None
 def _predictor_cache():
     global _PREDICTORS
     if _PREDICTORS is None:
-        from ..lru import ByteLRU, cap_from_env
-
-        _PREDICTORS = ByteLRU(cap_from_env("TL_MODEL_CACHE_MB", 512), _model_bytes)
+        _PREDICTORS = ByteLRU(megabytes("TL_MODEL_CACHE_MB") or 0, _model_bytes)
     return _PREDICTORS
 
 
 def _load_predictor(folder: Path):
-    from ..checkpoint import Predictor
-
     cache = _predictor_cache()
     key = str(folder)  # a resumed run or a re-uploaded model has a new folder: never a stale model
     p = cache.get(key)
@@ -119,13 +116,10 @@ def _load_predictor(folder: Path):
 
 
 def _predictor(session: Session, model: str):
-    from .. import runs
-    from ..uploads import model_folder
-
     if model.startswith("upload:"):
         folder = model_folder(session, model)
     else:
-        _visible(session, model)
+        visible_run(session, model)
         folder = runs.checkpoint_path(model, "best")
         if folder is None:
             raise TLError(f"Run {model} has no checkpoint yet: one is saved at the end of each epoch.")
@@ -136,9 +130,7 @@ def target_samples(session: Session, run_id: str, n: int = 8, seed: int = 0) -> 
     """Random images of a visible run's target test split, with their true class names."""
     import torch
 
-    from ..domains import get_domain
-
-    r = _visible(session, run_id)
+    r = visible_run(session, run_id)
     d = get_domain(r["config"]["data"]["target"]).load()
     g = torch.Generator().manual_seed(seed)
     idx = torch.randperm(len(d.x_test), generator=g)[:n]

@@ -4,41 +4,29 @@ from __future__ import annotations
 from typing import Any
 
 
-from .. import access
+from .. import access, runs
 from ..access import Session
-from ..errors import ConfigError, StoreBusy, TLError
-from .text import run_label
+from ..errors import ConfigError
+from ..provenance import run_reading
+from ..resolve import resolve
+from ..validation import validate as validate_config
 from .strategy import validate
+from .text import run_label
+from .visible import owned, visible
 
 
-def _visible(session: Session, run_id: str) -> dict[str, Any]:
+def visible_run(session: Session, run_id: str) -> dict[str, Any]:
     """A run's record (with progress) if this session may see it; one message for unknown and hidden."""
-    from .. import runs
-
-    try:
-        r = runs.get_run(run_id)
-    except StoreBusy:
-        raise  # a locked store is busy, never "no such run"
-    except TLError:
-        raise access.not_visible(run_id) from None
-    if not access.can_see(session, r):
-        raise access.not_visible(run_id)
-    r["mine"] = access.can_change(session, r)
-    return r
+    return visible(session, "run", run_id, runs.get_run)
 
 
 def _own(session: Session, run_id: str) -> dict[str, Any]:
-    r = _visible(session, run_id)
-    if not r["mine"]:
-        raise ConfigError(f"Run {run_id} belongs to another session: you can watch it, not change it.")
-    return r
+    return owned(session, "run", run_id, runs.get_run)
 
 
 def get_run(session: Session, run_id: str) -> dict[str, Any]:
     """A run this session may see, with its reading: `target_acc_ci`, `target_eval`, `provenance`."""
-    from ..provenance import run_reading
-
-    r = _visible(session, run_id)
+    r = visible_run(session, run_id)
     r.update(run_reading(r))
     return r
 
@@ -61,8 +49,6 @@ def reading_words(r: dict[str, Any]) -> str:
 
 def list_runs(session: Session, **filters: Any) -> list[dict[str, Any]]:
     """This session's runs and the published ones (the teacher's command-line runs included), newest first."""
-    from .. import runs
-
     rows = runs.list_runs(visible_to=session.owner, **filters) if not session.is_cli else runs.list_runs(**filters)
     for r in rows:
         r["mine"] = access.can_change(session, r)
@@ -70,52 +56,38 @@ def list_runs(session: Session, **filters: Any) -> list[dict[str, Any]]:
 
 
 def cancel_run(session: Session, run_id: str) -> None:
-    from .. import runs
-
     _own(session, run_id)
     runs.cancel(run_id)
 
 
 def delete_run(session: Session, run_id: str) -> None:
-    from .. import runs
-
     _own(session, run_id)
     runs.delete(run_id)
 
 
 def publish_run(session: Session, run_id: str, on: bool = True) -> None:
     """Share a run with the class (read-only for everyone else), or stop sharing it."""
-    from .. import runs
-
     _own(session, run_id)
     runs.store().update(run_id, published=int(bool(on)))
 
 
 def read_metrics(session: Session, run_id: str, cursor: int = 0) -> tuple[list[dict[str, Any]], int]:
-    from .. import runs
-
-    _visible(session, run_id)
+    visible_run(session, run_id)
     return runs.read_metrics(run_id, cursor)
 
 
 def embedding_epochs(session: Session, run_id: str) -> list[int]:
-    from .. import runs
-
-    _visible(session, run_id)
+    visible_run(session, run_id)
     return runs.embedding_epochs(run_id)
 
 
 def read_embedding(session: Session, run_id: str, epoch: int | None = None) -> dict[str, Any] | None:
-    from .. import runs
-
-    _visible(session, run_id)
+    visible_run(session, run_id)
     return runs.read_embedding(run_id, epoch)
 
 
 def all_embeddings(session: Session, run_id: str) -> list[dict[str, Any]]:
-    from .. import runs
-
-    _visible(session, run_id)
+    visible_run(session, run_id)
     return [runs.read_embedding(run_id, e) for e in runs.embedding_epochs(run_id)]
 
 
@@ -128,15 +100,11 @@ def finished_runs(session: Session) -> dict[str, str]:
 def submit(cfg: dict[str, Any], session: Session) -> str:
     """Validate and queue a run for this session (one per seed when it asks for several); returns the
     first id. Everything it points at must be the session's to use; quotas hold."""
-    from .. import runs
-
-    from ..resolve import resolve
-
     c, why = validate(cfg, session)
     if c is None:
         raise ConfigError(why)
     res = resolve(c)  # the method's recipe for what the draft left at its defaults, as every door does
-    c = res.config.validate()
+    c = validate_config(res.config)
     access.check_config(session, c)
     ids = []
     for one in c.per_seed():

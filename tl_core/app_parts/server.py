@@ -1,14 +1,17 @@
 """The server and its sessions: start-up, identity, store health, the machine and the queue."""
 from __future__ import annotations
 
-import os
 import time
 from typing import Any
 
 
-from .. import access
+from .. import access, runs
 from ..access import Session
 from ..config import RunConfig
+from ..errors import StoreBusy
+from ..machine import cpu_count
+from ..paths import tl_home
+from ..runs.executors import current, executor_name, ray_executor
 
 
 # The first visit works offline: rendered digits -> scikit-learn's digits, LeNet, DANN.
@@ -30,9 +33,6 @@ def default_config() -> dict[str, Any]:
 def start_server(port: object = None) -> tuple[bool, str]:
     """Once per page run: make this process the web server of its TL_HOME (lock, scheduler thread,
     short store timeouts). (False, why) when another server already uses the same TL_HOME."""
-    from .. import runs
-    from ..paths import tl_home
-
     runs.set_interactive(True)
     ok, holder = runs.claim_server({"port": port})
     if not ok:
@@ -53,11 +53,8 @@ def open_session(token: str | None, local: bool) -> tuple[Session, str, bool]:
 def store_busy() -> str:
     """"" when the run store answers; else the message to show (checked before a page runs, so that a
     store locked by another program gives a notice, not a hang or a traceback)."""
-    from .. import runs
-    from ..errors import StoreBusy
-
     try:
-        runs.store().read("SELECT 1 FROM runs LIMIT 1")
+        runs.store().ping()
         return ""
     except StoreBusy as e:
         return str(e)
@@ -77,18 +74,11 @@ def device_summary() -> str:
                 return "GPU: " + ", ".join(out.splitlines())
         except (OSError, subprocess.SubprocessError):
             pass
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:
-        cores = os.cpu_count() or 1
-    return f"CPU: {cores} cores (no GPU found)"
+    return f"CPU: {cpu_count()} cores (no GPU found)"
 
 
 def executor_summary() -> dict[str, Any]:
     """Where runs train, in words, for the sidebar: this machine, or the Ray cluster (reachable or not)."""
-    from .. import runs
-    from ..executors import executor_name, ray_executor
-
     if executor_name() == "local":
         return {"executor": "local", "ok": True, "text": "Runs train on this machine (local worker processes)"}
     s = ray_executor(runs.store().home).status()
@@ -101,18 +91,12 @@ def executor_summary() -> dict[str, Any]:
 
 def run_limit() -> int:
     """Runs that train at once: the local limit, or what the Ray cluster holds (0 while unreachable)."""
-    from .. import runs
-    from ..executors import current
-
     return current(runs.store().home).capacity()
 
 
 def queue_summary(session: Session) -> dict[str, Any]:
     """How busy the server is (counts of everyone's runs) and this session's own runs in the queue."""
-    from .. import runs
-
-    rows = runs.store().read("SELECT id, status, owner, method, source, target, created FROM runs "
-                             "WHERE status IN ('queued','starting','running') ORDER BY created")
-    mine = [dict(r) for r in rows if r["owner"] == session.owner]
+    rows = runs.store().waiting_runs()
+    mine = [r for r in rows if r["owner"] == session.owner]
     return {"running": sum(r["status"] != "queued" for r in rows), "queued": sum(r["status"] == "queued" for r in rows),
             "mine": mine, "limit": run_limit()}

@@ -7,9 +7,14 @@ from typing import Any
 
 from .. import access
 from ..access import Session
-from ..config import RunConfig
+from ..backbones import backbone_info
+from ..config import cli_fields, set_fields, RunConfig, SELECTIONS
 from ..errors import TLError
-from .text import domain_label, md
+from ..methods import get_method, list_methods
+from ..planner import estimate_seconds as f
+from ..resolve import resolve
+from ..validation import validate as validate_config
+from .text import domain_label, escape_markdown
 
 
 FAMILY_ORDER = ("baseline", "parameter transfer", "feature transfer", "statistics", "adversarial",
@@ -18,8 +23,6 @@ FAMILY_ORDER = ("baseline", "parameter transfer", "feature transfer", "statistic
 
 def method_cards() -> list[dict[str, Any]]:
     """Every registered method, baseline first, then grouped by family (the guide's reading order)."""
-    from ..methods import get_method, list_methods
-
     cards = [get_method(n).describe() for n in list_methods()]
     rank = {f: i for i, f in enumerate(FAMILY_ORDER)}
     return sorted(cards, key=lambda c: (rank.get(c["family"], len(rank)), c["name"]))
@@ -28,17 +31,13 @@ def method_cards() -> list[dict[str, Any]]:
 def validate(cfg: dict[str, Any], session: Session | None = None) -> tuple[RunConfig | None, str]:
     """(validated config, "") or (None, the reason in words). With a session, its domains pass the
     access gate first, so a name it may not use is refused before anything reads the disk for it."""
-    from ..resolve import resolve
-
     try:
         if session is not None:
             access.gate_config(session, cfg)
         # resolved as every door resolves a run: what the page shows is what trains
-        c = resolve(RunConfig.from_dict(cfg)).config.validate()
+        c = validate_config(resolve(RunConfig.from_dict(cfg)).config)
     except TLError as e:
         return None, str(e)
-    from ..backbones import backbone_info
-
     info = backbone_info(c.model.backbone)
     if info.has_pretrained and c.model.pretrained is not False:
         ok, msg = info.weights_status()
@@ -67,8 +66,6 @@ def draft_to_query(cfg: dict[str, Any]) -> str:
     address copied to another tab, reopens the same draft."""
     import base64
     import json
-
-    from ..config import set_fields
 
     d = {k: v for k, v in _flat_dict(cfg).items() if k in set_fields(cfg)}
     d["method"] = cfg.get("method", {})
@@ -105,16 +102,12 @@ def _flat_dict(cfg: dict[str, Any]) -> dict[str, Any]:
 
 
 def estimate_seconds(cfg: RunConfig) -> float:
-    from ..planner import estimate_seconds as f
-
     return f(cfg)
 
 
 def plan_for_budget(cfg: dict[str, Any], budget_s: float) -> tuple[dict[str, Any], list[str]]:
     """The draft config with its schedule (and, for a pretrained backbone, its frozen stages, input size
     and batch) planned to fit `budget_s` on this machine; the domains, backbone and method stay."""
-    from ..resolve import resolve
-
     c = RunConfig.from_dict(cfg)
     keep = {"data.source", "data.target", "data.target_labels", "data.max_per_domain", "model.backbone",
             "model.pretrained", "train.seed", "train.seeds", "train.embedding", "train.selection", "train.device"}
@@ -125,8 +118,6 @@ def plan_for_budget(cfg: dict[str, Any], budget_s: float) -> tuple[dict[str, Any
 
 def describe_plan(cfg: RunConfig) -> str:
     """A short plain-words summary of what the run will do."""
-    from ..methods import get_method
-
     m = get_method(cfg.method.name)
     d, t, mo = cfg.data, cfg.train, cfg.model
     regime = {"none": "no target labels", "all": "all target labels"}.get(str(d.target_labels),
@@ -135,8 +126,8 @@ def describe_plan(cfg: RunConfig) -> str:
     if mo.bottleneck:
         freeze += f", then a trainable {mo.bottleneck}-feature bottleneck"
     weights = "pretrained weights" if mo.pretrained is not False and mo.backbone != "lenet" else "random weights"
-    return (f"Train **{mo.backbone}** ({weights}; {freeze}) on **{md(domain_label(d.source))}** with its labels, and "
-            f"adapt it to **{md(domain_label(d.target))}** ({regime}) with **{m.label}**: {t.epochs} epochs × {t.steps_per_epoch} steps of "
+    return (f"Train **{mo.backbone}** ({weights}; {freeze}) on **{escape_markdown(domain_label(d.source))}** with its labels, and "
+            f"adapt it to **{escape_markdown(domain_label(d.target))}** ({regime}) with **{m.label}**: {t.epochs} epochs × {t.steps_per_epoch} steps of "
             f"{t.batch_size} images per domain, {t.optimizer} at learning rate {t.lr:g}, seed {t.seed}. "
             f"After each epoch: source and target test accuracy, the domain gap and a {t.embedding.upper()} map "
             f"of the features. The run reports {_selection_words(t.selection)} (chosen without "
@@ -146,18 +137,12 @@ def describe_plan(cfg: RunConfig) -> str:
 
 
 def _selection_words(selection: str) -> str:
-    from ..config import SELECTIONS
-
     return "its last epoch" if selection == "last" else f"the epoch with the {SELECTIONS[selection]}"
 
 
 def cli_command(cfg: dict[str, Any] | RunConfig) -> str:
     """The equivalent command line for a config."""
     c = cfg if isinstance(cfg, RunConfig) else RunConfig.from_dict(cfg)
-    from ..config import cli_fields
-
-    from ..methods import get_method
-
     args = ["python", "-m", "tl_core", "train", "--method", c.method.name]
     always = {"source", "target", "backbone"}
     method = get_method(c.method.name)
@@ -182,6 +167,4 @@ def cli_command(cfg: dict[str, Any] | RunConfig) -> str:
 
 
 def selection_choices() -> dict[str, str]:
-    from ..config import SELECTIONS
-
     return dict(SELECTIONS)

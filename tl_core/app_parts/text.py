@@ -5,17 +5,18 @@ import re
 from pathlib import Path
 from typing import Any
 
-
+from ..domains.names import parse, shifted
+from ..errors import ConfigError
 
 
 def domain_label(name: str) -> str:
     """A domain as people read it: `upload:<owner>/photos` -> `photos (upload)`, a folder by its name."""
-    base, plus, rest = name.partition("+")
-    if base.startswith("upload:"):
-        base = base.rsplit("/", 1)[-1] + " (upload)"
-    elif base.startswith("folder:"):
-        base = Path(base[len("folder:"):]).name + " (folder)"
-    return base + (plus + rest if plus else "")
+    try:
+        n = parse(name)
+    except ConfigError:
+        return str(name)[:80]
+    base = {"upload": f"{n.dataset} (upload)", "folder": f"{Path(n.path).name} (folder)"}.get(n.kind, n.base)
+    return shifted(base, n.shifts)
 
 
 def run_label(r: dict[str, Any]) -> str:
@@ -25,6 +26,6 @@ def run_label(r: dict[str, Any]) -> str:
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:])")
 
 
-def md(text: object) -> str:
+def escape_markdown(text: object) -> str:
     """A user's name escaped for markdown: shown as written, never as formatting, links or HTML."""
     return _MD_SPECIAL.sub(r"\\\1", str(text))

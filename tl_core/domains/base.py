@@ -9,7 +9,8 @@ from pathlib import Path
 import torch
 
 from ..errors import ConfigError, DataUnavailable, TLError
-from ..lru import ByteLRU, cap_from_env
+from ..limits import megabytes
+from ..lru import ByteLRU
 from ..paths import cache_dir
 from ..registry import Registry
 
@@ -110,7 +111,7 @@ def _nbytes(d: DomainData) -> int:
 
 # decoded domains kept in memory, up to TL_DOMAIN_CACHE_MB (default 1 GB): MNIST is 55 MB, a
 # 20,000-image folder at 224 px 3 GB, so a server with many users evicts rather than grows
-_MEMO: ByteLRU[DomainData] = ByteLRU(cap_from_env("TL_DOMAIN_CACHE_MB", 1024), _nbytes)
+_MEMO: ByteLRU[DomainData] = ByteLRU(megabytes("TL_DOMAIN_CACHE_MB") or 0, _nbytes)
 
 
 def clear_memory_cache() -> None:
@@ -159,10 +160,8 @@ def _write_cache(path: Path, d: DomainData) -> None:
 def prune_disk_cache(folder: Path, keep: Path | None = None) -> int:
     """Hold the decoded-domain cache on disk under TL_DOMAIN_DISK_CACHE_MB (default 4096; 0: no cap):
     the least recently used files go first (a read touches its file), never `keep`. Returns bytes freed."""
-    from ..limits import env_int
-
-    cap = env_int("TL_DOMAIN_DISK_CACHE_MB", 4096) * 2**20
-    if cap <= 0:
+    cap = megabytes("TL_DOMAIN_DISK_CACHE_MB")
+    if not cap:
         return 0
     files = []
     for p in folder.glob("*.safetensors"):
@@ -211,32 +210,6 @@ def register_domain(domain: Domain, replace: bool = False) -> Domain:
 
 def list_domains() -> list[str]:
     return DOMAINS.names()
-
-
-def get_domain(name: str) -> Domain:
-    """A registered domain, a shifted variant `base+shift:severity`, `folder:PATH` or `upload:OWNER/NAME`
-    (the grammar is `names.parse`)."""
-    from .names import parse
-
-    if isinstance(name, str) and name in DOMAINS:
-        return DOMAINS.get(name)
-    n = parse(name)
-    if n.shifts:
-        from .shift import ShiftedDomain
-
-        dom = get_domain(n.base)
-        for kind, sev in n.shifts:
-            dom = ShiftedDomain(dom, f"{kind}:{sev}")
-        return dom
-    if n.kind == "folder":
-        from .folder import FolderDomain
-
-        return FolderDomain(Path(n.path), name=name)
-    if n.kind == "upload":
-        from .folder import upload_domain
-
-        return upload_domain(name)
-    return DOMAINS.get(name)  # raises with the list of known domains
 
 
 def check_label_spaces(source: Domain, target: Domain) -> None:

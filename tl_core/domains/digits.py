@@ -2,28 +2,29 @@
 rendered synthetic digits, and an MNIST-M-style colour domain."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from ..errors import DataUnavailable
+from ..limits import setting
 from ..paths import data_dir
-from .base import Domain, DomainData, register_domain
+from .base import register_domain, Domain, DomainData
+from .render import blend_on_textures, render_digits
 
 DIGITS = [str(i) for i in range(10)]
 
 
 def _offline() -> bool:
-    return os.environ.get("TL_OFFLINE", "") not in ("", "0")
+    return bool(setting("TL_OFFLINE"))
 
 
 STARTER = Path(__file__).resolve().parents[2] / "assets" / "starter"
 
 
 def _download_allowed() -> bool:
-    return os.environ.get("TL_DOWNLOAD", "") not in ("", "0") and not _offline()
+    return bool(setting("TL_DOWNLOAD")) and not _offline()
 
 
 class TorchvisionDigits(Domain):
@@ -193,8 +194,6 @@ class SynDigits(Domain):
     n_train, n_test, seed = 10_000, 2_000, 1234
 
     def _decode(self) -> DomainData:
-        from .render import render_digits
-
         x, y = render_digits(self.n_train + self.n_test, size=32, seed=self.seed)
         x, y = torch.from_numpy(x), torch.from_numpy(y)
         n = self.n_train
@@ -227,8 +226,6 @@ class MNISTM(Domain):
         return out
 
     def _decode(self) -> DomainData:
-        from .render import blend_on_textures
-
         m = DOMAIN_MNIST.load()
         rng = np.random.default_rng(self.seed)
         xtr = torch.from_numpy(blend_on_textures(m.x_train.numpy(), rng))

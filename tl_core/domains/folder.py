@@ -12,6 +12,9 @@ import numpy as np
 import torch
 
 from ..errors import ConfigError, DataUnavailable
+from ..limits import check_domain_size, megabytes
+from ..paths import uploads_root
+from . import names
 from .base import Domain, DomainData, register_domain
 
 IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
@@ -241,10 +244,7 @@ def working_size(n_images: int, largest_side: int, cap_bytes: int | None) -> int
 
 def decoded_cap_bytes() -> int | None:
     """Decoded bytes one folder or uploaded dataset may take (TL_QUOTA_DOMAIN_DECODED_MB; 0: no cap)."""
-    from ..limits import env_int
-
-    mb = env_int("TL_QUOTA_DOMAIN_DECODED_MB", 1024)
-    return mb * 2**20 if mb > 0 else None
+    return megabytes("TL_QUOTA_DOMAIN_DECODED_MB")
 
 
 def split_of(kept: int, n: int) -> str:
@@ -266,8 +266,8 @@ class FolderDomain(Domain):
         self.root = Path(root).expanduser()
         self.name = name or f"folder:{self.root}"
         self.label = label or self.root.name
-        uploaded = self.name.startswith("upload:")
-        self.description = (f"Your uploaded images ({self.label}), one sub-folder per class." if uploaded else
+        self.uploaded = self.name.startswith("upload:")  # an upload's name always is `upload:OWNER/NAME`
+        self.description = (f"Your uploaded images ({self.label}), one sub-folder per class." if self.uploaded else
                             f"Your images in the folder {self.root.name} (one sub-folder per class).")
         self._classes: list[str] | None = None
         self._plan: dict | None = None
@@ -284,7 +284,7 @@ class FolderDomain(Domain):
         return self._classes
 
     def variant(self) -> str:
-        return "upload" if self.name.startswith("upload:") else "folder"
+        return "upload" if self.uploaded else "folder"
 
     def available(self) -> tuple[bool, str]:
         if not self.root.is_dir():
@@ -330,8 +330,6 @@ class FolderDomain(Domain):
         return self._plan
 
     def _decode(self) -> DomainData:
-        from ..access import check_domain_size
-
         plan = self.plan()
         readable, side = plan["readable"], plan["side"]
         classes = sorted(readable)
@@ -481,8 +479,6 @@ def class_key(name: str) -> str:
 def open_folder(path: str | Path, name: str | None = None, label: str | None = None) -> FolderDomain:
     """An image folder as a domain (not registered), after checking its layout and size; its layout
     warnings are in `.warnings`."""
-    from ..access import check_domain_size
-
     root = Path(path).expanduser()
     warnings = check_layout(root)
     d = FolderDomain(root, name=name or root.name, label=label)
@@ -510,9 +506,7 @@ def register_folder(path: str | Path, name: str | None = None, label: str | None
 def upload_domain(name: str) -> FolderDomain:
     """`upload:OWNER/NAME`: a dataset uploaded by a session (or ingested from the command line, OWNER
     `cli`), kept under TL_HOME/uploads/OWNER/domains/NAME."""
-    from ..access import NAME, OWNER, uploads_root
-
-    owner, _, ds = name[len("upload:"):].partition("/")
-    if not OWNER.match(owner) or not NAME.match(ds):
+    n = names.parse(name)  # refuses a malformed owner or dataset name
+    if n.kind != "upload" or n.shifts:
         raise ConfigError(f"Unknown dataset {name[:80]!r}.")
-    return FolderDomain(uploads_root() / owner / "domains" / ds, name=name, label=ds)
+    return FolderDomain(uploads_root() / n.owner / "domains" / n.dataset, name=name, label=n.dataset)

@@ -11,7 +11,6 @@ import math
 import torch
 import torch.nn.functional as F
 
-from ..errors import ConfigError
 from . import names
 from .base import Domain, DomainData
 

@@ -7,8 +7,10 @@ from typing import Iterator
 import torch
 import torch.nn as nn
 
+from ..backbones import backbone_info
 from ..errors import ConfigError, TLError
-from .base import Param, RunContext, Step, Strategy, register_method
+from ..inputs import adapt
+from .base import register_method, Param, RunContext, Step, Strategy
 
 _BN = nn.modules.batchnorm._BatchNorm
 
@@ -76,8 +78,6 @@ class AdaBN(Strategy):
 
     @classmethod
     def check(cls, config) -> None:
-        from ..backbones import backbone_info
-
         if not backbone_info(config.model.backbone).batchnorm:
             raise ConfigError(f"AdaBN re-estimates BatchNorm statistics, and {config.model.backbone} has no "
                               f"BatchNorm layers: choose resnet18, mobilenet_v3_small or efficientnet_lite0.")
@@ -102,8 +102,6 @@ class AdaBN(Strategy):
         return 1 if self.p["from_run"] else configured
 
     def _target_batches(self, ctx: RunContext) -> Iterator[torch.Tensor]:
-        from ..inputs import adapt
-
         d = ctx.data
         idx = d.tgt_train[: self.p["images"]]
         for i in range(0, len(idx), 128):

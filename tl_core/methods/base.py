@@ -118,6 +118,12 @@ class Method:
     # True: the method reads the images themselves (a teacher's or a second view's input, BatchNorm
     # re-estimation through the whole network), so the trainer cannot feed it cached frozen features
     needs_pixels: ClassVar[bool] = False
+
+    @classmethod
+    def domains_per_step(cls) -> int:
+        """Batches a step puts through the network: source and target, or one (source only, or a
+        source-free method, whose epochs read the source or the target but never both)."""
+        return 2 if cls.uses_target_data and not issubclass(cls, SourceFree) else 1
     # False: unlabelled target batches are not jittered even when the run augments (a method whose
     # pseudo-labels belong to the stored images, as SHOT's authors train it)
     jitters_target: ClassVar[bool] = True

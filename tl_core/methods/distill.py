@@ -5,7 +5,8 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import ConfigError
-from .base import Param, RunContext, Step, Strategy, register_method
+from ..inputs import adapt
+from .base import register_method, Param, RunContext, Step, Strategy
 
 
 def kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -58,8 +59,6 @@ class Distill(Strategy):
 
     @torch.no_grad()
     def teacher_logits(self, raw: torch.Tensor) -> torch.Tensor:
-        from ..inputs import adapt
-
         return self.teacher.model(adapt(raw, self.teacher.spec, self.device)).float()
 
     def losses(self, step: Step):

@@ -8,7 +8,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .base import Param, RunContext, Step, Strategy, register_method
+from ..errors import ConfigError
+from ..paths import atomic_write_bytes, cache_dir
+from .base import register_method, Param, RunContext, Step, Strategy
 
 HEADS = ("logreg", "svm", "linear")
 
@@ -43,8 +45,6 @@ class FeatureExtract(Strategy):
     @classmethod
     def check(cls, config) -> None:
         if config.model.bottleneck:
-            from ..errors import ConfigError
-
             raise ConfigError("Feature extraction fits its head on the backbone's own features, computed once: a "
                               "bottleneck layer would stay at its random weights. Set bottleneck to 0.")
 
@@ -71,8 +71,6 @@ class FeatureExtract(Strategy):
         from safetensors.torch import load_file, save
 
         x = images()
-        from ..paths import atomic_write_bytes, cache_dir
-
         domain = self._sources[key.split("/")[0]]
         ident = json.dumps({**self._key, "domain": domain, "split": key, "n": len(x),
                             "images": hashlib.sha1(x.numpy().tobytes()).hexdigest()}, sort_keys=True)

@@ -5,8 +5,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..backbones import backbone_info
 from ..errors import ConfigError
-from .base import Param, RunContext, SourceFree, Step, entropy, register_method
+from .base import entropy, register_method, Param, RunContext, SourceFree, Step
 
 _BN = nn.modules.batchnorm._BatchNorm
 
@@ -44,8 +45,6 @@ class TENT(SourceFree):
 
     @classmethod
     def check(cls, config) -> None:
-        from ..backbones import backbone_info
-
         if not backbone_info(config.model.backbone).batchnorm and not config.model.bottleneck:
             raise ConfigError(f"TENT tunes BatchNorm layers, and {config.model.backbone} has none: add a "
                               f"bottleneck (it has BatchNorm; e.g. bottleneck 256) or choose a backbone with "

@@ -1,20 +1,21 @@
 """Where a run trains: a local worker process (the default) or a task on a Ray cluster.
 
 `TL_RAY_ADDRESS` chooses. Unset or empty: local worker processes fed from the run store
-(`runs._spawn`). `local`: a private Ray instance started on this machine. `auto`: the Ray
+(`runs.local`). `local`: a private Ray instance started on this machine. `auto`: the Ray
 cluster this machine belongs to. `ray://host:port`: a remote cluster through Ray Client.
 
 With Ray, the process that schedules (the web server, or the CLI that follows its run) is the
 Ray driver. Each run is a Ray task that declares its resources (`TL_RAY_CPUS_PER_RUN`, default
 1 CPU, and its share of a GPU when the cluster has GPUs), so the cluster packs them. No shared
 filesystem is assumed: the task sends its events, metrics, embeddings and checkpoints to a
-`StoreActor` pinned to the driver's node, which writes them into the run store, and fetches its
+`RunRecorder` actor pinned to the driver's node, which writes them into the run store, and fetches its
 last checkpoint from it on a retry. Datasets are read on each node from `TL_DATA_DIR` (a path
 every node can read; the actor tells the task the driver's value unless `TL_RAY_DATA_DIR` names
 another). A node that dies mid-run: Ray retries the task once on another node, from the last
 checkpoint. A cancel sets the store's flag, which the task polls through the actor every half
 second; past the grace period the driver cancels the task through Ray.
 """
+
 from __future__ import annotations
 
 import json
@@ -26,16 +27,24 @@ import threading
 import time
 import traceback
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
-from .errors import TLError
+from ..checkpoint import Checkpointer, Predictor
+from ..config import RunConfig
+from ..errors import ConfigError, TLError
+from ..limits import setting
+from ..store import RUN_ID, Store
+from ..trainer import Trainer
+from .executor import ClusterUnreachable, Executor
+from .procs import CANCEL_GRACE_S, proc_start
+from .sink import StoreSink, wall_limit_reason
+from .slots import device_share
 
-CANCEL_GRACE_S = 3.0
-STOP_POLL_S = 0.5
+STOP_POLL_S = 0.5  # how often a task asks the store whether to stop
 
 
 def ray_address() -> str:
-    return os.environ.get("TL_RAY_ADDRESS", "").strip()
+    return str(setting("TL_RAY_ADDRESS"))
 
 
 def executor_name() -> str:
@@ -44,76 +53,21 @@ def executor_name() -> str:
 
 
 def cpus_per_run() -> float:
-    try:
-        return max(0.1, float(os.environ.get("TL_RAY_CPUS_PER_RUN", "1")))
-    except ValueError:
-        return 1.0
-
-
-class ClusterUnreachable(TLError):
-    """TL_RAY_ADDRESS names a cluster that cannot be reached."""
-
-
-class Executor:
-    """What the job manager asks of the place runs train: how many fit at once, start one (claimed in the
-    store with a slot), ask one to stop. Observing is the store's: a run's events and status arrive there
-    from wherever it trains, and `runs.reap` judges a vanished worker (local) or driver (Ray)."""
-
-    name = ""
-
-    def capacity(self) -> int:
-        raise NotImplementedError
-
-    def start(self, st, run_id: str, slot: int) -> None:
-        raise NotImplementedError
-
-    def cancel(self, st, r: dict[str, Any]) -> None:
-        """Ask a running run to stop; the store's `cancel_requested` flag is already set."""
-
-
-class LocalExecutor(Executor):
-    """Worker processes on this machine (`python -m tl_core worker RUN_ID`), the default."""
-
-    name = "local"
-
-    def capacity(self) -> int:
-        from .runs import max_concurrent
-
-        return max_concurrent()
-
-    def start(self, st, run_id: str, slot: int) -> None:
-        from .runs import _spawn
-
-        _spawn(st, run_id, slot)
-
-    def cancel(self, st, r: dict[str, Any]) -> None:
-        import signal
-
-        from .runs import _alive
-
-        if r["pid"] and _alive(r["pid"], r["pid_start"]):
-            try:  # the worker stops at its next batch; `reap` kills it if it lingers
-                os.kill(r["pid"], signal.SIGTERM)
-            except OSError:
-                pass
+    return max(0.1, float(setting("TL_RAY_CPUS_PER_RUN")))
 
 
 # -- the side of the run store (on the driver's node) ----------------------------------------
 
-class StoreActorImpl:
+class RunRecorder:
     """Receives what remote runs send and writes it into the run store of `home` (a Ray actor)."""
 
     def __init__(self, home: str, data_dir: str):
-        from .store import Store
-
         self.st = Store(Path(home))
         self.data_dir = data_dir
         self.sinks: dict[str, Any] = {}
         self.attempts: dict[str, int] = {}
 
     def _sink(self, run_id: str):
-        from .runs import StoreSink
-
         if run_id not in self.sinks:
             self.sinks[run_id] = StoreSink(self.st, run_id)
         return self.sinks[run_id]
@@ -136,9 +90,7 @@ class StoreActorImpl:
         self.st.update(run_id, peak_mb=round(float(mb), 1))
 
     def fail(self, run_id: str, reason: str) -> None:
-        from .runs import _finish_if_active
-
-        _finish_if_active(self.st, run_id, "failed", reason)
+        self.st.finish_if_active(run_id, "failed", reason)
 
     def should_stop(self, run_id: str) -> bool:
         r = self.st.get(run_id)
@@ -146,21 +98,14 @@ class StoreActorImpl:
             return True
         limit = r.get("wall_limit_s")
         if limit and r.get("started") and time.time() - r["started"] > limit:
-            from .runs import wall_limit_reason
-
             self._sink(run_id).cancel_reason = wall_limit_reason(limit)
             return True
         return False
 
     def install_checkpoint(self, run_id: str, epoch: int, files: dict[str, bytes], best: bool) -> list[Any]:
-        from .checkpoint import Checkpointer
-
         return Checkpointer(self.st.run_dir(run_id)).install_files(epoch, files, best)
 
     def checkpoint_files(self, run_id: str, which: str = "last") -> dict[str, bytes] | None:
-        from .checkpoint import Checkpointer
-        from .store import RUN_ID
-
         if not RUN_ID.match(str(run_id)):
             return None
         return Checkpointer(self.st.run_dir(run_id)).files(which)
@@ -175,8 +120,6 @@ class StoreActorImpl:
 def _remote_checkpointer(actor, run_id: str):
     """A checkpointer that writes on this node, then hands each checkpoint to the run store's machine."""
     import ray
-
-    from .checkpoint import Checkpointer
 
     class RemoteCheckpointer(Checkpointer):
         def __init__(self):
@@ -196,13 +139,9 @@ def _remote_resolver(actor):
     """Loads a run another run refers to (a teacher) from the store's machine, not from this disk."""
     import ray
 
-    from .checkpoint import Predictor
-
     def resolve(rid: str, device):
         files = ray.get(actor.checkpoint_files.remote(rid, "best"))
         if not files:
-            from .errors import ConfigError
-
             raise ConfigError(f"Run {rid} does not exist or has no checkpoint yet: pick a finished run.")
         folder = Path(tempfile.mkdtemp(prefix="tl-ref-"))
         try:
@@ -219,13 +158,10 @@ def train_task(run_id: str, config: dict[str, Any], actor) -> str:
     """The body of a run's Ray task: train with everything going through `actor`; returns the node."""
     import ray
 
-    from .config import RunConfig
-    from .trainer import Trainer
-
     node = ray.util.get_node_ip_address() + ":" + ray.get_runtime_context().get_node_id()[:8]
     info = ray.get(actor.started.remote(run_id, node))
     os.environ["TL_THREADS"] = str(max(1, round(cpus_per_run())))  # torch uses the CPUs the task declared
-    data_dir = os.environ.get("TL_RAY_DATA_DIR") or info["data_dir"]
+    data_dir = setting("TL_RAY_DATA_DIR") or info["data_dir"]
     if data_dir:
         os.environ["TL_DATA_DIR"] = data_dir
     last = [0.0, False]
@@ -309,6 +245,8 @@ class RayExecutor(Executor):
 
     def __init__(self, address: str, home: Path):
         self.address, self.home = address, Path(home)
+        # the job manager's `schedule`, called when a task ends so the next queued run takes its place
+        self.reschedule: Callable[[Store], Any] | None = None
         self.refs: dict[str, Any] = {}  # run id -> the task's object ref
         self.lock = threading.Lock()
         self.actor = None
@@ -324,7 +262,7 @@ class RayExecutor(Executor):
         self._status_at = 0.0
 
     RETRY_S = 30.0  # an unreachable cluster is asked again after this long, not on every scheduling pass
-    CONNECT_TIMEOUT_S = float(os.environ.get("TL_RAY_CONNECT_TIMEOUT_S", "30"))
+    CONNECT_TIMEOUT_S = float(setting("TL_RAY_CONNECT_TIMEOUT_S"))
 
     def connect(self) -> None:
         import ray
@@ -335,7 +273,7 @@ class RayExecutor(Executor):
             if self.connecting is None:  # one attempt at a time; a slow one goes on in the background
                 kw: dict[str, Any] = {"namespace": "transferlab", "include_dashboard": False, "log_to_driver": False,
                                       "configure_logging": False}
-                pkg = str(Path(__file__).resolve().parents[1])
+                pkg = str(Path(__file__).resolve().parents[2])
                 # the workers import tl_core from this checkout's parent (a cluster gets it from its own image)
                 kw["runtime_env"] = {"env_vars": {"PYTHONPATH": pkg + os.pathsep + os.environ.get("PYTHONPATH", "")}}
                 self.connecting, self.connect_errors = threading.Event(), []
@@ -360,9 +298,9 @@ class RayExecutor(Executor):
             from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
             here = ray.get_runtime_context().get_node_id()
-            cls = ray.remote(num_cpus=0)(StoreActorImpl)
+            cls = ray.remote(num_cpus=0)(RunRecorder)
             self.actor = cls.options(scheduling_strategy=NodeAffinitySchedulingStrategy(here, soft=False)).remote(
-                str(self.home), os.environ.get("TL_DATA_DIR", ""))
+                str(self.home), str(setting("TL_DATA_DIR") or ""))
 
     STATUS_TTL_S = 5.0
 
@@ -393,8 +331,6 @@ class RayExecutor(Executor):
     def start(self, st, run_id: str, slot: int = 0) -> None:
         import ray
 
-        from .runs import _proc_start, device_share
-
         r = st.get(run_id)
         gpu = device_share(r["config"]) if self.status().get("gpus") else 0.0
         with self.api_lock:
@@ -404,7 +340,7 @@ class RayExecutor(Executor):
             ref = task.remote(run_id, r["config"], self.actor)
         with self.lock:
             self.refs[run_id] = ref
-        st.update(run_id, executor="ray", driver_pid=os.getpid(), pid_start=_proc_start(os.getpid()),
+        st.update(run_id, executor="ray", driver_pid=os.getpid(), pid_start=proc_start(os.getpid()),
                   heartbeat=time.time())
         if self.watcher is None or not self.watcher.is_alive():
             self.watcher = threading.Thread(target=self._watch, args=(st,), daemon=True, name="tl-ray-watch")
@@ -417,8 +353,6 @@ class RayExecutor(Executor):
     def _watch(self, st) -> None:
         """Ends the record of each task that returns or dies, escalates overdue cancels, frees the slot."""
         import ray
-
-        from .runs import _finish_if_active, schedule
 
         while not self.closed.is_set():
             with self.lock:
@@ -445,15 +379,16 @@ class RayExecutor(Executor):
                 except Exception as e:  # noqa: BLE001 - a dead node, a cancel or a crash: one record each
                     reason = f"{type(e).__name__}: {str(e).splitlines()[0][:300]}"
                 if r and r["cancel_requested"]:
-                    _finish_if_active(st, run_id, "cancelled", "cancelled")
+                    st.finish_if_active(run_id, "cancelled", "cancelled")
                 else:
-                    _finish_if_active(st, run_id, "interrupted",
-                                      f"interrupted on the Ray cluster ({reason}). Resume it to continue from its "
-                                      f"last checkpoint.")
+                    st.finish_if_active(run_id, "interrupted",
+                                        f"interrupted on the Ray cluster ({reason}). Resume it to continue from its "
+                                        f"last checkpoint.")
                 if self.closed.is_set():
                     return
                 try:
-                    schedule(st)
+                    if self.reschedule is not None:
+                        self.reschedule(st)
                 except Exception:  # noqa: BLE001
                     traceback.print_exc(file=sys.stderr)
 
@@ -488,13 +423,3 @@ def shutdown() -> None:
         import ray
 
         ray.shutdown()
-
-
-def current(home: Path) -> Executor:
-    """The executor that TL_RAY_ADDRESS chooses, for the run store at `home`."""
-    return ray_executor(home) if executor_name() == "ray" else LocalExecutor()
-
-
-def for_run(r: dict[str, Any], home: Path) -> Executor:
-    """The executor a run was started by (its record says)."""
-    return ray_executor(home) if r.get("executor") == "ray" else LocalExecutor()

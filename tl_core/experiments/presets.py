@@ -11,8 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from .errors import ConfigError
-from .experiments import ExperimentSpec, Strategy
+from ..errors import ConfigError
+from ..paths import data_dir
+from .spec import Arm, ExperimentSpec
 
 # LeNet on 28 px: 4 epochs x 200 steps of 64 images. On the starter pack USPS->MNIST this is where
 # source only is still far behind DANN (curves.json: 960 steps give 74% vs 89%, ~17 s vs ~29 s a run).
@@ -42,19 +43,17 @@ class Preset:
 
 
 def _pacs_root() -> Path | None:
-    from .paths import data_dir
-
     root = data_dir() / "PACS_subset50"
     return root if (root / "photo").is_dir() and (root / "sketch").is_dir() else None
 
 
 def _quickstart() -> ExperimentSpec:
-    return ExperimentSpec("usps", "mnist", (Strategy("DANN", "dann"),), base=DIGITS_SHORT)
+    return ExperimentSpec("usps", "mnist", (Arm("DANN", "dann"),), base=DIGITS_SHORT)
 
 
 def _alignment() -> ExperimentSpec:
-    return ExperimentSpec("usps", "mnist", (Strategy("DANN", "dann"), Strategy("CDAN", "cdan"),
-                                            Strategy("MMD", "mmd"), Strategy("CORAL", "coral")), base=DIGITS_MEDIUM)
+    return ExperimentSpec("usps", "mnist", (Arm("DANN", "dann"), Arm("CDAN", "cdan"),
+                                            Arm("MMD", "mmd"), Arm("CORAL", "coral")), base=DIGITS_MEDIUM)
 
 
 def _freeze() -> ExperimentSpec:
@@ -67,7 +66,7 @@ def _freeze() -> ExperimentSpec:
         src, tgt, size = "mnist", "usps", 64
     base = {"model": {"backbone": "efficientnet_lite0", "input_size": size},
             "train": {"epochs": 4, "steps_per_epoch": 30, "batch_size": 32, "lr": 3e-4, "embed_points": 350}}
-    strategies = tuple(Strategy(f"freeze {d} of 9" + (" (head only)" if d == 9 else " (train all)" if d == 0 else ""),
+    strategies = tuple(Arm(f"freeze {d} of 9" + (" (head only)" if d == 9 else " (train all)" if d == 0 else ""),
                                 "source_only", model={"freeze": d}, role="baseline" if d == 9 else "")
                        for d in (9, 7, 5, 0))
     return ExperimentSpec(src, tgt, strategies, base=base)
@@ -75,16 +74,16 @@ def _freeze() -> ExperimentSpec:
 
 def _labels() -> ExperimentSpec:
     return ExperimentSpec("mnist", "usps", (
-        Strategy("1 label per class", "finetune", data={"target_labels": 1}),
-        Strategy("5 labels per class", "finetune", data={"target_labels": 5}),
-        Strategy("all target labels", "target_only", data={"target_labels": "all"}, role="upper"),
+        Arm("1 label per class", "finetune", data={"target_labels": 1}),
+        Arm("5 labels per class", "finetune", data={"target_labels": 5}),
+        Arm("all target labels", "target_only", data={"target_labels": "all"}, role="upper"),
     ), base=DIGITS_MEDIUM)
 
 
 def _hurts() -> ExperimentSpec:
     # Rendered digits -> scikit-learn's 8x8 digits, both built in and offline: the domains are already
     # close, and DANN at full trade-off over-aligns them (measured: bench/results/presets.json).
-    return ExperimentSpec("syndigits", "uci_digits", (Strategy("DANN (trade-off 1)", "dann", {"trade_off": 1.0}),),
+    return ExperimentSpec("syndigits", "uci_digits", (Arm("DANN (trade-off 1)", "dann", {"trade_off": 1.0}),),
                           base={"train": {"epochs": 4, "steps_per_epoch": 300}})
 
 

@@ -7,34 +7,33 @@ import json
 import time
 from typing import Any, Mapping
 
-from . import access
-from .access import Session
-from .errors import ConfigError, StoreBusy, TLError
-
-TERMINAL = ("finished", "failed", "cancelled", "interrupted")
+from .. import access, experiments, runs
+from ..access import Session
+from ..config import parse_seeds
+from ..domains import get_domain
+from ..errors import ConfigError, TLError
+from ..experiments import ExperimentSpec
+from ..experiments.presets import FIRST_VISIT, PRESETS, get_preset
+from ..planner import estimate_seconds
+from ..store import TERMINAL
+from .text import domain_label
+from .visible import owned, visible
 MAX_QUERY = 2000  # characters of a shared link's experiment description that are read at all
 
 
-def presets() -> list[dict[str, Any]]:
-    from .presets import PRESETS
-
+def experiment_presets() -> list[dict[str, Any]]:
     return [p.info() for p in PRESETS.values()]
 
 
-def first_visit() -> str:
-    from .presets import FIRST_VISIT
-
+def first_visit_preset() -> str:
     return FIRST_VISIT
 
 
-def spec_from_query(q: Mapping[str, str], session: Session) -> tuple[dict[str, Any] | None, str]:
+def experiment_from_query(q: Mapping[str, str], session: Session) -> tuple[dict[str, Any] | None, str]:
     """The experiment a link describes: `?preset=NAME[&seeds=0,1]`, or a custom grid
     `?source=S&target=T&methods=a,b[&seeds=..]`. (spec dict, "") or (None, why), never an exception:
     a link may be mistyped or hostile. Its source and target pass the access gate before anything
     reads the disk for them."""
-    from . import experiments, presets as pr
-    from .config import parse_seeds
-
     try:
         seeds = parse_seeds(q.get("seeds"), "seeds in a link") or None if q.get("seeds") else None
         if q.get("source") or q.get("target") or q.get("methods"):
@@ -43,15 +42,15 @@ def spec_from_query(q: Mapping[str, str], session: Session) -> tuple[dict[str, A
                 return None, "A custom experiment link needs source, target and methods."
             source = access.gate_domain(session, str(q["source"])[:MAX_QUERY])
             target = access.gate_domain(session, str(q["target"])[:MAX_QUERY])
-            spec = experiments.custom(source, target, methods, seeds or (0,))
+            spec = experiments.from_methods(source, target, methods, seeds or (0,))
         else:
-            spec = pr.get_preset(str(q.get("preset") or pr.FIRST_VISIT)[:40]).spec(seeds)
+            spec = get_preset(str(q.get("preset") or FIRST_VISIT)[:40]).spec(seeds)
         return spec.to_dict(), ""
     except TLError as e:
         return None, str(e)
 
 
-def query_for(spec: dict[str, Any]) -> dict[str, str]:
+def experiment_query(spec: dict[str, Any]) -> dict[str, str]:
     """The URL query that reopens this experiment, ready to launch."""
     seeds = ",".join(map(str, spec["seeds"]))
     if spec.get("preset"):
@@ -60,11 +59,8 @@ def query_for(spec: dict[str, Any]) -> dict[str, str]:
     return {"source": spec["source"], "target": spec["target"], "methods": methods, "seeds": seeds}
 
 
-def plan(spec: dict[str, Any], session: Session) -> dict[str, Any]:
+def plan_experiment(spec: dict[str, Any], session: Session) -> dict[str, Any]:
     """Before launch: the member runs, an estimate of the whole grid's time, and why it cannot launch ('' if it can)."""
-    from .experiments import ExperimentSpec
-    from .planner import estimate_seconds
-
     try:
         _gate(session, spec)
         s = ExperimentSpec.from_dict(spec)
@@ -89,9 +85,6 @@ def _gate(session: Session, spec: Any) -> None:
 
 def _long_label(name: str) -> str:
     """A domain's name as the catalogue gives it (says "starter pack" when it is the offline subset)."""
-    from .app_api import domain_label
-    from .domains import get_domain
-
     try:
         return get_domain(name).info()["label"] if "+" not in name and ":" not in name else domain_label(name)
     except TLError:
@@ -105,10 +98,8 @@ def _check_size(session: Session, n: int) -> None:
                           f"(TL_QUOTA_EXPERIMENT_RUNS). Use fewer seeds or strategies.")
 
 
-def launch(spec: dict[str, Any], session: Session) -> str:
+def launch_experiment(spec: dict[str, Any], session: Session) -> str:
     """Queue the whole grid for this session (quotas hold); returns the experiment id."""
-    from . import experiments
-
     _gate(session, spec)
     s = experiments.ExperimentSpec.from_dict(spec)
     for _, _, cfg in s.configs():
@@ -119,29 +110,11 @@ def launch(spec: dict[str, Any], session: Session) -> str:
 
 
 def _visible(session: Session, exp_id: str) -> dict[str, Any]:
-    from . import experiments
-
-    try:
-        e = experiments.get(str(exp_id)[:64])
-    except StoreBusy:
-        raise  # a locked store is busy, never "no such experiment"
-    except TLError:
-        raise _not_visible(exp_id) from None
-    if not access.can_see(session, e):
-        raise _not_visible(exp_id)
-    e["mine"] = access.can_change(session, e)
-    return e
+    return visible(session, "experiment", exp_id, experiments.get)
 
 
-def _not_visible(exp_id: object) -> TLError:
-    return access.NotVisible(f"There is no experiment {str(exp_id)[:40]!r} that you can see. It may have been "
-                             f"deleted, or it belongs to another session that has not shared it.")
-
-
-def view(session: Session, exp_id: str) -> dict[str, Any]:
+def view_experiment(session: Session, exp_id: str) -> dict[str, Any]:
     """Everything the page shows about an experiment: record, progress with ETA, summary and verdict."""
-    from . import experiments, runs
-
     e = _visible(session, exp_id)
     hist = {r["id"]: runs.read_metrics(r["id"])[0] for r in e["runs"] if r["status"] == "finished"}
     s = experiments.summary(e, hist)
@@ -155,17 +128,13 @@ def view(session: Session, exp_id: str) -> dict[str, Any]:
                                             "epochs", "queue_position")} for r in e["runs"]]}
 
 
-def progress(session: Session, exp_id: str) -> dict[str, Any]:
+def experiment_progress(session: Session, exp_id: str) -> dict[str, Any]:
     """Only the grid's progress (what the live panel polls: a few numbers)."""
-    from . import experiments
-
     return experiments.progress(_visible(session, exp_id))
 
 
 def list_experiments(session: Session) -> list[dict[str, Any]]:
     """This session's experiments, shared ones and the teacher's, newest first, with their status."""
-    from . import experiments, runs
-
     st = runs.store()
     rows = st.list_experiments(visible_to=None if session.is_cli else session.owner)
     out = []
@@ -177,19 +146,15 @@ def list_experiments(session: Session) -> list[dict[str, Any]]:
     return out
 
 
-def cancel(session: Session, exp_id: str) -> None:
-    from . import runs
-
+def cancel_experiment(session: Session, exp_id: str) -> None:
     e = _own(session, exp_id)
     for r in e["runs"]:
         if r["status"] not in TERMINAL:
             runs.cancel(r["id"])
 
 
-def delete(session: Session, exp_id: str) -> None:
+def delete_experiment(session: Session, exp_id: str) -> None:
     """The experiment and all its runs (stopped first)."""
-    from . import runs
-
     e = _own(session, exp_id)
     for r in e["runs"]:
         if r["status"] not in TERMINAL:
@@ -198,10 +163,8 @@ def delete(session: Session, exp_id: str) -> None:
     runs.store().delete_experiment(e["id"])
 
 
-def publish(session: Session, exp_id: str, on: bool = True) -> None:
+def publish_experiment(session: Session, exp_id: str, on: bool = True) -> None:
     """Share an experiment and its runs with the class (read-only for others), or stop sharing."""
-    from . import runs
-
     e = _own(session, exp_id)
     st = runs.store()
     st.update_experiment(e["id"], published=int(bool(on)))
@@ -210,15 +173,10 @@ def publish(session: Session, exp_id: str, on: bool = True) -> None:
 
 
 def _own(session: Session, exp_id: str) -> dict[str, Any]:
-    e = _visible(session, exp_id)
-    if not e["mine"]:
-        raise ConfigError(f"Experiment {exp_id} belongs to another session: you can watch it, not change it.")
-    return e
+    return owned(session, "experiment", exp_id, experiments.get)
 
 
-def export(session: Session, exp_id: str) -> str:
+def export_experiment(session: Session, exp_id: str) -> str:
     """The experiment's spec and results as JSON (what a user downloads)."""
-    from . import experiments
-
     e = _visible(session, exp_id)
     return json.dumps(experiments.cli_result(e), indent=2)

@@ -1,0 +1,128 @@
+"""Launching an experiment (all its runs queued in one transaction) and reading it back: its record,
+one status for the grid, its progress and ETA, the CLI's JSON. The app and the CLI launch through
+`launch` and read through `get` and `verdict.summary`: one path."""
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from typing import Any
+
+from .. import runs
+from ..config import RunConfig
+from ..errors import TLError
+from ..planner import estimate_seconds
+from ..store import ACTIVE, TERMINAL
+from .spec import ExperimentSpec
+from .verdict import summary
+
+def launch(spec: ExperimentSpec, owner: str = "cli", name: str = "", published: bool | None = None,
+           limits: tuple[int | None, ...] = (None, None), wall_limit_s: float | None = None) -> str:
+    """Record the experiment and queue all its runs in one transaction; returns its id at once."""
+    spec = spec.normalised()
+    resolved = spec.resolved()
+    members = [(i, seed, r.config) for i, seed, r in resolved]
+    st = runs.store()
+    exp_id = "x" + secrets.token_hex(5)
+    estimates, decoded = [], set()
+    for _, _, cfg in members:  # the first run to use a domain decodes it for the others
+        estimates.append(estimate_seconds(cfg, decoded))
+        decoded |= {cfg.data.source, cfg.data.target}
+    st.insert_experiment(exp_id, {"name": name or spec.title or spec.preset or "experiment", "owner": owner,
+                                  "published": int(owner == "cli" if published is None else published),
+                                  "spec": spec.to_json(), "preset": spec.preset},
+                         [(cfg.config_id(), cfg.to_dict(), spec.strategies[i].label, est, r.sources)
+                          for (i, _, cfg), est, (_, _, r) in zip(members, estimates, resolved)],
+                         limits=limits, wall_limit_s=wall_limit_s)
+    runs.schedule(st)
+    return exp_id
+
+
+def get(exp_id: str) -> dict[str, Any]:
+    """The experiment's record, its spec and its member runs (each with progress); raises TLError."""
+    st = runs.store()
+    e = st.get_experiment(exp_id)
+    if e is None:
+        raise TLError(f"There is no experiment {str(exp_id)[:40]!r}. `python -m tl_core experiments` lists them.")
+    members = st.list(experiment=exp_id, limit=1000)
+    for r in members:
+        r["progress"] = st.progress(r["id"]) if r["status"] in ACTIVE else None
+    e["runs"] = sorted(members, key=lambda r: r["created"])
+    e["spec"] = ExperimentSpec.from_dict(json.loads(e["spec"]))
+    return e
+
+
+def status_of(members: list[dict[str, Any]]) -> str:
+    """One status for the grid, from its runs."""
+    st = [r["status"] for r in members]
+    if not st:
+        return "failed"
+    if any(s in ACTIVE for s in st):
+        return "running"
+    if any(s == "queued" for s in st):
+        return "running" if any(s != "queued" for s in st) else "queued"
+    if all(s == "finished" for s in st):
+        return "finished"
+    return "cancelled" if any(s == "cancelled" for s in st) else "failed"
+
+
+def progress(e: dict[str, Any]) -> dict[str, Any]:
+    """How far the whole grid is: fraction of its steps done, runs done, and an ETA in seconds that
+    uses this experiment's own finished runs to correct the planner's estimate."""
+    members = e["runs"]
+    done_w = total_w = 0.0
+    measured, estimated = [], []
+    for r in members:
+        cfg = RunConfig.from_dict(r["config"])
+        steps = cfg.train.epochs * cfg.train.steps_per_epoch
+        total_w += steps
+        if r["status"] == "finished" and r["wall_s"]:
+            measured.append(r["wall_s"])
+            estimated.append(r.get("estimate_s") or estimate_seconds(cfg))  # the estimate made at launch
+    scale = (sum(measured) / sum(estimated)) if measured and sum(estimated) > 0 else 1.0
+    eta = 0.0
+    for r in members:
+        cfg = RunConfig.from_dict(r["config"])
+        steps = cfg.train.epochs * cfg.train.steps_per_epoch
+        if r["status"] in TERMINAL:
+            done_w += steps
+        elif r["status"] == "running" and r.get("progress"):
+            p = r["progress"]
+            done_w += steps * min(1.0, p["step"] / max(p["total_steps"], 1))
+            eta += p["eta_s"] + 3.0  # + the last evaluation and the map
+        else:
+            eta += estimate_seconds(cfg) * scale
+    finished = sum(r["status"] in TERMINAL for r in members)
+    return {"fraction": done_w / total_w if total_w else 1.0, "runs_done": finished, "runs": len(members),
+            "eta_s": eta, "status": status_of(members)}
+
+
+def cli_result(e: dict[str, Any], wall_s: float | None = None) -> dict[str, Any]:
+    """What `experiment --json` prints: the fields the acceptance reads, and the per-run detail."""
+    hist = {r["id"]: runs.read_metrics(r["id"])[0] for r in e["runs"] if r["status"] == "finished"}
+    s = summary(e, hist)
+    return {"experiment_id": e["id"], "name": e["name"], "preset": e["preset"], "status": status_of(e["runs"]),
+            "wall_s": wall_s if wall_s is not None else _span(e["runs"]), "verdict": s["verdict"],
+            "source": e["spec"].source, "target": e["spec"].target, "seeds": list(e["spec"].seeds),
+            "verdict_certain": s["verdict_certain"],
+            "results": [{k: r[k] for k in ("strategy", "method", "role", "target_acc_mean", "target_acc_std",
+                                           "target_acc_ci",
+                                           "n_seeds", "gain", "gain_ci", "reference", "negative_transfer", "flags",
+                                           "wall_s_mean", "runs")} for r in s["results"]]}
+
+
+def _span(members: list[dict[str, Any]]) -> float | None:
+    ends = [r["ended"] for r in members if r.get("ended")]
+    return (max(ends) - min(r["created"] for r in members)) if ends and members else None
+
+
+def wait(exp_id: str, on_tick=None, poll_s: float = 0.5) -> dict[str, Any]:
+    """Keep the queue moving (a terminal may be the only actor) until every member run has ended."""
+    while True:
+        runs.schedule()
+        e = get(exp_id)
+        if on_tick:
+            on_tick(e)
+        if status_of(e["runs"]) not in ("queued", "running"):
+            return e
+        time.sleep(poll_s)

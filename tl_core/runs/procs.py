@@ -1,0 +1,47 @@
+"""Processes on this machine: is a worker alive (guarding against PID reuse), the children this process
+spawned, and the grace a stopping worker gets."""
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+CANCEL_GRACE_S = 3.0  # SIGTERM (or the store's flag) first; a run still going after this is killed
+START_TIMEOUT_S = 60.0  # a run claimed but not yet given a process counts as starting for this long
+CHILDREN: list[subprocess.Popen] = []
+
+
+def proc_start(pid: int) -> str | None:
+    """The kernel's start time of a process (guards against PID reuse); None off Linux."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat.rsplit(")", 1)[1].split()[19]
+
+
+def alive(pid: int | None, start: str | None) -> bool:
+    if not pid:
+        return False
+    proc = Path(f"/proc/{pid}/stat")
+    if Path("/proc/self/stat").exists():
+        try:
+            fields = proc.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return False
+        if fields[0] in ("Z", "X"):  # zombie or dead: exited, not yet reaped
+            return False
+        return start is None or fields[19] == start
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def reap_children() -> None:
+    for p in list(CHILDREN):
+        if p.poll() is not None:
+            CHILDREN.remove(p)

@@ -1,0 +1,86 @@
+"""The web server's side of the job manager: one server per TL_HOME (a lock file), and a scheduler
+thread that keeps the queue moving so that pages only ever read.
+
+One web server per TL_HOME: `claim_server()` takes a lock file; a second server on the same
+home is refused (it would otherwise judge the first one's workers by its own process table).
+"""
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from ..paths import tl_home
+from ..store import HOST, Store
+from .jobs import schedule
+
+
+_SCHEDULERS: dict[str, threading.Thread] = {}
+_SCHEDULER_STOPS: dict[str, threading.Event] = {}
+
+
+def stop_scheduler(home: str | Path) -> None:
+    """End the scheduler thread of a TL_HOME (a test's home that is about to go; a server never needs it)."""
+    key = str(home)
+    if key in _SCHEDULER_STOPS:
+        _SCHEDULER_STOPS.pop(key).set()
+        t = _SCHEDULERS.pop(key, None)
+        if t is not None:
+            t.join(10)
+
+
+def start_scheduler(interval_s: float = 2.0) -> None:
+    """A daemon thread in the web server that keeps the queue moving for this TL_HOME (reaps dead
+    workers, starts queued runs), so that pages only ever read. Idempotent."""
+    home = str(tl_home())
+    if home in _SCHEDULERS and _SCHEDULERS[home].is_alive():
+        return
+    stop = _SCHEDULER_STOPS[home] = threading.Event()
+
+    def loop() -> None:
+        st = None
+        while not stop.is_set():
+            try:
+                st = st or Store(Path(home), interactive=True)
+                schedule(st)
+            except Exception:  # noqa: BLE001 - a busy or damaged store: try again next tick
+                pass
+            stop.wait(interval_s)
+
+    t = threading.Thread(target=loop, name=f"tl-scheduler:{home}", daemon=True)
+    t.start()
+    _SCHEDULERS[home] = t
+
+
+_SERVER_LOCKS: dict[str, Any] = {}
+
+
+def claim_server(info: dict[str, Any] | None = None) -> tuple[bool, dict[str, Any]]:
+    """Take the web server's lock on this TL_HOME. (True, {}) when this process holds it;
+    (False, what the holder wrote) when another server process does."""
+    home = tl_home()
+    key = str(home)
+    if key in _SERVER_LOCKS:
+        return True, {}
+    path = home / "server.lock"
+    f = open(path, "a+")
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        f.seek(0)
+        try:
+            holder = json.loads(f.read() or "{}")
+        except ValueError:
+            holder = {}
+        f.close()
+        return False, holder
+    f.seek(0)
+    f.truncate()
+    f.write(json.dumps({"pid": os.getpid(), "host": HOST, "started": time.time(), **(info or {})}))
+    f.flush()
+    _SERVER_LOCKS[key] = f  # held (open) for the life of the process
+    return True, {}

@@ -1,0 +1,92 @@
+"""The worker process of one run (`python -m tl_core worker RUN_ID`): trains it, writing everything to
+the run store, and hands its slot on when it ends."""
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import sys
+import threading
+import time
+import traceback
+
+from ..checkpoint import Checkpointer
+from ..config import RunConfig
+from ..errors import TLError
+from ..limits import setting
+from ..store import HOST, store
+from ..trainer import Trainer
+from .jobs import resolve_reference, schedule
+from .procs import proc_start
+from .sink import StoreSink, wall_limit_reason
+
+
+def worker_main(run_id: str) -> int:
+    """Entry of `python -m tl_core worker RUN_ID`: train one run, writing everything to the store."""
+    st = store()
+    r = st.get(run_id)
+    if r is None or r["status"] not in ("starting", "queued"):
+        print(f"run {run_id} is not waiting to start ({r and r['status']})", file=sys.stderr)
+        return 1
+    st.update(run_id, status="running", pid=os.getpid(), pid_start=proc_start(os.getpid()), heartbeat=time.time(),
+              reason="", host=HOST, executor="local", node=HOST)
+    try:  # training yields the CPU to the web server: pages stay responsive while a run trains
+        os.nice(int(setting("TL_WORKER_NICE")))
+    except (OSError, ValueError, AttributeError):
+        pass
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    last_check = [0.0]
+    began, limit = time.time(), r.get("wall_limit_s")
+    sink = StoreSink(st, run_id)
+
+    def should_stop() -> bool:
+        if stop.is_set():
+            return True
+        now = time.time()
+        if limit and now - began > limit:
+            sink.cancel_reason = wall_limit_reason(limit)
+            stop.set()
+        elif now - last_check[0] > 0.5:  # the store's flag, for when a signal could not be sent
+            last_check[0] = now
+            try:
+                if st.cancel_requested(run_id):
+                    stop.set()
+            except (TLError, sqlite3.Error):
+                pass  # a locked store must not stall training: ask again next time
+        return stop.is_set()
+
+    def heartbeat() -> None:
+        while not stop.wait(2.0):
+            try:
+                st.update(run_id, heartbeat=time.time())
+            except (TLError, sqlite3.Error):
+                pass
+
+    threading.Thread(target=heartbeat, daemon=True).start()
+    print(f"[{time.strftime('%H:%M:%S')}] worker {os.getpid()} starts run {run_id}", flush=True)
+    try:
+        cfg = RunConfig.from_dict(r["config"])
+        Trainer(cfg, on_event=sink, should_stop=should_stop, checkpointer=Checkpointer(st.run_dir(run_id)),
+                resolve_run=resolve_reference).fit()
+    except TLError as e:
+        st.finish_if_active(run_id, "failed", str(e))
+    except Exception as e:  # a bug of ours: keep the traceback in the log, say where it is
+        traceback.print_exc()
+        st.finish_if_active(run_id, "failed", f"internal error: {type(e).__name__}: {e} "
+                                              f"(details in the run's worker.log on the server)")
+    finally:
+        stop.set()
+        try:  # the worker's peak resident memory: what the classroom quotas and the planner need to know
+            import resource
+
+            st.update(run_id, peak_mb=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1))
+        except (TLError, sqlite3.Error, ImportError):
+            pass
+        print(f"[{time.strftime('%H:%M:%S')}] worker {os.getpid()} ends run {run_id}", flush=True)
+        try:
+            schedule(st)  # hand the slot to the next queued run
+        except Exception:
+            traceback.print_exc()
+    return 0
