@@ -9,23 +9,26 @@ from .errors import ConfigError, DataUnavailable, NotVisible, QuotaExceeded, Sto
 
 __version__ = "0.1.0"
 
-__all__ = ["ConfigError", "DataSpec", "DataUnavailable", "NotVisible", "QuotaExceeded", "StoreBusy", "MethodSpec", "ModelSpec", "RunConfig", "TLError",
-           "TrainSpec", "list_backbones", "list_domains", "list_methods"]
+__all__ = ["ConfigError", "DataSpec", "DataUnavailable", "NotVisible", "QuotaExceeded", "StoreBusy", "MethodSpec",
+           "ModelSpec", "RunConfig", "TLError", "TrainSpec", "list_backbones", "list_domains", "list_methods"]
+
+# The three lists below import their catalogues when called, not when the package is imported: the
+# catalogues import torch, and `import tl_core` stays light (the one exception to imports at the top).
 
 
 def list_domains() -> list[str]:
-    from .domains import list_domains as f
+    from .domains import list_domains as f  # torch
 
     return f()
 
 
 def list_backbones() -> list[str]:
-    from .backbones import list_backbones as f
+    from .backbones import list_backbones as f  # torch
 
     return f()
 
 
 def list_methods() -> list[str]:
-    from .methods import list_methods as f
+    from .methods import list_methods as f  # torch
 
     return f()

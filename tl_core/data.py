@@ -121,10 +121,10 @@ class CyclicSampler:
     def state(self) -> dict[str, torch.Tensor]:
         return {"g": self.g.get_state(), "perm": self.perm.clone(), "pos": torch.tensor([self.pos])}
 
-    def load(self, st: dict[str, torch.Tensor]) -> None:
-        self.g.set_state(st["g"])
-        self.perm = st["perm"].clone()
-        self.pos = int(st["pos"][0])
+    def load(self, state: dict[str, torch.Tensor]) -> None:
+        self.g.set_state(state["g"])
+        self.perm = state["perm"].clone()
+        self.pos = int(state["pos"][0])
 
 
 def augment(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:

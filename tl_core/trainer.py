@@ -236,39 +236,39 @@ class Trainer:
             try:
                 return self._train_step(step_no, epoch)
             except torch.OutOfMemoryError:
-                st = self.state
-                st.optimizer.zero_grad(set_to_none=True)
+                ts = self.state
+                ts.optimizer.zero_grad(set_to_none=True)
                 if self.device.type == "cuda":
                     torch.cuda.empty_cache()
-                if st.halvings >= self.MAX_HALVINGS or st.batch_size < 4:
-                    raise RunAborted(f"out of memory at batch size {st.batch_size} after halving it "
-                                    f"{st.halvings} times: choose a smaller input size, a smaller backbone or "
+                if ts.halvings >= self.MAX_HALVINGS or ts.batch_size < 4:
+                    raise RunAborted(f"out of memory at batch size {ts.batch_size} after halving it "
+                                    f"{ts.halvings} times: choose a smaller input size, a smaller backbone or "
                                     f"freeze more stages.") from None
-                st.halvings += 1
-                st.batch_size //= 2
-                self.on_event(ev.BatchHalved(batch_size=st.batch_size, epoch=epoch + 1, step=step_no + 1))
+                ts.halvings += 1
+                ts.batch_size //= 2
+                self.on_event(ev.BatchHalved(batch_size=ts.batch_size, epoch=epoch + 1, step=step_no + 1))
 
     def _train_step(self, step_no: int, epoch: int) -> tuple[dict[str, float], dict[str, float]]:
         t, d = self.cfg.train, self.data
         progress = step_no / self.total_steps
         self.set_lrs(progress)
-        st = self.state
-        bs = st.batch_size
+        ts = self.state
+        bs = ts.batch_size
         parts: list[torch.Tensor] = []
         n_s = n_t = n_l = 0
         ys = xt = raw_t = ti = None
         if self.hooks.reads_source(epoch):
-            si = st.samplers["source"].next(bs)
+            si = ts.samplers["source"].next(bs)
             parts.append(self._batch("source/train", d.source, si, True)[0])
             ys, n_s = d.source.y_train[si].to(self.device), bs
         if self.method.uses_target_data and self.hooks.reads_target(epoch):
-            ti = st.samplers["target"].next(bs)
+            ti = ts.samplers["target"].next(bs)
             xt, raw_t = self._batch("target/train", d.target, ti, self.method.jitters_target)
             parts.append(xt)
             n_t = bs
         y_l = None
-        if "labelled" in st.samplers:
-            li = st.samplers["labelled"].next(min(bs, max(2, len(d.tgt_labelled))))
+        if "labelled" in ts.samplers:
+            li = ts.samplers["labelled"].next(min(bs, max(2, len(d.tgt_labelled))))
             parts.append(self._batch("target/train", d.target, li, True)[0])
             y_l, n_l = d.y_target_train[li].to(self.device), len(li)
         x = torch.cat(parts)
@@ -297,9 +297,9 @@ class Trainer:
                 f"Lower the learning rate (now {t.lr:g}, try {t.lr / 3:.2g})"
                 + (" or the method's trade-off" if len(values) > 1 else "") + "."
             )
-        st.optimizer.zero_grad(set_to_none=True)
+        ts.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
-        self.scaler.step(st.optimizer)
+        self.scaler.step(ts.optimizer)
         self.scaler.update()
         values["total"] = total
         return values, step.log
@@ -340,16 +340,16 @@ class Trainer:
         t0 = time.perf_counter()
         if not hasattr(self, "model"):
             self.setup()
-        t, st = self.cfg.train, self.state
+        t, ts = self.cfg.train, self.state
         if self.checkpointer is not None and self.checkpointer.has_last():
-            self.checkpointer.restore(st)
-        start = st.epoch
+            self.checkpointer.restore(ts)
+        start = ts.epoch
         self.on_event(ev.RunStarted(device=device_name(self.device), total_steps=self.total_steps,
                                     trainable_params=self.trainable, total_params=self.total,
                                     start_epoch=start, batch_size=t.batch_size,
                                     epochs=self.n_epochs, provenance=self.provenance()))
         result = RunResult(status="finished", device=device_name(self.device),
-                           trainable_params=self.trainable, total_params=self.total, history=st.history)
+                           trainable_params=self.trainable, total_params=self.total, history=ts.history)
         last_report = 0.0
         per_image = 2 if self.method.uses_target_data else 1
         train_s = 0.0
@@ -381,7 +381,7 @@ class Trainer:
                         done = gstep + 1 - start * self.n_steps
                         rate = done / max(train_s + now - te, 1e-9)
                         self.on_event(ev.Progress(epoch=epoch + 1, step=gstep + 1, total_steps=self.total_steps,
-                                                  images_per_s=rate * st.batch_size * per_image,
+                                                  images_per_s=rate * ts.batch_size * per_image,
                                                   eta_s=(self.total_steps - gstep - 1) / max(rate, 1e-9),
                                                   losses={k: v / (s + 1) for k, v in sums.items()}))
                 train_s += time.perf_counter() - te
@@ -390,13 +390,13 @@ class Trainer:
                 m["losses"] = custom if custom is not None else {k: v / n for k, v in sums.items()}
                 m["diagnostics"] = {k: v / n for k, v in logs.items()}
                 m["train_s"] = train_s
-                m["batch_size"] = st.batch_size
+                m["batch_size"] = ts.batch_size
                 m["wall_s"] = time.perf_counter() - t0
-                st.history.append(m)
+                ts.history.append(m)
                 score = float(epoch) if t.selection == "last" else m["selection"][t.selection]
-                improved = st.best is None or score > st.best[0]
+                improved = ts.best is None or score > ts.best[0]
                 if improved:
-                    st.best = (score, epoch + 1)
+                    ts.best = (score, epoch + 1)
                 self.on_event(ev.EpochEnd(epoch=epoch + 1, metrics=m))
                 if epoch == self.n_epochs - 1:
                     self.hooks.finish(self.ctx)
@@ -404,7 +404,7 @@ class Trainer:
                 if emb is not None:
                     self.on_event(emb)
                 if self.checkpointer is not None:
-                    for e in self.checkpointer.save(st, self.model_meta(), epoch + 1, best=improved):
+                    for e in self.checkpointer.save(ts, self.model_meta(), epoch + 1, best=improved):
                         self.on_event(e)
         except _Stopped as s:
             result.status = "cancelled"
@@ -412,14 +412,14 @@ class Trainer:
             self.on_event(ev.RunCancelled(epoch=s.epoch))
         except (Diverged, RunAborted) as e:
             result.status, result.reason = "failed", str(e)
-            self.on_event(ev.RunFailed(reason=str(e), epoch=len(st.history)))
-        result.epochs_done = len(st.history)
-        result.selection, result.batch_size = t.selection, st.batch_size
-        if st.history:
-            chosen = next(h for h in st.history if st.best and h["epoch"] == st.best[1])
+            self.on_event(ev.RunFailed(reason=str(e), epoch=len(ts.history)))
+        result.epochs_done = len(ts.history)
+        result.selection, result.batch_size = t.selection, ts.batch_size
+        if ts.history:
+            chosen = next(h for h in ts.history if ts.best and h["epoch"] == ts.best[1])
             result.best_epoch = chosen["epoch"]
             result.source_acc, result.target_acc = chosen["source_acc"], chosen["target_acc"]
-            result.last_target_acc = st.history[-1]["target_acc"]
+            result.last_target_acc = ts.history[-1]["target_acc"]
             result.target_n = chosen.get("target_n", 0)
             result.target_acc_ci = accuracy_ci(result.target_acc, result.target_n)
             result.target_eval = self.data.target_eval

@@ -54,16 +54,16 @@ def get(exp_id: str) -> dict[str, Any]:
 
 def status_of(members: list[dict[str, Any]]) -> str:
     """One status for the grid, from its runs."""
-    st = [r["status"] for r in members]
-    if not st:
+    statuses = [r["status"] for r in members]
+    if not statuses:
         return "failed"
-    if any(s in ACTIVE for s in st):
+    if any(s in ACTIVE for s in statuses):
         return "running"
-    if any(s == "queued" for s in st):
-        return "running" if any(s != "queued" for s in st) else "queued"
-    if all(s == "finished" for s in st):
+    if any(s == "queued" for s in statuses):
+        return "running" if any(s != "queued" for s in statuses) else "queued"
+    if all(s == "finished" for s in statuses):
         return "finished"
-    return "cancelled" if any(s == "cancelled" for s in st) else "failed"
+    return "cancelled" if any(s == "cancelled" for s in statuses) else "failed"
 
 
 def progress(e: dict[str, Any]) -> dict[str, Any]:

@@ -1,0 +1,222 @@
+"""Know before you train: which backbone, freeze depth and method are likely to work on a pair.
+
+For each candidate (backbone, freeze depth) the advisor computes the features of a sample of the
+source and the target once (cached by the domains' fingerprints), scores them (`transferability`:
+LogME, H-score, leave-one-out k-NN on the source labels; a centroid margin, the domain gap and the
+source head's entropy and class balance on the unlabelled target) and reads the target accuracy of
+each method off a predictor fitted on measured runs (`bench/advisor.py` fits it, validates it
+leave-one-pair-out and writes `advisor_model.json` beside this file). Each prediction carries an
+interval from the predictor's held-out errors, and the predictor's own track record travels with
+every answer.
+"""
+from __future__ import annotations
+
+import io
+import json
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .backbones import backbone_info, build_backbone
+from .config import RunConfig
+from .data import stratified_pick
+from .domains import check_label_spaces, get_domain
+from .inputs import adapt
+from .metrics import gaussian_mmd, proxy_a_distance
+from .methods import get_method
+from .paths import atomic_write_bytes, cache_dir
+from .provenance import fingerprint
+from .trainer import Trainer
+from .transferability import centroid_margin, h_score, knn_loo_accuracy, logme, source_head_on_target
+
+MODEL_FILE = Path(__file__).with_name("advisor_model.json")
+PER_DOMAIN = 400  # images of each domain the scores read (stratified over the classes)
+SCORE_SIZE = 128  # input size of pretrained backbones for scoring (a CPU computes it in seconds)
+LENET_STEPS = 300  # LeNet's brief source training before its features are scored
+FEATURES = ("knn", "logme", "h_score", "centroid_margin", "a_distance", "mmd", "target_entropy",
+            "target_balance", "log_target_images")
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A backbone and how many of its stages stay frozen (LeNet: none, it learns from scratch)."""
+
+    backbone: str
+    freeze: int
+
+    @property
+    def label(self) -> str:
+        info = backbone_info(self.backbone)
+        n = len(info.stages)
+        if not info.has_pretrained:
+            return f"{info.label} (from scratch)"
+        return f"{info.label}, {'all' if self.freeze == n else self.freeze} of {n} stages frozen"
+
+
+def candidates(source: str, target: str) -> list[Candidate]:
+    """The (backbone, depth) pairs worth scoring for a pair: LeNet for small grey images (digits);
+    every backbone with ImageNet weights on this machine, all stages frozen (the planner's default
+    behind a bottleneck) and all but the last two."""
+    out = []
+    small = max(get_domain(source).native_size, get_domain(target).native_size) <= 32
+    if small:
+        out.append(Candidate("lenet", 0))
+    for name in ("efficientnet_lite0",):
+        info = backbone_info(name)
+        ok, _ = info.weights_status()
+        if ok:
+            n = len(info.stages)
+            out += [Candidate(name, n), Candidate(name, n - 2)]
+    return out
+
+
+# -- features ----------------------------------------------------------------------------------
+
+def _sample(y: torch.Tensor, k: int, n: int, seed: int) -> torch.Tensor:
+    return stratified_pick(y, max(1, n // k), k, torch.Generator().manual_seed(seed))
+
+
+def _lenet_features(source: str, target: str, xs: torch.Tensor, xt: torch.Tensor, seed: int) -> tuple:
+    """LeNet trained briefly on the source (its features mean nothing before), then read on both."""
+    cfg = RunConfig().replace(data={"source": source, "target": target},
+                              model={"backbone": "lenet"}, method={"name": "source_only", "params": {}},
+                              train={"epochs": 1, "steps_per_epoch": LENET_STEPS, "seed": seed,
+                                     "embedding": "none", "batch_size": 64})
+    t = Trainer(cfg)
+    t.setup()
+    t.fit()
+    return t.backbone_features(xs).numpy(), t.backbone_features(xt).numpy()
+
+
+@torch.no_grad()
+def _pretrained_features(c: Candidate, x: torch.Tensor) -> np.ndarray:
+    bb = build_backbone(c.backbone, pretrained=True, input_size=SCORE_SIZE, in_channels=3, freeze=c.freeze).eval()
+    out = []
+    for i in range(0, len(x), 64):
+        h = bb.prefix(adapt(x[i:i + 64], bb.input_spec))
+        out.append(bb.pool(h) if c.freeze == len(bb.stages) else h.mean((2, 3)))
+    return torch.cat(out).float().numpy()
+
+
+def features(c: Candidate, source: str, target: str, seed: int = 0) -> dict[str, np.ndarray]:
+    """Source features and labels, target features (labels kept for the bench only), for a candidate;
+    computed once per (backbone, depth, domains' contents) and kept under TL_HOME/cache/advisor."""
+    sd, td = get_domain(source).load(), get_domain(target).load()
+    key = f"{c.backbone}-{c.freeze}-{SCORE_SIZE}-{PER_DOMAIN}-{seed}-{fingerprint(sd)}-{fingerprint(td)}"
+    path = cache_dir("advisor") / f"{key}.npz"
+    if path.exists():
+        with np.load(path) as z:
+            return {k: z[k] for k in z.files}
+    k = len(sd.classes)
+    i_s = _sample(sd.y_train, k, PER_DOMAIN, seed)
+    xt_all, yt_all = torch.cat([td.x_train, td.x_test]), torch.cat([td.y_train, td.y_test])
+    i_t = _sample(yt_all, len(td.classes), PER_DOMAIN, seed + 1)
+    remap = torch.tensor([sd.classes.index(name) for name in td.classes])
+    xs, ys, xt, yt = sd.x_train[i_s], sd.y_train[i_s], xt_all[i_t], remap[yt_all[i_t]]
+    if c.backbone == "lenet":
+        fs, ft = _lenet_features(source, target, xs, xt, seed)
+    else:
+        fs, ft = _pretrained_features(c, xs), _pretrained_features(c, xt)
+    out = {"fs": fs, "ys": ys.numpy(), "ft": ft, "yt": yt.numpy(),
+           "n_source": np.array(len(sd.x_train)), "n_target": np.array(len(xt_all))}
+    buf = io.BytesIO()
+    np.savez(buf, **out)
+    atomic_write_bytes(path, buf.getvalue())
+    return out
+
+
+def scores(f: dict[str, np.ndarray]) -> dict[str, float]:
+    """Every score of one candidate's features (no target label is read)."""
+    fs, ys, ft = f["fs"], f["ys"], f["ft"]
+    head = source_head_on_target(fs, ys, ft)
+    return {"knn": knn_loo_accuracy(fs, ys), "logme": logme(fs, ys), "h_score": h_score(fs, ys),
+            "centroid_margin": centroid_margin(fs, ys, ft), "a_distance": proxy_a_distance(fs, ft),
+            "mmd": gaussian_mmd(fs, ft), **head, "log_target_images": math.log10(max(int(f["n_target"]), 1)),
+            "source_images": int(f["n_source"]), "target_images": int(f["n_target"])}
+
+
+# -- the predictor -----------------------------------------------------------------------------
+
+def load_model(path: Path = MODEL_FILE) -> dict[str, Any] | None:
+    """The fitted predictor (None when the bench has not written one)."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def design_row(s: dict[str, float], method: str, model: dict[str, Any]) -> np.ndarray:
+    """The predictor's inputs for one (candidate scores, method): the standardised scores, a
+    one-hot of the method, and the method's own slope on the domain gap."""
+    mean, sd = np.array(model["mean"]), np.array(model["sd"])
+    x = (np.array([s[k] for k in model["features"]], np.float64) - mean) / sd
+    onehot = np.array([1.0 if method == m else 0.0 for m in model["methods"]])
+    gap = onehot * x[model["features"].index("a_distance")]
+    return np.concatenate([[1.0], x, onehot, gap])
+
+
+def predict(s: dict[str, float], method: str, model: dict[str, Any]) -> float:
+    """Predicted target accuracy (0..1) of `method` on a candidate with scores `s`."""
+    z = float(design_row(s, method, model) @ np.array(model["coef"]))
+    return 1.0 / (1.0 + math.exp(-z))  # the fit is on the logit of the accuracy
+
+
+def _reasons(s: dict[str, float], method: str, gain: float, n_target: int) -> list[str]:
+    far = s["a_distance"] > 1.5
+    sep = s["knn"] >= 0.8
+    out = [f"On these features the source classes are {'well' if sep else 'poorly'} separated (k-NN "
+           f"{100 * s['knn']:.0f} %) and the domains are {'far apart' if far else 'close'} "
+           f"(A-distance {s['a_distance']:.2f} of 2)."]
+    fam = get_method(method).family if method != "source_only" else ""
+    if method == "source_only":
+        out.append("No alignment method is predicted to beat training on the source alone here by more "
+                   "than its interval." if gain <= 0 else "The baseline every method is compared with.")
+    elif fam == "adversarial" and n_target < 500:
+        out.append(f"With {n_target} target images an adversarial method has little to align; a statistics "
+                   f"method (CORAL) or SHOT may be steadier.")
+    elif far and sep:
+        out.append("Far-apart domains with well-separated source classes: alignment is likely to help.")
+    return out
+
+
+def advise(source: str, target: str, seed: int = 0, methods: tuple[str, ...] | None = None) -> dict[str, Any]:
+    """The ranked recommendations for a pair, the scores behind them and how long it took."""
+    t0 = time.perf_counter()
+    check_label_spaces(get_domain(source), get_domain(target))
+    model = load_model()
+    cands = candidates(source, target)
+    table = []
+    for c in cands:
+        s = scores(features(c, source, target, seed))
+        table.append({"backbone": c.backbone, "freeze": c.freeze, "label": c.label, **s})
+    recs = []
+    if model is not None:
+        methods = tuple(m for m in (methods or model["methods"]) if m in model["methods"])
+        for row in table:
+            base = predict(row, "source_only", model)
+            for m in methods:
+                acc = predict(row, m, model)
+                gain = acc - base
+                half, ghalf = 1.96 * model["resid_sd"], 1.96 * model["gain_resid_sd"]
+                recs.append({"backbone": row["backbone"], "freeze": row["freeze"], "candidate": row["label"],
+                             "method": m, "predicted_acc": round(acc, 4),
+                             "predicted_acc_ci": [round(max(0.0, acc - half), 4), round(min(1.0, acc + half), 4)],
+                             "predicted_gain": round(gain, 4),
+                             "predicted_gain_ci": [round(gain - ghalf, 4), round(gain + ghalf, 4)] if m != "source_only"
+                             else [0.0, 0.0],
+                             "reasons": _reasons(row, m, gain, int(row["target_images"]))})
+        recs.sort(key=lambda r: -r["predicted_acc"])
+    best_gain = max((r["predicted_gain_ci"][0] for r in recs if r["method"] != "source_only"), default=0.0)
+    summary = ("" if model is None else
+               "Nothing is predicted to beat source only by more than the predictor's interval on this pair."
+               if best_gain <= 0 else
+               f"{recs[0]['method']} on {recs[0]['candidate']} is predicted best.")
+    return {"source": source, "target": target, "recommendations": recs, "scores": table,
+            "summary": summary if model is not None else
+            "No fitted predictor on this machine (run bench/advisor.py): the scores alone are shown.",
+            "track_record": (model or {}).get("track_record", {}), "wall_s": round(time.perf_counter() - t0, 2)}
