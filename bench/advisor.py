@@ -159,8 +159,11 @@ def main() -> int:
     track = {"cells": len(cells), "pairs": len(names), "kendall_tau_per_pair": taus,
              "kendall_tau_median": float(np.median(list(taus.values()))),
              "auroc_beats_source_only": roc, "positives": sum(h["gain_ci"][0] > 0 for h in test_cells),
-             "held_out_abs_error_mean": float(np.mean(np.abs(resid))), "budget_s": cells and
-             json.loads(RESULTS.read_text()).get("budget_s")}
+             "held_out_abs_error_mean": float(np.mean(np.abs(resid))),
+             "budget_s": json.loads(RESULTS.read_text()).get("budget_s"),
+             "held_out": [{k: (round(h[k], 4) if isinstance(h[k], float) else h[k])
+                           for k in ("pair", "backbone", "freeze", "method", "predicted_acc", "target_acc")}
+                          for h in held]}
     final = fit(cells, list(FEATURES), methods)
     final["resid_sd"] = float(np.std(resid))
     final["gain_resid_sd"] = float(np.std(gres)) if gres else 0.0
@@ -169,9 +172,9 @@ def main() -> int:
     data_json = json.loads(RESULTS.read_text())
     data_json.update({"held_out": [{k: h[k] for k in ("pair", "backbone", "freeze", "method", "target_acc",
                                                       "predicted_acc", "gain", "gain_ci", "predicted_gain")}
-                                   for h in held], "track_record": track})
+                                   for h in held], "track_record": {k: v for k, v in track.items() if k != "held_out"}})
     RESULTS.write_text(json.dumps(data_json, indent=1))
-    print(json.dumps(track, indent=1))
+    print(json.dumps({k: v for k, v in track.items() if k != "held_out"}, indent=1))
     return 0
 
 

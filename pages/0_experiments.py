@@ -94,6 +94,60 @@ def custom_form() -> None:
     if any(q.get(k) != v for k, v in new.items()):
         q.update(new)
         st.rerun()
+    advice_panel(src, tgt)
+
+
+def advice_panel(src: str, tgt: str) -> None:
+    """Ask before training: the advisor ranks (backbone, freeze depth, method) for this pair from frozen
+    features, with predicted accuracies and intervals, and one click launches the grid that checks it."""
+    with st.expander("Ask the advisor: which backbone, freeze depth and method are likely to work here?",
+                     expanded=bool(ss.get("advice"))):
+        st.caption("It scores each candidate's frozen features (LogME, H-score, k-NN on the source labels; a "
+                   "centroid margin, the domain gap and the source head's certainty on the unlabelled target) "
+                   "and reads each method's target accuracy off a predictor fitted on measured runs. About a "
+                   "minute the first time for a pair, seconds after.")
+        if st.button("Ask the advisor", key="ask-advisor", icon=":material/psychology:"):
+            with st.spinner("Scoring the frozen features of each candidate ..."):
+                try:
+                    ss["advice"] = api.advise(me, src, tgt)
+                except Exception as e:  # noqa: BLE001
+                    error_box(e)
+                    return
+        adv = ss.get("advice")
+        if not adv or (adv["source"], adv["target"]) != (src, tgt):
+            return
+        st.markdown(f"**{escape_markdown(adv['summary'])}**")
+        recs = adv["recommendations"]
+        if recs:
+            rows = [{"candidate": r["candidate"], "method": r["method"],
+                     "predicted target accuracy": f"{100 * r['predicted_acc']:.1f} % "
+                                                  f"[{100 * r['predicted_acc_ci'][0]:.0f}, {100 * r['predicted_acc_ci'][1]:.0f}]",
+                     "gain over source only": "" if r["method"] == "source_only" else
+                     f"{100 * r['predicted_gain']:+.1f} [{100 * r['predicted_gain_ci'][0]:+.0f}, "
+                     f"{100 * r['predicted_gain_ci'][1]:+.0f}]"} for r in recs[:8]]
+            st.dataframe(rows, hide_index=True, width="stretch")
+            st.markdown(escape_markdown("Why: " + " ".join(recs[0]["reasons"])))
+            st.plotly_chart(plots.advice_bars(recs), width="stretch", key="advice-bars")
+        with st.popover("The scores behind it"):
+            st.dataframe([{k: (round(v, 3) if isinstance(v, float) else v) for k, v in row.items()
+                           if k not in ("backbone", "freeze")} for row in adv["scores"]], hide_index=True)
+        tr = adv.get("track_record") or {}
+        if tr:
+            st.caption(f"The predictor's own record, each pair held out of its fitting ({tr['cells']} measured runs "
+                       f"over {tr['pairs']} pairs): median Kendall τ {tr['kendall_tau_median']:.2f}, AUROC of "
+                       f"'beats source only' {tr['auroc_beats_source_only'] or float('nan'):.2f}. "
+                       f"docs/BENCHMARKS.md has every cell.")
+            st.plotly_chart(plots.advisor_track_record(tr.get("held_out", [])), width="stretch",
+                            key="advisor-record")
+        if recs and st.button("Launch the check: recommended, runner-up and source only × 3 seeds",
+                              key="launch-advised", type="primary"):
+            try:
+                exp_id = api.launch_advised(me, adv)
+                q.clear()
+                q["experiment"] = exp_id
+                st.rerun()
+            except Exception as e:  # noqa: BLE001
+                error_box(e)
 
 
 # -- watching and reading one -------------------------------------------------------------------

@@ -51,7 +51,7 @@ def test_shot_resolves_to_the_same_model_through_every_door():
     its recipe when the user left the model alone."""
     from tl_core import RunConfig
     from tl_core.cli import build_parser, resolved_from_args
-    from tl_core.experiments import custom
+    from tl_core.experiments import from_methods
     from tl_core.resolve import resolve
 
     def model_of(cfg):
@@ -63,7 +63,7 @@ def test_shot_resolves_to_the_same_model_through_every_door():
         args = build_parser().parse_args(["train", "--source", "usps", "--target", "mnist", "--method", "shot",
                                           "--seed", "3", "--budget", budget, "--quiet"])
         doors[f"cli, budget {budget}"] = resolved_from_args(args).config
-    spec = custom("usps", "mnist", ["shot"], (3,))
+    spec = from_methods("usps", "mnist", ["shot"], (3,))
     doors["experiment"] = next(c for _, _, c in spec.configs() if c.method.name == "shot")
     draft = RunConfig().replace(data={"source": "usps", "target": "mnist"}, method={"name": "shot", "params": {}},
                                 train={"seed": 3})
@@ -121,13 +121,13 @@ def test_the_same_run_resolves_to_the_same_config_through_every_door():
     from tl_core import RunConfig
     from tl_core.app_parts.strategy import plan_for_budget
     from tl_core.cli import build_parser, resolved_from_args
-    from tl_core.experiments import custom
+    from tl_core.experiments import from_methods
 
     src, tgt, method, seed, budget = "syndigits", "uci_digits", "dann", 2, 90
     args = build_parser().parse_args(["train", "--source", src, "--target", tgt, "--backbone", "efficientnet_lite0",
                                       "--method", method, "--seed", str(seed), "--budget", str(budget), "--quiet"])
     cli = resolved_from_args(args).config
-    spec = custom(src, tgt, [method], (seed,), {"model": {"backbone": "efficientnet_lite0"}}, budget_s=budget)
+    spec = from_methods(src, tgt, [method], (seed,), {"model": {"backbone": "efficientnet_lite0"}}, budget_s=budget)
     exp = next(c for _, _, c in spec.configs() if c.method.name == method)
     draft = RunConfig().replace(data={"source": src, "target": tgt}, model={"backbone": "efficientnet_lite0"},
                                 method={"name": method, "params": {}}, train={"seed": seed})

@@ -16,6 +16,7 @@ from tl_core.errors import ConfigError
 from tl_core.domains import get_domain
 from tl_core.methods import Strategy, get_method, list_methods
 from tl_core.evaluation import Evaluator
+from tl_core.runs import resolve_reference
 from tl_core.trainer import Trainer, train
 
 
@@ -54,7 +55,7 @@ def config_for(method, request, **train_kw):
 def test_short_run_per_method(method, request):
     seen = []
     cfg = config_for(method, request)
-    res = train(cfg, on_event=lambda e: seen.append(e))
+    res = train(cfg, on_event=lambda e: seen.append(e), resolve_run=resolve_reference)  # as the worker does
     assert res.status == "finished", res.reason
     m = get_method(method)(cfg.method.params)
     epochs = m.epochs(2) if isinstance(m, Strategy) else 2  # a closed-form head fit has one
@@ -208,7 +209,7 @@ def test_frozen_prefix_is_cached_once_and_gives_the_same_features(monkeypatch):
     assert len(c.store["source/train"]) == len(d.src_train) + len(d.src_val)
     assert len(c.store["target/test"]) == len(d.target.x_test)
     for key, x in [("target/test", d.target.x_test), ("source/val", d.source.x_train[d.src_val])]:
-        cached = t._features_from_cache(key)
+        cached = t.evaluator.features_from_cache(key)
         assert torch.allclose(cached, t.backbone_features(x), atol=1e-4, rtol=1e-4)
     calls = []
     frozen = t.model.backbone.frozen_stages()[0]
@@ -273,14 +274,14 @@ def test_adabn_adapts_a_finished_run_without_training(tmp_path, monkeypatch):
     rid = runs.submit(cfg)
     assert runs.wait(rid, 240)["status"] == "finished"
     base = runs.get_run(rid)
-    res = train(cfg.replace(method={"name": "adabn", "params": {"from_run": rid}}))
+    res = train(cfg.replace(method={"name": "adabn", "params": {"from_run": rid}}), resolve_run=resolve_reference)
     assert res.status == "finished" and res.epochs_done == 1
     assert res.source_acc == pytest.approx(base["source_acc"], abs=1e-9)  # same weights, source statistics
     assert res.target_acc != base["target_acc"]  # target statistics change the target predictions
 
 
 def test_distillation_trains_a_student_from_a_finished_run(teacher_run, request):
-    res = train(config_for("distill", request))
+    res = train(config_for("distill", request), resolve_run=resolve_reference)
     assert res.status == "finished" and "distill" in res.history[-1]["losses"]
 
 
@@ -291,8 +292,6 @@ def test_run_references_are_resolved_before_training_not_by_the_method(teacher_r
     from pathlib import Path
 
     from tl_core.errors import ConfigError
-    from tl_core.runs import resolve_reference
-
     asked = []
 
     def resolve(rid, device):

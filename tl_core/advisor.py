@@ -24,8 +24,10 @@ import torch
 
 from .backbones import backbone_info, build_backbone
 from .config import RunConfig
+from .errors import ConfigError
 from .data import stratified_pick
 from .domains import check_label_spaces, get_domain
+from .experiments.spec import Arm, ExperimentSpec
 from .inputs import adapt
 from .metrics import gaussian_mmd, proxy_a_distance
 from .methods import get_method
@@ -220,3 +222,21 @@ def advise(source: str, target: str, seed: int = 0, methods: tuple[str, ...] | N
             "summary": summary if model is not None else
             "No fitted predictor on this machine (run bench/advisor.py): the scores alone are shown.",
             "track_record": (model or {}).get("track_record", {}), "wall_s": round(time.perf_counter() - t0, 2)}
+
+
+def grid(result: dict[str, Any], seeds: tuple[int, ...] = (0, 1, 2)) -> ExperimentSpec:
+    """The experiment that checks the advice: the recommended (backbone, depth, method), the runner-up
+    and source only on the recommended backbone, each over `seeds`."""
+    recs = [r for r in result["recommendations"] if r["method"] != "source_only"]
+    if not recs:
+        raise ConfigError("The advisor has no recommendation to check (no fitted predictor on this machine).")
+    best = recs[0]
+    arms = [Arm(f"{get_method(best['method']).label} (recommended)", best["method"])]
+    if len(recs) > 1:
+        r = recs[1]
+        model = {} if (r["backbone"], r["freeze"]) == (best["backbone"], best["freeze"]) else \
+            {"backbone": r["backbone"], "freeze": r["freeze"]}
+        arms.append(Arm(f"{get_method(r['method']).label} (runner-up)", r["method"], model=model))
+    base = {"model": {"backbone": best["backbone"], "freeze": best["freeze"]}}
+    return ExperimentSpec(result["source"], result["target"], tuple(arms), tuple(seeds), base,
+                          title=f"Advisor check: {best['method']} on {best['candidate']}", budget_s=120.0).normalised()

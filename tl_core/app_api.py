@@ -39,7 +39,7 @@ from .app_parts.compare import (
 from .app_parts.experiments import (
     experiment_presets, first_visit_preset, experiment_from_query, experiment_query, plan_experiment,
     launch_experiment, view_experiment, experiment_progress, list_experiments, cancel_experiment,
-    delete_experiment, publish_experiment, export_experiment,
+    delete_experiment, publish_experiment, export_experiment, advise, launch_advised, advisor_track_record,
 )
 from .app_parts.predict import (
     decode_upload, unpack_model_zip, import_model, predict, target_samples,
@@ -121,4 +121,7 @@ __all__ = [
     "delete_experiment",
     "publish_experiment",
     "export_experiment",
+    "advise",
+    "launch_advised",
+    "advisor_track_record",
 ]

@@ -7,7 +7,7 @@ import sys
 import time
 from typing import Any
 
-from . import events as ev, experiments, runs, uploads
+from . import advisor, events as ev, experiments, runs, uploads
 from .access import CLI_SESSION
 from .backbones import backbone_info, list_backbones
 from .config import RunConfig, cli_fields, parse_seeds, set_fields
@@ -549,6 +549,40 @@ def cmd_reproduce(args) -> int:
     return 0 if ok else 1
 
 
+def cmd_advise(args) -> int:
+    """Rank (backbone, freeze depth, method) for a pair before training; --launch checks the advice."""
+    out = advisor.advise(args.source, args.target, seed=args.seed)
+    if args.launch:
+        spec = advisor.grid(out, seeds=parse_seeds(args.seeds) or (0, 1, 2))
+        out["experiment_id"] = experiments.launch(spec, name=spec.title)
+    if args.json:
+        print(json.dumps(out))
+        return 0
+    print(f"{args.source} -> {args.target}: {out['summary']}")
+    print("candidate                                  method        predicted target acc (95 %)   gain over source only")
+    for r in out["recommendations"][:8]:
+        lo, hi = r["predicted_acc_ci"]
+        glo, ghi = r["predicted_gain_ci"]
+        print(f"{r['candidate'][:42]:42s} {r['method']:13s} {100 * r['predicted_acc']:5.1f} % "
+              f"[{100 * lo:.0f}, {100 * hi:.0f}]            {100 * r['predicted_gain']:+5.1f} [{100 * glo:+.0f}, {100 * ghi:+.0f}]")
+    if out["recommendations"]:
+        print("why: " + " ".join(out["recommendations"][0]["reasons"]))
+    print("scores (no target label read):")
+    for s in out["scores"]:
+        print(f"  {s['label']}: k-NN {100 * s['knn']:.0f} %, LogME {s['logme']:.2f}, H-score {s['h_score']:.1f}, "
+              f"centroid margin {s['centroid_margin']:.2f}, A-distance {s['a_distance']:.2f}, MMD {s['mmd']:.3f}, "
+              f"target entropy {s['target_entropy']:.2f}, balance {s['target_balance']:.2f}")
+    tr = out["track_record"]
+    if tr:
+        print(f"track record (held out, {tr['cells']} measured cells over {tr['pairs']} pairs): median Kendall tau "
+              f"{tr['kendall_tau_median']:.2f}, AUROC {tr['auroc_beats_source_only'] or float('nan'):.2f} "
+              f"(docs/BENCHMARKS.md)")
+    if out.get("experiment_id"):
+        print(f"checking it: experiment {out['experiment_id']} (python -m tl_core experiment --show {out['experiment_id']})")
+    print(f"({out['wall_s']:.0f} s)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m tl_core", description="TransferLab: guided transfer learning.")
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -599,6 +633,16 @@ def build_parser() -> argparse.ArgumentParser:
     pp.add_argument("--json", action="store_true")
     pp.add_argument("--quiet", action="store_true")
     pp.set_defaults(fn=cmd_reproduce)
+    pa = sub.add_parser("advise", help="before training: rank backbones, freeze depths and methods for a pair, "
+                        "with predicted accuracies and their intervals")
+    pa.add_argument("--source", required=True)
+    pa.add_argument("--target", required=True)
+    pa.add_argument("--seed", type=int, default=0, help="which images the scores read")
+    pa.add_argument("--launch", action="store_true", help="launch the grid that checks the advice (the "
+                    "recommendation, the runner-up and source only, over --seeds)")
+    pa.add_argument("--seeds", default="0,1,2")
+    pa.add_argument("--json", action="store_true")
+    pa.set_defaults(fn=cmd_advise)
     pw = sub.add_parser("worker", help=argparse.SUPPRESS)
     pw.add_argument("run_id")
     pw.set_defaults(fn=cmd_worker)

@@ -271,3 +271,41 @@ def embedding_animation(frames: Sequence[dict[str, Any]]) -> go.Figure:
     fig.update_xaxes(visible=False, range=[float(allx.min()) - pad, float(allx.max()) + pad])
     fig.update_yaxes(visible=False, range=[float(ally.min()) - pad, float(ally.max()) + pad])
     return _layout(fig, "Feature map over epochs: source vs target", height=500)
+
+
+def advice_bars(recommendations: Sequence[dict[str, Any]]) -> go.Figure:
+    """The advisor's predicted target accuracy per (candidate, method), grouped by candidate, with the
+    predictor's 95 % interval as whiskers."""
+    if not recommendations:
+        return empty("Predicted target accuracy", "No fitted predictor: only the scores are known.")
+    fig = go.Figure()
+    methods = list(dict.fromkeys(r["method"] for r in recommendations))
+    for i, m in enumerate(methods):
+        rs = [r for r in recommendations if r["method"] == m]
+        fig.add_trace(go.Bar(x=[r["candidate"] for r in rs], y=[r["predicted_acc"] for r in rs], name=m,
+                             marker_color=PALETTE[i % len(PALETTE)],
+                             error_y=dict(type="data", visible=True,
+                                          array=[r["predicted_acc_ci"][1] - r["predicted_acc"] for r in rs],
+                                          arrayminus=[r["predicted_acc"] - r["predicted_acc_ci"][0] for r in rs])))
+    fig.update_layout(barmode="group")
+    fig.update_yaxes(range=[0, 1.05], tickformat=".0%")
+    return _layout(fig, "Predicted target accuracy (95 % interval of the predictor)", "", "target accuracy",
+                   height=360)
+
+
+def advisor_track_record(points: Sequence[dict[str, Any]]) -> go.Figure:
+    """Predicted (held out: its pair never seen in fitting) against measured target accuracy, one point
+    per measured cell of bench/advisor.py."""
+    if not points:
+        return empty("The advisor's track record", "No bench results on this machine.")
+    fig = go.Figure()
+    for i, m in enumerate(dict.fromkeys(p["method"] for p in points)):
+        ps = [p for p in points if p["method"] == m]
+        fig.add_trace(go.Scatter(x=[p["predicted_acc"] for p in ps], y=[p["target_acc"] for p in ps], mode="markers",
+                                 name=m, marker=dict(size=8, color=PALETTE[i % len(PALETTE)]),
+                                 text=[f"{p['pair']} · {p['backbone']} freeze {p['freeze']}" for p in ps]))
+    fig.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name="predicted = measured",
+                             line=dict(color="#999", dash="dot")))
+    fig.update_xaxes(range=[0, 1], tickformat=".0%")
+    fig.update_yaxes(range=[0, 1], tickformat=".0%")
+    return _layout(fig, "Predicted (held out) vs measured target accuracy", "predicted", "measured", height=360)

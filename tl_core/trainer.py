@@ -436,5 +436,6 @@ class _Stopped(Exception):
 
 
 def train(config: RunConfig, **kw) -> RunResult:
-    """Train one run in this process (the CLI's and the tests' entry point)."""
+    """Train one run in this process, outside the run store (tests and benchmarks; runs of the app and the
+    CLI train in a worker, `runs.worker`)."""
     return Trainer(config, **kw).fit()

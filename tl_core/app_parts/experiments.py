@@ -7,7 +7,7 @@ import json
 import time
 from typing import Any, Mapping
 
-from .. import access, experiments, runs
+from .. import access, advisor, experiments, runs
 from ..access import Session
 from ..config import parse_seeds
 from ..domains import get_domain
@@ -180,3 +180,20 @@ def export_experiment(session: Session, exp_id: str) -> str:
     """The experiment's spec and results as JSON (what a user downloads)."""
     e = _visible(session, exp_id)
     return json.dumps(experiments.cli_result(e), indent=2)
+
+
+def advise(session: Session, source: str, target: str) -> dict[str, Any]:
+    """The advisor's ranking for a pair this session may use (both names pass the access gate first)."""
+    return advisor.advise(access.gate_domain(session, source), access.gate_domain(session, target))
+
+
+def launch_advised(session: Session, advice: dict[str, Any], seeds: tuple[int, ...] = (0, 1, 2)) -> str:
+    """Launch the grid that checks an advice (recommended, runner-up, source only) as an ordinary
+    experiment of this session; everything is gated and counted as for any experiment."""
+    return launch_experiment(advisor.grid(advice, seeds).to_dict(), session)
+
+
+def advisor_track_record() -> dict[str, Any]:
+    """The fitted predictor's held-out record (bench/advisor.py), for the advisor's help panel."""
+    model = advisor.load_model() or {}
+    return model.get("track_record", {})
