@@ -245,6 +245,52 @@ def recipe_section(defaults: dict[str, list[float]]) -> list[str]:
     return out
 
 
+def advisor_section() -> list[str]:
+    """The advisor's held-out track record and every measured cell (bench/advisor.py)."""
+    f = RES / "advisor.json"
+    if not f.exists():
+        return ["## The advisor", "", "Not measured yet: `TL_DATA_DIR=../shared/data python bench/advisor.py`.", ""]
+    d = json.loads(f.read_text())
+    tr, cells = d["track_record"], d["cells"]
+    tau = tr["kendall_tau_per_pair"]
+    roc = tr["auroc_beats_source_only"]
+    out = ["## The advisor: predicted against measured, each pair held out", "",
+           f"Command: `TL_DATA_DIR=../shared/data python bench/advisor.py --budget {d['budget_s']:g}` (every cell one "
+           f"`train --json` run, seed 0, planned to {d['budget_s']:g} s; `--only-fit` refits from the committed cells). "
+           f"{tr['cells']} cells over {tr['pairs']} pairs (the 12 ordered PACS pairs with EfficientNet-Lite0 all "
+           f"frozen, two of them also with all but the last two stages frozen; MNIST ↔ USPS with LeNet) × source "
+           f"only, DANN, CORAL. Folder targets are evaluated on every image, digits on their test splits. For each "
+           f"pair the predictor is fitted on the other pairs only, then ranks that pair's cells.", "",
+           f"- Kendall τ between predicted and measured target accuracy, per held-out pair: median "
+           f"**{tr['kendall_tau_median']:.2f}** (target ≥ 0.6) — "
+           + ", ".join(f"{k} {v:+.2f}" for k, v in sorted(tau.items())),
+           f"- AUROC of \"beats source only by more than its 95 % interval\" (paired bootstrap over the target "
+           f"images), over the {sum(c['method'] != 'source_only' for c in cells)} held-out method cells "
+           f"({tr['positives']} positive): **{'n/a' if roc is None else f'{roc:.2f}'}** (target ≥ 0.8)",
+           f"- mean absolute error of the held-out predicted accuracy: {100 * tr['held_out_abs_error_mean']:.1f} points", "",
+           "Below both targets: the advisor says so with every answer (`reliable: false` and a `warning` in its JSON, "
+           "a warning on the page) and shows this record. Other forms of the predictor, validated the same way "
+           "(`python bench/advisor_variants.py`, bench/results/advisor_variants.txt), reach neither target either; "
+           "scores such as LogME and H-score are not comparable across backbones of different widths, and 14 pairs "
+           "are few to learn which method helps where.", ""]
+    if d.get("timing"):
+        t = d["timing"]
+        out += [f"Time on this machine ({t['threads']} cores), `{t['command']}` in a fresh TL_HOME: first call "
+                f"{t['first_call_s']:.0f} s (the features computed; `advise` itself {t['first_call_advise_wall_s']:.0f} s), "
+                f"second call {t['second_call_s']:.0f} s (features cached; `advise` itself "
+                f"{t['second_call_advise_wall_s']:.1f} s). Targets: 60 s and 5 s.", ""]
+    held = {(h["pair"], h["backbone"], h["freeze"], h["method"]): h for h in d.get("held_out", [])}
+    out += ["| pair | backbone (frozen stages) | method | measured | predicted (held out) | gain [95 %] |",
+            "|---|---|---|---|---|---|"]
+    for c in cells:
+        h = held.get((c["pair"], c["backbone"], c["freeze"], c["method"]), {})
+        g = "" if c["method"] == "source_only" else \
+            f"{100 * c['gain']:+.1f} [{100 * c['gain_ci'][0]:+.1f}, {100 * c['gain_ci'][1]:+.1f}]"
+        out.append(f"| {c['pair']} | {c['backbone']} ({c['freeze']}) | {c['method']} | {100 * c['target_acc']:.1f} | "
+                   f"{100 * h.get('predicted_acc', float('nan')):.1f} | {g} |")
+    return out + [""]
+
+
 def main() -> int:
     d_rows, p_rows = rows("digits*.json"), rows("pacs*.json")
     dc, pc = cells(d_rows), cells(p_rows)
@@ -281,7 +327,7 @@ def main() -> int:
         "## PACS subset: EfficientNet-Lite0 (ImageNet weights)", "",
         "Command: `TL_DATA_DIR=../shared/data python bench/pacs.py`.", "",
         pacs_table(p_rows, PACS_METHODS).split("\n", 2)[2], "",
-        *presets_section(), *curves_section(ROOT / "docs" / "curves.png"),
+        *presets_section(), *curves_section(ROOT / "docs" / "curves.png"), *advisor_section(),
         "## Trainer overhead", "", "Command: `TL_DATA_DIR=../shared/data python bench/overhead.py`.", "",
         "```", overhead, "```", "",
     ]

@@ -62,13 +62,7 @@ def setup() -> None:
             q["seeds"] = seeds.replace(" ", "")
             st.rerun()
         if st.button("Launch experiment", type="primary", disabled=bool(plan["why"]), key="launch"):
-            try:
-                exp_id = api.launch_experiment(spec, me)
-                q.clear()
-                q["experiment"] = exp_id
-                st.rerun()
-            except Exception as e:  # noqa: BLE001
-                error_box(e)
+            open_launched(lambda: api.launch_experiment(spec, me))
     mine = api.list_experiments(me)
     if mine:
         st.subheader("Experiments you can open")
@@ -77,6 +71,18 @@ def setup() -> None:
             st.page_link("pages/0_experiments.py", label=escape_markdown(f"{e['name']} · {e['status']} · {e['runs']} runs · "
                                                                f"{e['created']} · {who}"),
                          query_params={"experiment": e["id"]}, icon=":material/science:")
+
+
+def open_launched(launch) -> None:
+    """Launch (a callable returning the experiment id) and open the experiment; a refusal in words."""
+    try:
+        exp_id = launch()
+    except Exception as e:  # noqa: BLE001
+        error_box(e)
+        return
+    q.clear()
+    q["experiment"] = exp_id
+    st.rerun()
 
 
 def custom_form() -> None:
@@ -117,6 +123,8 @@ def advice_panel(src: str, tgt: str) -> None:
         if not adv or (adv["source"], adv["target"]) != (src, tgt):
             return
         st.markdown(f"**{escape_markdown(adv['summary'])}**")
+        if adv.get("warning"):
+            st.warning(escape_markdown(adv["warning"]), icon=":material/report:")
         recs = adv["recommendations"]
         if recs:
             rows = [{"candidate": r["candidate"], "method": r["method"],
@@ -137,17 +145,11 @@ def advice_panel(src: str, tgt: str) -> None:
                        f"over {tr['pairs']} pairs): median Kendall τ {tr['kendall_tau_median']:.2f}, AUROC of "
                        f"'beats source only' {tr['auroc_beats_source_only'] or float('nan'):.2f}. "
                        f"docs/BENCHMARKS.md has every cell.")
-            st.plotly_chart(plots.advisor_track_record(tr.get("held_out", [])), width="stretch",
+            st.plotly_chart(plots.advisor_track_record(api.advisor_track_record().get("held_out", [])), width="stretch",
                             key="advisor-record")
         if recs and st.button("Launch the check: recommended, runner-up and source only × 3 seeds",
                               key="launch-advised", type="primary"):
-            try:
-                exp_id = api.launch_advised(me, adv)
-                q.clear()
-                q["experiment"] = exp_id
-                st.rerun()
-            except Exception as e:  # noqa: BLE001
-                error_box(e)
+            open_launched(lambda: api.launch_advised(me, adv))
 
 
 # -- watching and reading one -------------------------------------------------------------------

@@ -158,3 +158,30 @@ def test_walk_the_guide_launch_watch_compare(server, browser):
     page.get_by_text("as the model sees it").first.wait_for()
     page.wait_for_timeout(800)
     page.screenshot(path=str(SHOTS / "6_predict.png"))
+
+
+def test_ask_the_advisor_and_launch_its_check(server, browser):
+    """On the Experiments page, a custom pair: ask the advisor, read its ranking, launch the grid that
+    checks it (an ordinary experiment), then stop it (this test does not wait for nine runs)."""
+    url, _ = server
+    page = browser.new_page(viewport={"width": 1400, "height": 2000})
+    page.goto(f"{url}/?source=uci_digits&target=syndigits&methods=dann&seeds=0")
+    title(page, "Experiments", timeout=60_000)
+    idle(page)
+    page.get_by_text("Ask the advisor: which backbone").click()
+    page.get_by_role("button", name="Ask the advisor").click()
+    page.get_by_text("Why:").wait_for(timeout=300_000)  # LeNet's brief source training and the scores
+    idle(page)
+    # the summary (markdown; the ranking itself is a canvas table)
+    assert page.get_by_text("is predicted best").count() or page.get_by_text("Nothing is predicted").count()
+    assert not page.locator("[data-testid='stException']").count()
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / "advisor.png"))
+    page.get_by_role("button", name="Launch the check").click()
+    page.wait_for_url("**experiment=*", timeout=60_000)
+    page.get_by_text("Advisor check").first.wait_for(timeout=60_000)
+    idle(page)
+    page.get_by_role("button", name="Stop").click()  # nine runs are not this test's to wait for
+    idle(page)
+    assert not page.locator("[data-testid='stException']").count()
+    page.close()

@@ -40,6 +40,7 @@ MODEL_FILE = Path(__file__).with_name("advisor_model.json")
 PER_DOMAIN = 400  # images of each domain the scores read (stratified over the classes)
 SCORE_SIZE = 128  # input size of pretrained backbones for scoring (a CPU computes it in seconds)
 LENET_STEPS = 300  # LeNet's brief source training before its features are scored
+TAU_TARGET, AUROC_TARGET = 0.6, 0.8  # the held-out record that would make the predictions trustworthy
 FEATURES = ("knn", "logme", "h_score", "centroid_margin", "a_distance", "mmd", "target_entropy",
             "target_balance", "log_target_images")
 
@@ -218,15 +219,24 @@ def advise(source: str, target: str, seed: int = 0, methods: tuple[str, ...] | N
                "Nothing is predicted to beat source only by more than the predictor's interval on this pair."
                if best_gain <= 0 else
                f"{recs[0]['method']} on {recs[0]['candidate']} is predicted best.")
-    return {"source": source, "target": target, "recommendations": recs, "scores": table,
+    tr = (model or {}).get("track_record", {})
+    reliable = bool(tr) and tr.get("kendall_tau_median", 0) >= TAU_TARGET and (tr.get("auroc_beats_source_only")
+                                                                               or 0) >= AUROC_TARGET
+    warning = "" if reliable or not tr else (
+        f"Its record on pairs held out of its fitting is below what would make it reliable (median Kendall tau "
+        f"{tr['kendall_tau_median']:.2f}, target {TAU_TARGET}; AUROC of 'beats source only' "
+        f"{tr.get('auroc_beats_source_only') or float('nan'):.2f}, target {AUROC_TARGET}): read these predictions as "
+        f"rough guesses and check them with the experiment it proposes.")
+    return {"source": source, "target": target, "recommendations": recs, "scores": table, "reliable": reliable,
+            "warning": warning,
             "summary": summary if model is not None else
             "No fitted predictor on this machine (run bench/advisor.py): the scores alone are shown.",
-            "track_record": (model or {}).get("track_record", {}), "wall_s": round(time.perf_counter() - t0, 2)}
+            "track_record": {k: v for k, v in tr.items() if k != "held_out"}, "wall_s": round(time.perf_counter() - t0, 2)}
 
 
-def grid(result: dict[str, Any], seeds: tuple[int, ...] = (0, 1, 2)) -> ExperimentSpec:
+def grid(result: dict[str, Any], seeds: tuple[int, ...] = (0, 1, 2), budget_s: float = 120.0) -> ExperimentSpec:
     """The experiment that checks the advice: the recommended (backbone, depth, method), the runner-up
-    and source only on the recommended backbone, each over `seeds`."""
+    and source only on the recommended backbone, each over `seeds`, every run planned to `budget_s`."""
     recs = [r for r in result["recommendations"] if r["method"] != "source_only"]
     if not recs:
         raise ConfigError("The advisor has no recommendation to check (no fitted predictor on this machine).")
@@ -239,4 +249,4 @@ def grid(result: dict[str, Any], seeds: tuple[int, ...] = (0, 1, 2)) -> Experime
         arms.append(Arm(f"{get_method(r['method']).label} (runner-up)", r["method"], model=model))
     base = {"model": {"backbone": best["backbone"], "freeze": best["freeze"]}}
     return ExperimentSpec(result["source"], result["target"], tuple(arms), tuple(seeds), base,
-                          title=f"Advisor check: {best['method']} on {best['candidate']}", budget_s=120.0).normalised()
+                          title=f"Advisor check: {best['method']} on {best['candidate']}", budget_s=budget_s).normalised()

@@ -559,6 +559,8 @@ def cmd_advise(args) -> int:
         print(json.dumps(out))
         return 0
     print(f"{args.source} -> {args.target}: {out['summary']}")
+    if out["warning"]:
+        print(f"note: {out['warning']}")
     print("candidate                                  method        predicted target acc (95 %)   gain over source only")
     for r in out["recommendations"][:8]:
         lo, hi = r["predicted_acc_ci"]

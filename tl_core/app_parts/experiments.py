@@ -196,4 +196,4 @@ def launch_advised(session: Session, advice: dict[str, Any], seeds: tuple[int, .
 def advisor_track_record() -> dict[str, Any]:
     """The fitted predictor's held-out record (bench/advisor.py), for the advisor's help panel."""
     model = advisor.load_model() or {}
-    return model.get("track_record", {})
+    return model.get("track_record", {})  # with the held-out points the page plots
