@@ -138,3 +138,7 @@ def test_cli_advise_prints_json_with_the_issue_fields(home):
     for r in out["recommendations"]:
         assert {"backbone", "freeze", "method", "predicted_acc", "predicted_acc_ci", "predicted_gain",
                 "predicted_gain_ci", "reasons"} <= set(r)
+    # the shipped predictor's own held-out record decides whether an answer calls itself reliable
+    tr = out["track_record"]
+    good = tr["kendall_tau_median"] >= 0.6 and (tr["auroc_beats_source_only"] or 0) >= 0.8
+    assert out["reliable"] is good and bool(out["warning"]) is (not good)
