@@ -110,8 +110,7 @@ def features(c: Candidate, source: str, target: str, seed: int = 0) -> dict[str,
     """Source features and labels, target features (labels kept for the bench only), for a candidate;
     computed once per (backbone, depth, domains' contents) and kept under TL_HOME/cache/advisor."""
     sd, td = get_domain(source).load(), get_domain(target).load()
-    key = f"{c.backbone}-{c.freeze}-{SCORE_SIZE}-{PER_DOMAIN}-{seed}-{fingerprint(sd)}-{fingerprint(td)}"
-    path = cache_dir("advisor") / f"{key}.npz"
+    path = cache_dir("advisor") / f"{_key(c, sd, td, seed)}.npz"
     if path.exists():
         with np.load(path) as z:
             return {k: z[k] for k in z.files}
@@ -130,6 +129,23 @@ def features(c: Candidate, source: str, target: str, seed: int = 0) -> dict[str,
     buf = io.BytesIO()
     np.savez(buf, **out)
     atomic_write_bytes(path, buf.getvalue())
+    return out
+
+
+def _key(c: Candidate, sd, td, seed: int) -> str:
+    return f"{c.backbone}-{c.freeze}-{SCORE_SIZE}-{PER_DOMAIN}-{seed}-{fingerprint(sd)}-{fingerprint(td)}"
+
+
+def candidate_scores(c: Candidate, source: str, target: str, seed: int = 0) -> dict[str, float]:
+    """`scores` of a candidate's features, kept beside them (a second question about a pair reads both)."""
+    sd, td = get_domain(source).load(), get_domain(target).load()
+    path = cache_dir("advisor") / f"{_key(c, sd, td, seed)}.scores.json"
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        pass
+    out = scores(features(c, source, target, seed))
+    atomic_write_bytes(path, json.dumps(out).encode())
     return out
 
 
@@ -169,21 +185,23 @@ def predict(s: dict[str, float], method: str, model: dict[str, Any]) -> float:
     return 1.0 / (1.0 + math.exp(-z))  # the fit is on the logit of the accuracy
 
 
-def _reasons(s: dict[str, float], method: str, gain: float, n_target: int) -> list[str]:
+def _reasons(s: dict[str, float], method: str, gain: float, gain_ci: list[float], n_target: int) -> list[str]:
+    """Plain sentences: what the scores say about the pair, and what the prediction says about the method."""
     far = s["a_distance"] > 1.5
     sep = s["knn"] >= 0.8
     out = [f"On these features the source classes are {'well' if sep else 'poorly'} separated (k-NN "
            f"{100 * s['knn']:.0f} %) and the domains are {'far apart' if far else 'close'} "
            f"(A-distance {s['a_distance']:.2f} of 2)."]
-    fam = get_method(method).family if method != "source_only" else ""
     if method == "source_only":
-        out.append("No alignment method is predicted to beat training on the source alone here by more "
-                   "than its interval." if gain <= 0 else "The baseline every method is compared with.")
-    elif fam == "adversarial" and n_target < 500:
-        out.append(f"With {n_target} target images an adversarial method has little to align; a statistics "
-                   f"method (CORAL) or SHOT may be steadier.")
-    elif far and sep:
-        out.append("Far-apart domains with well-separated source classes: alignment is likely to help.")
+        out.append("The baseline every method is compared with.")
+        return out
+    lo, hi = gain_ci
+    out.append(f"Predicted {100 * gain:+.1f} points over source only (95 % interval {100 * lo:+.0f} to "
+               f"{100 * hi:+.0f}): " + ("a gain even at the interval's low end." if lo > 0 else
+                                        "the interval includes no gain, so only an experiment can tell."))
+    if get_method(method).family == "adversarial" and n_target < 500:
+        out.append(f"With {n_target} target images an adversarial method has little to align; CORAL's statistics "
+                   f"may be steadier.")
     return out
 
 
@@ -195,7 +213,7 @@ def advise(source: str, target: str, seed: int = 0, methods: tuple[str, ...] | N
     cands = candidates(source, target)
     table = []
     for c in cands:
-        s = scores(features(c, source, target, seed))
+        s = candidate_scores(c, source, target, seed)
         table.append({"backbone": c.backbone, "freeze": c.freeze, "label": c.label, **s})
     recs = []
     if model is not None:
@@ -212,7 +230,8 @@ def advise(source: str, target: str, seed: int = 0, methods: tuple[str, ...] | N
                              "predicted_gain": round(gain, 4),
                              "predicted_gain_ci": [round(gain - ghalf, 4), round(gain + ghalf, 4)] if m != "source_only"
                              else [0.0, 0.0],
-                             "reasons": _reasons(row, m, gain, int(row["target_images"]))})
+                             "reasons": _reasons(row, m, gain, [gain - ghalf, gain + ghalf],
+                                                 int(row["target_images"]))})
         recs.sort(key=lambda r: -r["predicted_acc"])
     best_gain = max((r["predicted_gain_ci"][0] for r in recs if r["method"] != "source_only"), default=0.0)
     summary = ("" if model is None else

@@ -169,6 +169,7 @@ def run_summary(run_id: str) -> dict[str, Any]:
             "queue_position", "progress", "estimate_s", "peak_mb", "experiment_id", "executor", "node")
     out = {k: r.get(k) for k in keep}
     out["run_id"] = run_id
+    out["best_target_acc"] = r.get("target_acc")  # = target_acc (the selected epoch's): kept for older readers
     out.update(run_reading(r))
     out["config"] = r["config"]
     out["run_dir"] = str(runs.store().run_dir(run_id))

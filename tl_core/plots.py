@@ -273,6 +273,14 @@ def embedding_animation(frames: Sequence[dict[str, Any]]) -> go.Figure:
     return _layout(fig, "Feature map over epochs: source vs target", height=500)
 
 
+def _method_colour(method: str, order: Sequence[str]) -> str:
+    """One colour per method across the advisor's charts (source only always grey)."""
+    if method == "source_only":
+        return "#7f7f7f"
+    others = [m for m in order if m != "source_only"]
+    return PALETTE[others.index(method) % len(PALETTE)] if method in others else PALETTE[-1]
+
+
 def advice_bars(recommendations: Sequence[dict[str, Any]]) -> go.Figure:
     """The advisor's predicted target accuracy per (candidate, method), grouped by candidate, with the
     predictor's 95 % interval as whiskers."""
@@ -280,10 +288,10 @@ def advice_bars(recommendations: Sequence[dict[str, Any]]) -> go.Figure:
         return empty("Predicted target accuracy", "No fitted predictor: only the scores are known.")
     fig = go.Figure()
     methods = list(dict.fromkeys(r["method"] for r in recommendations))
-    for i, m in enumerate(methods):
+    for m in methods:
         rs = [r for r in recommendations if r["method"] == m]
         fig.add_trace(go.Bar(x=[r["candidate"] for r in rs], y=[r["predicted_acc"] for r in rs], name=m,
-                             marker_color=PALETTE[i % len(PALETTE)],
+                             marker_color=_method_colour(m, sorted(methods)),
                              error_y=dict(type="data", visible=True,
                                           array=[r["predicted_acc_ci"][1] - r["predicted_acc"] for r in rs],
                                           arrayminus=[r["predicted_acc"] - r["predicted_acc_ci"][0] for r in rs])))
@@ -299,10 +307,11 @@ def advisor_track_record(points: Sequence[dict[str, Any]]) -> go.Figure:
     if not points:
         return empty("The advisor's track record", "No bench results on this machine.")
     fig = go.Figure()
-    for i, m in enumerate(dict.fromkeys(p["method"] for p in points)):
+    methods = sorted(dict.fromkeys(p["method"] for p in points))
+    for m in methods:
         ps = [p for p in points if p["method"] == m]
         fig.add_trace(go.Scatter(x=[p["predicted_acc"] for p in ps], y=[p["target_acc"] for p in ps], mode="markers",
-                                 name=m, marker=dict(size=8, color=PALETTE[i % len(PALETTE)]),
+                                 name=m, marker=dict(size=8, color=_method_colour(m, methods)),
                                  text=[f"{p['pair']} · {p['backbone']} freeze {p['freeze']}" for p in ps]))
     fig.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name="predicted = measured",
                              line=dict(color="#999", dash="dot")))
