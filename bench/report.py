@@ -65,7 +65,14 @@ REASONS = {
 
 
 def rows(pattern: str) -> list[dict]:
-    return [r for f in sorted(RES.glob(pattern)) for r in json.loads(f.read_text())]
+    """The benchmark rows of the result files matching `pattern` (files that hold a list of rows; an
+    experiment's result, such as pacs_dann_*.json, is read by its own section)."""
+    out = []
+    for f in sorted(RES.glob(pattern)):
+        data = json.loads(f.read_text())
+        if isinstance(data, list):
+            out += data
+    return out
 
 
 def cells(rs: list[dict]) -> dict[tuple[str, str, str], tuple[float, float, float, int]]:
@@ -245,6 +252,24 @@ def recipe_section(defaults: dict[str, list[float]]) -> list[str]:
     return out
 
 
+def pacs_dann_section() -> list[str]:
+    """Does the planner's PACS recipe for DANN beat source only, with its interval (bench/pacs_dann.py)?"""
+    out = []
+    for f in sorted(RES.glob("pacs_dann_*.json")):
+        d = json.loads(f.read_text())
+        out += [f"## The planner's folder recipe for DANN, {d['source'].rsplit('/', 1)[-1]} → "
+                f"{d['target'].rsplit('/', 1)[-1]}, seeds {', '.join(map(str, d['seeds']))}", "",
+                f"Command: `{'python ' * d['command'].startswith('-m ')}{d['command']}` (bench/pacs_dann.py). Every target image evaluated, labels unused in "
+                f"training.", "", "| strategy | target accuracy (mean ± std) | gain over source only [95 %] |",
+                "|---|---|---|"]
+        for r in d["results"]:
+            ci = r.get("gain_ci")
+            out.append(f"| {r['strategy']} | {100 * r['target_acc_mean']:.1f} ± {100 * r['target_acc_std']:.1f} | "
+                       + (f"{100 * r['gain']:+.1f} [{100 * ci[0]:+.1f}, {100 * ci[1]:+.1f}]" if ci else "") + " |")
+        out += ["", d["verdict"].replace("**", ""), ""]
+    return out
+
+
 def advisor_section() -> list[str]:
     """The advisor's held-out track record and every measured cell (bench/advisor.py)."""
     f = RES / "advisor.json"
@@ -327,7 +352,7 @@ def main() -> int:
         "## PACS subset: EfficientNet-Lite0 (ImageNet weights)", "",
         "Command: `TL_DATA_DIR=../shared/data python bench/pacs.py`.", "",
         pacs_table(p_rows, PACS_METHODS).split("\n", 2)[2], "",
-        *presets_section(), *curves_section(ROOT / "docs" / "curves.png"), *advisor_section(),
+        *presets_section(), *curves_section(ROOT / "docs" / "curves.png"), *pacs_dann_section(), *advisor_section(),
         "## Trainer overhead", "", "Command: `TL_DATA_DIR=../shared/data python bench/overhead.py`.", "",
         "```", overhead, "```", "",
     ]
