@@ -145,7 +145,7 @@ def main() -> int:
                     cells += [done[key(name, cand, m)] for m in METHODS]
                     continue
                 t0 = time.time()
-                sc = advisor.scores(advisor.features(cand, src, tgt))
+                sc = advisor.candidate_scores(cand, src, tgt)
                 score_s = round(time.time() - t0, 1)
                 measured = {m: run_cell(src, tgt, cand.backbone, cand.freeze, m, a.budget, home) for m in METHODS}
                 for m, r in measured.items():

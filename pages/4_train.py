@@ -123,7 +123,7 @@ def status_panel(run_id: str) -> None:
         frac = p["step"] / max(p["total_steps"], 1)
         eta = int(p["eta_s"]) if status == "running" else 0
         st.progress(min(frac, 1.0), text=f"epoch {p['epoch']}/{r['epochs']} · step {p['step']}/{p['total_steps']} "
-                                          f"· {p['images_per_s']:,.0f} images/s · ETA {eta // 60}:{eta % 60:02d}")
+                                          f"· {p['images_per_s']:,.0f} images/s · ETA {api.clock(eta)}")
         if status == "running" and p["losses"]:
             st.caption("now: " + " · ".join(f"{k} {v:.3f}" for k, v in p["losses"].items()))
 

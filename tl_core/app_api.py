@@ -4,7 +4,7 @@ Pages stay thin: widgets -> one of these functions -> render. Every call that to
 uploads or models carries the caller's `Session` (see `access`): a session sees its own runs and
 the published ones, and changes only its own. This module is the facade: the functions live in
 `app_parts/`, one module per subject (server, text, data, model, strategy, run_views, compare,
-predict, experiments), with one visibility helper (`app_parts.visible`).
+predict, experiments, experiment_text), with one visibility helper (`app_parts.visible`).
 """
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from .app_parts.server import (
     queue_summary, executor_summary,
 )
 from .app_parts.text import (
-    domain_label, run_label, escape_markdown,
+    domain_label, run_label, escape_markdown, clock,
 )
 from .app_parts.data import (
     domain_choices, shift_kinds, domain_preview, input_channels, label_space, ingest_zip,
@@ -40,6 +40,10 @@ from .app_parts.experiments import (
     experiment_presets, first_visit_preset, experiment_from_query, experiment_query, plan_experiment,
     launch_experiment, view_experiment, experiment_progress, list_experiments, cancel_experiment,
     delete_experiment, publish_experiment, export_experiment, advise, launch_advised, advisor_track_record,
+)
+from .app_parts.experiment_text import (
+    ADVISOR_HELP, MAP_CAPTION, plan_words, experiment_links, progress_words, header, verdict_tone,
+    flag_lines, result_rows, run_links, map_runs, advice_rows, score_rows, record_words,
 )
 from .app_parts.predict import (
     decode_upload, unpack_model_zip, import_model, predict, target_samples,
@@ -124,4 +128,19 @@ __all__ = [
     "advise",
     "launch_advised",
     "advisor_track_record",
+    "ADVISOR_HELP",
+    "MAP_CAPTION",
+    "clock",
+    "plan_words",
+    "experiment_links",
+    "progress_words",
+    "header",
+    "verdict_tone",
+    "flag_lines",
+    "result_rows",
+    "run_links",
+    "map_runs",
+    "advice_rows",
+    "score_rows",
+    "record_words",
 ]

@@ -9,6 +9,7 @@ from typing import Any
 
 from . import advisor, events as ev, experiments, runs, uploads
 from .access import CLI_SESSION
+from .app_parts.text import clock
 from .backbones import backbone_info, list_backbones
 from .config import RunConfig, cli_fields, parse_seeds, set_fields
 from .domains import SHIFTS, get_domain, list_domains
@@ -144,20 +145,15 @@ class ProgressBar:
             bar = "#" * int(30 * frac)
             loss = e.losses.get("total", float("nan"))
             print(f"\r  epoch {e.epoch} [{bar:<30}] {frac:5.1%} loss {loss:.3f} "
-                  f"{e.images_per_s:,.0f} img/s ETA {_fmt(e.eta_s)}   ", end="", file=sys.stderr, flush=True)
+                  f"{e.images_per_s:,.0f} img/s ETA {clock(e.eta_s)}   ", end="", file=sys.stderr, flush=True)
         elif isinstance(e, ev.EpochEnd):
             m = e.metrics
             losses = " ".join(f"{k}={v:.3f}" for k, v in m["losses"].items())
             print(("\r" if self.tty else "") + f"epoch {e.epoch}: source {m['source_acc']:.3f} target "
-                  f"{m['target_acc']:.3f} A-dist {m['a_distance']:.2f} | {losses} | {_fmt(m['wall_s'])}"
+                  f"{m['target_acc']:.3f} A-dist {m['a_distance']:.2f} | {losses} | {clock(m['wall_s'])}"
                   + " " * 10, file=sys.stderr, flush=True)
         elif isinstance(e, ev.RunFailed):
             print(f"\nrun failed: {e.reason}", file=sys.stderr)
-
-
-def _fmt(s: float) -> str:
-    s = int(round(s))
-    return f"{s // 60}:{s % 60:02d}"
 
 
 def run_summary(run_id: str) -> dict[str, Any]:
@@ -394,7 +390,7 @@ def experiment_spec_from_args(args):
 
 
 def _print_experiment(out: dict[str, Any]) -> None:
-    print(f"experiment {out['experiment_id']} ({out['name']}): {out['status']} in {_fmt(out['wall_s'] or 0)}")
+    print(f"experiment {out['experiment_id']} ({out['name']}): {out['status']} in {clock(out['wall_s'] or 0)}")
     for r in out["results"]:
         if r["target_acc_mean"] is None:
             print(f"  {r['strategy']:<28} no finished run")
@@ -435,7 +431,7 @@ def cmd_experiment(args) -> int:
             return
         p = experiments.progress(e)
         line = (f"{p['runs_done']}/{p['runs']} runs, {100 * p['fraction']:.0f}% of the grid, ETA "
-                f"{_fmt(p['eta_s'])}")
+                f"{clock(p['eta_s'])}")
         if sys.stderr.isatty() and line != last["line"]:
             print("\r" + line + "   ", end="", file=sys.stderr, flush=True)
         elif not sys.stderr.isatty() and p["runs_done"] != last["done"]:

@@ -81,15 +81,6 @@ def setting(name: str):
     return raw.strip()
 
 
-def env_int(name: str, default: int) -> int:
-    """A whole number from the environment (for settings outside the table, e.g. in tests)."""
-    v = os.environ.get(name, "")
-    try:
-        return int(v) if v.strip() else default
-    except ValueError:
-        return default
-
-
 def megabytes(name: str) -> int | None:
     """A size setting in bytes; None when it is 0 (no cap)."""
     mb = max(0, int(setting(name)))
@@ -122,10 +113,6 @@ class Limits:
     @classmethod
     def from_env(cls) -> "Limits":
         return cls(**{k: max(0, int(setting(env))) for k, env in cls.ENV.items()})
-
-    @classmethod
-    def defaults(cls) -> "Limits":
-        return cls(**{k: int(SETTINGS[env].default) for k, env in cls.ENV.items()})  # type: ignore[arg-type]
 
 
 def limits() -> Limits:

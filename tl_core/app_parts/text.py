@@ -19,6 +19,12 @@ def domain_label(name: str) -> str:
     return shifted(base, n.shifts)
 
 
+def clock(seconds: float) -> str:
+    """A duration as m:ss (an ETA, a run's time)."""
+    s = int(round(seconds))
+    return f"{s // 60}:{s % 60:02d}"
+
+
 def run_label(r: dict[str, Any]) -> str:
     return f"{r['id']} · {r['method']} · {domain_label(r['source'])}→{domain_label(r['target'])} · {r['status']}"
 
