@@ -335,7 +335,7 @@ def _snapshot_at_epoch(t: Trainer, epoch: int) -> dict:
 
 
 def test_shot_adapts_without_reading_the_source_and_keeps_the_source_head():
-    t = Trainer(tiny("shot", epochs=4))
+    t = Trainer(tiny("shot", epochs=4).replace(method={"name": "shot", "params": {"source_phase": 0.5}}))
     t.setup()
     snap = _snapshot_at_epoch(t, 2)
     res = t.fit()
@@ -350,6 +350,21 @@ def test_shot_adapts_without_reading_the_source_and_keeps_the_source_head():
     assert 0 <= res.history[-1]["diagnostics"]["pseudo_label_acc"] <= 1
 
 
+@pytest.mark.parametrize("target_stats", [True, False])
+def test_shot_reads_its_first_pseudo_labels_through_target_batchnorm_statistics(target_stats):
+    """The source model's BatchNorm statistics are the source's; SHOT measures the target's before it
+    labels the target's clusters for the first time (unless told not to)."""
+    cfg = tiny("shot", epochs=2).replace(model={"bottleneck": 32}, method={
+        "name": "shot", "params": {"target_stats": target_stats, "source_phase": 0.5}})
+    t = Trainer(cfg)
+    t.setup()
+    bn = next(m for m in t.model.modules() if isinstance(m, torch.nn.BatchNorm1d))
+    before = bn.running_mean.clone()
+    t.method.begin_epoch(t.ctx, t.method.first_target_epoch)
+    assert torch.equal(bn.running_mean, before) is not target_stats
+    assert t.method.pseudo is not None and (t.method.pseudo[t.data.tgt_train] >= 0).all()
+
+
 def test_tent_moves_only_the_batchnorm_scale_and_shift():
     t = Trainer(tiny("tent", epochs=2).replace(model={"bottleneck": 32}))
     t.setup()
@@ -361,3 +376,30 @@ def test_tent_moves_only_the_batchnorm_scale_and_shift():
     assert moved and all(k.rsplit(".", 1)[0] in bn for k in moved), moved
     with pytest.raises(ConfigError, match="bottleneck"):
         Trainer(tiny("tent")).setup()
+
+
+def test_tent_adapts_frozen_stages_batchnorm_with_a_fresh_constant_rate_and_no_decay():
+    """The authors' TENT: every BatchNorm layer's γ and β move at test time, those of frozen stages too,
+    under a fresh optimiser at a constant 1e-3 without weight decay; the target is evaluated with
+    target statistics and the model's own statistics are put back afterwards."""
+    cfg = tiny("tent", epochs=2, weight_decay=5e-4).replace(
+        model={"backbone": "resnet18", "pretrained": False, "input_size": 32, "freeze": 2})
+    t = Trainer(cfg)
+    t.setup()
+    snap = _snapshot_at_epoch(t, 1)
+    res = t.fit()
+    assert res.status == "finished"
+    bn = {n for n, mod in t.model.named_modules() if isinstance(mod, torch.nn.modules.batchnorm._BatchNorm)}
+    moved = {k for k, v in t.model.named_parameters() if not torch.equal(v, snap["params"][k])}
+    assert moved and all(k.rsplit(".", 1)[0] in bn for k in moved), moved
+    frozen = t.model.backbone.stage_names[0]
+    assert any(k.startswith(f"backbone.stages.{frozen}.") for k in moved)  # a frozen stage's BatchNorm adapted
+    groups = t.state.optimizer.param_groups
+    assert all(g["weight_decay"] == 0 for g in groups)
+    assert all(g["lr"] == pytest.approx(1e-3) for g in groups)
+    # the target evaluation measured target statistics and left the model's own in place
+    layer = next(m for m in t.model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm))
+    mean = layer.running_mean.clone()
+    with t.method.target_eval(t.ctx):
+        assert not torch.equal(layer.running_mean, mean)
+    assert torch.equal(layer.running_mean, mean)

@@ -10,7 +10,7 @@ from typing import Any
 from .backbones import backbone_info
 from .config import flat, plain_value, set_fields, RunConfig
 from .methods import get_method
-from .planner import plan_to_budget
+from .planner import estimate_seconds, plan_to_budget
 
 @dataclass
 class Resolved:
@@ -27,10 +27,12 @@ def resolve(cfg: RunConfig, given: set[str] | None = None, budget_s: float = 0.0
     method = get_method(cfg.method.name)
     notes: list[str] = []
     recipe: dict[str, Any] = {}
-    for key, value in method.recipe.items():
+    info = backbone_info(cfg.model.backbone)
+    scratch = not (info.has_pretrained and cfg.model.pretrained is not False)
+    published = {**method.recipe, **(method.scratch_schedule if scratch else {})}
+    for key, value in published.items():
         if key not in given:
             recipe[key] = value
-    info = backbone_info(cfg.model.backbone)
     bottleneck = recipe.get("model.bottleneck", cfg.model.bottleneck)
     if method.needs_batchnorm and not info.batchnorm and not bottleneck and "model.bottleneck" not in given:
         recipe["model.bottleneck"] = 256
@@ -40,13 +42,17 @@ def resolve(cfg: RunConfig, given: set[str] | None = None, budget_s: float = 0.0
         model = {k.split(".", 1)[1]: v for k, v in recipe.items() if k.startswith("model.")}
         train = {k.split(".", 1)[1]: v for k, v in recipe.items() if k.startswith("train.")}
         cfg = cfg.replace(model=model, train=train)
-        shown = [f"{k.split('.', 1)[1]} {v}" for k, v in method.recipe.items() if k in recipe]
+        shown = [f"{k.split('.', 1)[1]} {v}" for k, v in published.items() if k in recipe]
         if shown:
             notes.insert(0, f"{method.label}'s recipe: {', '.join(shown)}")
     before, params_before = flat(cfg), dict(cfg.method.params)
     if budget_s and budget_s > 0:
         cfg, plan_notes = plan_to_budget(cfg, given | set(recipe), budget_s=budget_s)
         notes += plan_notes
+        fixed = [k for k in recipe if k.startswith("train.")]
+        if fixed and (est := estimate_seconds(cfg)) > budget_s:  # the published schedule is not cut to fit
+            notes.append(f"{method.label}'s schedule takes about {est / 60:.1f} min, over the budget of "
+                         f"{budget_s / 60:.1f} min (give fewer epochs or steps to shorten it)")
     after, defaults = flat(cfg), flat(RunConfig())
     sources = {}
     for key, value in after.items():

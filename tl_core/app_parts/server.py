@@ -14,11 +14,9 @@ from ..paths import tl_home
 from ..runs.executors import current, executor_name, ray_executor
 
 
-# The first visit works offline: rendered digits -> scikit-learn's digits, LeNet, DANN.
-# On this pair DANN at trade-off 1 over-aligns (target 0.40 vs 0.47 for source only, seed 0);
-# at 0.3 it beats source only on seeds 0 and 1 (0.486 vs 0.473, 0.460 vs 0.427), ~65 s a run.
-# the guide's default run is one where the method helps: USPS -> MNIST with DANN, the first-visit
-# experiment's pair and schedule (DANN about 12 points above source only on the starter pack, 2 seeds)
+# The guide's default run is one where the method helps and that works offline: USPS -> MNIST with DANN,
+# the first-visit experiment's pair and schedule (DANN about 12 points above source only on the starter
+# pack, 2 seeds)
 APP_DEFAULT = RunConfig().replace(
     data={"source": "usps", "target": "mnist"},
     method={"name": "dann", "params": {}},

@@ -129,9 +129,15 @@ class Method:
     jitters_target: ClassVar[bool] = True
     # True: it works on BatchNorm layers; the planner gives a backbone without them a bottleneck (which has one)
     needs_batchnorm: ClassVar[bool] = False
-    # model settings the method's published recipe uses ("model.<field>": value); the planner applies them
+    # True: a phase of it trains the BatchNorm layers of frozen stages (the planner prices their backward pass)
+    adapts_frozen_batchnorm: ClassVar[bool] = False
+    # model settings the method's published recipe uses ("model.<field>": value); every door applies them
     # where the user left the field out
     recipe: ClassVar[dict[str, Any]] = {}
+    # the published schedule for a network trained from scratch ("train.<field>": value), applied like the
+    # recipe there; a pretrained backbone's schedule is the plan's (its few trainable layers over-fit a
+    # small source with more steps)
+    scratch_schedule: ClassVar[dict[str, Any]] = {}
     params: ClassVar[dict[str, Param]] = {}
 
     def __init__(self, params: dict[str, Any] | None = None):

@@ -1,12 +1,16 @@
 """TENT: test-time adaptation by entropy minimisation of BatchNorm's affine parameters."""
 from __future__ import annotations
 
+import contextlib
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 from ..backbones import backbone_info
 from ..errors import ConfigError
+from ..inputs import adapt
+from .adabn import bn_state, estimate_bn_stats, load_bn_state
 from .base import entropy, register_method, Param, RunContext, SourceFree, Step
 
 _BN = nn.modules.batchnorm._BatchNorm
@@ -22,9 +26,12 @@ class TENT(SourceFree):
     """TENT (Wang et al., 2021, arXiv:2006.10726).
 
     Phase 1: train on the source, L = CE(C(f(x_s)), y_s). Phase 2 (test time, source-free): every weight
-    stays fixed except the BatchNorm layers' γ and β; BatchNorm normalises with the target batch's own
-    statistics, and γ, β minimise the entropy of the predictions on unlabelled target batches:
+    stays fixed except the BatchNorm layers' γ and β, those of frozen stages included; BatchNorm normalises
+    with the target batch's own statistics, and γ, β minimise the entropy of the predictions on unlabelled
+    target batches:
         min_{γ,β} E_x[H(softmax(C(f(x; γ, β))))]
+    As the authors run it: a fresh Adam at a constant rate of 1e-3 without weight decay, and the target
+    evaluated with each batch's own statistics too.
     """
 
     label = "TENT (test-time entropy minimisation)"
@@ -39,8 +46,13 @@ class TENT(SourceFree):
              "source model that is confidently wrong: entropy minimisation then makes it more so.")
     paper = "Wang et al., Tent: Fully Test-Time Adaptation by Entropy Minimization, ICLR 2021, arXiv:2006.10726"
     needs_batchnorm = True  # the planner adds a bottleneck (it has BatchNorm) to a backbone without
+    # phase 2 moves the BatchNorm layers of frozen stages too: their output is not fixed, so never cached
+    needs_pixels = True
+    adapts_frozen_batchnorm = True
+    epoch = 0  # the epoch under way
     params = {
         "source_phase": Param(0.5, 0.1, 0.9, "fraction of the epochs spent training on the source"),
+        "test_time_lr": Param(1e-3, 1e-6, 1.0, "the constant learning rate of phase 2 (the authors' Adam rate)"),
     }
 
     @classmethod
@@ -53,16 +65,59 @@ class TENT(SourceFree):
 
     def bind(self, ctx: RunContext) -> None:
         super().bind(ctx)
-        self.affine = {id(p) for p in bn_affine_parameters(ctx.model)}
+        self.affine = bn_affine_parameters(ctx.model)
         if not self.affine:
             raise ConfigError("TENT needs BatchNorm layers with a scale and shift; this model has none.")
+        for p in self.affine:  # frozen stages' γ, β join the optimiser now; they get gradients in phase 2 only
+            p.requires_grad_(True)
+        self.frozen_affine = {id(p) for st in ctx.model.backbone.frozen_stages() for p in st.parameters()} & {
+            id(p) for p in self.affine}
+        self.epoch = 0
+        self.lr_at = ctx.lr_at
 
     def begin_epoch(self, ctx: RunContext, epoch: int) -> None:
-        if self.adapting(epoch):
-            # only γ and β get gradients; the optimizer skips parameters without one
-            for p in ctx.model.parameters():
-                if id(p) not in self.affine:
+        self.epoch = epoch
+        self.lr_at = ctx.lr_at
+        if not self.adapting(epoch):
+            for p in ctx.model.parameters():  # the source phase trains what the freeze depth leaves trainable
+                if id(p) in self.frozen_affine:
                     p.requires_grad_(False)
+            return
+        # only γ and β get gradients (the optimiser skips parameters without one), in every stage
+        ids = {id(p) for p in self.affine}
+        for p in ctx.model.parameters():
+            p.requires_grad_(id(p) in ids)
+        ctx.model.backbone.frozen_bn_adapts = True  # frozen stages' BatchNorm uses batch statistics too
+        ctx.model.train()
+        opt = ctx.optimizer
+        if opt is not None:
+            if epoch == self.first_target_epoch:
+                opt.state.clear()  # a fresh optimiser for test time, as the authors start one
+            for g in opt.param_groups:
+                g["weight_decay"] = 0.0
+
+    def lr_multipliers(self, progress: float) -> dict[str, float]:
+        if not self.adapting(self.epoch) or self.lr_at is None:
+            return super().lr_multipliers(progress)
+        k = self.p["test_time_lr"] / max(self.lr_at(progress), 1e-12)  # constant, whatever the run's schedule
+        return {"backbone": k, "head": k, "method": k}
+
+    @contextlib.contextmanager
+    def target_eval(self, ctx: RunContext):
+        """While adapting, target images are normalised with target statistics, as the authors' test batches
+        are with their own (here measured over the evaluated images, in batches of up to 256)."""
+        if not self.adapting(self.epoch):
+            yield
+            return
+        x = ctx.data.target.x_test
+        parts = torch.arange(len(x)).tensor_split(max(1, -(-len(x) // 256)))
+        saved = bn_state(ctx.model)
+        estimate_bn_stats(ctx.model, (adapt(x[i], ctx.spec, ctx.device, channels_last=ctx.channels_last)
+                                      for i in parts if len(i) > 1))
+        try:
+            yield
+        finally:
+            load_bn_state(ctx.model, saved)
 
     def losses(self, step: Step) -> dict[str, torch.Tensor]:
         if not self.adapting(step.epoch):
