@@ -27,7 +27,7 @@ PAIRS = [("mnist", "usps"), ("usps", "mnist")]
 # rows that are a method with flags of their own: the baseline that source-free methods are measured against
 VARIANTS = {"finetune_1shot": ("finetune", ["--target-labels", "1"]),  # one labelled target image per class
             "tent": ("tent", ["--bottleneck", "256"]),  # LeNet has no BatchNorm: the bottleneck brings it
-            "shot": ("shot", ["--bottleneck", "256", "--head", "weight_norm"])}  # its recipe (what the planner sets)
+            "shot": ("shot", [])}  # its recipe and schedule come with it through every door
 SHORT = {"mnist": "M", "usps": "U"}
 
 
