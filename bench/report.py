@@ -283,6 +283,31 @@ def pacs_dann_section() -> list[str]:
     return out
 
 
+def freeze_bn_section() -> list[str]:
+    """The freeze preset's collapse, with and without BatchNorm re-fitted on the source (bench/freeze_bn.py)."""
+    f = RES / "freeze_bn.json"
+    if not f.exists():
+        return []
+    d = json.loads(f.read_text())
+    rows = d["rows"]
+    out = [f"## Why the freeze preset collapses: BatchNorm statistics ({d['source']} → {d['target']})", "",
+           "Command: `TL_DATA_DIR=../shared/data python bench/freeze_bn.py --depths 5,7 --seeds 0,1,2` (the preset's "
+           "own configs, in one process; each run again with every BatchNorm layer kept on its ImageNet "
+           "statistics, its scale and shift still training). Every sketch evaluated.", "",
+           "| frozen stages | BatchNorm | target accuracy per seed (%) | mean | source accuracy (mean %) | "
+           "classes predicted per seed |", "|---|---|---|---|---|---|"]
+    for depth in sorted({r["freeze"] for r in rows}):
+        for variant, label in (("preset", "re-estimated on photo batches (the preset)"),
+                               ("batchnorm_imagenet_stats", "kept on ImageNet statistics")):
+            rs = [r for r in rows if r["freeze"] == depth and r["variant"] == variant]
+            if rs:
+                t = [100 * r["target_acc"] for r in rs]
+                out.append(f"| {depth} of 9 | {label} | {', '.join(f'{x:.1f}' for x in t)} | {statistics.mean(t):.1f} | "
+                           f"{statistics.mean(100 * r['source_acc'] for r in rs):.1f} | "
+                           f"{', '.join(str(r['classes_predicted']) for r in rs)} |")
+    return out + [""]
+
+
 def backbones_section() -> list[str]:
     """Throughput of the pretrained backbones on this machine (bench/backbones.py)."""
     f = RES / "backbones.json"
@@ -384,7 +409,7 @@ def main() -> int:
         "Command: `TL_DATA_DIR=../shared/data python bench/pacs.py`.", "",
         pacs_table(p_rows, PACS_METHODS).split("\n", 2)[2], "",
         *presets_section(), *curves_section(ROOT / "docs" / "curves.png"), *pacs_dann_section(), *advisor_section(),
-        *backbones_section(),
+        *freeze_bn_section(), *backbones_section(),
         "## Trainer overhead", "", "Command: `TL_DATA_DIR=../shared/data python bench/overhead.py`.", "",
         "```", overhead, "```", "",
     ]
