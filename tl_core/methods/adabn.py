@@ -39,6 +39,14 @@ def estimate_bn_stats(model: nn.Module, batches: Iterator[torch.Tensor]) -> None
         m.training = was
 
 
+def image_batches(x: torch.Tensor, ctx: RunContext, size: int = 256) -> Iterator[torch.Tensor]:
+    """Stored uint8 images as model input, in batches of at most `size` and never of one image (BatchNorm
+    cannot measure statistics on a single value)."""
+    for part in torch.arange(len(x)).tensor_split(max(1, -(-len(x) // size))):
+        if len(part) > 1:
+            yield adapt(x[part], ctx.spec, ctx.device, channels_last=ctx.channels_last)
+
+
 def bn_state(model: nn.Module) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
     return [(m.running_mean.clone(), m.running_var.clone(), m.num_batches_tracked.clone()) for m in bn_layers(model)]
 
@@ -103,9 +111,7 @@ class AdaBN(Strategy):
 
     def _target_batches(self, ctx: RunContext) -> Iterator[torch.Tensor]:
         d = ctx.data
-        idx = d.tgt_train[: self.p["images"]]
-        for i in range(0, len(idx), 128):
-            yield adapt(d.target.x_train[idx[i:i + 128]], ctx.spec, ctx.device, channels_last=ctx.channels_last)
+        yield from image_batches(d.target.x_train[d.tgt_train[: self.p["images"]]], ctx, 128)
 
     @contextlib.contextmanager
     def target_eval(self, ctx: RunContext):

@@ -4,8 +4,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ..inputs import adapt
-from .adabn import estimate_bn_stats
+from .adabn import estimate_bn_stats, image_batches
 from .base import Param, RunContext, SourceFree, Step, entropy, register_method
 
 
@@ -119,8 +118,7 @@ class SHOT(SourceFree):
         d = ctx.data
         rows = d.tgt_train
         if self.p["target_stats"] and epoch == self.first_target_epoch:
-            estimate_bn_stats(ctx.model, (adapt(d.target.x_train[rows[i:i + 256]], ctx.spec, ctx.device,
-                                                channels_last=ctx.channels_last) for i in range(0, len(rows), 256)))
+            estimate_bn_stats(ctx.model, image_batches(d.target.x_train[rows], ctx))
         f = ctx.features(d.target.x_train[rows])
         head = ctx.model.head
         was = head.training

@@ -9,8 +9,7 @@ import torch.nn.functional as F
 
 from ..backbones import backbone_info
 from ..errors import ConfigError
-from ..inputs import adapt
-from .adabn import bn_state, estimate_bn_stats, load_bn_state
+from .adabn import bn_state, estimate_bn_stats, image_batches, load_bn_state
 from .base import entropy, register_method, Param, RunContext, SourceFree, Step
 
 _BN = nn.modules.batchnorm._BatchNorm
@@ -109,11 +108,8 @@ class TENT(SourceFree):
         if not self.adapting(self.epoch):
             yield
             return
-        x = ctx.data.target.x_test
-        parts = torch.arange(len(x)).tensor_split(max(1, -(-len(x) // 256)))
         saved = bn_state(ctx.model)
-        estimate_bn_stats(ctx.model, (adapt(x[i], ctx.spec, ctx.device, channels_last=ctx.channels_last)
-                                      for i in parts if len(i) > 1))
+        estimate_bn_stats(ctx.model, image_batches(ctx.data.target.x_test, ctx))
         try:
             yield
         finally:
