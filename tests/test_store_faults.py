@@ -154,6 +154,49 @@ def test_a_second_server_on_the_same_home_is_refused(home):
         holder.wait()
 
 
+def test_sessions_of_one_server_arriving_at_once_all_get_the_guide(home, monkeypatch):
+    """30 browsers on a freshly started server run their first page at the same moment: every one of
+    them is this server's session; none may be told that "another server" holds the store (it was its
+    own process, one thread a moment ahead), and one scheduler thread serves them all."""
+    import threading
+
+    from tl_core.runs import scheduler
+
+    real = scheduler.fcntl.flock
+
+    class SlowLock:  # the moment between taking the lock and recording it, made long enough to be met
+        LOCK_EX, LOCK_NB = scheduler.fcntl.LOCK_EX, scheduler.fcntl.LOCK_NB
+
+        @staticmethod
+        def flock(f, op):
+            real(f, op)
+            time.sleep(0.3)
+
+    monkeypatch.setattr(scheduler, "fcntl", SlowLock)
+    gate = threading.Barrier(8)
+    answers, scheds = [], []
+
+    def first_page(port):
+        gate.wait()
+        answers.append(api.start_server(port))
+        scheds.append(scheduler._SCHEDULERS.get(str(home)))
+
+    threads = [threading.Thread(target=first_page, args=(8600,)) for _ in range(8)]
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        assert answers == [(True, "")] * 8
+        assert len({id(t) for t in scheds}) == 1 and scheds[0].is_alive()
+        assert sum(t.name == f"tl-scheduler:{home}" for t in threading.enumerate()) == 1
+    finally:
+        scheduler.stop_scheduler(home)
+        f = scheduler._SERVER_LOCKS.pop(str(home), None)
+        if f is not None:
+            f.close()
+
+
 def test_runs_of_another_machine_are_not_judged_by_this_ones_process_table(home):
     st = runs.store()
     st.insert_run("elsewhere", cfg().to_dict())

@@ -21,6 +21,10 @@ from .jobs import schedule
 
 _SCHEDULERS: dict[str, threading.Thread] = {}
 _SCHEDULER_STOPS: dict[str, threading.Event] = {}
+# Streamlit runs every session's script in a thread of its own: sessions arriving together on a fresh
+# server would each try the lock file (flock refuses a second open file even in the same process) and
+# be told that "another server" holds the store, or each start a scheduler
+_CLAIM = threading.Lock()
 
 
 def stop_scheduler(home: str | Path) -> None:
@@ -35,7 +39,12 @@ def stop_scheduler(home: str | Path) -> None:
 
 def start_scheduler(interval_s: float = 2.0) -> None:
     """A daemon thread in the web server that keeps the queue moving for this TL_HOME (reaps dead
-    workers, starts queued runs), so that pages only ever read. Idempotent."""
+    workers, starts queued runs), so that pages only ever read. Idempotent, and safe from any thread."""
+    with _CLAIM:
+        _start_scheduler(interval_s)
+
+
+def _start_scheduler(interval_s: float) -> None:
     home = str(tl_home())
     if home in _SCHEDULERS and _SCHEDULERS[home].is_alive():
         return
@@ -61,7 +70,12 @@ _SERVER_LOCKS: dict[str, Any] = {}
 
 def claim_server(info: dict[str, Any] | None = None) -> tuple[bool, dict[str, Any]]:
     """Take the web server's lock on this TL_HOME. (True, {}) when this process holds it;
-    (False, what the holder wrote) when another server process does."""
+    (False, what the holder wrote) when another server process does. Safe from any thread."""
+    with _CLAIM:
+        return _claim_server(info)
+
+
+def _claim_server(info: dict[str, Any] | None) -> tuple[bool, dict[str, Any]]:
     home = tl_home()
     key = str(home)
     if key in _SERVER_LOCKS:
