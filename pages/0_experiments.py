@@ -33,7 +33,7 @@ def setup() -> None:
         st.rerun()
     if current == "custom":
         custom_form()
-    spec, why = api.experiment_from_query({k: q.get(k) for k in ("preset", "seeds", "source", "target", "methods")}, me)
+    spec, why = api.experiment_from_query({k: q.get(k) for k in ("preset", "seeds", "source", "target", "methods", "budget")}, me)
     if spec is None:
         st.error(escape_markdown(f"This link does not describe an experiment: {why}"), icon=":material/link_off:")
         return
@@ -89,11 +89,27 @@ def custom_form() -> None:
     chosen = [m for m in (q.get("methods") or "").split(",") if m in methods]
     picked = c3.multiselect("Strategies (source only is always there)", methods, default=chosen,
                             max_selections=7)
+    minutes = st.number_input("Time per run (min; 0: each method's own schedule)", 0.0, 30.0, step=0.5,
+                              value=float(q.get("budget") or 0) / 60 if _is_number(q.get("budget")) else 0.0,
+                              help="Plan what each run leaves open to fit this time on this machine, as "
+                                   "`train --budget` does (steps; for a pretrained backbone also the frozen "
+                                   "stages, input size and batch).")
     new = {"source": src, "target": tgt, "methods": ",".join(picked)}
-    if any(q.get(k) != v for k, v in new.items()):
+    if minutes:
+        new["budget"] = f"{minutes * 60:g}"
+    if any(q.get(k) != v for k, v in new.items()) or (not minutes and "budget" in q):
         q.update(new)
+        if not minutes:
+            del q["budget"]
         st.rerun()
     advice_panel(me, src, tgt, open_launched)
+
+
+def _is_number(text) -> bool:
+    try:
+        return 0 <= float(text) <= 1800
+    except (TypeError, ValueError):
+        return False
 
 
 exp = q.get("experiment")

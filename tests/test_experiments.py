@@ -326,6 +326,36 @@ def test_an_experiment_too_large_for_the_server_is_refused_before_anything_is_qu
     assert api.list_experiments(ALICE) == []
 
 
+def test_no_run_longer_than_the_servers_limit_is_offered_and_a_budget_per_run_fits_it(home, monkeypatch):
+    """A custom grid whose runs would be stopped half-way by the run limit cannot launch; the page's
+    time per run (`budget=` in its link) plans each run to fit, as `train --budget` does."""
+    from tl_core.planner import estimate_seconds
+
+    q = {"source": "uci_digits", "target": "syndigits", "methods": "dann", "seeds": "0"}
+    plain, _ = api.experiment_from_query(q, ALICE)
+    longest = max(estimate_seconds(c) for _, _, c in ExperimentSpec.from_dict(plain).configs())
+    monkeypatch.setenv("TL_QUOTA_RUN_WALL_S", str(int(longest * 0.6)))
+    plan = api.plan_experiment(plain, ALICE)
+    assert plan["runs"] == 0 and "longer than the" in plan["why"] and "time budget" in plan["why"]
+    with pytest.raises(ConfigError, match="longer than the"):
+        api.launch_experiment(plain, ALICE)
+    assert api.list_experiments(ALICE) == []
+
+    budget = int(longest * 0.3)
+    fitted, why = api.experiment_from_query({**q, "budget": str(budget)}, ALICE)
+    assert why == "" and fitted["budget_s"] == budget
+    assert api.experiment_from_query(api.experiment_query(fitted), ALICE)[0] == fitted  # the link round-trips
+    plan = api.plan_experiment(fitted, ALICE)
+    assert plan["why"] == "" and plan["runs"] == 2 and plan["estimate_s"] <= 2 * longest * 0.6
+    assert "each planned to about" in api.plan_words(plan)[0]
+    assert api.launch_experiment(fitted, ALICE)
+    from tl_core.access import CLI_SESSION
+
+    assert api.plan_experiment(plain, CLI_SESSION)["why"] == ""  # the command line has no limit
+    for bad in ("-5", "1e9", "soon"):
+        assert "budget in a link" in api.experiment_from_query({**q, "budget": bad}, ALICE)[1]
+
+
 # -- presets -----------------------------------------------------------------------------------------
 
 def test_every_preset_builds_a_valid_grid_with_a_lesson():

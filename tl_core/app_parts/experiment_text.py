@@ -17,7 +17,8 @@ MAP_CAPTION = ("Feature maps at the last epoch (seed {seed}): blue source, orang
 def plan_words(plan: dict[str, Any]) -> tuple[str, str]:
     """(what will run, how long and how to share it) for a launchable plan."""
     return (f"{plan['source']} → {plan['target']}: {', '.join(plan['strategies'])} × seeds "
-            f"{', '.join(map(str, plan['seeds']))} = {plan['runs']} runs, one after another.",
+            f"{', '.join(map(str, plan['seeds']))} = {plan['runs']} runs, one after another"
+            + (f", each planned to about {clock(plan['budget_s'])}." if plan.get("budget_s") else "."),
             f"About {clock(plan['estimate_s'])} on this machine. Share this setup: copy the page's address, it opens "
             f"the same experiment ready to launch.")
 

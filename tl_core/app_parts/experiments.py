@@ -16,7 +16,7 @@ from ..experiments import ExperimentSpec
 from ..experiments.presets import FIRST_VISIT, PRESETS, get_preset
 from ..planner import estimate_seconds
 from ..store import TERMINAL
-from .text import domain_label
+from .text import clock, domain_label
 from .visible import owned, visible
 MAX_QUERY = 2000  # characters of a shared link's experiment description that are read at all
 
@@ -42,12 +42,25 @@ def experiment_from_query(q: Mapping[str, str], session: Session) -> tuple[dict[
                 return None, "A custom experiment link needs source, target and methods."
             source = access.gate_domain(session, str(q["source"])[:MAX_QUERY])
             target = access.gate_domain(session, str(q["target"])[:MAX_QUERY])
-            spec = experiments.from_methods(source, target, methods, seeds or (0,))
+            spec = experiments.from_methods(source, target, methods, seeds or (0,), budget_s=_budget(q.get("budget")))
         else:
             spec = get_preset(str(q.get("preset") or FIRST_VISIT)[:40]).spec(seeds)
         return spec.to_dict(), ""
     except TLError as e:
         return None, str(e)
+
+
+def _budget(text: object) -> float:
+    """A link's time budget per run (`budget=`, seconds; absent: 0, each method's default schedule)."""
+    if text in (None, ""):
+        return 0.0
+    try:
+        value = float(str(text)[:12])
+    except ValueError:
+        raise ConfigError(f"budget in a link is a number of seconds per run (got {str(text)[:12]!r}).") from None
+    if not 0 <= value <= 24 * 3600:
+        raise ConfigError("budget in a link is 0 (no plan) to 86,400 seconds per run.")
+    return value
 
 
 def experiment_query(spec: dict[str, Any]) -> dict[str, str]:
@@ -56,23 +69,41 @@ def experiment_query(spec: dict[str, Any]) -> dict[str, str]:
     if spec.get("preset"):
         return {"preset": spec["preset"], "seeds": seeds}
     methods = ",".join(s["method"] for s in spec["strategies"] if s["role"] != "baseline")
-    return {"source": spec["source"], "target": spec["target"], "methods": methods, "seeds": seeds}
+    q = {"source": spec["source"], "target": spec["target"], "methods": methods, "seeds": seeds}
+    if spec.get("budget_s"):
+        q["budget"] = f"{float(spec['budget_s']):g}"
+    return q
 
 
 def plan_experiment(spec: dict[str, Any], session: Session) -> dict[str, Any]:
     """Before launch: the member runs, an estimate of the whole grid's time, and why it cannot launch ('' if it can)."""
     try:
-        _gate(session, spec)
-        s = ExperimentSpec.from_dict(spec)
-        members = s.configs()
-        for _, _, cfg in members:
-            access.check_config(session, cfg)
-        _check_size(session, len(members))
+        s, members, estimates = _checked(session, spec)
     except TLError as e:
         return {"runs": 0, "estimate_s": 0.0, "why": str(e), "strategies": []}
-    return {"runs": len(members), "estimate_s": sum(estimate_seconds(c) for _, _, c in members), "why": "",
+    return {"runs": len(members), "estimate_s": sum(estimates), "why": "", "budget_s": s.budget_s,
             "strategies": [st.label for st in s.strategies], "seeds": list(s.seeds),
             "source": _long_label(s.source), "target": _long_label(s.target)}
+
+
+def _checked(session: Session, spec: Any) -> tuple[ExperimentSpec, list, list[float]]:
+    """The spec as this session may launch it: gated names, its runs within the quotas, none of them
+    longer than the server's limit per run (it would be stopped half-way). Raises TLError in words."""
+    _gate(session, spec)
+    s = ExperimentSpec.from_dict(spec)
+    members = s.configs()
+    for _, _, cfg in members:
+        access.check_config(session, cfg)
+    _check_size(session, len(members))
+    estimates = [estimate_seconds(c) for _, _, c in members]
+    limit = access.wall_limit(session)
+    longest = max(range(len(members)), key=estimates.__getitem__, default=None)
+    if limit and longest is not None and estimates[longest] > limit:
+        label = s.strategies[members[longest][0]].label
+        raise ConfigError(f"A run of {label} takes about {clock(estimates[longest])}, longer than the limit of "
+                          f"{clock(limit)} per run on this server (TL_QUOTA_RUN_WALL_S): give each run a time "
+                          f"budget below it.")
+    return s, members, estimates
 
 
 def _gate(session: Session, spec: Any) -> None:
@@ -100,11 +131,7 @@ def _check_size(session: Session, n: int) -> None:
 
 def launch_experiment(spec: dict[str, Any], session: Session) -> str:
     """Queue the whole grid for this session (quotas hold); returns the experiment id."""
-    _gate(session, spec)
-    s = experiments.ExperimentSpec.from_dict(spec)
-    for _, _, cfg in s.configs():
-        access.check_config(session, cfg)
-    _check_size(session, len(s.strategies) * len(s.seeds))
+    s, _, _ = _checked(session, spec)
     return experiments.launch(s, owner=session.owner, published=False if not session.is_cli else None,
                               limits=access.queue_limits(session), wall_limit_s=access.wall_limit(session))
 
