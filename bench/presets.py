@@ -31,8 +31,8 @@ sys.path.insert(0, str(ROOT))
 from tl_core.planner import COMMAND_S  # noqa: E402 - the CLI's own start, once per command
 
 
-RESULT_KEYS = ("strategy", "method", "target_acc_mean", "target_acc_std", "n_seeds", "gain", "reference",
-               "negative_transfer")
+RESULT_KEYS = ("strategy", "method", "target_acc_mean", "target_acc_std", "n_seeds", "gain",
+               "gain_ci", "reference", "negative_transfer", "flags")
 
 
 def tl(args: list[str], env: dict) -> tuple[dict | None, float, str]:
@@ -49,8 +49,8 @@ def run_details(home: Path, run_ids: list[str], env: dict) -> list[dict]:
     out = []
     for rid in run_ids:
         r, _, _ = tl(["runs", "show", rid, "--json"], env)
-        out.append({k: r.get(k) for k in ("run_id", "status", "target_acc", "wall_s", "estimate_s", "peak_mb",
-                                          "trainable_params")})
+        out.append({k: r.get(k) for k in ("run_id", "status", "source_acc", "target_acc", "wall_s", "estimate_s",
+                                          "peak_mb", "trainable_params")})
     return out
 
 

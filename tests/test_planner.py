@@ -164,20 +164,23 @@ def test_shot_gets_its_recipe_unless_the_user_set_it():
 
 
 def test_shot_gets_its_authors_schedule_on_a_network_trained_from_scratch_only():
+    from tl_core.methods.shot import SHOT
     from tl_core.resolve import resolve
 
+    published = (SHOT.scratch_schedule["train.epochs"], SHOT.scratch_schedule["train.steps_per_epoch"])
+    assert published[0] * published[1] >= 6000  # a long schedule, unlike the plain default (10 x 400)
     digits = RunConfig().replace(data={"source": "mnist", "target": "usps"}, method={"name": "shot", "params": {}})
     for budget in (0, 120):  # the same schedule planned or not: a user sees the authors' recipe in both
         r = resolve(digits, set(), budget_s=budget)
-        assert (r.config.train.epochs, r.config.train.steps_per_epoch) == (30, 200)
+        assert (r.config.train.epochs, r.config.train.steps_per_epoch) == published
         assert r.sources["train.epochs"] == "recipe"
     # a budget it exceeds is said, not met by cutting the published schedule
     assert any("over the budget" in n for n in resolve(digits, set(), budget_s=30).notes)
     mine = resolve(digits.replace(train={"epochs": 6}), {"train.epochs"}, budget_s=0).config
-    assert (mine.train.epochs, mine.train.steps_per_epoch) == (6, 200)  # a field the user set stays theirs
+    assert (mine.train.epochs, mine.train.steps_per_epoch) == (6, published[1])  # a field the user set stays theirs
     pretrained = digits.replace(model={"backbone": "efficientnet_lite0"})
     r = resolve(pretrained, set(), budget_s=120)
-    assert r.sources.get("train.epochs") != "recipe" and r.config.train.epochs != 30  # the plan's schedule
+    assert r.sources.get("train.epochs") != "recipe" and r.config.train.epochs != published[0]  # the plan's schedule
 
 
 def test_tent_is_priced_with_its_backward_pass_through_frozen_stages(monkeypatch):
