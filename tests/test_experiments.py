@@ -191,6 +191,23 @@ def test_a_run_that_never_learned_its_source_is_a_failed_run_not_negative_transf
     assert "Failed runs: DANN" in s["verdict"]
 
 
+def test_a_seed_that_learned_its_source_far_worse_than_the_baseline_is_flagged_as_such():
+    """DANN in the "hurts" preset: one seed reaches 33 % on its own source where source only reaches
+    97 % (not chance, so not a failed run): its target accuracy is read as a training problem."""
+    e = record(spec(), {"source only": [0.47, 0.46], "DANN": [0.48, 0.27], "CORAL": [0.46, 0.47]}, source_acc=0.97)
+    h = histories(e)
+    for r in e["runs"]:
+        if r["strategy"] == "DANN" and r["seed"] == 1:
+            r["source_acc"] = 0.33
+            h[r["id"]] = [{**h[r["id"]][0], "source_acc": 0.33}]
+    s = X.summary(e, h)
+    dann = by(s, "DANN")
+    poor = [f for f in dann["flags"] if "learned its source poorly" in f]
+    assert poor == [poor[0]] and poor[0].startswith("seed 1:") and "33%" in poor[0] and "97%" in poor[0]
+    assert not any(x["never_learned"] for x in dann["runs"])
+    assert not any("poorly" in f for f in by(s, "CORAL")["flags"] + by(s, "source only")["flags"])
+
+
 def test_a_run_that_learned_its_source_then_adapted_away_from_it_is_not_a_failed_run():
     """TENT's test-time phase moves a model that learned its source towards the target, and its source
     accuracy may fall near chance at the end: its best epoch says it trained."""

@@ -81,8 +81,8 @@ def _labels() -> ExperimentSpec:
 
 
 def _hurts() -> ExperimentSpec:
-    # Rendered digits -> scikit-learn's 8x8 digits, both built in and offline: the domains are already
-    # close, and DANN at full trade-off over-aligns them (measured: bench/results/presets.json).
+    # Rendered digits -> scikit-learn's 8x8 digits, both built in and offline. Measured (bench/results/presets.json,
+    # 3 seeds): DANN at full trade-off from the first steps keeps 2 of 3 seeds from learning their source.
     return ExperimentSpec("syndigits", "uci_digits", (Arm("DANN (trade-off 1)", "dann", {"trade_off": 1.0}),),
                           base={"train": {"epochs": 4, "steps_per_epoch": 300}})
 
@@ -128,14 +128,18 @@ PRESETS: dict[str, Preset] = {p.name: p for p in (
            _labels),
     Preset("hurts", "When transfer hurts",
            "Rendered digits → scikit-learn's small digits: can domain alignment make things worse?",
-           "Adaptation is not free. Scikit-learn's digits are tiny 8×8 scans and few; forcing the rendered "
-           "digits' features onto them can pull target images into the wrong class clusters: negative transfer. "
-           "Read two things apart. A DANN seed whose source accuracy stays near chance never learned its source "
-           "(the adversary at full strength from the first step): that is a failed run, flagged as such, not a "
-           "lesson about transfer. A seed that learned its source (high source accuracy) yet ends below source "
-           "only on the target is negative transfer, and the verdict calls it so only when its interval is "
-           "below zero. In the feature maps, ask whether the classes line up across domains, not only whether "
-           "the two clouds overlap. The honest baseline is source only.",
+           "Adaptation is not free, and this grid shows the commonest way it goes wrong. Measured over its 3 "
+           "seeds (bench/presets.py): source only learns the rendered digits (96-97 % on them) and reaches 45-49 % "
+           "on scikit-learn's 8x8 scans. DANN at full trade-off, on a network trained from scratch for 1,200 steps: "
+           "one seed learns its source (95 %) and ends level with source only on the target (48 %); in the other "
+           "two the source loss stays at ln 10, chance, through the first epoch while the domain loss sits at ln 2: "
+           "the features were flattened to fool the discriminator before they could tell digits apart, and those "
+           "seeds end at 33 % and 78 % on their own source, 27 % and 42 % on the target. So alignment hurts here "
+           "by breaking training, not by mis-matching the classes of a network that learned its source: read the "
+           "source accuracy and the loss charts before the target's accuracy. A seed whose source accuracy stays "
+           "near chance is flagged as a failed run; one that learned its source yet ends below source only is "
+           "negative transfer, and the verdict calls it so only when its interval is below zero. The honest "
+           "baseline is source only.",
            _hurts, seeds=(0, 1, 2)),
 )}
 FIRST_VISIT = "quickstart"

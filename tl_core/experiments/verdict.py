@@ -79,14 +79,22 @@ def _n_classes(history: list[dict[str, Any]]) -> int:
     return len(history[-1].get("classes") or []) if history else 0
 
 
+POOR_SOURCE = 0.15  # a seed this far below the baseline's source accuracy, at its best epoch, trained badly
+
+
+def best_source_acc(r: dict[str, Any], history: list[dict[str, Any]]) -> float | None:
+    """The run's source accuracy at its best epoch (a test-time method may leave its source on purpose)."""
+    seen = [h["source_acc"] for h in history if h.get("source_acc") is not None]
+    return max(seen) if seen else r.get("source_acc")
+
+
 def never_learned(r: dict[str, Any], history: list[dict[str, Any]]) -> bool:
     """A finished run whose source accuracy stayed near chance at every epoch: it failed to train (a
     learning rate or an alignment too strong from the start), which is a failed run, not a lesson about
     transfer. Its best epoch counts, not its last: a test-time method (TENT) adapts a model that learned
     its source to the target, and its source accuracy may then fall."""
     k = _n_classes(history)
-    seen = [h["source_acc"] for h in history if h.get("source_acc") is not None]
-    acc = max(seen) if seen else r.get("source_acc")
+    acc = best_source_acc(r, history)
     return r.get("status") == "finished" and acc is not None and k >= 2 and acc < min(0.5, 2.0 / k)
 
 
@@ -136,6 +144,8 @@ def summary(e: dict[str, Any], histories: dict[str, list[dict[str, Any]]] | None
         else:
             r["gain"] = None
         failed = [x for x in r["runs"] if x.get("never_learned")]
+        if base and r["role"] != "baseline" and base["source_acc_mean"] is not None:
+            _flag_poor_source(r, base, e["runs"], histories)
         for x in failed:
             r["flags"].insert(0, f"seed {x['seed']}: a failed run, not a lesson: it never learned its source "
                                  f"(source accuracy {100 * x['source_acc']:.0f}%, chance is "
@@ -154,6 +164,22 @@ def summary(e: dict[str, Any], histories: dict[str, list[dict[str, Any]]] | None
     text, certain = verdict(spec, results, e["runs"], histories)
     return {"results": results, "verdict": text, "verdict_certain": certain,
             "reference_source": REFERENCE_SOURCE if ref else ""}
+
+
+def _flag_poor_source(r: dict[str, Any], base: dict[str, Any], members: list[dict[str, Any]],
+                      histories: dict[str, list[dict[str, Any]]]) -> None:
+    """A seed that trained, but learned its own source far worse than the baseline did (an alignment
+    too strong before the features formed): its target accuracy says as much about training as
+    about transfer."""
+    for x in r["runs"]:
+        run = next((m for m in members if m["id"] == x["run_id"]), None)
+        if run is None or x.get("never_learned") or run.get("status") != "finished":
+            continue
+        acc = best_source_acc(run, histories.get(x["run_id"], []))
+        if acc is not None and acc < base["source_acc_mean"] - POOR_SOURCE:
+            r["flags"].append(f"seed {x['seed']}: learned its source poorly ({100 * acc:.0f}% on the source at "
+                              f"best, against {100 * base['source_acc_mean']:.0f}% for {base['strategy']}): its "
+                              f"target accuracy says as much about training as about transfer")
 
 
 def ci_words(ci: list[float] | None) -> str:
