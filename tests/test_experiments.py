@@ -191,6 +191,15 @@ def test_a_run_that_never_learned_its_source_is_a_failed_run_not_negative_transf
     assert "Failed runs: DANN" in s["verdict"]
 
 
+def test_one_seed_that_tells_on_its_images_does_not_claim_to_know_the_seeds_luck():
+    one = summarise(spec(seeds=(0,)), {"source only": [0.70], "DANN": [0.90], "CORAL": [0.71]})
+    assert one["verdict_certain"] and "one seed" in one["verdict"] and "luck of the seed" not in one["verdict"]
+    two = summarise(spec(), {"source only": [0.70, 0.71], "DANN": [0.90, 0.905], "CORAL": [0.71, 0.70]})
+    assert two["verdict_certain"] and "more than the luck of the seed" in two["verdict"]
+    worse = by(summarise(spec(seeds=(0,)), {"source only": [0.80], "DANN": [0.60], "CORAL": [0.80]}), "DANN")
+    assert worse["negative_transfer"] and "one seed, so not the seed's" in worse["flags"][0]
+
+
 def test_a_seed_that_learned_its_source_far_worse_than_the_baseline_is_flagged_as_such():
     """DANN in the "hurts" preset: one seed reaches 33 % on its own source where source only reaches
     97 % (not chance, so not a failed run): its target accuracy is read as a training problem."""

@@ -155,8 +155,10 @@ def summary(e: dict[str, Any], histories: dict[str, list[dict[str, Any]]] | None
         r["negative_transfer"] = bool(sure and not failed and r["method"] != base_method)
         what = "negative transfer" if r["method"] != base_method else "worse than the baseline"
         if sure and not failed:
+            luck = ("more than seed and test-set luck" if min(r["n_seeds"], base["n_seeds"]) > 1
+                    else "more than test-set luck; one seed, so not the seed's")
             r["flags"].insert(0, f"{what}: {100 * -r['gain']:.1f} points below {base['strategy']} "
-                                 f"(95% interval {ci_words(r['gain_ci'])}: more than seed and test-set luck)")
+                                 f"(95% interval {ci_words(r['gain_ci'])}: {luck})")
         elif below and r["gain"] < -0.005 and not failed:
             r["flags"].insert(0, f"below {base['strategy']} by {100 * -r['gain']:.1f} points, but its 95% interval "
                                  f"{ci_words(r['gain_ci'])} includes no difference: cannot tell; more seeds or "
@@ -247,6 +249,10 @@ def verdict(spec: ExperimentSpec, results: list[dict[str, Any]], members: list[d
     if ci is None:
         parts.append("Cannot tell whether the difference is real: neither the seed spread nor the evaluation "
                      "set's error is known. Add seeds.")
+    elif certain and n < 2:  # the interval knows the test images' luck, not the seed's
+        parts.append(f"Its 95% interval over the target's evaluation images is {ci_words(ci)}: it excludes no "
+                     f"difference on these images, but with one seed how far another seed would move it is not "
+                     f"measured. Add seeds before drawing the lesson.")
     elif certain:
         parts.append(f"Its 95% interval over {over} is {ci_words(ci)}: it excludes no difference, so it is more "
                      f"than the luck of the seed and of the test images.")
