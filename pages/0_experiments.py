@@ -79,13 +79,14 @@ def open_launched(launch) -> None:
 
 
 def custom_form() -> None:
-    doms = [d["name"] for d in api.domain_choices(me)]
+    labels = {d["name"]: d["label"] for d in api.domain_choices(me)}  # as the Data page names them
+    doms = list(labels)
     methods = [m["name"] for m in api.method_cards() if m["name"] != "source_only"]
     c1, c2, c3 = st.columns([1, 1, 2])
     src = c1.selectbox("Source", doms, index=doms.index(q.get("source")) if q.get("source") in doms else 0,
-                       format_func=api.domain_label)
+                       format_func=lambda n: labels.get(n, n))
     tgt = c2.selectbox("Target", doms, index=doms.index(q.get("target")) if q.get("target") in doms else 0,
-                       format_func=api.domain_label)
+                       format_func=lambda n: labels.get(n, n))
     chosen = [m for m in (q.get("methods") or "").split(",") if m in methods]
     picked = c3.multiselect("Strategies (source only is always there)", methods, default=chosen,
                             max_selections=7)
