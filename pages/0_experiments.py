@@ -6,7 +6,7 @@ import streamlit as st
 from pages._advisor import advice_panel
 from pages._experiment import show
 from pages._ui import error_box, escape_markdown, page_setup, session
-from tl_core import StoreBusy
+from tl_core import StoreBusy, TLError
 from tl_core import app_api as api
 
 st.title("Experiments: does transfer help, and which way?")
@@ -90,8 +90,12 @@ def custom_form() -> None:
     chosen = [m for m in (q.get("methods") or "").split(",") if m in methods]
     picked = c3.multiselect("Strategies (source only is always there)", methods, default=chosen,
                             max_selections=7)
-    minutes = st.number_input("Time per run (min; 0: each method's own schedule)", 0.0, 30.0, step=0.5,
-                              value=float(q.get("budget") or 0) / 60 if _is_number(q.get("budget")) else 0.0,
+    try:  # a link's budget as the experiment reads it (a malformed one is dropped: the field starts at 0)
+        linked = api.link_budget(q.get("budget")) / 60
+    except TLError:
+        linked = 0.0
+    minutes = st.number_input("Time per run (min; 0: each method's own schedule)", 0.0, 24 * 60.0, step=0.5,
+                              value=linked,
                               help="Plan what each run leaves open to fit this time on this machine, as "
                                    "`train --budget` does (steps; for a pretrained backbone also the frozen "
                                    "stages, input size and batch).")
@@ -104,13 +108,6 @@ def custom_form() -> None:
             del q["budget"]
         st.rerun()
     advice_panel(me, src, tgt, open_launched)
-
-
-def _is_number(text) -> bool:
-    try:
-        return 0 <= float(text) <= 1800
-    except (TypeError, ValueError):
-        return False
 
 
 exp = q.get("experiment")

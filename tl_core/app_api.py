@@ -37,7 +37,7 @@ from .app_parts.compare import (
     compare_rows, checkpoint_bytes, seed_groups,
 )
 from .app_parts.experiments import (
-    experiment_presets, first_visit_preset, experiment_from_query, experiment_query, plan_experiment,
+    experiment_presets, first_visit_preset, experiment_from_query, experiment_query, link_budget, plan_experiment,
     launch_experiment, view_experiment, experiment_progress, list_experiments, cancel_experiment,
     delete_experiment, publish_experiment, export_experiment, advise, launch_advised, advisor_track_record,
 )
@@ -116,6 +116,7 @@ __all__ = [
     "first_visit_preset",
     "experiment_from_query",
     "experiment_query",
+    "link_budget",
     "plan_experiment",
     "launch_experiment",
     "view_experiment",

@@ -42,7 +42,7 @@ def experiment_from_query(q: Mapping[str, str], session: Session) -> tuple[dict[
                 return None, "A custom experiment link needs source, target and methods."
             source = access.gate_domain(session, str(q["source"])[:MAX_QUERY])
             target = access.gate_domain(session, str(q["target"])[:MAX_QUERY])
-            spec = experiments.from_methods(source, target, methods, seeds or (0,), budget_s=_budget(q.get("budget")))
+            spec = experiments.from_methods(source, target, methods, seeds or (0,), budget_s=link_budget(q.get("budget")))
         else:
             spec = get_preset(str(q.get("preset") or FIRST_VISIT)[:40]).spec(seeds)
         return spec.to_dict(), ""
@@ -50,8 +50,9 @@ def experiment_from_query(q: Mapping[str, str], session: Session) -> tuple[dict[
         return None, str(e)
 
 
-def _budget(text: object) -> float:
-    """A link's time budget per run (`budget=`, seconds; absent: 0, each method's default schedule)."""
+def link_budget(text: object) -> float:
+    """A link's time budget per run (`budget=`, seconds; absent: 0, each method's default schedule).
+    Raises ConfigError in words for anything else."""
     if text in (None, ""):
         return 0.0
     try:

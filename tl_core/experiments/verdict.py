@@ -128,7 +128,9 @@ def summary(e: dict[str, Any], histories: dict[str, list[dict[str, Any]]] | None
             and not s.data else None,
             "flags": flags,
             "runs": [{"run_id": r["id"], "seed": r["seed"], "status": r["status"], "target_acc": r["target_acc"],
-                      "source_acc": r.get("source_acc"), "target_acc_ci": accuracy_ci(r["target_acc"], r.get("target_n")),
+                      "source_acc": r.get("source_acc"),
+                      "best_source_acc": best_source_acc(r, histories.get(r["id"], [])),
+                      "target_acc_ci": accuracy_ci(r["target_acc"], r.get("target_n")),
                       "classes": _n_classes(histories.get(r["id"], [])),
                       "never_learned": never_learned(r, histories.get(r["id"], [])),
                       "reason": r.get("reason") or ""} for r in rs],
@@ -145,10 +147,10 @@ def summary(e: dict[str, Any], histories: dict[str, list[dict[str, Any]]] | None
             r["gain"] = None
         failed = [x for x in r["runs"] if x.get("never_learned")]
         if base and r["role"] != "baseline" and base["source_acc_mean"] is not None:
-            _flag_poor_source(r, base, e["runs"], histories)
+            _flag_poor_source(r, base)
         for x in failed:
             r["flags"].insert(0, f"seed {x['seed']}: a failed run, not a lesson: it never learned its source "
-                                 f"(source accuracy {100 * x['source_acc']:.0f}%, chance is "
+                                 f"(source accuracy {100 * x['best_source_acc']:.0f}% at best, chance is "
                                  f"{100 / max(2, x['classes']):.0f}%)")
         below = r["role"] == "" and r["gain"] is not None and r["gain"] < 0
         sure = below and r["gain_ci"] is not None and r["gain_ci"][1] < 0
@@ -168,17 +170,14 @@ def summary(e: dict[str, Any], histories: dict[str, list[dict[str, Any]]] | None
             "reference_source": REFERENCE_SOURCE if ref else ""}
 
 
-def _flag_poor_source(r: dict[str, Any], base: dict[str, Any], members: list[dict[str, Any]],
-                      histories: dict[str, list[dict[str, Any]]]) -> None:
+def _flag_poor_source(r: dict[str, Any], base: dict[str, Any]) -> None:
     """A seed that trained, but learned its own source far worse than the baseline did (an alignment
     too strong before the features formed): its target accuracy says as much about training as
     about transfer."""
     for x in r["runs"]:
-        run = next((m for m in members if m["id"] == x["run_id"]), None)
-        if run is None or x.get("never_learned") or run.get("status") != "finished":
-            continue
-        acc = best_source_acc(run, histories.get(x["run_id"], []))
-        if acc is not None and acc < base["source_acc_mean"] - POOR_SOURCE:
+        acc = x["best_source_acc"]
+        if x["status"] == "finished" and not x["never_learned"] and acc is not None \
+                and acc < base["source_acc_mean"] - POOR_SOURCE:
             r["flags"].append(f"seed {x['seed']}: learned its source poorly ({100 * acc:.0f}% on the source at "
                               f"best, against {100 * base['source_acc_mean']:.0f}% for {base['strategy']}): its "
                               f"target accuracy says as much about training as about transfer")
