@@ -149,7 +149,9 @@ def test_walk_the_guide_launch_watch_compare(server, browser):
         os.environ["TL_HOME"] = old
     page.get_by_role("link", name="5 · Compare").first.click()
     title(page, "5 · Compare")
-    page.get_by_text(run_id).first.wait_for()
+    # shown to the user somewhere (the grid's cells are a canvas, its DOM copy hidden; a chart label may be
+    # mid-redraw): any visible occurrence, not whichever comes first in the DOM
+    page.get_by_text(run_id).filter(visible=True).first.wait_for()
     page.wait_for_timeout(1000)
     page.screenshot(path=str(SHOTS / "5_compare.png"))
     page.get_by_role("link", name="6 · Predict").first.click()
