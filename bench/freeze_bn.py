@@ -54,8 +54,9 @@ def main() -> int:
                 m.eval()
         return self
 
-    rows = []
     out = ROOT / "bench" / "results" / "freeze_bn.json"
+    # rows of the depths not asked for this time are kept: each depth can be measured on its own
+    rows = [r for r in (json.loads(out.read_text())["rows"] if out.exists() else []) if r["freeze"] not in depths]
     for _, seed, cfg in spec.configs():
         if cfg.model.freeze not in depths:
             continue
@@ -73,7 +74,7 @@ def main() -> int:
             print(json.dumps(rows[-1]), flush=True)
             out.write_text(json.dumps({"preset": "freeze", "source": spec.source.split("/")[-1],
                                        "target": spec.target.split("/")[-1], "rows": rows}, indent=1))
-    for d in sorted(depths):
+    for d in sorted({r["freeze"] for r in rows}):
         for variant in ("preset", "batchnorm_imagenet_stats"):
             rs = [r for r in rows if r["freeze"] == d and r["variant"] == variant]
             if rs:

@@ -296,8 +296,11 @@ def freeze_bn_section() -> list[str]:
         return []
     d = json.loads(f.read_text())
     rows = d["rows"]
+    depths = ",".join(str(x) for x in sorted({r["freeze"] for r in rows}))
+    seeds = ",".join(str(x) for x in sorted({r["seed"] for r in rows}))
     out = [f"## Why the freeze preset collapses: BatchNorm statistics ({d['source']} → {d['target']})", "",
-           "Command: `TL_DATA_DIR=../shared/data python bench/freeze_bn.py --depths 5,7 --seeds 0,1,2` (the preset's "
+           f"Command: `TL_DATA_DIR=../shared/data python bench/freeze_bn.py --depths {depths} --seeds {seeds}` (each depth "
+           "can be measured on its own; the file keeps the others' rows) (the preset's "
            "own configs, in one process; each run again with every BatchNorm layer kept on its ImageNet "
            "statistics, its scale and shift still training). Every sketch evaluated.", "",
            "| frozen stages | BatchNorm | target accuracy per seed (%) | mean | source accuracy (mean %) | "
