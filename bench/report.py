@@ -299,9 +299,9 @@ def freeze_bn_section() -> list[str]:
     depths = ",".join(str(x) for x in sorted({r["freeze"] for r in rows}))
     seeds = ",".join(str(x) for x in sorted({r["seed"] for r in rows}))
     out = [f"## Why the freeze preset collapses: BatchNorm statistics ({d['source']} → {d['target']})", "",
-           f"Command: `TL_DATA_DIR=../shared/data python bench/freeze_bn.py --depths {depths} --seeds {seeds}` (each depth "
-           "can be measured on its own; the file keeps the others' rows) (the preset's "
-           "own configs, in one process; each run again with every BatchNorm layer kept on its ImageNet "
+           f"Command: `TL_DATA_DIR=../shared/data python bench/freeze_bn.py --depths {depths} --seeds {seeds}` (the preset's "
+           "own configs, in one process, one depth at a time if wished: the file keeps the other depths' rows; "
+           "each run again with every BatchNorm layer kept on its ImageNet "
            "statistics, its scale and shift still training). Every sketch evaluated.", "",
            "| frozen stages | BatchNorm | target accuracy per seed (%) | mean | source accuracy (mean %) | "
            "classes predicted per seed |", "|---|---|---|---|---|---|"]
