@@ -90,8 +90,8 @@ def progress(e: dict[str, Any]) -> dict[str, Any]:
             p = r["progress"]
             done_w += steps * min(1.0, p["step"] / max(p["total_steps"], 1))
             eta += p["eta_s"] + 3.0  # + the last evaluation and the map
-        else:
-            eta += estimate_seconds(cfg) * scale
+        else:  # the estimate made at launch (it knows which run decodes each domain), not a second guess
+            eta += (r.get("estimate_s") or estimate_seconds(cfg)) * scale
     finished = sum(r["status"] in TERMINAL for r in members)
     return {"fraction": done_w / total_w if total_w else 1.0, "runs_done": finished, "runs": len(members),
             "eta_s": eta, "status": status_of(members)}
