@@ -53,7 +53,7 @@ def run_one(source: str, target: str, method: str, seed: int, extra: list[str], 
             "data": {k: v.get("variant") for k, v in (prov.get("data") or {}).items()},
             "target_acc_ci": out.get("target_acc_ci"), "target_n": out.get("target_n"),
             "code": prov.get("code"), "cpu": (prov.get("machine") or {}).get("cpu"),
-            "command": " ".join(cmd[1:]).replace(" --quiet", "")}
+            "date": time.strftime("%Y-%m-%d"), "command": " ".join(cmd[1:]).replace(" --quiet", "")}
 
 
 def time_to(rs: list[dict], level: float) -> str:
@@ -93,12 +93,23 @@ def interval(accs: list[float]) -> str:
     return f"{m - half:.1f} – {m + half:.1f}"
 
 
+def made_when(rows: list[dict]) -> str:
+    """When and on what the rows were measured, from the rows themselves (a re-render keeps their dates):
+    the run dates and CPUs they recorded, 'undated' for rows made before dates were kept."""
+    dates = sorted({r["date"] for r in rows if r.get("date")})
+    cpus = sorted({r["cpu"] for r in rows if r.get("cpu")})
+    when = (dates[0] if len(dates) == 1 else f"{dates[0]} to {dates[-1]}") if dates else "undated"
+    if dates and any(not r.get("date") for r in rows):
+        when += " (some rows undated)"
+    return f"runs made {when}, on {', '.join(cpus) if cpus else 'an unrecorded CPU'}"
+
+
 def summarise(rows: list[dict], methods: list[str]) -> str:
     import torch
 
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     lines = ["# Digits benchmark: LeNet, default settings", "",
-             f"Made by `python bench/digits.py` on {time.strftime('%Y-%m-%d')}: {platform.processor() or platform.machine()}, "
+             f"Made by `python bench/digits.py` ({made_when(rows)}); rendered on {platform.processor() or platform.machine()}, "
              f"{cores} CPU cores, no GPU, torch {torch.__version__}. Runs were made either alone on both cores or "
              "pinned one per core with two running side by side (`taskset -c N`; column 'cores per run'). Each cell: target test accuracy, mean ± std over "
              "the seeds (n = seeds finished); the published number is TLlib's LeNet table. Wall = seconds per run "
