@@ -98,10 +98,12 @@ def made_when(rows: list[dict]) -> str:
     the run dates and CPUs they recorded, 'undated' for rows made before dates were kept."""
     dates = sorted({r["date"] for r in rows if r.get("date")})
     cpus = sorted({r["cpu"] for r in rows if r.get("cpu")})
-    when = (dates[0] if len(dates) == 1 else f"{dates[0]} to {dates[-1]}") if dates else "undated"
-    if dates and any(not r.get("date") for r in rows):
-        when += " (some rows undated)"
-    return f"runs made {when}, on {', '.join(cpus) if cpus else 'an unrecorded CPU'}"
+    if not dates:
+        when = "runs not dated (made before rows recorded their date)"
+    else:
+        when = "runs made " + (dates[0] if len(dates) == 1 else f"{dates[0]} to {dates[-1]}")
+        when += " (some rows undated)" if any(not r.get("date") for r in rows) else ""
+    return f"{when}, on {', '.join(cpus) if cpus else 'a CPU not recorded'}"
 
 
 def summarise(rows: list[dict], methods: list[str]) -> str:
@@ -109,7 +111,7 @@ def summarise(rows: list[dict], methods: list[str]) -> str:
 
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     lines = ["# Digits benchmark: LeNet, default settings", "",
-             f"Made by `python bench/digits.py` ({made_when(rows)}); rendered on {platform.processor() or platform.machine()}, "
+             f"Made by `python bench/digits.py`: {made_when(rows)}; rendered on {platform.processor() or platform.machine()}, "
              f"{cores} CPU cores, no GPU, torch {torch.__version__}. Runs were made either alone on both cores or "
              "pinned one per core with two running side by side (`taskset -c N`; column 'cores per run'). Each cell: target test accuracy, mean ± std over "
              "the seeds (n = seeds finished); the published number is TLlib's LeNet table. Wall = seconds per run "
