@@ -279,6 +279,12 @@ def test_launch_records_the_experiment_and_all_its_runs(home):
     assert len(X.get(other)["runs"]) == 3 and not {r["id"] for r in X.get(other)["runs"]} & {r["id"] for r in e["runs"]}
     assert len(runs.list_runs()) == 9
     assert X.progress(X.get(eid))["status"] == "queued" and X.progress(X.get(eid))["eta_s"] > 0
+    # nothing has run yet: the ETA is the estimates recorded at launch (the first run of a domain pays its
+    # decode), read back rather than made again
+    assert X.progress(e)["eta_s"] == pytest.approx(sum(r["estimate_s"] for r in e["runs"]))
+    for r in e["runs"]:
+        r["estimate_s"] = 100.0
+    assert X.progress(e)["eta_s"] == pytest.approx(600.0)
 
 
 def test_a_session_quota_counts_an_experiment_once_and_the_server_counts_runs(home):
