@@ -387,7 +387,7 @@ def advisor_section() -> list[str]:
 
 
 def wall_note(rs: list[dict]) -> str:
-    """What the wall columns mean, with the slowest method at each cores-per-run setting read from the rows."""
+    """What the wall columns mean, with the slowest run at each cores-per-run setting read from the rows."""
     parts = []
     for cores in (2, 1):
         ok = [r for r in rs if r["status"] == "finished" and r.get("cores", 2) == cores and r["method"] not in SHARED]

@@ -66,6 +66,12 @@ def status_of(members: list[dict[str, Any]]) -> str:
     return "cancelled" if any(s == "cancelled" for s in statuses) else "failed"
 
 
+def _launch_estimate(r: dict[str, Any], cfg: RunConfig) -> float:
+    """A member run's time as estimated at launch (that estimate knows which run decodes each domain);
+    a fresh estimate only for runs recorded without one."""
+    return r.get("estimate_s") or estimate_seconds(cfg)
+
+
 def progress(e: dict[str, Any]) -> dict[str, Any]:
     """How far the whole grid is: fraction of its steps done, runs done, and an ETA in seconds that
     uses this experiment's own finished runs to correct the planner's estimate."""
@@ -78,7 +84,7 @@ def progress(e: dict[str, Any]) -> dict[str, Any]:
         total_w += steps
         if r["status"] == "finished" and r["wall_s"]:
             measured.append(r["wall_s"])
-            estimated.append(r.get("estimate_s") or estimate_seconds(cfg))  # the estimate made at launch
+            estimated.append(_launch_estimate(r, cfg))
     scale = (sum(measured) / sum(estimated)) if measured and sum(estimated) > 0 else 1.0
     eta = 0.0
     for r in members:
@@ -90,8 +96,8 @@ def progress(e: dict[str, Any]) -> dict[str, Any]:
             p = r["progress"]
             done_w += steps * min(1.0, p["step"] / max(p["total_steps"], 1))
             eta += p["eta_s"] + 3.0  # + the last evaluation and the map
-        else:  # the estimate made at launch (it knows which run decodes each domain), not a second guess
-            eta += (r.get("estimate_s") or estimate_seconds(cfg)) * scale
+        else:
+            eta += _launch_estimate(r, cfg) * scale
     finished = sum(r["status"] in TERMINAL for r in members)
     return {"fraction": done_w / total_w if total_w else 1.0, "runs_done": finished, "runs": len(members),
             "eta_s": eta, "status": status_of(members)}

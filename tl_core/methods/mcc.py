@@ -33,7 +33,7 @@ class MCC(Method):
     MNIST's 7s into another class: 85.5% against 94.8% and 93.6% for seeds 0 and 1). The ramp
     does not remove that failure: over seeds 0-4 at 2 threads, USPS->MNIST seeds 2 and 4 still
     stop near 87% (MNIST's 7s read as 9s, a third of its 1s as 7s, from the first epoch on), so
-    read an MCC reading on a pair whose source-only predictions confuse classes over several seeds.
+    on a pair whose source-only predictions confuse classes, an MCC reading needs several seeds.
     """
 
     label = "Minimum class confusion (MCC)"
