@@ -23,7 +23,7 @@ from pacs import summarise as pacs_table  # noqa: E402
 DIGIT_METHODS = ["source_only", "dann", "cdan", "mcc", "mmd", "coral", "entropy_min", "mcd", "mdd", "pseudo_label",
                  "importance_weighting", "shot", "shot_30x200", "shot_40x200", "shot_10x400", "shot_20x200", "tent", "tent_carried_adam",
                  "finetune_1shot", "shot_linear_head", "mcc_noramp"]
-SHARED = ["shot_linear_head", "tent_carried_adam", "finetune_1shot"]  # made while other jobs shared the cores
+SHARED = ["shot_linear_head", "tent_carried_adam"]  # made while other jobs shared the cores
 PACS_METHODS = ["source_only_scratch", "source_only", "feature_extract", "finetune_5", "dann", "cdan", "mcc"]
 
 
