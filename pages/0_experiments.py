@@ -104,7 +104,7 @@ def custom_form() -> None:
         new["budget"] = f"{minutes * 60:g}"
     if any(q.get(k) != v for k, v in new.items()) or (not minutes and "budget" in q):
         q.update(new)
-        if not minutes:
+        if not minutes and "budget" in q:
             del q["budget"]
         st.rerun()
     advice_panel(me, src, tgt, open_launched)

@@ -98,6 +98,7 @@ def test_ten_runs_from_several_processes_respect_the_limit_and_all_finish(home, 
     ids: list[str] = []
     deadline = time.time() + 300
     while time.time() < deadline:
+        runs.schedule()  # this process plays the server: workers never start the next run themselves
         st = runs.store()
         active = st.read("SELECT COUNT(*) AS n FROM runs WHERE status IN ('starting','running')")[0]["n"]
         active_max = max(active_max, active)
@@ -172,3 +173,32 @@ def test_load_model_of_a_finished_run(home):
     assert pred.classes == [str(i) for i in range(10)]
     emb = runs.read_embedding(run_id)
     assert emb["epoch"] == 1 and len(emb["x"]) == 100
+
+
+def test_sigterm_interrupts_a_run_resumably_and_no_worker_starts_the_next(home):
+    """A SIGTERM with no cancel asked for (the server shutting down, a kill from a terminal) leaves the
+    run interrupted with its checkpoint, and the worker hands nothing on: with no server, what is queued
+    stays queued."""
+    first = runs.submit(cfg(epochs=3, steps=60))
+    second = runs.submit(cfg(epochs=1, steps=3, seed=1))
+    wait_for(lambda: runs.get_run(first)["epoch"] >= 1, timeout=180, poll=0.2)
+    os.kill(runs.get_run(first)["pid"], signal.SIGTERM)
+    r = wait_for(lambda: (lambda x: x if x["status"] not in ("starting", "running") else None)(runs.get_run(first)),
+                 timeout=60)
+    assert r["status"] == "interrupted" and "Resume it" in r["reason"], r["reason"]
+    assert runs.checkpoint_path(first, "last") is not None
+    time.sleep(3)  # a worker that handed on would have started the second by now
+    assert runs.get_run(second)["status"] == "queued"
+    runs.resume(first)  # resumable: from the page or `runs resume`
+    assert runs.wait(first, timeout_s=240)["status"] == "finished"
+
+
+def test_the_servers_shutdown_interrupts_its_workers(home):
+    from tl_core.runs import procs
+
+    run_id = runs.submit(cfg(epochs=3, steps=200))
+    wait_for(lambda: runs.get_run(run_id)["status"] == "running" and runs.get_run(run_id)["epoch"] >= 1,
+             timeout=180, poll=0.2)
+    assert procs.stop_children() >= 1
+    r = runs.get_run(run_id)
+    assert r["status"] == "interrupted", (r["status"], r["reason"])

@@ -11,7 +11,7 @@ from . import advisor, events as ev, experiments, runs, uploads
 from .access import CLI_SESSION
 from .app_parts.text import clock
 from .backbones import backbone_info, list_backbones
-from .config import RunConfig, cli_fields, parse_seeds, set_fields
+from .config import RunConfig, cli_fields, finite_number, loads_bounded, parse_seeds, set_fields
 from .domains import SHIFTS, get_domain, list_domains
 from .errors import ConfigError, TLError
 from .experiments import list_presets
@@ -236,11 +236,21 @@ def cmd_train(args) -> int:
     run_id = runs.submit(cfg, name=args.name or "", sources=res.sources)
     if args.detach:
         print(json.dumps({"run_id": run_id, "status": "queued"}) if args.json else run_id)
-        return 0
+        return _detached(args)
     if not args.quiet:
         print(f"run {run_id} (follow it in the app, or: python -m tl_core runs show {run_id})", file=sys.stderr)
     follow(run_id, ProgressBar(quiet=args.quiet))
     return _report(run_id, args.json)
+
+
+def _detached(args) -> int:
+    """After queueing with --detach: say who will start what is still queued (a worker never starts the
+    next run; only a live server, or a command following its work, does)."""
+    if not getattr(args, "quiet", False) and not runs.server_running():
+        print("note: no TransferLab server runs on this store, so only what had a free slot started; the "
+              "rest stays queued until the app runs (streamlit run app.py) or a command waits on its own "
+              "work (train, experiment or runs resume without --detach).", file=sys.stderr)
+    return 0
 
 
 def seed_stats(values: list[float]) -> dict[str, float | int]:
@@ -256,7 +266,7 @@ def _train_seeds(cfg, args, sources: dict[str, str] | None = None) -> int:
     ids = [runs.submit(c, name=args.name or "", sources=sources) for c in cfg.per_seed()]
     if args.detach:
         print(json.dumps({"run_ids": ids, "status": "queued"}) if args.json else " ".join(ids))
-        return 0
+        return _detached(args)
     for rid, seed in zip(ids, cfg.train.seeds):
         if not args.quiet:
             print(f"seed {seed}: run {rid}", file=sys.stderr)
@@ -316,7 +326,7 @@ def cmd_runs(args) -> int:
         runs.resume(args.id, extra_epochs=args.epochs or 0)
         if args.detach:
             print(json.dumps({"run_id": args.id, "status": "queued"}) if args.json else args.id)
-            return 0
+            return _detached(args)
         follow(args.id, ProgressBar(quiet=args.quiet or args.json))
         return _report(args.id, args.json)
     if args.action == "rm":
@@ -419,7 +429,7 @@ def cmd_experiment(args) -> int:
     exp_id = experiments.launch(spec, name=args.name or "")
     if args.detach:
         print(json.dumps({"experiment_id": exp_id, "status": "queued"}) if args.json else exp_id)
-        return 0
+        return _detached(args)
     if not args.quiet:
         print(f"experiment {exp_id}: {len(spec.strategies)} strategies × {len(spec.seeds)} seed(s) = "
               f"{len(members)} runs (follow it in the app, or: python -m tl_core experiment --show {exp_id})",
@@ -499,15 +509,20 @@ def recorded_reading(path: str, row: int = 0) -> dict[str, Any]:
     from pathlib import Path
 
     try:
-        d = json.loads(Path(path).read_text())
+        text = Path(path).read_text()
     except (OSError, ValueError) as e:
-        raise ConfigError(f"Cannot read {path} as JSON ({type(e).__name__}).") from None
+        raise ConfigError(f"Cannot read {path} ({type(e).__name__}).") from None
+    d = loads_bounded(text, str(path))
     if isinstance(d, list):
         if not 0 <= row < len(d):
             raise ConfigError(f"{path} holds {len(d)} rows; --row must be 0 to {len(d) - 1}.")
         d = d[row]
-    if not isinstance(d, dict) or d.get("target_acc") is None:
-        raise ConfigError(f"{path} is not a recorded result: it needs a target_acc and a config or a command.")
+    if not isinstance(d, dict) or not finite_number(d.get("target_acc")):
+        raise ConfigError(f"{path} is not a recorded result: it needs a target_acc (a number) and a config or a "
+                          f"command.")
+    ci = d.get("target_acc_ci")
+    if ci is not None and not (isinstance(ci, list) and len(ci) == 2 and all(map(finite_number, ci))):
+        raise ConfigError(f"{path}: target_acc_ci must be two numbers [low, high] (got {str(ci)[:40]}).")
     if isinstance(d.get("config"), dict):
         cfg = RunConfig.from_dict(d["config"])
     elif isinstance(d.get("command"), str):
@@ -519,9 +534,10 @@ def recorded_reading(path: str, row: int = 0) -> dict[str, Any]:
         cfg = resolved_from_args(args).config
     else:
         raise ConfigError(f"{path} names no config (a run's JSON has `config`, a benchmark row `command`).")
-    ci = d.get("target_acc_ci") or accuracy_ci(d["target_acc"], d.get("target_n"))
+    n = d.get("target_n")
+    ci = ci or accuracy_ci(d["target_acc"], n if isinstance(n, int) and not isinstance(n, bool) else None)
     return {"config": cfg, "target_acc": float(d["target_acc"]), "interval": ci,
-            "provenance": d.get("provenance") or {}}
+            "provenance": d.get("provenance") if isinstance(d.get("provenance"), dict) else {}}
 
 
 def cmd_reproduce(args) -> int:

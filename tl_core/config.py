@@ -8,6 +8,8 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
+import numbers
 from dataclasses import dataclass, field
 from typing import Any, Union
 
@@ -136,6 +138,9 @@ class RunConfig:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "RunConfig":
         def build(kind, sub: dict[str, Any] | None):
+            if sub is not None and not isinstance(sub, dict):
+                raise ConfigError(f"The config's {kind.__name__} section must be an object of fields (got "
+                                  f"{type(sub).__name__}).")
             sub = dict(sub or {})
             names = {f.name for f in dataclasses.fields(kind)}
             unknown = sorted(set(sub) - names)
@@ -148,8 +153,15 @@ class RunConfig:
                 if not isinstance(sub["seeds"], (list, tuple)):
                     raise ConfigError(f"seeds must be a list of whole numbers, e.g. [0, 1, 2] (got {sub['seeds']!r}).")
                 sub["seeds"] = tuple(sub["seeds"])
+            for f in dataclasses.fields(kind):
+                if f.name in sub and "kind" in f.metadata:
+                    check_type(f"{f.name}", sub[f.name], f.metadata)
+            if kind is MethodSpec:
+                check_method_spec(sub)
             return kind(**sub)
 
+        if not isinstance(d, dict):
+            raise ConfigError("The config must be a JSON object with data/model/method/train.")
         d = dict(d)
         unknown = sorted(set(d) - {"data", "model", "method", "train", "name"})
         if unknown:
@@ -164,10 +176,7 @@ class RunConfig:
 
     @classmethod
     def from_json(cls, text: str) -> "RunConfig":
-        try:
-            d = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise ConfigError(f"The config is not valid JSON: {e}") from None
+        d = loads_bounded(text, "The config")
         if not isinstance(d, dict):
             raise ConfigError("The config must be a JSON object with data/model/method/train.")
         return cls.from_dict(d)
@@ -203,6 +212,9 @@ class RunConfig:
         _check(t.epochs >= 1, f"epochs must be at least 1 (got {t.epochs}).")
         _check(t.steps_per_epoch >= 1, f"steps per epoch must be at least 1 (got {t.steps_per_epoch}).")
         _check(t.batch_size >= 2, f"batch size must be at least 2 (got {t.batch_size}).")
+        _check(t.epochs <= 10_000, f"epochs must be at most 10,000 (got {t.epochs}).")
+        _check(t.steps_per_epoch <= 1_000_000, f"steps per epoch must be at most 1,000,000 (got {t.steps_per_epoch}).")
+        _check(t.batch_size <= 4096, f"batch size must be at most 4,096 (got {t.batch_size}).")
         _check(0 < t.lr <= 10, f"learning rate must be in (0, 10] (got {t.lr}).")
         _check(t.weight_decay >= 0, f"weight decay cannot be negative (got {t.weight_decay}).")
         _check(t.optimizer in OPTIMIZERS, f"Unknown optimizer {t.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}.")
@@ -255,6 +267,85 @@ def parse_seeds(text: object, what: str = "seeds") -> tuple[int, ...]:
     if any(not 0 <= s <= MAX_SEED for s in seeds):
         raise ConfigError(f"{what} must be whole numbers from 0 to {MAX_SEED:,}.")
     return seeds
+
+
+MAX_TEXT = 4096  # longest text a config field holds (a folder path)
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, numbers.Integral) and not isinstance(v, bool)
+
+
+def finite_number(v: Any) -> bool:
+    """A real number (not a bool) that is finite."""
+    return isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(float(v))
+
+
+def check_type(name: str, value: Any, meta: dict[str, Any]) -> None:
+    """A field's value has the type of its default (a whole number is no float, a number is finite, a
+    text is short): what a link, a file or a form may carry is refused in words before it is used."""
+    kind, default = meta.get("kind"), meta.get("default")
+    if value is None and default is None:
+        return
+    shown = str(value)[:40]
+    if name == "target_labels":
+        ok = (isinstance(value, str) and len(value) <= 16) or _is_int(value)
+    elif kind is bool:
+        ok = isinstance(value, bool)
+    elif kind is int:
+        ok = _is_int(value) and abs(int(value)) <= 10**12
+    elif kind is float:
+        ok = finite_number(value)
+    elif kind is tuple:
+        ok = isinstance(value, (list, tuple)) and len(value) <= 100 and all(_is_int(x) for x in value)
+    else:
+        ok = isinstance(value, str) and len(value) <= MAX_TEXT
+    if not ok:
+        what = {bool: "true or false", int: "a whole number", float: "a finite number",
+                tuple: "a list of whole numbers"}.get(kind, "a short text")
+        raise ConfigError(f"{name} must be {what} (got {shown!r}).")
+
+
+def check_method_spec(sub: dict[str, Any]) -> None:
+    """A method's name is a short text and its params a flat object of plain values (each is checked
+    against the method's own declaration by `validation.validate`)."""
+    name, params = sub.get("name", ""), sub.get("params", {})
+    if not isinstance(name, str) or len(name) > 64:
+        raise ConfigError(f"the method's name must be a short text (got {str(name)[:40]!r}).")
+    if not isinstance(params, dict) or len(params) > 64 or not all(
+            isinstance(k, str) and len(k) <= 64 and (v is None or isinstance(v, (bool, str, numbers.Real)))
+            and not (isinstance(v, str) and len(v) > MAX_TEXT) for k, v in params.items()):
+        raise ConfigError("the method's params must be an object of named numbers, words or true/false values.")
+
+
+def loads_bounded(text: str, what: str, max_depth: int = 12, max_chars: int = 10_000_000) -> Any:
+    """JSON from a link, a form or a file, refused in words when it is too long, malformed or nested
+    deeper than `max_depth` (a config is 3 levels deep; a benchmark list 5)."""
+    if not isinstance(text, str) or len(text) > max_chars:
+        raise ConfigError(f"{what} is too long to be a config (at most {max_chars:,} characters).")
+    depth = 0
+    in_str = esc = False
+    for ch in text:  # count the nesting before the parser recurses into it
+        if in_str:
+            if esc:
+                esc = False
+            elif ch == "\\":
+                esc = True
+            elif ch == '"':
+                in_str = False
+            continue
+        if ch == '"':
+            in_str = True
+        elif ch in "[{":
+            depth += 1
+            if depth > max_depth:
+                raise ConfigError(f"{what} is nested deeper than a config can be ({max_depth} levels).")
+        elif ch in "]}":
+            depth -= 1
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError) as e:
+        raise ConfigError(f"{what} is not valid JSON ({type(e).__name__}).") from None
 
 
 def _check(ok: bool, message: str) -> None:

@@ -143,8 +143,7 @@ def ingest_zip(src: bytes | str | Path, name: str, session: Session) -> dict[str
                     dom = open_folder(root, name=f"upload:{session.owner}/{clean}", label=clean)
                     check_domain_size(len(keep), len(dom.classes))
                 except ConfigError as e:
-                    raise ConfigError(str(e).replace(f"{root.name}/", f"{clean}/").replace(f"{root.name} ", f"{clean} ")
-                                      + f" Zip that folder as {clean}.zip and upload it again.") from None
+                    raise ConfigError(f"{e} Zip that folder as {clean}.zip and upload it again.") from None
                 plan = dom.plan()
                 check_decoded(session, plan["bytes"], replacing=clean)
                 dest = area / "domains" / clean

@@ -108,11 +108,22 @@ def _checked(session: Session, spec: Any) -> tuple[ExperimentSpec, list, list[fl
 
 
 def _gate(session: Session, spec: Any) -> None:
-    """An experiment's source and target through the access gate, before the spec is validated."""
+    """Every domain name an experiment carries (its source and target, the common settings' and each
+    strategy's own data override) through the access gate, before the spec is validated or any of
+    them is read from disk."""
     if not isinstance(spec, dict):
         raise ConfigError("An experiment must be a JSON object.")
     access.gate_domain(session, spec.get("source"))
     access.gate_domain(session, spec.get("target"))
+    base = spec.get("base")
+    overrides = [base.get("data")] if isinstance(base, dict) else []
+    arms = spec.get("strategies")
+    overrides += [a.get("data") for a in arms if isinstance(a, dict)] if isinstance(arms, list) else []
+    for data in overrides:
+        if isinstance(data, dict):
+            for side in ("source", "target"):
+                if side in data:
+                    access.gate_domain(session, data[side])
 
 
 def _long_label(name: str) -> str:

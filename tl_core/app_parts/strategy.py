@@ -8,7 +8,7 @@ from typing import Any
 from .. import access
 from ..access import Session
 from ..backbones import backbone_info
-from ..config import cli_fields, set_fields, RunConfig, SELECTIONS
+from ..config import cli_fields, loads_bounded, set_fields, RunConfig, SELECTIONS
 from ..errors import TLError
 from ..methods import get_method, list_methods
 from ..planner import estimate_seconds as f
@@ -74,26 +74,30 @@ def draft_to_query(cfg: dict[str, Any]) -> str:
 
 def draft_from_query(text: str, base: dict[str, Any]) -> dict[str, Any]:
     """A draft from its URL text over `base`; `base` itself when the text is not one (mistyped,
-    hostile or too long: a link is never trusted further than a draft is)."""
+    hostile, nested, too long, or a field of the wrong type or out of range: a link is never trusted
+    further than a draft is)."""
     import base64
+    import binascii
     import copy
-    import json
 
     try:
         if not isinstance(text, str) or len(text) > 4000:
             raise ValueError
-        d = json.loads(base64.urlsafe_b64decode(text.encode()))
+        d = loads_bounded(base64.urlsafe_b64decode(text.encode()).decode(), "The draft", max_depth=4)
+        if not isinstance(d, dict) or len(d) > 64:
+            raise ValueError
         out = copy.deepcopy(base)
         for key, value in d.items():
             if key == "method" and isinstance(value, dict):
-                out["method"] = {"name": str(value.get("name", "")), "params": dict(value.get("params") or {})}
+                out["method"] = {"name": value.get("name", ""), "params": value.get("params") or {}}
                 continue
             section, _, name = str(key).partition(".")
             if section in ("data", "model", "train") and name in out[section]:
                 out[section][name] = value
-        RunConfig.from_dict(out)  # the shape must hold; the values are validated where they are used
+        RunConfig.from_dict(out).check_fields()  # types and ranges; the catalogues are checked where used
+        get_method(out["method"]["name"]).resolve_params(out["method"]["params"])
         return out
-    except (ValueError, TypeError, TLError, AttributeError):
+    except (ValueError, TypeError, TLError, AttributeError, binascii.Error, UnicodeDecodeError, RecursionError):
         return base
 
 

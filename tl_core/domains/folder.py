@@ -411,33 +411,34 @@ SPLIT_NAMES = {"train", "training", "val", "valid", "validation", "test", "testi
 MIN_PER_CLASS, WARN_PER_CLASS = 2, 5
 
 
-def example_tree(root: Path) -> str:
-    return (f"Expected one sub-folder per class, e.g.  {root.name}/cat/1.jpg, {root.name}/cat/2.jpg, "
-            f"{root.name}/dog/1.jpg")
+def example_tree(shown: str) -> str:
+    return f"Expected one sub-folder per class, e.g.  {shown}/cat/1.jpg, {shown}/cat/2.jpg, {shown}/dog/1.jpg"
 
 
-def check_layout(root: Path) -> list[str]:
-    """Refuse layouts that are not one folder per class (with an example of the right one); return
-    warnings for what is accepted but weak. Class names are compared as text only."""
+def check_layout(root: Path, label: str | None = None) -> list[str]:
+    """Refuse layouts that are not one folder per class (with an example of the right one, naming the
+    dataset `label`, by default the folder's name); return warnings for what is accepted but weak.
+    Class names are compared as text only."""
     import unicodedata
 
     root = Path(root)
+    shown = label or root.name
     if not root.is_dir():
-        raise ConfigError(f"The folder {root.name} does not exist. {example_tree(root)}.")
+        raise ConfigError(f"The folder {shown} does not exist. {example_tree(shown)}.")
     listing = scan_folder(root)
     subdirs = [p for p in root.iterdir() if p.is_dir() and not _is_junk(p)]
     flat = [f for f in root.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_EXTS]
     if subdirs and {p.name.lower() for p in subdirs} <= SPLIT_NAMES and any(
             q.is_dir() for p in subdirs for q in p.iterdir()):
-        raise ConfigError(f"{root.name} looks split into {', '.join(sorted(p.name for p in subdirs))} folders. "
-                          f"Use one split as a domain (e.g. {root.name}/{sorted(p.name for p in subdirs)[0]}), "
-                          f"or merge them. {example_tree(root)}.")
+        raise ConfigError(f"{shown} looks split into {', '.join(sorted(p.name for p in subdirs))} folders. "
+                          f"Use one split as a domain (e.g. {shown}/{sorted(p.name for p in subdirs)[0]}), "
+                          f"or merge them. {example_tree(shown)}.")
     if not listing and flat:
-        raise ConfigError(f"{root.name} holds {len(flat)} images but no class folders, so the classes are unknown. "
-                          f"{example_tree(root)}.")
+        raise ConfigError(f"{shown} holds {len(flat)} images but no class folders, so the classes are unknown. "
+                          f"{example_tree(shown)}.")
     if len(listing) < 2:
-        raise ConfigError(f"{root.name} has {len(listing)} class folder(s) with images ({', '.join(map(visible, listing)) or 'none'}); "
-                          f"at least 2 classes are needed. {example_tree(root)}.")
+        raise ConfigError(f"{shown} has {len(listing)} class folder(s) with images ({', '.join(map(visible, listing)) or 'none'}); "
+                          f"at least 2 classes are needed. {example_tree(shown)}.")
     bad = [c for c in listing if any(unicodedata.category(ch) in ("Cc", "Zl", "Zp") or unicodedata.bidirectional(ch)
                                      in ("LRE", "RLE", "LRO", "RLO", "PDF", "LRI", "RLI", "FSI", "PDI") for ch in c)]
     if bad:
@@ -480,7 +481,7 @@ def open_folder(path: str | Path, name: str | None = None, label: str | None = N
     """An image folder as a domain (not registered), after checking its layout and size; its layout
     warnings are in `.warnings`."""
     root = Path(path).expanduser()
-    warnings = check_layout(root)
+    warnings = check_layout(root, label)
     d = FolderDomain(root, name=name or root.name, label=label)
     ok, why = d.available()
     if not ok:

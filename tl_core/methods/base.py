@@ -13,6 +13,7 @@ and handed over in `refs`. No method imports the trainer or the run store.
 from __future__ import annotations
 
 import contextlib
+import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, Iterator
 
@@ -61,9 +62,11 @@ class Param:
                 value = int(value)
             elif kind is float:
                 value = float(value)
+                if not math.isfinite(value):
+                    raise ValueError
             else:
                 value = str(value)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             raise ConfigError(f"{name} must be a {kind.__name__} (got {value!r}).") from None
         if self.choices is not None and value not in self.choices:
             raise ConfigError(f"{name} must be one of {', '.join(self.choices)} (got {value!r}).")
@@ -329,8 +332,6 @@ def grl(x: torch.Tensor, coeff: float) -> torch.Tensor:
 
 def warm_start(progress: float, gamma: float = 10.0) -> float:
     """The DANN schedule 2 / (1 + exp(-gamma p)) - 1: 0 at the start, near 1 by the end."""
-    import math
-
     return 2.0 / (1.0 + math.exp(-gamma * progress)) - 1.0
 
 

@@ -17,14 +17,14 @@ from . import jobs
 from .jobs import (cancel, checkpoint_path, delete, embedding_epochs, field_sources, get_run, list_runs, load_model,
                    read_embedding, read_metrics, read_progress, reap, resolve_reference, resume, submit, wait)
 from .procs import CANCEL_GRACE_S
-from .scheduler import claim_server, start_scheduler, stop_scheduler
+from .scheduler import claim_server, server_running, start_scheduler, stop_scheduler
 from .sink import StoreSink, duration_words, wall_limit_reason
 from .slots import SMALL_SHARE, assign_slots, device_share
 
 __all__ = ["CANCEL_GRACE_S", "SMALL_SHARE", "StoreSink", "cancel", "checkpoint_path", "claim_server", "delete",
            "device_share", "duration_words", "embedding_epochs", "field_sources", "get_run", "list_runs",
            "load_model", "assign_slots", "read_embedding", "read_metrics", "read_progress", "reap", "resolve_reference",
-           "resume", "schedule", "set_interactive", "start_scheduler", "stop_scheduler", "store", "submit", "wait",
+           "resume", "schedule", "server_running", "set_interactive", "start_scheduler", "stop_scheduler", "store", "submit", "wait",
            "wall_limit_reason"]
 
 

@@ -41,6 +41,28 @@ def alive(pid: int | None, start: str | None) -> bool:
     return True
 
 
+def stop_children(grace_s: float = CANCEL_GRACE_S + 2) -> int:
+    """SIGTERM every worker this process started that still runs, then wait up to `grace_s` for them:
+    each checkpoints at its next batch and leaves its run *interrupted* (resumable). What the web
+    server does as it shuts down. Returns how many were signalled."""
+    import signal
+    import time
+
+    live = [p for p in CHILDREN if p.poll() is None]
+    for p in live:
+        try:
+            p.send_signal(signal.SIGTERM)
+        except OSError:
+            pass
+    deadline = time.time() + grace_s
+    for p in live:
+        try:
+            p.wait(max(0.0, deadline - time.time()))
+        except Exception:  # noqa: BLE001 - still going: it records its own state when it stops
+            pass
+    return len(live)
+
+
 def reap_children() -> None:
     for p in list(CHILDREN):
         if p.poll() is not None:

@@ -1,11 +1,14 @@
 """The web server's side of the job manager: one server per TL_HOME (a lock file), and a scheduler
-thread that keeps the queue moving so that pages only ever read.
+thread that keeps the queue moving so that pages only ever read. Only a live server (or a command that
+follows its own work) starts queued runs; when the server stops, so does the queue, and its workers are
+interrupted (resumable), not cancelled.
 
 One web server per TL_HOME: `claim_server()` takes a lock file; a second server on the same
 home is refused (it would otherwise judge the first one's workers by its own process table).
 """
 from __future__ import annotations
 
+import atexit
 import fcntl
 import json
 import os
@@ -17,6 +20,7 @@ from typing import Any
 from ..paths import tl_home
 from ..store import HOST, Store
 from .jobs import schedule
+from .procs import stop_children
 
 
 _SCHEDULERS: dict[str, threading.Thread] = {}
@@ -97,4 +101,32 @@ def _claim_server(info: dict[str, Any] | None) -> tuple[bool, dict[str, Any]]:
     f.write(json.dumps({"pid": os.getpid(), "host": HOST, "started": time.time(), **(info or {})}))
     f.flush()
     _SERVER_LOCKS[key] = f  # held (open) for the life of the process
+    if len(_SERVER_LOCKS) == 1:  # the server's shutdown stops its scheduling and interrupts its workers
+        atexit.register(shutdown)
     return True, {}
+
+
+def server_running() -> bool:
+    """Whether a web server holds this TL_HOME (and so keeps its queue moving)."""
+    key = str(tl_home())
+    if key in _SERVER_LOCKS:
+        return True
+    path = tl_home() / "server.lock"
+    if not path.exists():
+        return False
+    with open(path, "a+") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return True
+        fcntl.flock(f, fcntl.LOCK_UN)
+        return False
+
+
+def shutdown() -> None:
+    """What the web server does as it stops: no more scheduling, and each worker it started is told to
+    stop (it checkpoints and leaves its run interrupted, resumable). Queued runs stay queued and start
+    when a server runs again."""
+    for home in list(_SCHEDULER_STOPS):
+        stop_scheduler(home)
+    stop_children()

@@ -15,6 +15,8 @@ class StoreSink:
         self.st, self.run_id = st, run_id
         self.dir = st.run_dir(run_id)
         self.cancel_reason = "cancelled"  # the worker says why when it stops a run itself (a time limit)
+        self.stop_status = "cancelled"  # or "interrupted": stopped by a signal, not by a user's cancel
+        self.decided = False  # the worker has judged a signal (cancel or interruption)
 
     def __call__(self, e) -> None:
         st, rid = self.st, self.run_id
@@ -45,7 +47,7 @@ class StoreSink:
         elif isinstance(e, ev.RunFailed):
             st.finish_if_active(rid, "failed", e.reason)
         elif isinstance(e, ev.RunCancelled):
-            st.finish_if_active(rid, "cancelled", self.cancel_reason)
+            st.finish_if_active(rid, self.stop_status, self.cancel_reason)
 
 
 def duration_words(seconds: float) -> str:

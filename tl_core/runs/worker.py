@@ -16,7 +16,7 @@ from ..errors import TLError
 from ..limits import setting
 from ..store import HOST, store
 from ..trainer import Trainer
-from .jobs import resolve_reference, schedule
+from .jobs import resolve_reference
 from .procs import proc_start
 from .sink import StoreSink, wall_limit_reason
 
@@ -34,14 +34,32 @@ def worker_main(run_id: str) -> int:
         os.nice(int(setting("TL_WORKER_NICE")))
     except (OSError, ValueError, AttributeError):
         pass
-    stop = threading.Event()
+    stop, signalled = threading.Event(), threading.Event()
+
+    def on_signal(*_) -> None:
+        signalled.set()
+        stop.set()
+
     for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
+        signal.signal(sig, on_signal)
     last_check = [0.0]
     began, limit = time.time(), r.get("wall_limit_s")
     sink = StoreSink(st, run_id)
 
+    def cancel_asked() -> bool:
+        try:
+            return st.cancel_requested(run_id)
+        except (TLError, sqlite3.Error):
+            return False  # a locked store must not stall training: ask again next time
+
     def should_stop() -> bool:
+        if signalled.is_set() and not sink.decided:
+            # a signal with no cancel asked for (the server shutting down, a kill from a terminal) leaves
+            # the run interrupted, resumable from its last checkpoint; a user's cancel sets the store's
+            # flag before it signals
+            sink.decided = True
+            if not cancel_asked():
+                sink.stop_status, sink.cancel_reason = "interrupted", INTERRUPTED
         if stop.is_set():
             return True
         now = time.time()
@@ -50,11 +68,8 @@ def worker_main(run_id: str) -> int:
             stop.set()
         elif now - last_check[0] > 0.5:  # the store's flag, for when a signal could not be sent
             last_check[0] = now
-            try:
-                if st.cancel_requested(run_id):
-                    stop.set()
-            except (TLError, sqlite3.Error):
-                pass  # a locked store must not stall training: ask again next time
+            if cancel_asked():
+                stop.set()
         return stop.is_set()
 
     def heartbeat() -> None:
@@ -84,9 +99,12 @@ def worker_main(run_id: str) -> int:
             st.update(run_id, peak_mb=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1))
         except (TLError, sqlite3.Error, ImportError):
             pass
+        # no `schedule()` here: only a live server (or a command following its work) starts queued runs,
+        # so stopping the server stops the queue instead of leaving workers that hand it on
         print(f"[{time.strftime('%H:%M:%S')}] worker {os.getpid()} ends run {run_id}", flush=True)
-        try:
-            schedule(st)  # hand the slot to the next queued run
-        except Exception:
-            traceback.print_exc()
     return 0
+
+
+INTERRUPTED = ("interrupted: the worker was told to stop (the server shut down, or a signal from the machine) "
+               "before it finished. Resume it to continue from its last checkpoint (the end of its last "
+               "finished epoch).")
