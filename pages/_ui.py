@@ -13,6 +13,7 @@ from tl_core import app_api as api
 from tl_core.app_api import escape_markdown  # the pages' one escaping of users' text
 
 COOKIE = "tl_session"
+SEAT_COOKIE = "tl_seat"
 LOG = logging.getLogger("transferlab.app")
 
 
@@ -30,6 +31,15 @@ def init_state() -> None:
         address = str(st.get_option("server.address") or "")
         local = address in ("127.0.0.1", "localhost", "::1")
         ss.tl_session, ss.tl_token, ss.tl_new_token = api.open_session(st.context.cookies.get(COOKIE), local)
+        # a seat (a teacher's join link, kept in its own cookie) or a sign-in holds compute on a shared server
+        link = st.query_params.get("seat")
+        seated, ss.tl_seat_note = api.seat_session(link or st.context.cookies.get(SEAT_COOKIE), signed_in(), local,
+                                                   from_link=bool(link))
+        if seated is not None:
+            ss.tl_session = seated
+            ss.tl_seat_token = link or ""  # a new link's token goes into the seat cookie
+        if link is not None:
+            del st.query_params["seat"]  # the token leaves the address bar (and screenshots, and shared links)
     if "cfg" not in ss:
         ss.cfg = api.default_config()
         draft = st.query_params.get("draft")
@@ -85,11 +95,53 @@ def session():
 
 
 def remember_identity() -> None:
-    """Store a new token in the browser (a first-party cookie, SameSite=Strict, one year)."""
+    """Store a new token in the browser (a first-party cookie, SameSite=Strict, one year), and a join
+    link's seat token in its own cookie (for the class: a term)."""
     ss = st.session_state
+    script = ""
     if ss.get("tl_new_token"):
-        st.html(f"<script>document.cookie = '{COOKIE}={ss.tl_token}; path=/; max-age=31536000; SameSite=Strict';"
-                f"</script>", unsafe_allow_javascript=True)
+        script += f"document.cookie = '{COOKIE}={ss.tl_token}; path=/; max-age=31536000; SameSite=Strict';"
+    if ss.get("tl_seat_token"):
+        script += f"document.cookie = '{SEAT_COOKIE}={ss.tl_seat_token}; path=/; max-age=15552000; SameSite=Strict';"
+    if script:
+        st.html(f"<script>{script}</script>", unsafe_allow_javascript=True)
+
+
+def auth_configured() -> bool:
+    """Whether the server's owner configured sign-in (an [auth] section in .streamlit/secrets.toml)."""
+    try:
+        return "auth" in st.secrets
+    except Exception:  # noqa: BLE001 - no secrets file at all
+        return False
+
+
+def signed_in() -> tuple[str, str] | None:
+    """(subject, name) of a browser signed in through st.login, or None."""
+    if not auth_configured():
+        return None
+    try:
+        if not st.user.is_logged_in:
+            return None
+        subject = st.user.get("sub") or st.user.get("email")
+        return (str(subject), str(st.user.get("name") or st.user.get("email") or "signed in")) if subject else None
+    except Exception:  # noqa: BLE001 - a provider that sent no identity: not signed in
+        return None
+
+
+def seat_panel() -> None:
+    """The sidebar's word on this browser's seat, with sign-in and sign-out where sign-in is set up."""
+    ss = st.session_state
+    if ss.get("tl_seat_note"):
+        st.warning(escape_markdown(ss.tl_seat_note), icon=":material/event_seat:")
+    words = api.seat_words(session())
+    if words:
+        st.caption(escape_markdown(words))
+    if auth_configured():
+        if signed_in() is not None:
+            if st.button("Sign out", key="sign-out"):
+                st.logout()
+        elif not session().seated and st.button("Sign in", key="sign-in", icon=":material/login:"):
+            st.login()
 
 
 def cfg() -> dict:
@@ -173,6 +225,7 @@ def sidebar() -> None:
         st.caption(f"Compute: {device_summary()}")
         _executor()
         _queue()
+        seat_panel()
         remember_identity()
 
 

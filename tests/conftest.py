@@ -62,8 +62,10 @@ def class_zip(name: str, per_class: int = 5) -> bytes:
     return buf.getvalue()
 
 
-def named_session(name: str):
-    """A browser session whose token is derived from `name` (the same name, the same session)."""
-    from tl_core.access import session_from_token
+def named_session(name: str, seated: bool = True):
+    """A browser session whose token is derived from `name` (the same name, the same session); seated
+    (a student who opened the teacher's join link) unless `seated` is False."""
+    from tl_core.access import Session, session_from_token
 
-    return session_from_token((name + "-token-" * 8)[:40])[0]
+    s = session_from_token((name + "-token-" * 8)[:40])[0]
+    return Session(s.owner, seated=True, who=name) if seated else s

@@ -23,8 +23,10 @@ from tl_core.validation import validate
 TINY = {"epochs": 1, "steps_per_epoch": 5, "batch_size": 8, "embedding": "none"}
 
 
-def sess(name: str, local: bool = False) -> Session:
-    return session_from_token((name + "-token-" * 8)[:40], local=local)[0]
+def sess(name: str, local: bool = False, seated: bool = True) -> Session:
+    """A browser session named `name`; seated (a student who opened the teacher's join link) unless not."""
+    s = session_from_token((name + "-token-" * 8)[:40], local=local)[0]
+    return Session(s.owner, local=local, seated=True, who=name) if seated else s
 
 
 def cfg(**train):

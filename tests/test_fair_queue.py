@@ -10,8 +10,14 @@ from conftest import isolated_home
 from tl_core import app_api as api
 from tl_core import runs
 from tl_core.runs import executors
-from tl_core.access import session_from_token
+from tl_core import seats
+from tl_core.access import session_from_seat, session_from_token
 from tl_core.errors import QuotaExceeded
+
+
+def seated(n: int) -> list:
+    """`n` students who each opened a join link made by `python -m tl_core class seats n`."""
+    return [session_from_seat(s["token"]) for s in seats.make(n)]
 
 
 def sess(i: int):
@@ -48,7 +54,7 @@ class InstantExecutor:
 def test_thirty_sessions_launch_the_first_visit_experiment_all_accepted_and_served_round_robin(home, monkeypatch):
     real_schedule = runs.schedule
     monkeypatch.setattr(runs.jobs, "schedule", lambda st=None: [])  # everyone launches before anything starts
-    students = [sess(i) for i in range(30)]
+    students = seated(30)
     accepted, refused, errors = {}, [], []
 
     def launch(s):
@@ -102,7 +108,7 @@ def test_a_late_session_is_served_before_an_early_sessions_second_run(home, monk
                               train={"epochs": 1, "steps_per_epoch": 2, "batch_size": 8, "embedding": "none"})
     real_schedule = runs.schedule
     monkeypatch.setattr(runs.jobs, "schedule", lambda st=None: [])
-    early, late = sess(1), sess(2)
+    early, late = seated(2)
     early_ids = [runs.submit(cfg.replace(train={"seed": k}), owner=early.owner) for k in range(3)]
     late_id = runs.submit(cfg.replace(train={"seed": 9}), owner=late.owner)
     assert runs.get_run(late_id)["queue_position"] == 2  # behind the early session's first run only
@@ -111,3 +117,47 @@ def test_a_late_session_is_served_before_an_early_sessions_second_run(home, monk
     while real_schedule():
         pass
     assert ex.started == [early_ids[0], late_id, early_ids[1], early_ids[2]]
+
+
+def _flood(n_cookies: int, local: bool) -> tuple[int, list[str]]:
+    """`n_cookies` browsers that each drop their cookie (a fresh session every time) and launch a 20-run
+    custom grid through the pages' API; returns (runs they got queued, distinct refusal texts)."""
+    refusals, queued = set(), 0
+    for i in range(n_cookies):
+        s = session_from_token(None, local=local)[0]  # a new cookie: a stranger to the server
+        spec, why = api.experiment_from_query({"source": "syndigits", "target": "uci_digits",
+                                               "methods": "dann,cdan,mmd,coral", "seeds": "0,1,2,3"}, s)
+        assert spec is not None, why
+        try:
+            api.launch_experiment(spec, s)
+            queued += 20
+        except QuotaExceeded as e:
+            refusals.add(str(e)[:60])
+    return queued, sorted(refusals)
+
+
+@pytest.mark.parametrize("local", [False, True], ids=["network", "localhost"])
+def test_a_hundred_fresh_cookies_cannot_fill_the_queue_and_a_seat_keeps_its_place(home, monkeypatch, tmp_path, local):
+    """Issue 29: fresh cookies are not seats. 100 of them launching 20-run grids queue at most twice
+    TL_QUOTA_QUEUED_TOTAL runs (on a network server none at all past the anonymous allowance), and a
+    seated student's first run is then admitted at the position it would have had with no flood."""
+    monkeypatch.setattr(runs.jobs, "schedule", lambda st=None: [])
+    total = 60  # TL_QUOTA_QUEUED_TOTAL's default
+    classmates = seated(3)
+    for s in classmates[:2]:  # two seated students launched before the flood
+        spec, _ = api.experiment_from_query({}, s)
+        api.launch_experiment(spec, s)
+    queued, refusals = _flood(100, local)
+    rows = runs.store().list(limit=10_000)
+    unseated = [r for r in rows if r["owner"] not in {s.owner for s in classmates}]
+    assert len(unseated) == queued <= 2 * total
+    if not local:
+        assert queued <= 4 and any("no seat" in r for r in refusals)  # TL_QUOTA_ANON_RUNS
+    else:
+        assert 0 < queued <= total and refusals  # on one's own machine they train, but never past the total
+    me = classmates[2]
+    spec, _ = api.experiment_from_query({}, me)
+    exp = api.launch_experiment(spec, me)  # a seat's first item is admitted whatever the flood
+    mine = [r for r in runs.store().list(limit=10_000) if r.get("experiment_id") == exp]
+    first = min(runs.get_run(r["id"])["queue_position"] for r in mine)
+    assert first == 3  # behind the two seated students' first runs only, as with no flood at all

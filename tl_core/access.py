@@ -25,7 +25,8 @@ from .domains.names import DATASET as NAME, OWNER, parse
 from .limits import limits, setting
 from .methods import get_method
 from .paths import data_dir, tl_home, uploads_root
-from .store import store, visible
+from .store import Admission, store, visible
+from . import seats
 
 CLI = "cli"
 TOKEN = re.compile(r"^[A-Za-z0-9_-]{40,128}$")  # secrets.token_urlsafe(32): 43 characters
@@ -34,17 +35,22 @@ TOKEN = re.compile(r"^[A-Za-z0-9_-]{40,128}$")  # secrets.token_urlsafe(32): 43 
 @dataclass(frozen=True)
 class Session:
     """One browser session (or the CLI). `owner` is what the store records; `local` says the server
-    listens on the loopback interface only (a single user on their own machine)."""
+    listens on the loopback interface only (a single user on their own machine). `seated`: the browser
+    came through a teacher's join link (`seat` is that seat's id, checked again at every launch, so a
+    revoked seat stops counting at once) or signed in (`seat` is "")."""
 
     owner: str
     local: bool = False
+    seated: bool = False
+    seat: str = ""
+    who: str = ""  # how the sidebar names the seat to its own holder ("seat 7", a signed-in name)
 
     @property
     def is_cli(self) -> bool:
         return self.owner == CLI
 
 
-CLI_SESSION = Session(CLI, local=True)
+CLI_SESSION = Session(CLI, local=True, seated=True)
 
 
 def new_token() -> str:
@@ -59,6 +65,32 @@ def session_from_token(token: str | None, local: bool = False) -> tuple[Session,
         token = new_token()
     owner = hashlib.sha256(b"transferlab-session:" + token.encode()).hexdigest()[:32]
     return Session(owner, local=local), token, fresh
+
+
+def session_from_seat(token: object, local: bool = False) -> Session | None:
+    """The session a join link's token opens (its seat's identity), or None: unknown, malformed or revoked."""
+    seat = seats.find(token)
+    if seat is None:
+        return None
+    return Session(seats.owner_of(str(token)), local=local, seated=True, seat=seat["id"], who=seat["label"])
+
+
+def session_from_user(subject: object, name: object = "", local: bool = False) -> Session | None:
+    """The session of a signed-in user (`st.login`): identity from the provider's subject, a seat of its own."""
+    if not isinstance(subject, str) or not subject.strip() or len(subject) > 512:
+        return None
+    owner = hashlib.sha256(b"transferlab-user:" + subject.encode()).hexdigest()[:32]
+    return Session(owner, local=local, seated=True, who=str(name or "signed in")[:60])
+
+
+def has_seat(session: Session) -> bool:
+    """Whether this session holds compute as a seat now: the command line; a signed-in user; a join
+    link whose seat has not been revoked since."""
+    if session.is_cli:
+        return True
+    if not session.seated:
+        return False
+    return not session.seat or seats.is_live(session.seat)
 
 
 # -- visibility ------------------------------------------------------------------------------
@@ -85,14 +117,18 @@ def _or_none(v: int) -> int | None:
     return v or None
 
 
-def queue_limits(session: Session) -> tuple[int | None, int | None, int | None]:
-    """(per session, server runs, sessions waiting) queue limits for a submission; the command line is
-    not limited. A session's first item is admitted whatever the server's run count (see
-    `store._check_queue`), so a class of 30 all get their first experiment in."""
+def queue_limits(session: Session) -> Admission:
+    """The queue limits of a submission (`store.Admission`); the command line is not limited. A seated
+    session's first item is admitted whatever the server's run count (see `store._check_queue`), so a
+    class of 30 all get their first experiment in; a browser without a seat never gets past the server's
+    total, and on a server reachable from the network all of them together share TL_QUOTA_ANON_RUNS."""
     if session.is_cli:
-        return None, None, None
+        return Admission(None, None, None, None, True)
     lim = limits()
-    return _or_none(lim.queued_runs), _or_none(lim.queued_total), _or_none(lim.queued_sessions)
+    seated = has_seat(session)
+    anon = None if seated or session.local else max(0, int(setting("TL_QUOTA_ANON_RUNS")))
+    return Admission(_or_none(lim.queued_runs), _or_none(lim.queued_total), _or_none(lim.queued_sessions), anon,
+                     seated)
 
 
 def check_run_size(session: Session, epochs: int, steps: int, batch: int) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from .store import UNFINISHED  # run statuses of a run that has not ended (pages poll while one is)
 
 from .app_parts.server import (
-    APP_DEFAULT, default_config, start_server, open_session, store_busy, device_summary,
+    APP_DEFAULT, default_config, start_server, open_session, seat_session, seat_words, store_busy, device_summary,
     queue_summary, executor_summary,
 )
 from .app_parts.text import (
@@ -55,6 +55,8 @@ __all__ = [
     "default_config",
     "start_server",
     "open_session",
+    "seat_session",
+    "seat_words",
     "store_busy",
     "device_summary",
     "queue_summary",

@@ -58,7 +58,10 @@ SETTINGS: dict[str, Setting] = _table(
     Setting("TL_QUOTA_RUN_WALL_S", 1800, "seconds a run may train before it is stopped (its checkpoint kept)"),
     Setting("TL_QUOTA_EXPERIMENT_RUNS", 20, "runs in one experiment (strategies x seeds)"),
     Setting("TL_QUOTA_DECODED_MB", 2048, "decoded pixels of one session's uploaded datasets together (MB)"),
-    Setting("TL_QUOTA_QUEUED_SESSIONS", 100, "sessions whose first item may queue beyond TL_QUOTA_QUEUED_TOTAL"),
+    Setting("TL_QUOTA_QUEUED_SESSIONS", 100, "seated sessions whose first item may queue beyond TL_QUOTA_QUEUED_TOTAL"),
+    # seats: on a server reachable from the network, compute belongs to seats (join links, sign-in)
+    Setting("TL_QUOTA_ANON_RUNS", 4, "runs queued or running for all browsers without a seat together, on a server "
+                                     "reachable from the network (0: none; a localhost server has no such cap)"),
 )
 
 

@@ -26,7 +26,7 @@ import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Iterator, TypeVar
+from typing import Any, Callable, Iterator, NamedTuple, TypeVar
 
 from .errors import QuotaExceeded, StoreBusy, TLError
 from .limits import setting
@@ -75,8 +75,26 @@ ADDED_COLUMNS = (("published", "INTEGER DEFAULT 0"), ("host", "TEXT DEFAULT ''")
                  ("target_n", "INTEGER"), ("target_eval", "TEXT DEFAULT ''"), ("provenance", "TEXT DEFAULT ''"),
                  ("config_sources", "TEXT DEFAULT ''"),
                  ("estimate_s", "REAL"), ("executor", "TEXT DEFAULT 'local'"), ("node", "TEXT DEFAULT ''"),
-                 ("driver_pid", "INTEGER"))
+                 ("driver_pid", "INTEGER"), ("seated", "INTEGER DEFAULT 1"))
 MIRROR_SKIP = {"config", "heartbeat"}  # the config has its own file; a heartbeat is not worth a write
+
+
+class Admission(NamedTuple):
+    """The queue limits one submission is held to (None: no limit), checked inside the inserting
+    transaction: items of work per owner, runs on the server, seated sessions whose first item is let
+    past the server's total, runs of all browsers without a seat together, and whether the submitter
+    holds a seat (seated work is served first, and only it gets the first-item pass)."""
+
+    per_owner: int | None = None
+    total: int | None = None
+    sessions: int | None = None
+    anon: int | None = None
+    seated: bool = True
+
+
+def admission(limits: tuple) -> Admission:
+    """An `Admission` from one, or from the older (per owner, total[, sessions]) tuple."""
+    return limits if isinstance(limits, Admission) else Admission(*limits)
 
 
 def check_run_id(run_id: str) -> str:
@@ -343,9 +361,8 @@ class Store:
                    wall_limit_s: float | None = None, estimate_s: float | None = None,
                    sources: dict[str, str] | None = None, config_id: str = "") -> str:
         """Record a queued run and return its id: `run_id`, or (None) a fresh `new_run_id(config_id)`
-        drawn inside the transaction. `limits` = (queued+running runs allowed for this owner, for
-        everyone[, sessions]), checked in the same transaction so that concurrent submissions cannot
-        overshoot."""
+        drawn inside the transaction. `limits` (an `Admission`) are checked in the same transaction so
+        that concurrent submissions cannot overshoot."""
         if run_id is not None:
             check_run_id(run_id)
         ids: list[str] = []
@@ -356,7 +373,8 @@ class Store:
             rid = run_id if run_id is not None else _draw_run_id(c, config_id or "run", set())
             row = _row_from_config(rid, config, owner=owner)
             row.update(name=name, published=int(published), wall_limit_s=wall_limit_s, host=HOST,
-                       estimate_s=estimate_s, config_sources=json.dumps(sources or {}, sort_keys=True))
+                       estimate_s=estimate_s, config_sources=json.dumps(sources or {}, sort_keys=True),
+                       seated=int(admission(limits).seated))
             _insert_row(c, row)
             ids.append(rid)
 
@@ -370,7 +388,7 @@ class Store:
 
     def insert_experiment(self, exp_id: str, record: dict[str, Any],
                           members: list[tuple[str, dict[str, Any], str, float | None]],
-                          limits: tuple[int | None, int | None] = (None, None),
+                          limits: tuple = (None, None),
                           wall_limit_s: float | None = None) -> list[str]:
         """Record an experiment and queue its member runs `(config id, config, strategy label)` in one
         transaction: all of them or none. For the per-session quota an experiment counts as one item
@@ -393,7 +411,8 @@ class Store:
                 # created strictly increasing: the scheduler runs the grid in the order given
                 row.update(config_sources=json.dumps(more[0] if more else {}, sort_keys=True))
                 row.update(name=label, published=int(rec["published"]), wall_limit_s=wall_limit_s, host=HOST,
-                           experiment_id=exp_id, strategy=label, created=now + i * 1e-4, estimate_s=estimate)
+                           experiment_id=exp_id, strategy=label, created=now + i * 1e-4, estimate_s=estimate,
+                           seated=int(admission(limits).seated))
                 _insert_row(c, row)
                 rows.append(row)
 
@@ -621,15 +640,22 @@ def _insert_row(c: sqlite3.Connection, row: dict[str, Any]) -> None:
     c.execute(f"INSERT INTO runs ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})", tuple(row.values()))
 
 
-def _check_queue(c: sqlite3.Connection, owner: str, limits: tuple[int | None, ...], adding: int,
-                 unit: bool = False) -> None:
-    """Refuse work beyond the quotas: per owner, items of work queued or running (a run, or a whole
-    experiment); for the server, runs queued or running. `limits` = (per owner, server runs[, sessions]).
-    A session with nothing waiting is admitted whatever the server's run count (up to `sessions`
-    sessions waiting at once), so every session's
-    first item is taken before any session's second. Called inside the inserting transaction."""
-    per_owner, total, *more = limits
-    sessions = more[0] if more else None
+def _check_queue(c: sqlite3.Connection, owner: str, limits: tuple, adding: int, unit: bool = False) -> None:
+    """Refuse work beyond the quotas (an `Admission`): per owner, items of work queued or running (a run,
+    or a whole experiment); for the server, runs queued or running. A seated session with nothing
+    waiting is admitted whatever the server's run count (up to `sessions` seated sessions waiting at
+    once), so every seat's first item is taken before any seat's second; a browser without a seat never
+    gets past the total, and all of them together share `anon` runs. Called inside the inserting
+    transaction."""
+    per_owner, total, sessions, anon, seated = admission(limits)
+    if not seated and anon is not None:
+        n_anon = c.execute(f"SELECT COUNT(*) FROM runs WHERE {WAITING} AND seated=0").fetchone()[0]
+        if n_anon + adding > anon:
+            raise QuotaExceeded(
+                "This browser has no seat on this class server, and the runs allowed to all browsers without one "
+                f"are taken ({n_anon} of {anon} queued or running, TL_QUOTA_ANON_RUNS). Open the join link your "
+                "teacher gave you (or sign in) to train; meanwhile you can open and watch the class's shared runs "
+                "and experiments.")
     n_mine = c.execute(f"SELECT COUNT(DISTINCT CASE WHEN experiment_id != '' THEN experiment_id ELSE id END) "
                        f"FROM runs WHERE owner=? AND {WAITING}", (owner,)).fetchone()[0]
     if per_owner is not None and n_mine + (1 if unit else adding) > per_owner:
@@ -638,8 +664,8 @@ def _check_queue(c: sqlite3.Connection, owner: str, limits: tuple[int | None, ..
                             f"or stop one.")
     if total is None:
         return
-    if n_mine == 0:  # this session's first item: admitted unless too many sessions already wait
-        waiting = c.execute(f"SELECT COUNT(DISTINCT owner) FROM runs WHERE {WAITING}").fetchone()[0]
+    if n_mine == 0 and seated:  # a seat's first item: admitted unless too many seats already wait
+        waiting = c.execute(f"SELECT COUNT(DISTINCT owner) FROM runs WHERE {WAITING} AND seated=1").fetchone()[0]
         if sessions is None or waiting < sessions:
             return
         raise QuotaExceeded(f"The server's queue is full: {waiting} sessions have runs waiting (limit {sessions}, "
@@ -647,8 +673,10 @@ def _check_queue(c: sqlite3.Connection, owner: str, limits: tuple[int | None, ..
     n = c.execute(f"SELECT COUNT(*) FROM runs WHERE {WAITING}").fetchone()[0]
     if n + adding > total:
         raise QuotaExceeded(f"The server's queue is full: {n} runs are queued or running and this needs "
-                            f"{adding} more (limit {total}, TL_QUOTA_QUEUED_TOTAL). Your first experiment or run is "
-                            f"always taken; this one can wait until it has finished.")
+                            f"{adding} more (limit {total}, TL_QUOTA_QUEUED_TOTAL). " +
+                            ("Your first experiment or run is always taken; this one can wait until it has finished."
+                             if seated else "Try again when some have finished, or open your teacher's join link: "
+                             "a seat's first experiment or run is always taken."))
 
 
 WAITING = f"status IN {UNFINISHED}"
@@ -658,8 +686,11 @@ def fair_queue(c: sqlite3.Connection) -> list[str]:
     """The queued runs in the order they start: round-robin across owners. A run's rank is how many of
     its owner's runs started since that owner's oldest queued run was submitted, plus how many of the
     owner's queued runs are ahead of it; ties go to the older run. So a session's second run waits
-    behind every other session's first, and a session that has waited longest is served first."""
-    queued = c.execute("SELECT id, owner, created FROM runs WHERE status='queued' ORDER BY created, rowid").fetchall()
+    behind every other session's first, and a session that has waited longest is served first. Seated
+    work comes before the work of browsers without a seat, so no flood of fresh cookies moves a
+    student's run back."""
+    queued = c.execute("SELECT id, owner, created, seated FROM runs WHERE status='queued' "
+                       "ORDER BY created, rowid").fetchall()
     if not queued:
         return []
     served = dict(c.execute(
@@ -671,8 +702,8 @@ def fair_queue(c: sqlite3.Connection) -> list[str]:
     for i, r in enumerate(queued):
         k = ahead.get(r["owner"], 0)
         ahead[r["owner"]] = k + 1
-        ranked.append((served.get(r["owner"], 0) + k, i, r["id"]))
-    return [rid for _, _, rid in sorted(ranked)]
+        ranked.append((0 if r["seated"] or r["seated"] is None else 1, served.get(r["owner"], 0) + k, i, r["id"]))
+    return [rid for *_, rid in sorted(ranked)]
 
 
 def _add_columns(c: sqlite3.Connection) -> None:

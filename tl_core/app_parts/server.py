@@ -48,6 +48,40 @@ def open_session(token: str | None, local: bool) -> tuple[Session, str, bool]:
     return access.session_from_token(token, local=local)
 
 
+def seat_session(seat_token: object, user: tuple[str, str] | None, local: bool,
+                 from_link: bool = False) -> tuple[Session | None, str]:
+    """The seated session of a browser, if it has one: a signed-in user (`user` = (subject, name)) comes
+    first, then a join link's token (from the link itself or the seat cookie). (session or None, a note
+    for the page: why a link did not seat it, "" otherwise)."""
+    if user is not None:
+        s = access.session_from_user(user[0], user[1], local=local)
+        if s is not None:
+            return s, ""
+    if not seat_token:
+        return None, ""
+    s = access.session_from_seat(seat_token, local=local)
+    if s is not None:
+        return s, ""
+    return None, ("This join link does not open a seat (it was mistyped, or the teacher withdrew it). You can "
+                  "still look around; ask your teacher for a new link to train." if from_link else
+                  "The seat this browser had was withdrawn by the teacher: you can look around, and train within "
+                  "what browsers without a seat may use. Ask your teacher for a new link.")
+
+
+def seat_words(session: Session) -> str:
+    """What the sidebar says of this browser's seat (to its own holder only)."""
+    if session.is_cli:
+        return ""
+    if session.seated and access.has_seat(session):
+        return f"Your seat: {session.who}" if session.seat else f"Signed in: {session.who}"
+    if session.seated:
+        return "Your seat was withdrawn: you can look around and watch shared runs."
+    if session.local:
+        return ""
+    return ("No seat: you can look around, watch the class's shared runs and try within the small allowance "
+            "of browsers without a seat. Open your teacher's join link (or sign in) to train.")
+
+
 def store_busy() -> str:
     """"" when the run store answers; else the message to show (checked before a page runs, so that a
     store locked by another program gives a notice, not a hang or a traceback)."""
