@@ -122,9 +122,89 @@ def test_without_a_fitted_predictor_the_scores_are_shown_and_nothing_is_launched
 def test_the_page_door_gates_the_names_first(home):
     me = named_session("advice")
     with pytest.raises(TLError, match="cannot be used here"):
-        api.advise(me, "folder:/etc", "mnist")
+        api.ask_advisor(me, "folder:/etc", "mnist")
     with pytest.raises(TLError, match="cannot be used here"):
-        api.advise(me, "upload:" + "f" * 32 + "/theirs", "mnist")
+        api.ask_advisor(me, "upload:" + "f" * 32 + "/theirs", "mnist")
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmRSS")) / 1024
+
+
+def _big_folder(root, n_per_class: int):
+    """Two class folders of tiny PNGs (the same bytes in every file: writing 10,000 takes a second)."""
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(np.full((16, 16, 3), 90, np.uint8)).save(buf, "PNG")
+    for c in ("cat", "dog"):
+        (root / c).mkdir(parents=True)
+        for i in range(n_per_class):
+            (root / c / f"{i:05d}.png").write_bytes(buf.getvalue())
+    return root
+
+
+def test_the_pages_call_on_two_10000_image_folders_returns_at_once_and_the_job_samples_them(home, tmp_path,
+                                                                                              monkeypatch):
+    """Issue 29, item 2: the advisor runs outside the web server. The page's call only queues the question
+    (the server grows by at most a few MB); the job decodes a few hundred images per domain, never the
+    whole folder."""
+    import time
+
+    from tl_core.app_parts import experiments as page_door
+    from tl_core.domains import folder
+
+    a, b = _big_folder(tmp_path / "a", 5000), _big_folder(tmp_path / "b", 5000)
+    monkeypatch.setenv("TL_FOLDER_ROOTS", str(tmp_path))
+    started = []
+    monkeypatch.setattr(page_door.runs, "schedule", lambda st=None: started.append(1))  # the server's thread would
+    me = named_session("folders")
+    before, t0 = _rss_mb(), time.perf_counter()
+    job = api.ask_advisor(me, f"folder:{a}", f"folder:{b}")
+    took, grew = time.perf_counter() - t0, _rss_mb() - before
+    assert job["status"] == "queued" and started and job["result"] is None
+    assert grew <= 100, grew
+    assert took < 60  # a generous bound that turns a hang into a failure (the issue's figure is seconds)
+    assert api.advice_job(me, job["id"])["status"] == "queued"
+    assert api.ask_advisor(me, f"folder:{a}", f"folder:{b}")["id"] == job["id"]  # one question, not two
+    with pytest.raises(TLError, match="one question at a time"):
+        api.ask_advisor(me, f"folder:{b}", f"folder:{a}")
+    with pytest.raises(TLError, match="no question"):  # another session cannot read it
+        api.advice_job(named_session("someone-else"), job["id"])
+    decoded = []
+    real = folder.load_image
+    monkeypatch.setattr(folder, "load_image", lambda f, size=224: decoded.append(f) or real(f, size))
+    x, y, total = folder.FolderDomain(a).sample(advisor.PER_DOMAIN // 2, seed=0, size=advisor.SCORE_SIZE,
+                                                splits=("train", "test"))
+    assert total == 10_000 and len(decoded) == len(x) == advisor.PER_DOMAIN and sorted(set(y.tolist())) == [0, 1]
+
+
+def test_a_question_is_answered_by_a_job_in_its_own_process(home):
+    """The queued question is answered by `python -m tl_core advice-worker`, and the page finds the answer
+    again after it was left (latest_advice)."""
+    import time
+
+    from tl_core import runs
+
+    me = named_session("asker")
+    job = api.ask_advisor(me, *PAIR)
+    deadline = time.time() + 600
+    while time.time() < deadline:
+        runs.schedule()  # the server's scheduler thread does this every 2 s
+        job = api.advice_job(me, job["id"])
+        if job["status"] in ("finished", "failed"):
+            break
+        time.sleep(0.5)
+    assert job["status"] == "finished", job["reason"]
+    assert job["result"]["scores"] and job["result"]["source"] == PAIR[0]
+    row = runs.store().get_advice(job["id"])
+    import os
+
+    assert row["pid"] and row["pid"] != os.getpid()  # answered outside this (the server's) process
+    assert api.latest_advice(me, *PAIR)["id"] == job["id"]
 
 
 def test_cli_advise_prints_json_with_the_issue_fields(home):

@@ -11,28 +11,37 @@ every answer.
 """
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import math
+import os
+import sys
 import time
+import traceback
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
 
 from .backbones import backbone_info, build_backbone
 from .config import RunConfig
-from .errors import ConfigError
+from .errors import ConfigError, TLError
 from .data import stratified_pick
 from .domains import check_label_spaces, get_domain
+from .domains.folder import FolderDomain
+from .domains.shift import ShiftedDomain
 from .experiments.spec import Arm, ExperimentSpec
 from .inputs import adapt
+from .limits import setting
 from .metrics import gaussian_mmd, proxy_a_distance
 from .methods import get_method
 from .paths import atomic_write_bytes, cache_dir
 from .provenance import fingerprint
+from .runs.procs import proc_start
+from .store import store
 from .trainer import Trainer
 from .transferability import centroid_margin, h_score, knn_loo_accuracy, logme, source_head_on_target
 
@@ -108,43 +117,89 @@ def _pretrained_features(c: Candidate, x: torch.Tensor) -> np.ndarray:
     return torch.cat(out).float().numpy()
 
 
-def _pair(source: str, target: str, seed: int) -> tuple[Any, Any, str]:
-    """The decoded domains and the cache tag of what the scores read: their contents' fingerprints (each
-    hashed once per question) and the image sample."""
-    sd, td = get_domain(source).load(), get_domain(target).load()
-    return sd, td, f"{SCORE_SIZE}-{PER_DOMAIN}-{seed}-{fingerprint(sd)}-{fingerprint(td)}"
+class _Pair:
+    """What the scores read of a pair: the cache tag of the domains' contents and the image sample, and
+    the sample itself, decoded only when a candidate is not already cached. A folder (or an upload, or a
+    shift of one) is sampled, never decoded whole: at most PER_DOMAIN / classes images per class."""
+
+    def __init__(self, source: str, target: str, seed: int):
+        self.source, self.target, self.seed = source, target, seed
+        self.sd, self.td = get_domain(source), get_domain(target)
+        keys = [_content_key(d) for d in (self.sd, self.td)]
+        self.tag = f"{SCORE_SIZE}-{PER_DOMAIN}-{seed}-{keys[0]}-{keys[1]}"
+        self._arrays: tuple | None = None
+
+    def arrays(self) -> tuple:
+        """(source images, source labels, target images, target labels in the source's class order,
+        source training images, target images): the sample the features are computed on."""
+        if self._arrays is None:
+            self._arrays = self._read()
+        return self._arrays
+
+    def _read(self) -> tuple:
+        sd, td, seed = self.sd, self.td, self.seed
+        classes_s, classes_t = list(sd.classes), list(td.classes)
+        remap = torch.tensor([classes_s.index(name) for name in classes_t])
+        if _samples(sd):
+            xs, ys, n_s = sd.sample(max(1, PER_DOMAIN // len(classes_s)), seed, SCORE_SIZE, ("train",))
+        else:
+            d = sd.load()
+            i_s = _sample(d.y_train, len(classes_s), PER_DOMAIN, seed)
+            xs, ys, n_s = d.x_train[i_s], d.y_train[i_s], len(d.x_train)
+        if _samples(td):
+            xt, yt, n_t = td.sample(max(1, PER_DOMAIN // len(classes_t)), seed + 1, SCORE_SIZE, ("train", "test"))
+        else:
+            d = td.load()
+            xt_all, yt_all = torch.cat([d.x_train, d.x_test]), torch.cat([d.y_train, d.y_test])
+            i_t = _sample(yt_all, len(classes_t), PER_DOMAIN, seed + 1)
+            xt, yt, n_t = xt_all[i_t], yt_all[i_t], len(xt_all)
+        return xs, ys, xt, remap[yt], n_s, n_t
 
 
-def features(c: Candidate, source: str, target: str, seed: int = 0, pair: tuple | None = None) -> dict[str, np.ndarray]:
+def _samples(dom) -> bool:
+    """Whether a domain is read by sampling its files (a folder, an upload, or a shift of one)."""
+    while isinstance(dom, ShiftedDomain):
+        dom = dom.base
+    return isinstance(dom, FolderDomain)
+
+
+def _content_key(dom) -> str:
+    """What identifies a domain's contents for the cache: a folder's listing (names, sizes, times: no
+    decoding), a built-in's decoded fingerprint (decoded once, cached on disk anyway)."""
+    if _samples(dom):
+        return "f" + hashlib.sha256(dom.cache_key().encode()).hexdigest()[:15]
+    return fingerprint(dom.load())
+
+
+def _pair(source: str, target: str, seed: int) -> _Pair:
+    return _Pair(source, target, seed)
+
+
+def features(c: Candidate, source: str, target: str, seed: int = 0, pair: _Pair | None = None) -> dict[str, np.ndarray]:
     """Source features and labels, target features (labels kept for the bench only), for a candidate;
     computed once per (backbone, depth, domains' contents) and kept under TL_HOME/cache/advisor."""
-    sd, td, tag = pair or _pair(source, target, seed)
-    path = cache_dir("advisor") / f"{c.backbone}-{c.freeze}-{tag}.npz"
+    pair = pair or _pair(source, target, seed)
+    path = cache_dir("advisor") / f"{c.backbone}-{c.freeze}-{pair.tag}.npz"
     if path.exists():
         with np.load(path) as z:
             return {k: z[k] for k in z.files}
-    k = len(sd.classes)
-    i_s = _sample(sd.y_train, k, PER_DOMAIN, seed)
-    xt_all, yt_all = torch.cat([td.x_train, td.x_test]), torch.cat([td.y_train, td.y_test])
-    i_t = _sample(yt_all, len(td.classes), PER_DOMAIN, seed + 1)
-    remap = torch.tensor([sd.classes.index(name) for name in td.classes])
-    xs, ys, xt, yt = sd.x_train[i_s], sd.y_train[i_s], xt_all[i_t], remap[yt_all[i_t]]
+    xs, ys, xt, yt, n_s, n_t = pair.arrays()
     if c.backbone == "lenet":
         fs, ft = _lenet_features(source, target, xs, xt, seed)
     else:
         fs, ft = _pretrained_features(c, xs), _pretrained_features(c, xt)
     out = {"fs": fs, "ys": ys.numpy(), "ft": ft, "yt": yt.numpy(),
-           "n_source": np.array(len(sd.x_train)), "n_target": np.array(len(xt_all))}
+           "n_source": np.array(n_s), "n_target": np.array(n_t)}
     buf = io.BytesIO()
     np.savez(buf, **out)
     atomic_write_bytes(path, buf.getvalue())
     return out
 
 
-def candidate_scores(c: Candidate, source: str, target: str, seed: int = 0, pair: tuple | None = None) -> dict[str, float]:
+def candidate_scores(c: Candidate, source: str, target: str, seed: int = 0, pair: _Pair | None = None) -> dict[str, float]:
     """`scores` of a candidate's features, kept beside them (a second question about a pair reads both)."""
     pair = pair or _pair(source, target, seed)
-    path = cache_dir("advisor") / f"{c.backbone}-{c.freeze}-{pair[2]}.scores.json"
+    path = cache_dir("advisor") / f"{c.backbone}-{c.freeze}-{pair.tag}.scores.json"
     try:
         return json.loads(path.read_text())
     except (OSError, ValueError):
@@ -210,14 +265,19 @@ def _reasons(s: dict[str, float], method: str, gain: float, gain_ci: list[float]
     return out
 
 
-def advise(source: str, target: str, seed: int = 0, methods: tuple[str, ...] | None = None) -> dict[str, Any]:
-    """The ranked recommendations for a pair, the scores behind them and how long it took."""
+def advise(source: str, target: str, seed: int = 0, methods: tuple[str, ...] | None = None,
+           on_progress: Callable[[str, float], None] | None = None) -> dict[str, Any]:
+    """The ranked recommendations for a pair, the scores behind them and how long it took;
+    `on_progress(words, fraction)` hears of each candidate as its scoring starts."""
     t0 = time.perf_counter()
     check_label_spaces(get_domain(source), get_domain(target))
     model = load_model()
     pair = _pair(source, target, seed)
     table = []
-    for c in candidates(source, target):
+    todo = candidates(source, target)
+    for i, c in enumerate(todo):
+        if on_progress is not None:
+            on_progress(f"scoring {c.label} ({i + 1} of {len(todo)})", i / max(len(todo), 1))
         s = candidate_scores(c, source, target, seed, pair)
         table.append({"backbone": c.backbone, "freeze": c.freeze, "label": c.label, **s})
     recs = []
@@ -274,3 +334,36 @@ def grid(result: dict[str, Any], seeds: tuple[int, ...] = (0, 1, 2), budget_s: f
     base = {"model": {"backbone": best["backbone"], "freeze": best["freeze"]}}
     return ExperimentSpec(result["source"], result["target"], tuple(arms), tuple(seeds), base,
                           title=f"Advisor check: {best['method']} on {best['candidate']}", budget_s=budget_s).normalised()
+
+
+# -- the advisor as a queued job ------------------------------------------------------------------
+
+def job_main(job_id: str) -> int:
+    """Entry of `python -m tl_core advice-worker ID`: answer one queued question to the advisor in this
+    process (never in the web server), writing its progress and answer to the run store."""
+    st = store()
+    r = st.get_advice(job_id)
+    if r is None or r["status"] != "starting":
+        print(f"question {job_id} is not waiting to be answered ({r and r['status']})", file=sys.stderr)
+        return 1
+    st.update_advice(job_id, status="running", pid=os.getpid(), pid_start=proc_start(os.getpid()))
+    try:
+        os.nice(int(setting("TL_WORKER_NICE")))
+    except (OSError, ValueError, AttributeError):
+        pass
+    torch.set_num_threads(max(1, int(setting("TL_THREADS")) or 1))
+
+    def progress(words: str, fraction: float) -> None:
+        st.update_advice(job_id, progress=words, fraction=round(float(fraction), 3))
+
+    try:
+        out = advise(r["source"], r["target"], on_progress=progress)
+        st.update_advice(job_id, status="finished", result=json.dumps(out), fraction=1.0, ended=time.time(),
+                         progress="answered")
+    except TLError as e:
+        st.update_advice(job_id, status="failed", reason=str(e), ended=time.time())
+    except Exception as e:  # a bug of ours: the traceback in the job's log, a sentence for the page
+        traceback.print_exc()
+        st.update_advice(job_id, status="failed", ended=time.time(),
+                         reason=f"The advisor failed ({type(e).__name__}); details are in the server's advice log.")
+    return 0

@@ -39,7 +39,8 @@ from .app_parts.compare import (
 from .app_parts.experiments import (
     experiment_presets, first_visit_preset, experiment_from_query, experiment_query, link_budget, plan_experiment,
     launch_experiment, view_experiment, experiment_progress, list_experiments, cancel_experiment,
-    delete_experiment, publish_experiment, export_experiment, advise, launch_advised, advisor_track_record,
+    delete_experiment, publish_experiment, export_experiment, ask_advisor, advice_job, latest_advice, launch_advised,
+    advisor_track_record,
 )
 from .app_parts.experiment_text import (
     ADVISOR_HELP, MAP_CAPTION, plan_words, experiment_links, progress_words, header, verdict_tone,
@@ -128,7 +129,9 @@ __all__ = [
     "delete_experiment",
     "publish_experiment",
     "export_experiment",
-    "advise",
+    "ask_advisor",
+    "advice_job",
+    "latest_advice",
     "launch_advised",
     "advisor_track_record",
     "ADVISOR_HELP",

@@ -64,6 +64,13 @@ CREATE TABLE IF NOT EXISTS events (
     data TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS events_run ON events(run_id, seq);
+CREATE TABLE IF NOT EXISTS advice (
+    id TEXT PRIMARY KEY, owner TEXT NOT NULL, seated INTEGER DEFAULT 1, source TEXT NOT NULL, target TEXT NOT NULL,
+    status TEXT NOT NULL, created REAL NOT NULL, started REAL, ended REAL, pid INTEGER, pid_start TEXT,
+    host TEXT DEFAULT '', progress TEXT DEFAULT '', fraction REAL DEFAULT 0, result TEXT DEFAULT '',
+    reason TEXT DEFAULT ''
+);
+CREATE INDEX IF NOT EXISTS advice_owner ON advice(owner, created);
 CREATE TABLE IF NOT EXISTS experiments (
     id TEXT PRIMARY KEY, name TEXT, owner TEXT DEFAULT '', published INTEGER DEFAULT 0, created REAL NOT NULL,
     spec TEXT NOT NULL, preset TEXT DEFAULT ''
@@ -492,6 +499,65 @@ class Store:
         return [_row(r) for r in self.read(sql, (*args, limit))]
 
     # -- the job manager's questions and claims ---------------------------------------
+    # -- the advisor's questions: queued jobs like runs, one at a time per session and on the server --
+    def insert_advice(self, owner: str, source: str, target: str, limits: tuple = (None, None)) -> str:
+        """Queue a question to the advisor for `owner` and return its id; one question at a time per
+        owner, and the same queue limits as a run (an `Admission`), checked in one transaction."""
+        job_id = "adv-" + secrets.token_hex(6)
+        adm = admission(limits)
+
+        def insert(c: sqlite3.Connection) -> None:
+            if c.execute(f"SELECT 1 FROM advice WHERE owner=? AND {WAITING} LIMIT 1", (owner,)).fetchone():
+                raise QuotaExceeded("Your last question to the advisor is still being answered: one question at a "
+                                    "time per session. Its answer appears here when it is ready.")
+            _check_queue(c, owner, adm, adding=1, unit=True)
+            c.execute("INSERT INTO advice (id, owner, seated, source, target, status, created, host) "
+                      "VALUES (?,?,?,?,?,?,?,?)", (job_id, owner, int(adm.seated), source, target, "queued",
+                                                  time.time(), HOST))
+            # keep each owner's last few answers only: the table stays small
+            c.execute("DELETE FROM advice WHERE owner=? AND status NOT IN ('queued','starting','running') AND id NOT "
+                      "IN (SELECT id FROM advice WHERE owner=? ORDER BY created DESC LIMIT 10)", (owner, owner))
+
+        self.write(insert, immediate=True)
+        return job_id
+
+    def get_advice(self, job_id: str) -> dict[str, Any] | None:
+        rows = self.read("SELECT * FROM advice WHERE id=?", (str(job_id)[:40],))
+        return dict(rows[0]) if rows else None
+
+    def latest_advice(self, owner: str, source: str, target: str) -> dict[str, Any] | None:
+        """An owner's newest question about a pair (a page left and reopened finds its answer)."""
+        rows = self.read("SELECT * FROM advice WHERE owner=? AND source=? AND target=? ORDER BY created DESC LIMIT 1",
+                         (owner, source, target))
+        return dict(rows[0]) if rows else None
+
+    def update_advice(self, job_id: str, **fields: Any) -> None:
+        cols = ", ".join(f"{k}=?" for k in fields)
+        self.write(lambda c: c.execute(f"UPDATE advice SET {cols} WHERE id=?", (*fields.values(), job_id)))
+
+    def active_advice(self) -> list[dict[str, Any]]:
+        return [dict(r) for r in self.read("SELECT id, status, pid, pid_start, started, host FROM advice "
+                                           f"WHERE status IN {ACTIVE}")]
+
+    def claim_advice(self) -> str | None:
+        """The next question to answer (seated owners' first, then the oldest), marked starting; None when
+        one is already being answered (one at a time on the server) or none waits."""
+        got: list[str] = []
+
+        def claim(c: sqlite3.Connection) -> None:
+            got.clear()
+            if c.execute(f"SELECT 1 FROM advice WHERE status IN {ACTIVE} LIMIT 1").fetchone():
+                return
+            row = c.execute("SELECT id FROM advice WHERE status='queued' ORDER BY seated DESC, created LIMIT 1").fetchone()
+            if row:
+                c.execute("UPDATE advice SET status='starting', started=? WHERE id=?", (time.time(), row[0]))
+                got.append(row[0])
+
+        if not self.read("SELECT 1 FROM advice WHERE status='queued' LIMIT 1"):
+            return None  # the common case: no write lock taken
+        self.write(claim, immediate=True)
+        return got[0] if got else None
+
     def has_queued(self) -> bool:
         return bool(self.read("SELECT 1 FROM runs WHERE status='queued' LIMIT 1"))
 
@@ -649,7 +715,8 @@ def _check_queue(c: sqlite3.Connection, owner: str, limits: tuple, adding: int, 
     transaction."""
     per_owner, total, sessions, anon, seated = admission(limits)
     if not seated and anon is not None:
-        n_anon = c.execute(f"SELECT COUNT(*) FROM runs WHERE {WAITING} AND seated=0").fetchone()[0]
+        n_anon = c.execute(f"SELECT COUNT(*) FROM runs WHERE {WAITING} AND seated=0").fetchone()[0] + \
+            c.execute(f"SELECT COUNT(*) FROM advice WHERE {WAITING} AND seated=0").fetchone()[0]
         if n_anon + adding > anon:
             raise QuotaExceeded(
                 "This browser has no seat on this class server, and the runs allowed to all browsers without one "
@@ -658,7 +725,8 @@ def _check_queue(c: sqlite3.Connection, owner: str, limits: tuple, adding: int, 
                 "and experiments.")
     n_mine = c.execute(f"SELECT COUNT(DISTINCT CASE WHEN experiment_id != '' THEN experiment_id ELSE id END) "
                        f"FROM runs WHERE owner=? AND {WAITING}", (owner,)).fetchone()[0]
-    if per_owner is not None and n_mine + (1 if unit else adding) > per_owner:
+    n_asking = c.execute(f"SELECT COUNT(*) FROM advice WHERE owner=? AND {WAITING}", (owner,)).fetchone()[0]
+    if per_owner is not None and n_mine + n_asking + (1 if unit else adding) > per_owner:
         raise QuotaExceeded(f"You already have {n_mine} runs or experiments queued or running, the most one "
                             f"session may have (limit {per_owner}, TL_QUOTA_QUEUED_RUNS). Wait for one to finish, "
                             f"or stop one.")

@@ -221,9 +221,44 @@ def export_experiment(session: Session, exp_id: str) -> str:
     return json.dumps(experiments.cli_result(e), indent=2)
 
 
-def advise(session: Session, source: str, target: str) -> dict[str, Any]:
-    """The advisor's ranking for a pair this session may use (both names pass the access gate first)."""
-    return advisor.advise(access.gate_domain(session, source), access.gate_domain(session, target))
+def ask_advisor(session: Session, source: str, target: str, fresh: bool = False) -> dict[str, Any]:
+    """Queue a question to the advisor about a pair this session may use (both names pass the access gate
+    first) and return its state at once: the advisor runs as a job outside the web server, one question at
+    a time per session, counted against the session's queue like a run. An earlier answer about the same
+    pair is returned instead of asking again, unless `fresh`."""
+    src, tgt = access.gate_domain(session, source), access.gate_domain(session, target)
+    st = runs.store()
+    last = st.latest_advice(session.owner, src, tgt)
+    if last is not None and (last["status"] in ("queued", "starting", "running") or
+                             last["status"] == "finished" and not fresh):
+        return _advice_view(last)
+    job_id = st.insert_advice(session.owner, src, tgt, access.queue_limits(session))
+    runs.schedule(st)
+    return _advice_view(st.get_advice(job_id))
+
+
+def advice_job(session: Session, job_id: str) -> dict[str, Any]:
+    """A question's state for its own session: status, progress words and fraction, queue position,
+    and the answer once there (the advisor's `advise` output under "result")."""
+    r = runs.store().get_advice(str(job_id))
+    if r is None or r["owner"] != session.owner:
+        raise access.not_visible(job_id, "question")
+    return _advice_view(r)
+
+
+def latest_advice(session: Session, source: str, target: str) -> dict[str, Any] | None:
+    """This session's newest question about a pair (a page left and reopened shows its answer)."""
+    r = runs.store().latest_advice(session.owner, str(source)[:4096], str(target)[:4096])
+    return _advice_view(r) if r is not None else None
+
+
+def _advice_view(r: dict[str, Any]) -> dict[str, Any]:
+    out = {k: r[k] for k in ("id", "status", "source", "target", "progress", "fraction", "reason", "created")}
+    out["result"] = json.loads(r["result"]) if r["status"] == "finished" and r["result"] else None
+    out["words"] = {"queued": "waiting for the advisor (one question is answered at a time)",
+                    "starting": "the advisor is starting", "running": r["progress"] or "the advisor is scoring",
+                    "finished": "answered", "failed": r["reason"]}.get(r["status"], r["status"])
+    return out
 
 
 def launch_advised(session: Session, advice: dict[str, Any], seeds: tuple[int, ...] = (0, 1, 2)) -> str:

@@ -385,6 +385,34 @@ class FolderDomain(Domain):
                 "size": (size, size), "channels": 3, "n_train": sum(train_counts.values()),
                 "n_test": sum(test_counts.values())}
 
+    def sample(self, per_class: int, seed: int = 0, size: int = 128,
+               splits: tuple[str, ...] = ("train",)) -> tuple[torch.Tensor, torch.Tensor, int]:
+        """Up to `per_class` images of each class drawn from `splits`, decoding only those (at `size` px),
+        with the number of images those splits hold: what the advisor reads of a folder, never the
+        whole of it. (images uint8 (N, 3, size, size), labels, images in the splits)."""
+        import random
+
+        listing = scan_folder(self.root)
+        rng = random.Random(seed)
+        xs, ys, total = [], [], 0
+        for ci, c in enumerate(sorted(listing)):
+            files = listing[c]
+            pool = [f for k, f in enumerate(files) if split_of(k, len(files)) in splits]
+            total += len(pool)
+            got = 0
+            for f in rng.sample(pool, len(pool)):
+                if got >= per_class:
+                    break
+                try:
+                    xs.append(load_image(f, size))
+                except Exception:  # noqa: BLE001 - an unreadable file is skipped, as decoding does
+                    continue
+                ys.append(ci)
+                got += 1
+        if not xs:
+            raise ConfigError(f"{self.label} has no readable image to score.")
+        return torch.from_numpy(np.stack(xs)), torch.tensor(ys, dtype=torch.int64), total
+
     def sample_images(self, n: int = 8, size: int = 64) -> np.ndarray:
         """The first n readable images of the classes in turn, (n, 3, size, size) uint8, decoding only those."""
         listing = scan_folder(self.root)

@@ -108,6 +108,12 @@ class ShiftedDomain(Domain):
     def _seed(self) -> int:
         return int(hashlib.sha1(self.name.encode()).hexdigest()[:8], 16)
 
+    def sample(self, per_class: int, seed: int = 0, size: int = 128,
+               splits: tuple[str, ...] = ("train",)) -> tuple[torch.Tensor, torch.Tensor, int]:
+        """The base's `sample` with this shift applied (only where the base decodes a sample: a folder)."""
+        x, y, total = self.base.sample(per_class, seed, size, splits)  # type: ignore[attr-defined]
+        return apply_shift(x, self.kind, self.severity, self._seed()), y, total
+
     def _decode(self) -> DomainData:
         b = self.base.load()
         s = self._seed()

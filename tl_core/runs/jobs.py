@@ -26,6 +26,7 @@ from ..planner import estimate_seconds
 from ..store import ACTIVE, HOST, TERMINAL, UNFINISHED, Store, store
 from ..validation import validate
 from . import executors
+from .local import spawn_advice
 from .procs import CANCEL_GRACE_S, START_TIMEOUT_S, alive, reap_children
 from .slots import assign_slots, device_share
 
@@ -69,10 +70,37 @@ def reap(st: Store | None = None) -> None:
                                 "machine restarted). Resume it to continue from its last checkpoint.")
 
 
+def reap_advice(st: Store) -> None:
+    """Questions to the advisor whose process is gone without an answer: failed, with what to do."""
+    now = time.time()
+    for r in st.active_advice():
+        if (r["host"] and r["host"] != HOST) or alive(r["pid"], r["pid_start"]):
+            continue
+        if r["status"] == "starting" and not r["pid"] and now - (r["started"] or now) < START_TIMEOUT_S:
+            continue  # being spawned right now
+        st.update_advice(r["id"], status="failed", ended=now,
+                         reason="The advisor's process stopped before it answered (the server restarted, or it ran "
+                                "out of memory). Ask again.")
+
+
+def schedule_advice(st: Store) -> str | None:
+    """Start the next question to the advisor when none is being answered (one at a time on the server)."""
+    reap_advice(st)
+    job_id = st.claim_advice()
+    if job_id is not None:
+        try:
+            spawn_advice(st, job_id)
+        except OSError as e:
+            st.update_advice(job_id, status="failed", ended=time.time(), reason=f"The advisor could not start ({e}).")
+    return job_id
+
+
 def schedule(st: Store | None = None) -> list[str]:
-    """Reap, then start queued runs (oldest first) while there are free slots. Returns started ids."""
+    """Reap, then start queued runs (oldest first) while there are free slots, and the next question to
+    the advisor. Returns the started run ids."""
     st = st or store()
     reap(st)
+    schedule_advice(st)
     if not st.has_queued():
         return []  # the common case for a polling page: no write lock taken
     executor = executors.current(st.home, reschedule=schedule)
