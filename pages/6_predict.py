@@ -24,7 +24,20 @@ with st.expander("Use a model file (a checkpoint downloaded from the Compare pag
             st.success(escape_markdown(f"Added {res['label']}: classes {', '.join(res['classes'])}"))
         except Exception as e:  # noqa: BLE001
             error_box(e)
-labels = {**api.finished_runs(me), **ss.models}
+mine = api.my_models(me)  # this session's model files, also after a reload
+if mine:
+    with st.expander(f"Your model files ({len(mine)})"):
+        for ref, label in mine.items():
+            c1, c2 = st.columns([4, 1])
+            c1.markdown(escape_markdown(label))
+            if c2.button("Delete", key=f"del-{ref}", icon=":material/delete:"):
+                try:
+                    api.delete_my_model(me, ref)
+                    ss.models.pop(ref, None)
+                    st.rerun()
+                except Exception as e:  # noqa: BLE001
+                    error_box(e)
+labels = {**api.finished_runs(me), **mine}
 if not labels:
     st.info("No finished run yet. Train one on the Train page first, or add a model file above.")
     st.stop()

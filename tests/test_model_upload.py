@@ -149,3 +149,26 @@ def test_the_checkpoint_zip_from_the_compare_page_imports_and_a_torch_save_zip_d
         with zipfile.ZipFile(z2, "w") as z:
             z.writestr("x.txt", "x")
         api.unpack_model_zip(z2.getvalue())
+
+
+def test_an_uploaded_model_is_listed_after_a_reload_and_only_its_owner_can_delete_it(home, exported):
+    """Issue 29, item 5: a model file a session added is listed from its upload area (not only the page's
+    memory), can be deleted by its owner (freeing its quota) and by no one else."""
+    from tl_core import access
+
+    w, meta = exported
+    me, other = sess("owner"), sess("stranger")
+    ref = api.import_model(w, meta, "mine", session=me)["model"]
+    assert list(api.my_models(me)) == [ref] and api.my_models(other) == {}
+    used = access.usage_bytes(access.session_dir(me))
+    assert used >= len(w)
+    with pytest.raises(ConfigError):
+        api.delete_my_model(other, ref)  # another session names it: not theirs, nothing happens
+    assert list(api.my_models(me)) == [ref]
+    for hostile in ("upload:../../etc", "upload:" + "a" * 200, "/etc/passwd", ""):
+        with pytest.raises(ConfigError):
+            api.delete_my_model(me, hostile)
+    api.delete_my_model(me, ref)
+    assert api.my_models(me) == {} and access.usage_bytes(access.session_dir(me)) < used
+    with pytest.raises(ConfigError):
+        api.predict(me, ref, [np.zeros((3, 28, 28), np.uint8)])

@@ -47,7 +47,7 @@ from .app_parts.experiment_text import (
     flag_lines, result_rows, run_links, map_runs, advice_rows, score_rows, record_words,
 )
 from .app_parts.predict import (
-    decode_upload, unpack_model_zip, import_model, predict, target_samples,
+    decode_upload, unpack_model_zip, import_model, my_models, delete_my_model, predict, target_samples,
 )
 
 __all__ = [
@@ -113,6 +113,8 @@ __all__ = [
     "decode_upload",
     "unpack_model_zip",
     "import_model",
+    "my_models",
+    "delete_my_model",
     "predict",
     "target_samples",
     "experiment_presets",

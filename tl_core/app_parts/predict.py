@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 import io
+import json
 import zipfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .. import runs
+from .. import access, runs
 from ..access import Session
 from ..checkpoint import MAX_MODEL_BYTES, Predictor
 from ..domains import get_domain
@@ -16,7 +17,7 @@ from ..domains.folder import load_image
 from ..errors import ConfigError, TLError
 from ..limits import megabytes
 from ..lru import ByteLRU
-from ..uploads import model_folder, store_model
+from ..uploads import delete_model, model_folder, store_model
 from .run_views import visible_run
 
 
@@ -74,6 +75,28 @@ def import_model(weights: bytes, meta: bytes, name: str, session: Session) -> di
     p = _load_predictor(dest)
     label = dest.name.rsplit("--", 1)[0]
     return {"model": f"upload:{dest.name}", "label": f"{label} (uploaded {p.meta['backbone']})", "classes": p.classes}
+
+
+def my_models(session: Session) -> dict[str, str]:
+    """This session's uploaded model files (reference -> label), read from its upload area: they are
+    listed after a reload too, so each one can be used or deleted."""
+    out = {}
+    folder = access.session_dir(session) / "models"
+    for d in sorted(folder.iterdir()) if folder.is_dir() else []:
+        try:
+            meta = json.loads((d / "model.json").read_text())
+            backbone = str(meta.get("backbone", "?"))[:40]
+        except (OSError, ValueError, AttributeError):
+            continue
+        out[f"upload:{d.name}"] = f"{d.name.rsplit('--', 1)[0]} (uploaded {backbone})"
+    return out
+
+
+def delete_my_model(session: Session, model: str) -> None:
+    """Delete one of this session's uploaded model files (only its owner can name it) and free its quota."""
+    folder = model_folder(session, str(model))
+    _predictor_cache().pop(str(folder))
+    delete_model(session, str(model))
 
 
 def predict(session: Session, model: str, images: list[np.ndarray], top_k: int = 3) -> list[dict[str, Any]]:
