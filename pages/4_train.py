@@ -139,6 +139,13 @@ def charts(run_id: str) -> dict:
         c4.metric("Source accuracy", f"{h[-1]['source_acc']:.1%}")
     if status in ("failed", "interrupted", "cancelled") and r["reason"]:
         (st.error if status == "failed" else st.warning)(escape_markdown(r["reason"]))
+    if status in ("failed", "interrupted", "cancelled") and r["mine"] and st.button(
+            "Resume from the last checkpoint", key=f"resume-{run_id}", icon=":material/play_arrow:"):
+        try:
+            api.resume_run(me, run_id)
+            st.rerun()
+        except Exception as e:  # noqa: BLE001
+            error_box(e)
     if status == "finished" and r["target_acc"] is not None:
         sel = r["config"]["train"].get("selection", "last")
         ci = r.get("target_acc_ci")

@@ -440,3 +440,24 @@ def test_a_reuploaded_model_with_the_same_name_is_the_new_model(home):
         outs.append(api.predict(s, res["model"], [img], top_k=10)[0]["probs"])
     assert outs[0] != outs[1]
     assert len(list((home / "uploads" / s.owner / "models").iterdir())) == 1  # the old copy is gone
+
+
+def test_a_stopped_run_is_resumed_from_the_page_by_its_owner_only(home, monkeypatch):
+    """Issue 29, item 4: an interrupted run is resumable from the page (and `runs resume`), by its owner,
+    within the owner's queue quota."""
+    from tl_core import runs
+
+    monkeypatch.setattr(runs.jobs, "schedule", lambda st=None: [])  # queue only: no worker starts here
+    alice, bob = sess("alice"), sess("bob")
+    add_run("stopped-run", alice.owner, published=True, status="interrupted")
+    with pytest.raises(TLError):
+        api.resume_run(bob, "stopped-run")  # shared with the class: watched, not resumed by others
+    assert store().get("stopped-run")["status"] == "interrupted"
+    api.resume_run(alice, "stopped-run")
+    assert store().get("stopped-run")["status"] == "queued"
+    with pytest.raises(TLError, match="Only a stopped run"):
+        api.resume_run(alice, "stopped-run")
+    monkeypatch.setenv("TL_QUOTA_QUEUED_RUNS", "1")
+    add_run("another", alice.owner, status="cancelled")
+    with pytest.raises(QuotaExceeded, match="TL_QUOTA_QUEUED_RUNS"):
+        api.resume_run(alice, "another")  # one item already waits: the quota holds for a resume too

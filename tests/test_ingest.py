@@ -253,3 +253,19 @@ def test_cli_ingest_reports_accepted_ignored_and_warned_and_refuses_with_the_app
     ok = subprocess.run([sys.executable, "-m", "tl_core", "ingest", str(z), "--json"], cwd=ROOT, env=env,
                         capture_output=True, text=True, timeout=120)
     assert json.loads(ok.stdout)["warnings"]
+
+
+@pytest.mark.parametrize("wrapper", ["d/", "e/", ""])
+def test_a_refusal_names_the_dataset_and_is_never_garbled_by_the_wrapper_folders_name(home, wrapper):
+    """Issue 29: a wrapper folder named with one letter (or the unpack area's random name) once turned
+    "Expected" into "Expecte<name>"; the refusal now names the dataset as the user named it."""
+    one_class = {f"{wrapper}cat/{i}.png": png(i) for i in range(4)}
+    with pytest.raises(ConfigError) as e:
+        ingest_zip(make_zip(one_class), "cls1", sess("w"))
+    text = str(e.value)
+    assert "Expected one sub-folder per class, e.g.  cls1/cat/1.jpg" in text and text.startswith("cls1 ")
+    assert text.startswith("cls1 has 1 class folder(s)" if wrapper else "cls1 holds 4 images")  # "cat" unwrapped
+    flat = {f"{wrapper}{i}.png": png(i) for i in range(4)}
+    with pytest.raises(ConfigError) as e:
+        ingest_zip(make_zip(flat), "f7TGA", sess("w"))
+    assert str(e.value).startswith("f7TGA holds 4 images but no class folders") and "Expected one" in str(e.value)

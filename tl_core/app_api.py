@@ -30,7 +30,7 @@ from .app_parts.strategy import (
     cli_command, selection_choices, run_limit_s, draft_to_query, draft_from_query,
 )
 from .app_parts.run_views import (
-    get_run, list_runs, cancel_run, delete_run, publish_run, read_metrics, embedding_epochs,
+    get_run, list_runs, cancel_run, resume_run, delete_run, publish_run, read_metrics, embedding_epochs,
     read_embedding, all_embeddings, finished_runs, submit, reading_words,
 )
 from .app_parts.compare import (
@@ -98,6 +98,7 @@ __all__ = [
     "get_run",
     "list_runs",
     "cancel_run",
+    "resume_run",
     "delete_run",
     "publish_run",
     "read_metrics",

@@ -521,6 +521,10 @@ class Store:
         self.write(insert, immediate=True)
         return job_id
 
+    def check_admission(self, owner: str, limits: tuple, adding: int = 1) -> None:
+        """Raise QuotaExceeded when `owner` may not queue `adding` more runs now (a resume: no insert)."""
+        self.write(lambda c: _check_queue(c, owner, limits, adding=adding))
+
     def get_advice(self, job_id: str) -> dict[str, Any] | None:
         rows = self.read("SELECT * FROM advice WHERE id=?", (str(job_id)[:40],))
         return dict(rows[0]) if rows else None

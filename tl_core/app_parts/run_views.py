@@ -60,6 +60,16 @@ def cancel_run(session: Session, run_id: str) -> None:
     runs.cancel(run_id)
 
 
+def resume_run(session: Session, run_id: str) -> None:
+    """Queue one of this session's interrupted, cancelled or failed runs again, from its last checkpoint
+    (within the session's queue quota, as a new launch would be)."""
+    r = _own(session, run_id)
+    if r["status"] not in ("interrupted", "cancelled", "failed"):
+        raise ConfigError(f"Only a stopped run can be resumed (this one is {r['status']}).")
+    runs.store().check_admission(session.owner, access.queue_limits(session))
+    runs.resume(run_id)
+
+
 def delete_run(session: Session, run_id: str) -> None:
     _own(session, run_id)
     runs.delete(run_id)
