@@ -1,5 +1,6 @@
 """Test set-up: a private TL_HOME per session, TL_DATA_DIR pointing at the shared real data."""
 import os
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -42,6 +43,18 @@ def isolated_home(path: Path) -> Path:
 
 
 os.environ.setdefault("TL_HOME_SESSION", os.environ["TL_HOME"])
+
+
+@contextmanager
+def module_home(tmp_path_factory, name: str):
+    """A fresh TL_HOME (see `isolated_home`) for a whole test module, the previous one put back after."""
+    old = os.environ["TL_HOME"]
+    home = isolated_home(tmp_path_factory.mktemp(name))
+    os.environ["TL_HOME"] = str(home)
+    try:
+        yield home
+    finally:
+        os.environ["TL_HOME"] = old
 
 
 def class_zip(name: str, per_class: int = 5) -> bytes:

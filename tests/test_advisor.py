@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import ROOT, isolated_home, named_session
+from conftest import ROOT, module_home, named_session
 from tl_core import advisor
 from tl_core import app_api as api
 from tl_core import transferability as T
@@ -61,12 +61,8 @@ def test_logme_matches_its_definition_on_a_small_case():
 
 @pytest.fixture(scope="module")
 def home(tmp_path_factory):
-    import os
-
-    old = os.environ["TL_HOME"]
-    os.environ["TL_HOME"] = str(isolated_home(tmp_path_factory.mktemp("advisor")))
-    yield
-    os.environ["TL_HOME"] = old
+    with module_home(tmp_path_factory, "advisor") as h:
+        yield h
 
 
 def test_features_are_computed_once_per_candidate_and_domains(home, monkeypatch):

@@ -8,7 +8,7 @@ import json
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from conftest import ROOT, isolated_home
+from conftest import ROOT, module_home
 from tl_core import app_api as api
 from tl_core.config import RunConfig, loads_bounded
 from tl_core.errors import ConfigError
@@ -49,12 +49,8 @@ HOSTILE = {
 
 @pytest.fixture(scope="module")
 def home(tmp_path_factory):
-    import os
-
-    old = os.environ["TL_HOME"]
-    os.environ["TL_HOME"] = str(isolated_home(tmp_path_factory.mktemp("hostile")))
-    yield
-    os.environ["TL_HOME"] = old
+    with module_home(tmp_path_factory, "hostile") as h:
+        yield h
 
 
 @pytest.mark.parametrize("name", list(HOSTILE))
