@@ -7,7 +7,7 @@ import tempfile
 
 import pytest
 
-from conftest import ROOT, isolated_home
+from conftest import bench_server, isolated_home
 
 CHROMIUM = "/usr/bin/chromium"
 pytestmark = [pytest.mark.browser,
@@ -16,10 +16,7 @@ pytestmark = [pytest.mark.browser,
 
 @pytest.fixture
 def fresh_server(tmp_path):
-    import sys
-
-    sys.path.insert(0, str(ROOT / "bench"))
-    from _server import Server
+    Server = bench_server().Server
 
     home = isolated_home(tmp_path / "home")
     srv = Server(home, env={"TL_DATA_DIR": tempfile.mkdtemp(prefix="tl-nodata-"), "TL_OFFLINE": "1",

@@ -110,8 +110,7 @@ def test_changing_a_custom_grids_source_and_target_with_the_default_time(home):
     at.segmented_control[0].set_value("custom").run()
     assert not at.exception, [e.value for e in at.exception]
     assert "budget" not in at.query_params
-    src, tgt = at.selectbox[0], at.selectbox[1]
-    src.set_value("mnist").run()
+    at.selectbox[0].set_value("mnist").run()
     assert not at.exception, [e.value for e in at.exception]
     at.selectbox[1].set_value("usps").run()
     assert not at.exception, [e.value for e in at.exception]

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from conftest import ROOT, isolated_home
+from conftest import ROOT, bench_server, isolated_home
 from tl_core import RunConfig
 from tl_core import runs
 
@@ -121,8 +121,8 @@ def test_an_experiment_launched_from_the_app_with_a_ray_address_trains_live_on_r
     launched experiment's runs go to Ray and their progress shows on the page as for local runs."""
     from playwright.sync_api import sync_playwright
 
-    sys.path.insert(0, str(ROOT / "bench"))
-    from _server import FLAGS, Server
+    bench = bench_server()
+    FLAGS, Server = bench.FLAGS, bench.Server
 
     from tl_core.store import Store
 
