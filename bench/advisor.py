@@ -48,7 +48,7 @@ def pairs(data: Path) -> list[tuple[str, str, str]]:
 
 
 def run_cell(source: str, target: str, backbone: str, freeze: int, method: str, budget: float, home: str) -> dict:
-    cmd = [sys.executable, "-m", "tl_core", "train", "--source", source, "--target", target, "--backbone", backbone,
+    cmd = [sys.executable, "-m", "tl_core", "train", "--fresh", "--source", source, "--target", target, "--backbone", backbone,
            "--method", method, "--seed", "0", "--embedding", "none", "--budget", str(budget), "--json", "--quiet"]
     if backbone != "lenet":
         cmd += ["--freeze", str(freeze)]

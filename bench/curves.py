@@ -27,7 +27,7 @@ OUT = ROOT / "bench" / "results" / "curves.json"
 
 
 def run_one(source: str, target: str, method: str, total_steps: int, epochs: int, seed: int, env: dict) -> dict:
-    cmd = [sys.executable, "-m", "tl_core", "train", "--source", source, "--target", target, "--backbone", "lenet",
+    cmd = [sys.executable, "-m", "tl_core", "train", "--fresh", "--source", source, "--target", target, "--backbone", "lenet",
            "--method", method, "--epochs", str(epochs), "--steps", str(max(1, total_steps // epochs)),
            "--seed", str(seed), "--embedding", "none", "--json", "--quiet"]
     t = time.perf_counter()

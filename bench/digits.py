@@ -33,7 +33,7 @@ SHORT = {"mnist": "M", "usps": "U"}
 
 def run_one(source: str, target: str, method: str, seed: int, extra: list[str], threads: int = 0) -> dict:
     name, own = VARIANTS.get(method, (method, []))
-    cmd = [sys.executable, "-m", "tl_core", "train", "--source", source, "--target", target, "--backbone", "lenet",
+    cmd = [sys.executable, "-m", "tl_core", "train", "--fresh", "--source", source, "--target", target, "--backbone", "lenet",
            "--method", name, "--seed", str(seed), "--json", "--quiet", "--budget", "0", *own, *extra]
     t = time.perf_counter()
     env = {**os.environ, **({"TL_THREADS": str(threads)} if threads else {})}  # another reduction order

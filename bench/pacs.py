@@ -39,7 +39,7 @@ METHODS = {
 
 
 def run_one(source: str, target: str, method: str, seed: int) -> dict:
-    cmd = [sys.executable, "-m", "tl_core", "train", "--source", f"folder:{DATA / source}",
+    cmd = [sys.executable, "-m", "tl_core", "train", "--fresh", "--source", f"folder:{DATA / source}",
            "--target", f"folder:{DATA / target}", *RECIPE, *METHODS[method], "--seed", str(seed), "--json", "--quiet"]
     t = time.perf_counter()
     p = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)

@@ -32,7 +32,7 @@ def main() -> int:
     pacs = Path(os.environ.get("TL_DATA_DIR", ROOT.parent / "shared" / "data")) / "PACS_subset50"
     src, tgt = a.pair.split(",")
     env = {**os.environ, "TL_HOME": tempfile.mkdtemp(prefix="tl-pacs-dann-"), "TL_OFFLINE": "1"}
-    cmd = [sys.executable, "-m", "tl_core", "experiment", "--source", f"folder:{pacs / src}",
+    cmd = [sys.executable, "-m", "tl_core", "experiment", "--fresh", "--source", f"folder:{pacs / src}",
            "--target", f"folder:{pacs / tgt}", "--backbone", "efficientnet_lite0", "--methods", a.methods,
            "--seeds", a.seeds, "--budget", a.budget, "--json", "--quiet"]
     p = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)

@@ -47,7 +47,7 @@ def main() -> int:
         what, flags, methods = VARIANTS[name]
         for seed in [int(s) for s in a.seeds.split(",")]:
             for m in methods:
-                args = ["train", "--source", f"folder:{PACS / 'photo'}", "--target", f"folder:{PACS / 'sketch'}",
+                args = ["train", "--fresh", "--source", f"folder:{PACS / 'photo'}", "--target", f"folder:{PACS / 'sketch'}",
                         "--backbone", "efficientnet_lite0", "--method", m, "--seed", str(seed), *flags, "--json",
                         "--quiet"]
                 out, wall, err = tl(args, env)

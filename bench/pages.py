@@ -51,7 +51,7 @@ def main() -> int:
                 page.close()
             cfg = home / "run.json"
             cfg.write_text(APP_DEFAULT.to_json())
-            rid = json.loads(server.cli("train", "--config", str(cfg), "--detach", "--json"))["run_id"]
+            rid = json.loads(server.cli("train", "--fresh", "--config", str(cfg), "--detach", "--json"))["run_id"]
             page = ctx.new_page()
             page.goto(f"{server.url}/train?run={rid}")
             page.get_by_text("images/s").first.wait_for(timeout=120_000)  # it trains

@@ -55,7 +55,7 @@ def run_details(home: Path, run_ids: list[str], env: dict) -> list[dict]:
 
 
 def preset_row(name: str, env: dict, data: str) -> dict:
-    out, wall, err = tl(["experiment", "--preset", name, "--json", "--quiet"], env)
+    out, wall, err = tl(["experiment", "--fresh", "--preset", name, "--json", "--quiet"], env)
     if out is None:
         return {"preset": name, "data": data, "status": "failed", "error": err}
     ids = [run["run_id"] for r in out["results"] for run in r["runs"]]
@@ -76,7 +76,7 @@ def folder_rows(env: dict, seeds: list[int]) -> list[dict]:
     jobs += [("photo", "sketch", seed) for seed in seeds if seed != 0]
     for s, t, seed in jobs:
         for m in ("source_only", "dann"):
-            args = ["train", "--source", f"folder:{PACS / s}", "--target", f"folder:{PACS / t}", "--backbone",
+            args = ["train", "--fresh", "--source", f"folder:{PACS / s}", "--target", f"folder:{PACS / t}", "--backbone",
                     "efficientnet_lite0", "--method", m, *(["--seed", str(seed)] if seed else []), "--json",
                     "--quiet"]
             out, wall, err = tl(args, env)

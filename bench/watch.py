@@ -68,7 +68,7 @@ def one(watchers: int) -> dict:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
             pages = []
-            rid = json.loads(server.cli("train", "--config", str(cfg), "--detach", "--json"))["run_id"]
+            rid = json.loads(server.cli("train", "--fresh", "--config", str(cfg), "--detach", "--json"))["run_id"]
             for _ in range(watchers):
                 pg = browser.new_context(viewport={"width": 1400, "height": 1600}).new_page()
                 pg.goto(f"{server.url}/train?run={rid}")

@@ -84,6 +84,8 @@ with st.expander("Training settings"):
                              help="More than 1: one run per seed (seed, seed+1, ...), reported as mean ± std "
                                   "on the Compare page.", key="n_seeds")
 
+if (int(epochs), int(steps), int(batch)) != (t["epochs"], t["steps_per_epoch"], t["batch_size"]):
+    st.session_state.schedule_chosen = True  # the Train page no longer fits the plan to its budget by itself
 update("method", name=name, params=params)
 update("data", target_labels=labels)
 update("train", epochs=int(epochs), steps_per_epoch=int(steps), batch_size=int(batch), lr=float(lr), seed=int(seed),

@@ -17,6 +17,19 @@ ss, me = st.session_state, session()
 valid, why = api.validate(cfg(), session())
 if valid is not None and (why := api.allowed(me, valid)):
     valid = None
+what = (cfg()["data"]["source"], cfg()["data"]["target"], cfg()["model"]["backbone"], cfg()["method"]["name"])
+if valid is not None and not ss.get("schedule_chosen") and ss.get("auto_planned") != what:
+    # the default is a plan the server will run: a draft whose schedule nobody chose is fitted to the
+    # time budget (2 min unless changed below) before it is offered, never offered and then refused
+    wanted = float(ss.get("budget", 2.0)) * 60
+    ss.auto_planned = what  # once per pair, backbone and method
+    if api.estimate_seconds(valid) > 1.25 * wanted:
+        planned, notes = api.plan_for_budget(cfg(), wanted)
+        if planned != cfg():
+            st.session_state.cfg = planned
+            ss.plan_notes = [f"fitted to the {wanted / 60:g}-min budget by itself"] + notes
+            keep_draft_in_url()
+            st.rerun()
 with st.container(border=True):
     if valid is not None:
         st.markdown(api.describe_plan(valid))
@@ -33,6 +46,7 @@ with st.container(border=True):
                                  help="Fit the plan to this budget: steps from the measured speed of this machine; "
                                       "for a pretrained backbone also the frozen stages, input size and batch.")
         if c3.button("Fit the plan to the budget", key="fit"):
+            ss.schedule_chosen = False
             planned, notes = api.plan_for_budget(cfg(), budget * 60)
             st.session_state.cfg = planned
             st.session_state.plan_notes = notes
@@ -117,7 +131,10 @@ def status_panel(run_id: str) -> None:
             api.cancel_run(me, run_id)
         except Exception as e:  # noqa: BLE001
             error_box(e)
-    if status == "queued":
+    if status == "queued" and r["attached"]:
+        st.info(escape_markdown(r["reused_words"][:1].upper() + r["reused_words"][1:] + "."),
+                icon=":material/link:")
+    elif status == "queued":
         st.info(f"Waiting in the queue (position {r['queue_position']}): one run trains at a time on this machine.")
     if p:
         frac = p["step"] / max(p["total_steps"], 1)
@@ -155,6 +172,16 @@ def charts(run_id: str) -> dict:
                    + (f", in {r['wall_s']:.0f} s" if r["wall_s"] is not None else "")
                    + f"; reported from epoch {r['best_epoch']} (selection: {sel}, which reads no target label).")
         st.caption(escape_markdown(api.reading_words(r)))
+        if r["reused_words"]:
+            st.info(escape_markdown(r["reused_words"][:1].upper() + r["reused_words"][1:] + "."), icon=":material/link:")
+            if st.button("Train again", key=f"again-{run_id}", icon=":material/replay:",
+                         help="Train this config anew instead of reusing the identical run's numbers."):
+                try:
+                    ss.run_id = api.train_again(me, run_id)
+                    st.query_params["run"] = ss.run_id
+                    st.rerun()
+                except Exception as e:  # noqa: BLE001
+                    error_box(e)
     a, b = st.columns(2)
     a.plotly_chart(plots.loss_curves(h), key="loss")
     b.plotly_chart(plots.accuracy_curves(h), key="acc")

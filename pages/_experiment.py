@@ -17,7 +17,7 @@ def live(me, exp_id: str) -> None:
     except StoreBusy as e:
         st.caption(escape_markdown(e))
         return
-    seen = (p["runs_done"], p["status"])
+    seen = (p["runs_done"], p.get("runs_ended"), p["status"])
     if ss.get(f"xseen-{exp_id}", seen) != seen:
         ss[f"xseen-{exp_id}"] = seen
         st.rerun()
@@ -47,6 +47,23 @@ def show(me, exp_id: str, presets: dict) -> None:
             error_box(e)
     if active:
         live(me, exp_id)
+    if v["reused"] or v["waiting_on_identical"]:
+        n = len(v["runs"])
+        words = (f"{v['reused']} of {n} runs had identical inputs (config, data, code and machine) to runs "
+                 f"trained earlier on this server and carry their numbers; " if v["reused"] else "")
+        words += (f"{v['waiting_on_identical']} wait on identical runs training now. " if v["waiting_on_identical"]
+                  else "")
+        st.info(escape_markdown(words + "Same inputs give the same numbers here, so nothing was trained twice."),
+                icon=":material/link:")
+        if not active and st.button("Train again", key="xagain", icon=":material/replay:",
+                                    help="Launch this grid anew with every run trained, none reused."):
+            try:
+                new_id = api.train_experiment_again(me, exp_id)
+                q.clear()
+                q["experiment"] = new_id
+                st.rerun()
+            except Exception as e:  # noqa: BLE001
+                error_box(e)
     box = {"success": st.success, "warning": st.warning, "info": st.info}[api.verdict_tone(v)]
     box(api.escape_markdown(v["verdict"]).replace("\\*\\*", "**"), icon=":material/gavel:")
     for level, text in api.flag_lines(v):

@@ -265,6 +265,18 @@ def test_no_verdict_before_the_baseline_finishes():
     assert X.summary(e)["verdict"].startswith("No verdict yet")
 
 
+def test_a_run_stopped_by_the_time_limit_is_named_in_the_verdict_and_never_counted_as_done():
+    """Issue 30, item 5: cancelled, failed or time-limited runs are not done; the verdict says why it lacks one."""
+    e = record(spec(), {"DANN": [0.8]})
+    e["runs"].append({"id": "b", "strategy": "source only", "seed": 0, "status": "cancelled", "target_acc": None,
+                      "source_acc": None, "wall_s": None, "created": 0, "config": e["runs"][0].get("config"),
+                      "reason": "stopped at the time limit of 30 min per run set by the server's owner "
+                                "(TL_QUOTA_RUN_WALL_S); the last checkpoint is kept."})
+    v = X.summary(e)["verdict"]
+    assert v.startswith("1 of 2 runs stopped by the server's time limit") and "the verdict needs it" in v
+    assert "No verdict yet" not in v  # nothing is pending: it will not finish by itself
+
+
 # -- the store: one object with its runs -------------------------------------------------------------
 
 def test_launch_records_the_experiment_and_all_its_runs(home):
@@ -492,3 +504,17 @@ def test_a_run_declares_its_share_of_the_device():
 
     assert device_share(RunConfig().to_dict()) == 0.25
     assert device_share(RunConfig().replace(model={"backbone": "resnet18"}).to_dict()) == 1.0
+
+
+def test_progress_counts_only_finished_runs_as_done():
+    from tl_core import RunConfig
+    from tl_core.app_api import progress_words
+
+    cfg = RunConfig().to_dict()
+    statuses = ["finished", "cancelled", "failed", "queued"]
+    e = {"runs": [{"id": str(i), "status": s, "config": cfg, "wall_s": 10.0 if s == "finished" else None,
+                   "estimate_s": 10.0, "reason": "TL_QUOTA_RUN_WALL_S" if s == "cancelled" else ""}
+                  for i, s in enumerate(statuses)]}
+    p = X.progress(e)
+    assert p["runs_done"] == 1 and p["runs_stopped"] == 2 and p["time_limited"] == 1
+    assert progress_words(p).startswith("1 of 4 runs done · 2 stopped (1 by the server's time limit)")

@@ -59,7 +59,8 @@ def test_thirty_sessions_launch_the_first_visit_experiment_all_accepted_and_serv
 
     def launch(s):
         try:
-            spec, why = api.experiment_from_query({}, s)  # the page a first visit opens on
+            i = students.index(s)  # the first visit's preset, each student on seeds of their own: nothing to reuse
+            spec, why = api.experiment_from_query({"preset": "quickstart", "seeds": f"{2 * i},{2 * i + 1}"}, s)
             assert spec is not None, why
             accepted[s.owner] = api.launch_experiment(spec, s)
         except QuotaExceeded as e:
@@ -144,8 +145,8 @@ def test_a_hundred_fresh_cookies_cannot_fill_the_queue_and_a_seat_keeps_its_plac
     monkeypatch.setattr(runs.jobs, "schedule", lambda st=None: [])
     total = 60  # TL_QUOTA_QUEUED_TOTAL's default
     classmates = seated(3)
-    for s in classmates[:2]:  # two seated students launched before the flood
-        spec, _ = api.experiment_from_query({}, s)
+    for i, s in enumerate(classmates[:2]):  # two seated students launched before the flood (own seeds)
+        spec, _ = api.experiment_from_query({"preset": "quickstart", "seeds": f"{2 * i},{2 * i + 1}"}, s)
         api.launch_experiment(spec, s)
     queued, refusals = _flood(100, local)
     rows = runs.store().list(limit=10_000)
@@ -156,8 +157,30 @@ def test_a_hundred_fresh_cookies_cannot_fill_the_queue_and_a_seat_keeps_its_plac
     else:
         assert 0 < queued <= total and refusals  # on one's own machine they train, but never past the total
     me = classmates[2]
-    spec, _ = api.experiment_from_query({}, me)
+    spec, _ = api.experiment_from_query({"preset": "quickstart", "seeds": "4,5"}, me)
     exp = api.launch_experiment(spec, me)  # a seat's first item is admitted whatever the flood
     mine = [r for r in runs.store().list(limit=10_000) if r.get("experiment_id") == exp]
     first = min(runs.get_run(r["id"])["queue_position"] for r in mine)
     assert first == 3  # behind the two seated students' first runs only, as with no flood at all
+
+
+def test_thirty_sessions_asking_the_same_question_share_one_training(home, monkeypatch):
+    """Issue 30: the first-visit experiment launched by 30 students at once is trained once: the first
+    student's 4 runs are queued, the 116 others wait on them (attached) and take their numbers."""
+    monkeypatch.setattr(runs.jobs, "schedule", lambda st=None: [])
+    students = seated(30)
+    for s in students:
+        spec, _ = api.experiment_from_query({}, s)
+        api.launch_experiment(spec, s)
+    rows = runs.store().list(limit=1000)
+    trained = [r for r in rows if not r["attached_to"]]
+    assert len(rows) == 120 and len(trained) == 4
+    assert len({r["owner"] for r in trained}) == 1 and runs.store().queue_order() == \
+        sorted((r["id"] for r in trained), key=lambda i: runs.get_run(i)["queue_position"])
+    ex = InstantExecutor()
+    monkeypatch.setattr(executors, "current", lambda home=None, reschedule=None: ex)
+    st = runs.store()
+    for rid in [r["id"] for r in trained]:  # the 4 runs finish (with results to carry)
+        st.update(rid, status="finished", target_acc=0.5, source_acc=0.9, epoch=1, ended=1.0)
+    assert st.settle_attached() == 116
+    assert {runs.get_run(r["id"])["status"] for r in rows} == {"finished"} and ex.started == []

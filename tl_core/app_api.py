@@ -30,7 +30,7 @@ from .app_parts.strategy import (
     cli_command, selection_choices, run_limit_s, draft_to_query, draft_from_query,
 )
 from .app_parts.run_views import (
-    get_run, list_runs, cancel_run, resume_run, delete_run, publish_run, read_metrics, embedding_epochs,
+    get_run, list_runs, cancel_run, resume_run, train_again, delete_run, publish_run, read_metrics, embedding_epochs,
     read_embedding, all_embeddings, finished_runs, submit, reading_words,
 )
 from .app_parts.compare import (
@@ -38,7 +38,7 @@ from .app_parts.compare import (
 )
 from .app_parts.experiments import (
     experiment_presets, first_visit_preset, experiment_from_query, experiment_query, link_budget, plan_experiment,
-    launch_experiment, view_experiment, experiment_progress, list_experiments, cancel_experiment,
+    launch_experiment, train_experiment_again, view_experiment, experiment_progress, list_experiments, cancel_experiment,
     delete_experiment, publish_experiment, export_experiment, ask_advisor, advice_job, latest_advice, launch_advised,
     advisor_track_record,
 )
@@ -99,6 +99,7 @@ __all__ = [
     "list_runs",
     "cancel_run",
     "resume_run",
+    "train_again",
     "delete_run",
     "publish_run",
     "read_metrics",
@@ -125,6 +126,7 @@ __all__ = [
     "link_budget",
     "plan_experiment",
     "launch_experiment",
+    "train_experiment_again",
     "view_experiment",
     "experiment_progress",
     "list_experiments",

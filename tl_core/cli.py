@@ -163,7 +163,8 @@ def run_summary(run_id: str) -> dict[str, Any]:
     history, _ = runs.read_metrics(run_id)
     keep = ("run_id", "status", "reason", "epoch", "epochs", "source_acc", "target_acc", "best_epoch",
             "wall_s", "device", "trainable_params", "total_params", "name", "created",
-            "queue_position", "progress", "estimate_s", "peak_mb", "experiment_id", "executor", "node")
+            "queue_position", "progress", "estimate_s", "peak_mb", "experiment_id", "executor", "node",
+            "reused_from", "reused_words", "run_key")
     out = {k: r.get(k) for k in keep}
     out["run_id"] = run_id
     out["best_target_acc"] = r.get("target_acc")  # = target_acc (the selected epoch's): kept for older readers
@@ -210,7 +211,8 @@ def _report(run_id: str, as_json: bool) -> int:
         print(json.dumps(out))
     elif out["status"] == "finished":
         print(f"run {run_id} finished: source accuracy {out['source_acc']:.3f}, target accuracy "
-              f"{out['target_acc']:.3f} in {out['wall_s']:.0f} s")
+              f"{out['target_acc']:.3f} in {out['wall_s']:.0f} s" + (f" ({out['reused_words']})"
+                                                                     if out["reused_words"] else ""))
     else:
         print(f"run {run_id} {out['status']}: {out['reason']}")
     return 0 if out["status"] == "finished" else 1
@@ -234,7 +236,7 @@ def cmd_train(args) -> int:
             print(f"note: {note}", file=sys.stderr)
     if cfg.train.seeds:
         return _train_seeds(cfg, args, res.sources)
-    run_id = runs.submit(cfg, name=args.name or "", sources=res.sources)
+    run_id = runs.submit(cfg, name=args.name or "", sources=res.sources, fresh=args.fresh)
     if args.detach:
         print(json.dumps({"run_id": run_id, "status": "queued"}) if args.json else run_id)
         return _detached(args)
@@ -264,7 +266,7 @@ def seed_stats(values: list[float]) -> dict[str, float | int]:
 
 def _train_seeds(cfg, args, sources: dict[str, str] | None = None) -> int:
     """One run per seed (queued together, run as the limit allows), then mean ± std."""
-    ids = [runs.submit(c, name=args.name or "", sources=sources) for c in cfg.per_seed()]
+    ids = [runs.submit(c, name=args.name or "", sources=sources, fresh=args.fresh) for c in cfg.per_seed()]
     if args.detach:
         print(json.dumps({"run_ids": ids, "status": "queued"}) if args.json else " ".join(ids))
         return _detached(args)
@@ -427,7 +429,7 @@ def cmd_experiment(args) -> int:
         for note in starter_notes(members[0][2]):
             print(f"note: {note}", file=sys.stderr)
     t0 = time.perf_counter()
-    exp_id = experiments.launch(spec, name=args.name or "")
+    exp_id = experiments.launch(spec, name=args.name or "", fresh=args.fresh)
     if args.detach:
         print(json.dumps({"experiment_id": exp_id, "status": "queued"}) if args.json else exp_id)
         return _detached(args)
@@ -445,9 +447,9 @@ def cmd_experiment(args) -> int:
                 f"{clock(p['eta_s'])}")
         if sys.stderr.isatty() and line != last["line"]:
             print("\r" + line + "   ", end="", file=sys.stderr, flush=True)
-        elif not sys.stderr.isatty() and p["runs_done"] != last["done"]:
-            print(line, file=sys.stderr, flush=True)  # a log gets a line per finished run
-        last.update(line=line, done=p["runs_done"])
+        elif not sys.stderr.isatty() and p["runs_ended"] != last["done"]:
+            print(line, file=sys.stderr, flush=True)  # a log gets a line per ended run
+        last.update(line=line, done=p["runs_ended"])
 
     try:
         e = experiments.wait(exp_id, on_tick=tick)
@@ -501,6 +503,8 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
                         "plan nothing, use the plain defaults")
     p.add_argument("--name", help="a name for the run")
     p.add_argument("--detach", action="store_true", help="queue the run and return at once")
+    p.add_argument("--fresh", action="store_true", help="train even when an identical run (same config, data, "
+                   "code and machine) already has the numbers: by default it is reused, marked reused_from")
     p.add_argument("--json", action="store_true", help="print one JSON object with the result last on stdout")
     p.add_argument("--quiet", action="store_true")
 
@@ -545,7 +549,7 @@ def cmd_reproduce(args) -> int:
     """Re-run a recorded result with its exact config; exit 0 when the new value is within its interval."""
     rec = recorded_reading(args.file, args.row)
     cfg = validate(rec["config"])
-    run_id = runs.submit(cfg, name="reproduce")
+    run_id = runs.submit(cfg, name="reproduce", fresh=True)  # reproducing is training again
     follow(run_id, ProgressBar(quiet=args.quiet))
     out = run_summary(run_id)
     new, ci = out["target_acc"], rec["interval"]
@@ -677,6 +681,8 @@ def build_parser() -> argparse.ArgumentParser:
     pe.add_argument("--name", help="a name for the experiment")
     pe.add_argument("--show", metavar="ID", help="print an experiment's results (finished or not)")
     pe.add_argument("--detach", action="store_true", help="queue the runs and return at once")
+    pe.add_argument("--fresh", action="store_true", help="train every run even where an identical one already has "
+                    "the numbers (by default those are reused)")
     pe.add_argument("--json", action="store_true", help="print one JSON object with the results last on stdout")
     pe.add_argument("--quiet", action="store_true")
     pe.set_defaults(fn=cmd_experiment)

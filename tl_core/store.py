@@ -17,8 +17,9 @@ so a run survives a long lock.
 from __future__ import annotations
 
 import json
-import secrets
 import os
+import secrets
+import shutil
 import re
 import socket
 import sqlite3
@@ -82,7 +83,16 @@ ADDED_COLUMNS = (("published", "INTEGER DEFAULT 0"), ("host", "TEXT DEFAULT ''")
                  ("target_n", "INTEGER"), ("target_eval", "TEXT DEFAULT ''"), ("provenance", "TEXT DEFAULT ''"),
                  ("config_sources", "TEXT DEFAULT ''"),
                  ("estimate_s", "REAL"), ("executor", "TEXT DEFAULT 'local'"), ("node", "TEXT DEFAULT ''"),
-                 ("driver_pid", "INTEGER"), ("seated", "INTEGER DEFAULT 1"))
+                 ("driver_pid", "INTEGER"), ("seated", "INTEGER DEFAULT 1"), ("run_key", "TEXT DEFAULT ''"),
+                 ("reused_from", "TEXT DEFAULT ''"), ("attached_to", "TEXT DEFAULT ''"))
+# What a run that reuses an identical finished run takes from it (its own id, owner, name, config and
+# sharing stay its own)
+RESULT_COLUMNS = ("epoch", "epochs", "source_acc", "target_acc", "best_epoch", "best_target_acc", "wall_s",
+                  "trainable_params", "total_params", "device", "target_n", "target_eval", "provenance", "peak_mb",
+                  "executor", "node")
+# A run's own files, never taken by a run that reuses it (the rest, checkpoints and feature maps, are
+# written once and replaced by rename, so they are linked; the metrics log is appended, so it is copied)
+OWN_FILES = ("config.json", "record.json", "worker.log")
 MIRROR_SKIP = {"config", "heartbeat"}  # the config has its own file; a heartbeat is not worth a write
 
 
@@ -366,23 +376,35 @@ class Store:
     def insert_run(self, run_id: str | None, config: dict[str, Any], name: str = "", owner: str = "",
                    published: bool = False, limits: tuple[int | None, ...] = (None, None),
                    wall_limit_s: float | None = None, estimate_s: float | None = None,
-                   sources: dict[str, str] | None = None, config_id: str = "") -> str:
+                   sources: dict[str, str] | None = None, config_id: str = "", run_key: str = "",
+                   fresh: bool = False) -> str:
         """Record a queued run and return its id: `run_id`, or (None) a fresh `new_run_id(config_id)`
         drawn inside the transaction. `limits` (an `Admission`) are checked in the same transaction so
-        that concurrent submissions cannot overshoot."""
+        that concurrent submissions cannot overshoot. Unless `fresh`, a run whose `run_key` matches a
+        finished run is recorded finished at once with its results (`reused_from`), and one that matches
+        a queued or training run waits on it (`attached_to`): identical work is trained once."""
         if run_id is not None:
             check_run_id(run_id)
         ids: list[str] = []
 
+        twins: list[str] = []
+
         def insert(c: sqlite3.Connection) -> None:
             ids.clear()
-            _check_queue(c, owner, limits, adding=1)
+            twins.clear()
+            twin = None if fresh else _twin(c, run_key)
+            if twin is None or twin["status"] != "finished":  # a reuse waits for nothing and costs nothing
+                _check_queue(c, owner, limits, adding=1)
             rid = run_id if run_id is not None else _draw_run_id(c, config_id or "run", set())
             row = _row_from_config(rid, config, owner=owner)
             row.update(name=name, published=int(published), wall_limit_s=wall_limit_s, host=HOST,
                        estimate_s=estimate_s, config_sources=json.dumps(sources or {}, sort_keys=True),
-                       seated=int(admission(limits).seated))
+                       seated=int(admission(limits).seated), run_key=run_key,
+                       attached_to=twin["id"] if twin is not None and twin["status"] != "finished" else "")
             _insert_row(c, row)
+            if twin is not None and twin["status"] == "finished":
+                _take_results(c, rid, twin)
+                twins.append(twin["id"])
             ids.append(rid)
 
         self.write(insert, immediate=True)  # the row first: a refused or duplicate id leaves no folder
@@ -390,24 +412,79 @@ class Store:
         rd = self.run_dir(rid)
         rd.mkdir(parents=True, exist_ok=True)
         atomic_write_text(rd / "config.json", json.dumps(config, indent=2, sort_keys=True))
+        for twin_id in twins:
+            self._link_files(twin_id, rid)
         self.mirror(rid)
         return rid
+
+    # -- identical work, trained once ---------------------------------------------------------
+    def _link_files(self, src: str, dst: str) -> None:
+        """A reusing run's folder: the checkpoints and feature maps of the run it reuses, hard-linked (never
+        copied: they are written once and replaced by rename, so neither run can change the other's);
+        the metrics log copied (a resumed run appends to its own)."""
+        a, b = self.run_dir(src), self.run_dir(dst)
+        for f in sorted(a.rglob("*")) if a.is_dir() else []:
+            rel = f.relative_to(a)
+            if not f.is_file() or rel.name in OWN_FILES or any(p.startswith(".") for p in rel.parts):
+                continue  # its own record, and a save in progress
+            t = b / rel
+            t.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                if rel.name == "metrics.jsonl":
+                    raise OSError  # appended to by a resumed run: a copy of its own
+                os.link(f, t)
+            except OSError:
+                shutil.copy2(f, t)
+
+    def settle_attached(self) -> int:
+        """Runs attached to an identical run that has ended: they take its results when it finished, else
+        they are let go to train on their own. Returns how many were settled."""
+        done: list[tuple[str, str]] = []
+
+        def settle(c: sqlite3.Connection) -> None:
+            done.clear()
+            rows = c.execute("SELECT a.id AS id, a.attached_to AS twin FROM runs a LEFT JOIN runs t ON "
+                             "t.id = a.attached_to WHERE a.status='queued' AND a.attached_to != '' AND "
+                             f"(t.id IS NULL OR t.status IN {TERMINAL})").fetchall()
+            for r in rows:
+                twin = c.execute("SELECT * FROM runs WHERE id=?", (r["twin"],)).fetchone()
+                if twin is not None and twin["status"] == "finished":
+                    _take_results(c, r["id"], twin)
+                    done.append((twin["id"], r["id"]))
+                else:
+                    c.execute("UPDATE runs SET attached_to='' WHERE id=?", (r["id"],))
+
+        if not self.read("SELECT 1 FROM runs WHERE status='queued' AND attached_to != '' LIMIT 1"):
+            return 0  # the common case: no write lock taken
+        self.write(settle, immediate=True)
+        for twin_id, rid in done:
+            self._link_files(twin_id, rid)
+            self.mirror(rid)
+        return len(done)
 
     def insert_experiment(self, exp_id: str, record: dict[str, Any],
                           members: list[tuple[str, dict[str, Any], str, float | None]],
                           limits: tuple = (None, None),
-                          wall_limit_s: float | None = None) -> list[str]:
-        """Record an experiment and queue its member runs `(config id, config, strategy label)` in one
-        transaction: all of them or none. For the per-session quota an experiment counts as one item
-        of work; for the server's queue every run counts. Returns the run ids, in order."""
+                          wall_limit_s: float | None = None, fresh: bool = False) -> list[str]:
+        """Record an experiment and queue its member runs `(config id, config, strategy label, estimate,
+        field sources, run key)` in one transaction: all of them or none. A member whose key matches a
+        finished run takes its results at once; one matching a queued or training run waits on it (see
+        `insert_run`), unless `fresh`. For the per-session quota an experiment counts as one item of
+        work; for the server's queue every run it trains counts. Returns the run ids, in order."""
         check_run_id(exp_id)
         now = time.time()
         rec = {**record, "created": now}
         rows: list[dict[str, Any]] = []
+        reused: list[tuple[str, str]] = []
 
         def insert(c: sqlite3.Connection) -> None:
             rows.clear()
-            _check_queue(c, record["owner"], limits, adding=len(members), unit=True)
+            reused.clear()
+            keys = [(m[5] if len(m) > 5 else "") for m in members]
+            finished = [t is not None and t["status"] == "finished"
+                        for t in ((None if fresh else _twin(c, k)) for k in keys)]
+            if not all(finished):
+                _check_queue(c, record["owner"], limits, adding=len(members) - sum(finished), unit=True)
             c.execute("INSERT INTO experiments (id, name, owner, published, created, spec, preset) VALUES (?,?,?,?,?,?,?)",
                       (exp_id, rec["name"], rec["owner"], int(rec["published"]), now, rec["spec"], rec.get("preset", "")))
             taken: set[str] = set()
@@ -419,11 +496,19 @@ class Store:
                 row.update(config_sources=json.dumps(more[0] if more else {}, sort_keys=True))
                 row.update(name=label, published=int(rec["published"]), wall_limit_s=wall_limit_s, host=HOST,
                            experiment_id=exp_id, strategy=label, created=now + i * 1e-4, estimate_s=estimate,
-                           seated=int(admission(limits).seated))
+                           seated=int(admission(limits).seated), run_key=keys[i])
+                twin = None if fresh else _twin(c, keys[i])  # an earlier member of this grid counts too
+                if twin is not None and twin["status"] != "finished":
+                    row["attached_to"] = twin["id"]
                 _insert_row(c, row)
+                if twin is not None and twin["status"] == "finished":
+                    _take_results(c, rid, twin)
+                    reused.append((twin["id"], rid))
                 rows.append(row)
 
         self.write(insert, immediate=True)
+        for twin_id, rid in reused:
+            self._link_files(twin_id, rid)
         self.experiments_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(self.experiments_dir / f"{exp_id}.json", json.dumps(rec, sort_keys=True))
         for (cid, config, label, *_), row in zip(members, rows):
@@ -563,7 +648,7 @@ class Store:
         return got[0] if got else None
 
     def has_queued(self) -> bool:
-        return bool(self.read("SELECT 1 FROM runs WHERE status='queued' LIMIT 1"))
+        return bool(self.read("SELECT 1 FROM runs WHERE status='queued' AND attached_to='' LIMIT 1"))
 
     def active_runs(self) -> list[sqlite3.Row]:
         """Starting and running runs, with what judging their process needs."""
@@ -706,6 +791,30 @@ def _draw_run_id(c: sqlite3.Connection, config_id: str, taken: set[str]) -> str:
             return rid
 
 
+def _twin(c: sqlite3.Connection, run_key: str) -> sqlite3.Row | None:
+    """The run with the same key that a new one may take its numbers from: a finished one first, else one
+    queued or training (not itself waiting on another)."""
+    if not run_key:
+        return None
+    return c.execute("SELECT * FROM runs WHERE run_key=? AND (status='finished' OR (status IN "
+                     f"{UNFINISHED} AND attached_to='')) ORDER BY status='finished' DESC, created LIMIT 1",
+                     (run_key,)).fetchone()
+
+
+def _take_results(c: sqlite3.Connection, rid: str, twin: sqlite3.Row) -> None:
+    """Finish run `rid` with the results of its finished twin: its record's numbers and its per-epoch
+    metrics (the files are linked after the transaction)."""
+    now = time.time()
+    values = {k: twin[k] for k in RESULT_COLUMNS}
+    cols = ", ".join(f"{k}=?" for k in values)
+    c.execute(f"UPDATE runs SET {cols}, status='finished', reason='', started=?, ended=?, reused_from=?, "
+              f"attached_to='' WHERE id=?", (*values.values(), now, now, twin["id"], rid))
+    c.execute("INSERT INTO metrics (run_id, epoch, data) SELECT ?, epoch, data FROM metrics WHERE run_id=? "
+              "ORDER BY seq", (rid, twin["id"]))
+    c.execute("INSERT INTO events (run_id, ts, kind, data) VALUES (?,?,?,?)",
+              (rid, now, "reused", json.dumps({"from": twin["id"], "trained": twin["ended"]})))
+
+
 def _insert_row(c: sqlite3.Connection, row: dict[str, Any]) -> None:
     c.execute(f"INSERT INTO runs ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})", tuple(row.values()))
 
@@ -761,7 +870,7 @@ def fair_queue(c: sqlite3.Connection) -> list[str]:
     behind every other session's first, and a session that has waited longest is served first. Seated
     work comes before the work of browsers without a seat, so no flood of fresh cookies moves a
     student's run back."""
-    queued = c.execute("SELECT id, owner, created, seated FROM runs WHERE status='queued' "
+    queued = c.execute("SELECT id, owner, created, seated FROM runs WHERE status='queued' AND attached_to='' "
                        "ORDER BY created, rowid").fetchall()
     if not queued:
         return []
@@ -788,6 +897,7 @@ def _add_columns(c: sqlite3.Connection) -> None:
             except sqlite3.OperationalError as e:
                 if "duplicate column" not in str(e):
                     raise
+    c.execute("CREATE INDEX IF NOT EXISTS runs_key ON runs(run_key)")
 
 
 def _row_from_config(run_id: str, config: dict[str, Any], owner: str = "") -> dict[str, Any]:

@@ -30,8 +30,13 @@ def experiment_links(listed: list[dict[str, Any]]) -> list[tuple[str, str]]:
 
 
 def progress_words(p: dict[str, Any]) -> str:
-    return (f"{p['runs_done']} of {p['runs']} runs done · {100 * p['fraction']:.0f}% of the grid · "
-            f"ETA {clock(p['eta_s'])}")
+    """The grid's progress in words: only finished runs count as done; stopped ones are said apart."""
+    stopped = p.get("runs_stopped", 0)
+    limited = p.get("time_limited", 0)
+    return (f"{p['runs_done']} of {p['runs']} runs done"
+            + (f" · {stopped} stopped" + (f" ({limited} by the server's time limit)" if limited else "")
+               if stopped else "")
+            + f" · {100 * p['fraction']:.0f}% of the grid · ETA {clock(p['eta_s'])}")
 
 
 def header(v: dict[str, Any], title: str, source_label: str, target_label: str) -> tuple[str, str]:

@@ -141,11 +141,19 @@ def _check_size(session: Session, n: int) -> None:
                           f"(TL_QUOTA_EXPERIMENT_RUNS). Use fewer seeds or strategies.")
 
 
-def launch_experiment(spec: dict[str, Any], session: Session) -> str:
-    """Queue the whole grid for this session (quotas hold); returns the experiment id."""
+def launch_experiment(spec: dict[str, Any], session: Session, fresh: bool = False) -> str:
+    """Queue the whole grid for this session (quotas hold); returns the experiment id. A member run
+    identical to one already trained takes its numbers (marked reused), unless `fresh`."""
     s, _, _ = _checked(session, spec)
     return experiments.launch(s, owner=session.owner, published=False if not session.is_cli else None,
-                              limits=access.queue_limits(session), wall_limit_s=access.wall_limit(session))
+                              limits=access.queue_limits(session), wall_limit_s=access.wall_limit(session),
+                              fresh=fresh)
+
+
+def train_experiment_again(session: Session, exp_id: str) -> str:
+    """The same grid launched anew for this session with every run trained, none reused ("Train again")."""
+    e = _visible(session, exp_id)
+    return launch_experiment(e["spec"].to_dict(), session, fresh=True)
 
 
 def _visible(session: Session, exp_id: str) -> dict[str, Any]:
@@ -163,8 +171,10 @@ def view_experiment(session: Session, exp_id: str) -> dict[str, Any]:
             "progress": experiments.progress(e), "results": s["results"], "verdict": s["verdict"],
             "verdict_certain": s["verdict_certain"],
             "reference_source": s["reference_source"], "histories": hist,
+            "reused": sum(bool(r.get("reused_from")) for r in e["runs"]),
+            "waiting_on_identical": sum(r["status"] == "queued" and bool(r.get("attached_to")) for r in e["runs"]),
             "runs": [{k: r.get(k) for k in ("id", "strategy", "seed", "status", "reason", "target_acc", "epoch",
-                                            "epochs", "queue_position")} for r in e["runs"]]}
+                                            "epochs", "queue_position", "reused_from")} for r in e["runs"]]}
 
 
 def experiment_progress(session: Session, exp_id: str) -> dict[str, Any]:

@@ -1,11 +1,13 @@
 """Step 4, runs as one session sees them: visibility, control, metrics and feature maps, submission."""
 from __future__ import annotations
 
+import json
 from typing import Any
 
 
 from .. import access, runs
 from ..access import Session
+from ..config import RunConfig
 from ..errors import ConfigError
 from ..provenance import run_reading
 from ..resolve import resolve
@@ -58,6 +60,21 @@ def list_runs(session: Session, **filters: Any) -> list[dict[str, Any]]:
 def cancel_run(session: Session, run_id: str) -> None:
     _own(session, run_id)
     runs.cancel(run_id)
+
+
+def train_again(session: Session, run_id: str) -> str:
+    """Train a run's exact config anew for this session, although an identical run already has its numbers
+    (the "Train again" of a reused run); quotas hold as for any launch. Returns the new run's id."""
+    r = visible_run(session, run_id)
+    cfg = RunConfig.from_dict(r["config"])
+    access.check_config(session, cfg)
+    try:
+        sources = json.loads(r.get("config_sources") or "{}")
+    except ValueError:
+        sources = {}
+    return runs.submit(cfg, name=r.get("name") or "", owner=session.owner,
+                       published=False if not session.is_cli else None, limits=access.queue_limits(session),
+                       wall_limit_s=access.wall_limit(session), sources=sources or None, fresh=True)
 
 
 def resume_run(session: Session, run_id: str) -> None:

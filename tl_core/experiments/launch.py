@@ -12,13 +12,17 @@ from .. import runs
 from ..config import RunConfig
 from ..errors import TLError
 from ..planner import estimate_seconds
+from ..runkey import run_key
 from ..store import ACTIVE, TERMINAL
 from .spec import ExperimentSpec
 from .verdict import summary
 
 def launch(spec: ExperimentSpec, owner: str = "cli", name: str = "", published: bool | None = None,
-           limits: tuple[int | None, ...] = (None, None), wall_limit_s: float | None = None) -> str:
-    """Record the experiment and queue all its runs in one transaction; returns its id at once."""
+           limits: tuple[int | None, ...] = (None, None), wall_limit_s: float | None = None,
+           fresh: bool = False) -> str:
+    """Record the experiment and queue all its runs in one transaction; returns its id at once. A run
+    identical to one already trained (or training) takes its numbers instead of training (`runkey`),
+    unless `fresh`: every preset on USPS -> MNIST shares its source-only runs."""
     spec = spec.normalised()
     resolved = spec.resolved()
     members = [(i, seed, r.config) for i, seed, r in resolved]
@@ -31,9 +35,9 @@ def launch(spec: ExperimentSpec, owner: str = "cli", name: str = "", published: 
     st.insert_experiment(exp_id, {"name": name or spec.title or spec.preset or "experiment", "owner": owner,
                                   "published": int(owner == "cli" if published is None else published),
                                   "spec": spec.to_json(), "preset": spec.preset},
-                         [(cfg.config_id(), cfg.to_dict(), spec.strategies[i].label, est, r.sources)
+                         [(cfg.config_id(), cfg.to_dict(), spec.strategies[i].label, est, r.sources, run_key(cfg))
                           for (i, _, cfg), est, (_, _, r) in zip(members, estimates, resolved)],
-                         limits=limits, wall_limit_s=wall_limit_s)
+                         limits=limits, wall_limit_s=wall_limit_s, fresh=fresh)
     runs.schedule(st)
     return exp_id
 
@@ -46,7 +50,8 @@ def get(exp_id: str) -> dict[str, Any]:
         raise TLError(f"There is no experiment {str(exp_id)[:40]!r}. `python -m tl_core experiments` lists them.")
     members = st.list(experiment=exp_id, limit=1000)
     for r in members:
-        r["progress"] = st.progress(r["id"]) if r["status"] in ACTIVE else None
+        waits = r["status"] == "queued" and bool(r.get("attached_to"))  # on an identical run: its progress
+        r["progress"] = st.progress(r["attached_to"] if waits else r["id"]) if r["status"] in ACTIVE or waits else None
     e["runs"] = sorted(members, key=lambda r: r["created"])
     e["spec"] = ExperimentSpec.from_dict(json.loads(e["spec"]))
     return e
@@ -92,14 +97,17 @@ def progress(e: dict[str, Any]) -> dict[str, Any]:
         steps = cfg.train.epochs * cfg.train.steps_per_epoch
         if r["status"] in TERMINAL:
             done_w += steps
-        elif r["status"] == "running" and r.get("progress"):
+        elif (r["status"] == "running" or r.get("attached_to")) and r.get("progress"):
             p = r["progress"]
             done_w += steps * min(1.0, p["step"] / max(p["total_steps"], 1))
             eta += p["eta_s"] + 3.0  # + the last evaluation and the map
         else:
             eta += _launch_estimate(r, cfg) * scale
-    finished = sum(r["status"] in TERMINAL for r in members)
+    finished = sum(r["status"] == "finished" for r in members)
+    stopped = [r for r in members if r["status"] in TERMINAL and r["status"] != "finished"]
     return {"fraction": done_w / total_w if total_w else 1.0, "runs_done": finished, "runs": len(members),
+            "runs_stopped": len(stopped), "runs_ended": finished + len(stopped),
+            "time_limited": sum("TL_QUOTA_RUN_WALL_S" in (r.get("reason") or "") for r in stopped),
             "eta_s": eta, "status": status_of(members)}
 
 

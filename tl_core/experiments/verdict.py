@@ -224,10 +224,24 @@ def verdict(spec: ExperimentSpec, results: list[dict[str, Any]], members: list[d
     gain's 95 % interval (seeds and target images together) excludes no difference."""
     base = next((r for r in results if r["role"] == "baseline"), None)
     tested = [r for r in results if r["role"] == "" and r["target_acc_mean"] is not None]
-    pending = sum(r["runs_total"] - r["n_seeds"] for r in results)
+    if members is not None:  # runs still queued or training; a stopped run will not finish by itself
+        pending = sum(m["status"] not in ("finished", "failed", "cancelled", "interrupted") for m in members)
+    else:
+        pending = sum(r["runs_total"] - r["n_seeds"] for r in results)
+    limited = [m for m in members or [] if m["status"] != "finished" and "TL_QUOTA_RUN_WALL_S" in (m.get("reason") or "")]
+    stopped = [m for m in members or [] if m["status"] in ("failed", "cancelled", "interrupted")]
+    note = ""
+    if limited:
+        note = (f"{len(limited)} of {len(members or [])} runs stopped by the server's time limit (TL_QUOTA_RUN_WALL_S): "
+                f"the verdict needs {'it' if len(limited) == 1 else 'them'}; give each run a time budget below the "
+                f"limit and launch again. ")
+    elif stopped:
+        note = (f"{len(stopped)} of {len(members or [])} runs stopped before finishing "
+                f"({', '.join(sorted({m['status'] for m in stopped}))}): resume them or launch again. ")
     if base is None or base["target_acc_mean"] is None or not tested:
-        return (("No verdict yet: the source-only baseline and at least one strategy must finish first."
-                 if pending else "No verdict: the baseline or every strategy failed; see each run's reason."), False)
+        return (note + ("No verdict yet: the source-only baseline and at least one strategy must finish first."
+                        if pending else "No verdict: the baseline or every strategy did not finish; see each run's "
+                        "reason."), False)
 
     def pct(x: float) -> str:
         return f"{100 * x:.1f}%"
@@ -292,4 +306,6 @@ def verdict(spec: ExperimentSpec, results: list[dict[str, Any]], members: list[d
     if pending:
         parts.append(f"({pending} run(s) still to finish: this verdict will update.)")
         certain = False
+    if note:
+        parts.insert(0, note.strip())
     return " ".join(parts), certain

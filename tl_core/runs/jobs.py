@@ -23,6 +23,7 @@ from ..errors import ConfigError, TLError
 from ..machine import gpu_count
 from ..paths import atomic_write_text
 from ..planner import estimate_seconds
+from ..runkey import run_key
 from ..store import ACTIVE, HOST, TERMINAL, UNFINISHED, Store, store
 from ..validation import validate
 from . import executors
@@ -100,6 +101,7 @@ def schedule(st: Store | None = None) -> list[str]:
     the advisor. Returns the started run ids."""
     st = st or store()
     reap(st)
+    st.settle_attached()  # runs that waited on an identical run that has ended
     schedule_advice(st)
     if not st.has_queued():
         return []  # the common case for a polling page: no write lock taken
@@ -131,8 +133,10 @@ def field_sources(cfg: RunConfig) -> dict[str, str]:
 
 def submit(config: RunConfig, name: str = "", owner: str = "cli", published: bool | None = None,
            limits: tuple[int | None, ...] = (None, None), wall_limit_s: float | None = None,
-           sources: dict[str, str] | None = None) -> str:
+           sources: dict[str, str] | None = None, fresh: bool = False) -> str:
     """Validate, record as queued and return the run id at once; a worker starts when a slot is free.
+    A run with the key of one already trained takes its numbers at once, and one with the key of a run
+    queued or training waits on it (`runkey`); `fresh` trains anyway.
 
     `owner` is the session that may stop and delete it ("cli": the server's own command line, whose runs
     every session sees). `limits` are queue quotas checked atomically with the insert."""
@@ -141,7 +145,8 @@ def submit(config: RunConfig, name: str = "", owner: str = "cli", published: boo
     st = store()
     run_id = st.insert_run(None, cfg.to_dict(), config_id=cfg.config_id(), name=name or cfg.name, owner=owner,
                            published=owner == "cli" if published is None else published, limits=limits,
-                           wall_limit_s=wall_limit_s, estimate_s=estimate, sources=sources or field_sources(cfg))
+                           wall_limit_s=wall_limit_s, estimate_s=estimate, sources=sources or field_sources(cfg),
+                           run_key=run_key(cfg), fresh=fresh)
     st.add_event(run_id, "queued", {})
     schedule(st)
     return run_id
@@ -153,9 +158,24 @@ def get_run(run_id: str) -> dict[str, Any]:
     r = st.get(run_id)
     if r is None:
         raise TLError(f"There is no run {run_id!r}. `python -m tl_core runs list` shows the runs.")
-    r["progress"] = st.progress(run_id)
-    r["queue_position"] = _queue_position(st, r)
+    r["attached"] = bool(r.get("attached_to")) and r["status"] == "queued"
+    # a run waiting on an identical one shows that one's progress (its numbers only, never whose it is)
+    r["progress"] = st.progress(r["attached_to"] if r["attached"] else run_id)
+    r["queue_position"] = None if r["attached"] else _queue_position(st, r)
+    r["reused_words"] = reused_words(st, r)
     return r
+
+
+def reused_words(st: Store, r: dict[str, Any]) -> str:
+    """How a reusing run says where its numbers come from ("" for a run that trained itself)."""
+    if r.get("attached"):
+        return ("identical inputs to a run that is training now: this run will carry its numbers when it "
+                "finishes (one training for both)")
+    if not r.get("reused_from"):
+        return ""
+    twin = st.get(r["reused_from"])
+    when = time.strftime("%Y-%m-%d %H:%M", time.localtime(twin["ended"])) if twin and twin.get("ended") else "earlier"
+    return f"identical inputs to a run trained at {when}: same numbers (Train again to train anew)"
 
 
 def _queue_position(st: Store, r: dict[str, Any]) -> int | None:

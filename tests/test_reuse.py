@@ -1,0 +1,142 @@
+"""Identical work is trained once (issue 30, items 1-2): a run's key is everything that decides its
+numbers; the same key trained twice in two processes gives the same numbers bit for bit, so a finished
+run is reused and a queued or training one is waited on, never trained twice."""
+import json
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from conftest import ROOT, class_zip, isolated_home, named_session
+from tl_core import RunConfig
+from tl_core import app_api as api
+from tl_core import runs
+from tl_core.runkey import key_parts, run_key
+
+TIMING = {"wall_s", "train_s", "eval_s", "embed_s", "images_per_s"}
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    monkeypatch.setenv("TL_HOME", str(isolated_home(tmp_path)))
+    monkeypatch.setenv("TL_MAX_RUNS", "1")
+    yield tmp_path
+    for r in runs.list_runs():
+        if r["status"] in ("queued", "starting", "running"):
+            runs.cancel(r["id"], wait_s=5)
+
+
+def tiny(method="dann", backbone="lenet", **train):
+    return RunConfig().replace(
+        data={"source": "syndigits", "target": "uci_digits", "max_per_domain": 200},
+        model={"backbone": backbone}, method={"name": method, "params": {}},
+        train={"epochs": 2, "steps_per_epoch": 6, "batch_size": 16, "embedding": "pca", "embed_points": 40, **train})
+
+
+def numbers(run_id):
+    """Every epoch's metrics without the timings (which differ run to run)."""
+    hist, _ = runs.read_metrics(run_id)
+    return [{k: v for k, v in h.items() if k not in TIMING} for h in hist]
+
+
+def tensors(run_id):
+    folder = runs.checkpoint_path(run_id, "last")
+    return load_file(str(folder / "model.safetensors"))
+
+
+def finish_all(ids, timeout=600):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        runs.schedule()  # this process plays the server
+        rows = [runs.get_run(i) for i in ids]
+        if all(r["status"] in ("finished", "failed", "cancelled", "interrupted") for r in rows):
+            return rows
+        time.sleep(0.3)
+    raise AssertionError("runs did not end in time")
+
+
+@pytest.mark.parametrize("cfg", [tiny("dann"), tiny("shot"),
+                                 tiny("source_only", "efficientnet_lite0", embedding="none")],
+                         ids=["dann", "shot", "pretrained-frozen"])
+def test_one_key_trained_twice_in_two_processes_gives_the_same_numbers_bit_for_bit(home, cfg):
+    if cfg.model.backbone != "lenet":  # frozen through the prefix cache: its features computed once
+        cfg = cfg.replace(model={"freeze": 9, "input_size": 64})
+    a = runs.submit(cfg, fresh=True)
+    b = runs.submit(cfg, fresh=True)  # trained anyway, in its own worker process
+    ra, rb = finish_all([a, b])
+    assert ra["status"] == rb["status"] == "finished", (ra["reason"], rb["reason"])
+    assert ra["pid"] != rb["pid"] and not rb["reused_from"]
+    assert ra["run_key"] and ra["run_key"] == rb["run_key"]
+    assert numbers(a) == numbers(b)  # every epoch's accuracies, losses, confusion, per-image correctness
+    ta, tb = tensors(a), tensors(b)
+    assert ta.keys() == tb.keys() and all(torch.equal(ta[k], tb[k]) for k in ta)
+
+
+def test_a_finished_run_is_reused_and_a_queued_one_attached_never_trained_twice(home, monkeypatch):
+    cfg = tiny("dann", seed=3)
+    first = runs.submit(cfg)
+    later = runs.submit(cfg)  # the first is still queued or training: this one waits on it
+    assert runs.get_run(later)["attached"] and "training now" in runs.get_run(later)["reused_words"]
+    rows = finish_all([first, later])
+    assert [r["status"] for r in rows] == ["finished", "finished"]
+    assert rows[1]["reused_from"] == first and rows[1]["pid"] is None  # no worker ever started for it
+    assert numbers(later) == numbers(first) and rows[1]["target_acc"] == rows[0]["target_acc"]
+    again = runs.submit(cfg)  # after it finished: the numbers at once
+    r = runs.get_run(again)
+    assert r["status"] == "finished" and r["reused_from"] == first and "same numbers" in r["reused_words"]
+    assert numbers(again) == numbers(first)
+    a, b = runs.checkpoint_path(first, "best"), runs.checkpoint_path(again, "best")
+    assert (a / "model.safetensors").stat().st_ino == (b / "model.safetensors").stat().st_ino  # linked, not copied
+    assert runs.load_model(again).classes == runs.load_model(first).classes
+    fresh = runs.submit(cfg, fresh=True)  # "Train again" / --fresh
+    assert runs.get_run(fresh)["status"] in ("queued", "starting") and not runs.get_run(fresh)["reused_from"]
+    runs.cancel(fresh)
+
+
+def test_cancelling_the_run_waited_on_lets_the_waiting_one_train(home, monkeypatch):
+    monkeypatch.setattr(runs.jobs, "schedule", lambda st=None: [])
+    cfg = tiny("source_only", seed=5)
+    first, later = runs.submit(cfg), runs.submit(cfg)
+    assert runs.get_run(later)["attached"]
+    runs.cancel(first)  # queued: cancelled at once
+    runs.store().settle_attached()
+    r = runs.get_run(later)
+    assert r["status"] == "queued" and not r["attached"] and r["queue_position"] == 1
+    runs.cancel(later)
+
+
+def test_the_key_says_what_decides_the_numbers_and_an_upload_is_its_sessions_own(home):
+    parts = key_parts(tiny())
+    assert set(parts) == {"config", "data", "code", "torch", "device", "cpu", "threads"}
+    assert run_key(tiny()) == run_key(tiny()) != run_key(tiny(seed=1)) != run_key(tiny(lr=0.002))
+    assert run_key(tiny()) == run_key(tiny().replace(name="another name"))
+    alice, bob = named_session("alice"), named_session("bob")
+    da = api.ingest_zip(class_zip("shapes"), "shapes", alice)["domain"]
+    db = api.ingest_zip(class_zip("shapes"), "shapes", bob)["domain"]  # the same bytes, another session
+    ka = run_key(tiny().replace(data={"source": da, "target": da}))
+    kb = run_key(tiny().replace(data={"source": db, "target": db}))
+    assert ka and kb and ka != kb  # Bob can never be handed a run trained on Alice's upload
+
+
+def test_five_processes_asking_for_a_finished_experiment_get_its_numbers_marked_reused(home):
+    args = [sys.executable, "-m", "tl_core", "experiment", "--source", "syndigits", "--target", "uci_digits",
+            "--methods", "dann", "--seeds", "0", "--epochs", "1", "--steps", "8", "--json", "--quiet"]
+    env = {**os.environ}
+    first = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert first.returncode == 0, first.stderr[-2000:]
+    want = json.loads(first.stdout.strip().splitlines()[-1])
+    procs = [subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(5)]
+    for p in procs:
+        out, err = p.communicate(timeout=600)
+        assert p.returncode == 0, err[-2000:]
+        got = json.loads(out.strip().splitlines()[-1])
+        assert [r["target_acc_mean"] for r in got["results"]] == [r["target_acc_mean"] for r in want["results"]]
+        assert got["verdict"] == want["verdict"]
+        members = runs.list_runs()
+        ids = {r["id"] for r in members if r.get("experiment_id") == got["experiment_id"]}
+        assert ids and all(runs.get_run(i)["reused_from"] for i in ids)
