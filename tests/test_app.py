@@ -190,6 +190,7 @@ def test_train_page_fits_a_pretrained_draft_to_the_time_budget(at):
     at.session_state.cfg = {**at.session_state.cfg, "model": {**at.session_state.cfg["model"],
                                                                 "backbone": "efficientnet_lite0", "freeze": 0},
                             "data": {**at.session_state.cfg["data"], "source": "syndigits", "target": "uci_digits"}}
+    at.session_state.schedule_chosen = True  # a schedule the user set on the Strategy page is theirs
     goto(at, "4_train")
     assert any("Estimated time" in c.value for c in at.caption)
     assert any("Too long to launch" in w.value for w in at.warning)  # every stage trained at 224 px: hours
@@ -202,6 +203,19 @@ def test_train_page_fits_a_pretrained_draft_to_the_time_budget(at):
     assert estimate_seconds(RunConfig.from_dict(cfg)) <= 2 * 60 + 1  # the default budget: 2 minutes
     assert any(c.value.startswith("Planned") for c in at.caption)
     assert not next(b for b in at.button if b.label == "Launch").disabled  # the fitted plan may launch
+
+
+def test_the_own_images_default_is_a_plan_the_server_will_run(at):
+    """Issue 30, item 6: a draft whose schedule nobody chose (a pretrained backbone, every stage trained,
+    hours at 224 px) is fitted to the Train page's budget before it is offered: no refusal by default."""
+    at.session_state.cfg = {**at.session_state.cfg, "model": {**at.session_state.cfg["model"],
+                                                                "backbone": "efficientnet_lite0", "freeze": 0},
+                            "data": {**at.session_state.cfg["data"], "source": "syndigits", "target": "uci_digits"}}
+    goto(at, "4_train")
+    assert not any("Too long to launch" in w.value for w in at.warning)
+    assert at.session_state.cfg["model"]["freeze"] == 9
+    assert any("fitted to the 2-min budget by itself" in c.value.replace("\\", "") for c in at.caption)
+    assert not next(b for b in at.button if b.label == "Launch").disabled
 
 
 def test_train_page_launch_disabled_with_reason(at):

@@ -28,7 +28,7 @@ def fresh_server(tmp_path):
 def test_first_visit_reaches_the_verdict_in_at_most_five_clicks(fresh_server):
     from playwright.sync_api import sync_playwright
 
-    from _server import FLAGS
+    FLAGS = bench_server().FLAGS
 
     clicks = 0
     with sync_playwright() as p:
