@@ -28,6 +28,7 @@ from .errors import ConfigError
 from .machine import gpu_count, mem_available_gb
 from .methods import get_method
 from .prefix_cache import plan_cache, skip_reason
+from . import speed
 
 DEFAULT_BUDGET_S = 120.0
 # Calibrated on the preset runs' per-epoch timings (metrics.jsonl `train_s` and `wall_s`, bench/presets.py
@@ -181,8 +182,14 @@ def _cache_plan(cfg: RunConfig, method, passes: int | None = None) -> tuple[int,
 
 
 def estimate_seconds(cfg: RunConfig, decoded: set[str] | frozenset[str] = frozenset()) -> float:
-    """Wall time of a run's worker on this machine, process start to end. `decoded`: domains an
-    earlier run queued with this one will have cached by the time it starts."""
+    """Wall time of a run's worker on this machine, process start to end: the measured figures above,
+    scaled by how fast finished runs of this backbone and method really were here (`speed`).
+    `decoded`: domains an earlier run queued with this one will have cached by the time it starts."""
+    return raw_estimate(cfg, decoded) * speed.factor(cfg.model.backbone, cfg.method.name)
+
+
+def raw_estimate(cfg: RunConfig, decoded: set[str] | frozenset[str] = frozenset()) -> float:
+    """The estimate from the figures above alone (what `speed` compares a finished run's wall with)."""
     fixed, step_s = _estimate(cfg, decoded)
     return fixed + cfg.train.epochs * cfg.train.steps_per_epoch * step_s
 
@@ -331,8 +338,10 @@ def _plan_pretrained(cfg: RunConfig, given: set[str], budget_s: float, method, n
 
 def _fit_steps(cfg: RunConfig, budget_s: float, method, notes: list[str]) -> RunConfig:
     """Fewer steps per epoch when the run would not fit the budget (with the frozen features cached
-    when that many steps make the cache pay, as the run decides); says when even that is over."""
-    est = estimate_seconds(cfg)
+    when that many steps make the cache pay, as the run decides); says when even that is over. Plans are
+    made from the reference figures alone (`raw_estimate`), never from this host's speed: the same command
+    trains the same steps on every machine, so its numbers can be compared."""
+    est = raw_estimate(cfg)
     # plan to 90 % of the budget less the command's own start: a margin for a machine busier than
     # the one the constants were measured on, so that the run ends within what the user was shown
     target_s = budget_s * 0.9 - COMMAND_S
@@ -349,7 +358,7 @@ def _fit_steps(cfg: RunConfig, budget_s: float, method, notes: list[str]) -> Run
         cfg = cfg.replace(train={"steps_per_epoch": steps})
         notes.append(f"{cfg.train.epochs} epochs x {steps} steps to fit the time budget of "
                      f"{budget_s / 60:.1f} min")
-        over = estimate_seconds(cfg)
+        over = raw_estimate(cfg)
         if over > target_s:
             notes.append(f"even so about {over:.0f} s: set-up and evaluation alone are over the budget "
                          f"(raise it, or use fewer images per domain)")

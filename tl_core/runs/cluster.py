@@ -98,7 +98,7 @@ class RunRecorder:
             return True
         limit = r.get("wall_limit_s")
         if limit and r.get("started") and time.time() - r["started"] > limit:
-            self._sink(run_id).cancel_reason = wall_limit_reason(limit)
+            self._sink(run_id).cancel_reason = wall_limit_reason(limit, own_time=False)
             return True
         return False
 

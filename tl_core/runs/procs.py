@@ -20,6 +20,19 @@ def proc_start(pid: int) -> str | None:
     return stat.rsplit(")", 1)[1].split()[19]
 
 
+def process_age_s() -> float | None:
+    """Seconds since this process started (interpreter and imports included); None off Linux."""
+    import time
+
+    try:
+        start_ticks = int(proc_start(os.getpid()) or "")
+        btime = next(int(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines()
+                     if line.startswith("btime"))
+    except (ValueError, StopIteration, OSError):
+        return None
+    return time.time() - (btime + start_ticks / os.sysconf("SC_CLK_TCK"))
+
+
 def alive(pid: int | None, start: str | None) -> bool:
     if not pid:
         return False

@@ -62,6 +62,10 @@ def duration_words(seconds: float) -> str:
     return f"{h} h" + (f" {r // 60} min" if r // 60 else "")
 
 
-def wall_limit_reason(limit_s: float) -> str:
+def wall_limit_reason(limit_s: float, own_time: bool = True) -> str:
+    """Why a run was stopped at the server's limit per run; `own_time`: counted in the run's own CPU time
+    over its threads (a local worker), else in wall time (a Ray task, timed by its driver)."""
+    how = ("counted in the run's own CPU time over its threads, so waiting for a busy machine does not count"
+           if own_time else "counted in wall time on the cluster")
     return (f"stopped at the time limit of {duration_words(limit_s)} per run set by the server's owner "
-            f"(TL_QUOTA_RUN_WALL_S); the last checkpoint is kept. Plan fewer epochs or steps.")
+            f"(TL_QUOTA_RUN_WALL_S; {how}); the last checkpoint is kept. Plan fewer epochs or steps.")

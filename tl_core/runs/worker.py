@@ -14,10 +14,13 @@ from ..checkpoint import Checkpointer
 from ..config import RunConfig
 from ..errors import TLError
 from ..limits import setting
+from ..machine import cpu_count
+from ..planner import raw_estimate
+from .. import speed
 from ..store import HOST, store
 from ..trainer import Trainer
 from .jobs import resolve_reference
-from .procs import proc_start
+from .procs import process_age_s, proc_start
 from .sink import StoreSink, wall_limit_reason
 
 
@@ -43,8 +46,14 @@ def worker_main(run_id: str) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, on_signal)
     last_check = [0.0]
-    began, limit = time.time(), r.get("wall_limit_s")
+    limit = r.get("wall_limit_s")
+    threads = max(1, int(setting("TL_THREADS")) or cpu_count())
     sink = StoreSink(st, run_id)
+
+    def own_seconds() -> float:
+        # the run's own CPU time over its threads: what it would have taken alone, so a run merely slowed
+        # down by other jobs on the machine is not stopped by the per-run limit
+        return time.process_time() / threads
 
     def cancel_asked() -> bool:
         try:
@@ -63,7 +72,7 @@ def worker_main(run_id: str) -> int:
         if stop.is_set():
             return True
         now = time.time()
-        if limit and now - began > limit:
+        if limit and own_seconds() > limit:
             sink.cancel_reason = wall_limit_reason(limit)
             stop.set()
         elif now - last_check[0] > 0.5:  # the store's flag, for when a signal could not be sent
@@ -83,8 +92,11 @@ def worker_main(run_id: str) -> int:
     print(f"[{time.strftime('%H:%M:%S')}] worker {os.getpid()} starts run {run_id}", flush=True)
     try:
         cfg = RunConfig.from_dict(r["config"])
-        Trainer(cfg, on_event=sink, should_stop=should_stop, checkpointer=Checkpointer(st.run_dir(run_id)),
-                resolve_run=resolve_reference).fit()
+        res = Trainer(cfg, on_event=sink, should_stop=should_stop, checkpointer=Checkpointer(st.run_dir(run_id)),
+                      resolve_run=resolve_reference).fit()
+        age = process_age_s()
+        if res.status == "finished" and age:  # how fast runs really are here: later estimates learn from it
+            speed.record(cfg.model.backbone, cfg.method.name, age, raw_estimate(cfg))
     except TLError as e:
         st.finish_if_active(run_id, "failed", str(e))
     except Exception as e:  # a bug of ours: keep the traceback in the log, say where it is

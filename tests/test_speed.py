@@ -1,0 +1,42 @@
+"""Estimates true on the machine that runs them (issue 30, item 5): finished runs record their wall
+against the planner's uncorrected estimate, and later estimates of that backbone and method follow the
+median; plans stay made from the reference figures, so one command trains the same steps everywhere."""
+import pytest
+
+from tl_core import RunConfig, planner, speed
+from tl_core.resolve import resolve
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    monkeypatch.setenv("TL_HOME", str(tmp_path / "home"))
+    (tmp_path / "home").mkdir()
+    return tmp_path / "home"
+
+
+def cfg(method="dann", backbone="lenet"):
+    return RunConfig().replace(data={"source": "mnist", "target": "usps"}, model={"backbone": backbone},
+                               method={"name": method, "params": {}})
+
+
+def test_estimates_follow_this_machines_finished_runs_and_plans_do_not(home):
+    c = cfg()
+    raw = planner.raw_estimate(c)
+    assert planner.estimate_seconds(c) == pytest.approx(raw)  # nothing measured here yet
+    planned = resolve(c, set(), budget_s=120).config
+    for ratio in (1.9, 2.1, 2.0, 40.0):  # a slow host; the last one waited on a busy machine: ignored
+        speed.record("lenet", "dann", ratio * raw, raw)
+    assert speed.factor("lenet", "dann") == pytest.approx(2.0)
+    assert planner.estimate_seconds(c) == pytest.approx(2.0 * raw)
+    assert speed.factor("lenet", "coral") == pytest.approx(2.0)  # the backbone's runs stand in
+    assert speed.factor("efficientnet_lite0", "dann") == pytest.approx(2.0)  # then every run of this host
+    assert resolve(c, set(), budget_s=120).config == planned  # the same command, the same plan
+    for _ in range(speed.KEEP):
+        speed.record("lenet", "dann", 0.5 * raw, raw)
+    assert speed.factor("lenet", "dann") == pytest.approx(0.5)  # the last runs count, not the first
+
+
+def test_a_run_is_stopped_by_its_own_time_not_by_waiting(home):
+    from tl_core.runs import wall_limit_reason
+
+    assert "own CPU time" in wall_limit_reason(60) and "wall time" in wall_limit_reason(60, own_time=False)
