@@ -2,7 +2,8 @@
 and hosts differ by 3x. Every run that finishes records how long it took against what the planner
 estimated for it (without this correction); later estimates for the same backbone and method are
 scaled by the median of their last ratios, so an estimate becomes true on the machine that runs it.
-Kept in TL_HOME/cache/speed.json, per CPU model and thread count (another machine starts afresh).
+Kept in TL_HOME/speed.json (with the runs it learned from, not in the shared cache), per CPU model and
+thread count (another machine starts afresh).
 """
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from typing import Any
 
 from .limits import setting
 from .machine import cpu_count
-from .paths import atomic_write_text, cache_dir
+from .paths import atomic_write_text, tl_home
 from .provenance import cpu_model
 
 KEEP = 9  # ratios kept per backbone and method (the median of the last ones)
@@ -25,7 +26,7 @@ def _host() -> str:
 
 
 def _path():
-    return cache_dir("speed") / "speed.json"
+    return tl_home() / "speed.json"
 
 
 def _read() -> dict[str, Any]:
@@ -44,6 +45,7 @@ def record(backbone: str, method: str, measured_s: float, estimated_s: float) ->
     if not BOUNDS[0] <= ratio <= BOUNDS[1]:
         return
     path = _path()
+    path.parent.mkdir(parents=True, exist_ok=True)
     with open(path.with_suffix(".lock"), "a+") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         d = _read()
