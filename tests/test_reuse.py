@@ -140,3 +140,17 @@ def test_five_processes_asking_for_a_finished_experiment_get_its_numbers_marked_
         members = runs.list_runs()
         ids = {r["id"] for r in members if r.get("experiment_id") == got["experiment_id"]}
         assert ids and all(runs.get_run(i)["reused_from"] for i in ids)
+
+
+def test_a_resumed_run_is_never_reused(home, monkeypatch):
+    """A run resumed from its checkpoint matches a fresh one only approximately: it gives up its key."""
+    monkeypatch.setattr(runs.jobs, "schedule", lambda st=None: [])
+    cfg = tiny("source_only", seed=7)
+    first = runs.submit(cfg)
+    runs.store().update(first, status="interrupted")
+    runs.resume(first)
+    assert runs.get_run(first)["run_key"] == ""
+    later = runs.submit(cfg)
+    assert not runs.get_run(later)["attached"]  # trained itself rather than wait on the resumed one
+    for rid in (first, later):
+        runs.cancel(rid)

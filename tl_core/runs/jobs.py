@@ -256,8 +256,10 @@ def resume(run_id: str, extra_epochs: int = 0) -> dict[str, Any]:
         cfg["train"]["epochs"] += extra_epochs
         validate(RunConfig.from_dict(cfg))
         atomic_write_text(st.run_dir(run_id) / "config.json", json.dumps(cfg, indent=2, sort_keys=True))
+    # a resumed run is no longer a pure function of its key (it continues from a checkpoint, to the digit
+    # of a fresh run only approximately): nothing is reused from it, and it reuses nothing
     st.update(run_id, status="queued", reason="", ended=None, cancel_requested=None, pid=None,
-              config=json.dumps(cfg, sort_keys=True), epochs=cfg["train"]["epochs"])
+              config=json.dumps(cfg, sort_keys=True), epochs=cfg["train"]["epochs"], run_key="", attached_to="")
     st.add_event(run_id, "resumed", {"extra_epochs": extra_epochs})
     schedule(st)
     return get_run(run_id)
