@@ -386,25 +386,20 @@ class Store:
         if run_id is not None:
             check_run_id(run_id)
         ids: list[str] = []
-
-        twins: list[str] = []
+        reused: list[str] = []
 
         def insert(c: sqlite3.Connection) -> None:
             ids.clear()
-            twins.clear()
+            reused.clear()
             twin = None if fresh else _twin(c, run_key)
-            if twin is None or twin["status"] != "finished":  # a reuse waits for nothing and costs nothing
+            if not _finished(twin):  # a reuse waits for nothing and costs nothing
                 _check_queue(c, owner, limits, adding=1)
             rid = run_id if run_id is not None else _draw_run_id(c, config_id or "run", set())
             row = _row_from_config(rid, config, owner=owner)
             row.update(name=name, published=int(published), wall_limit_s=wall_limit_s, host=HOST,
                        estimate_s=estimate_s, config_sources=json.dumps(sources or {}, sort_keys=True),
-                       seated=int(admission(limits).seated), run_key=run_key,
-                       attached_to=twin["id"] if twin is not None and twin["status"] != "finished" else "")
-            _insert_row(c, row)
-            if twin is not None and twin["status"] == "finished":
-                _take_results(c, rid, twin)
-                twins.append(twin["id"])
+                       seated=int(admission(limits).seated), run_key=run_key)
+            reused.extend(_place(c, row, twin))
             ids.append(rid)
 
         self.write(insert, immediate=True)  # the row first: a refused or duplicate id leaves no folder
@@ -412,7 +407,7 @@ class Store:
         rd = self.run_dir(rid)
         rd.mkdir(parents=True, exist_ok=True)
         atomic_write_text(rd / "config.json", json.dumps(config, indent=2, sort_keys=True))
-        for twin_id in twins:
+        for twin_id in reused:
             self._link_files(twin_id, rid)
         self.mirror(rid)
         return rid
@@ -429,12 +424,13 @@ class Store:
                 continue  # its own record, and a save in progress
             t = b / rel
             t.parent.mkdir(parents=True, exist_ok=True)
-            try:
-                if rel.name == "metrics.jsonl":
-                    raise OSError  # appended to by a resumed run: a copy of its own
-                os.link(f, t)
-            except OSError:
-                shutil.copy2(f, t)
+            if rel.name != "metrics.jsonl":  # appended to by a resumed run: that one is a copy of its own
+                try:
+                    os.link(f, t)
+                    continue
+                except OSError:  # another file system: copy it
+                    pass
+            shutil.copy2(f, t)
 
     def settle_attached(self) -> int:
         """Runs attached to an identical run that has ended: they take its results when it finished, else
@@ -448,7 +444,7 @@ class Store:
                              f"(t.id IS NULL OR t.status IN {TERMINAL})").fetchall()
             for r in rows:
                 twin = c.execute("SELECT * FROM runs WHERE id=?", (r["twin"],)).fetchone()
-                if twin is not None and twin["status"] == "finished":
+                if _finished(twin):
                     _take_results(c, r["id"], twin)
                     done.append((twin["id"], r["id"]))
                 else:
@@ -481,10 +477,10 @@ class Store:
             rows.clear()
             reused.clear()
             keys = [(m[5] if len(m) > 5 else "") for m in members]
-            finished = [t is not None and t["status"] == "finished"
-                        for t in ((None if fresh else _twin(c, k)) for k in keys)]
-            if not all(finished):
-                _check_queue(c, record["owner"], limits, adding=len(members) - sum(finished), unit=True)
+            twins = [None if fresh else _twin(c, k) for k in keys]
+            trains = sum(not _finished(t) for t in twins)
+            if trains:
+                _check_queue(c, record["owner"], limits, adding=trains, unit=True)
             c.execute("INSERT INTO experiments (id, name, owner, published, created, spec, preset) VALUES (?,?,?,?,?,?,?)",
                       (exp_id, rec["name"], rec["owner"], int(rec["published"]), now, rec["spec"], rec.get("preset", "")))
             taken: set[str] = set()
@@ -497,13 +493,9 @@ class Store:
                 row.update(name=label, published=int(rec["published"]), wall_limit_s=wall_limit_s, host=HOST,
                            experiment_id=exp_id, strategy=label, created=now + i * 1e-4, estimate_s=estimate,
                            seated=int(admission(limits).seated), run_key=keys[i])
-                twin = None if fresh else _twin(c, keys[i])  # an earlier member of this grid counts too
-                if twin is not None and twin["status"] != "finished":
-                    row["attached_to"] = twin["id"]
-                _insert_row(c, row)
-                if twin is not None and twin["status"] == "finished":
-                    _take_results(c, rid, twin)
-                    reused.append((twin["id"], rid))
+                if twins[i] is None and not fresh:  # an identical earlier member of this grid, inserted above
+                    twins[i] = _twin(c, keys[i])
+                reused.extend((twin_id, rid) for twin_id in _place(c, row, twins[i]))
                 rows.append(row)
 
         self.write(insert, immediate=True)
@@ -799,6 +791,22 @@ def _twin(c: sqlite3.Connection, run_key: str) -> sqlite3.Row | None:
     return c.execute("SELECT * FROM runs WHERE run_key=? AND (status='finished' OR (status IN "
                      f"{UNFINISHED} AND attached_to='')) ORDER BY status='finished' DESC, created LIMIT 1",
                      (run_key,)).fetchone()
+
+
+def _finished(twin: sqlite3.Row | None) -> bool:
+    return twin is not None and twin["status"] == "finished"
+
+
+def _place(c: sqlite3.Connection, row: dict[str, Any], twin: sqlite3.Row | None) -> list[str]:
+    """Insert a new run's row: waiting on its identical `twin` while that one is queued or training, or
+    finished at once with a finished twin's results. Returns the twin whose files it takes ([] if none)."""
+    if twin is not None and not _finished(twin):
+        row["attached_to"] = twin["id"]
+    _insert_row(c, row)
+    if not _finished(twin):
+        return []
+    _take_results(c, row["id"], twin)
+    return [twin["id"]]
 
 
 def _take_results(c: sqlite3.Connection, rid: str, twin: sqlite3.Row) -> None:

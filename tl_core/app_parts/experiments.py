@@ -248,8 +248,8 @@ def ask_advisor(session: Session, source: str, target: str, fresh: bool = False)
 
 
 def advice_job(session: Session, job_id: str) -> dict[str, Any]:
-    """A question's state for its own session: status, progress words and fraction, queue position,
-    and the answer once there (the advisor's `advise` output under "result")."""
+    """A question's state for its own session: status, progress words and fraction, and the answer once
+    there (the advisor's `advise` output under "result")."""
     r = runs.store().get_advice(str(job_id))
     if r is None or r["owner"] != session.owner:
         raise access.not_visible(job_id, "question")

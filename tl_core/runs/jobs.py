@@ -175,7 +175,7 @@ def reused_words(st: Store, r: dict[str, Any]) -> str:
         return ""
     twin = st.get(r["reused_from"])
     when = time.strftime("%Y-%m-%d %H:%M", time.localtime(twin["ended"])) if twin and twin.get("ended") else "earlier"
-    return f"identical inputs to a run trained at {when}: same numbers (Train again to train anew)"
+    return f"identical inputs to a run trained at {when}: same numbers"
 
 
 def _queue_position(st: Store, r: dict[str, Any]) -> int | None:

@@ -16,7 +16,6 @@ class StoreSink:
         self.dir = st.run_dir(run_id)
         self.cancel_reason = "cancelled"  # the worker says why when it stops a run itself (a time limit)
         self.stop_status = "cancelled"  # or "interrupted": stopped by a signal, not by a user's cancel
-        self.decided = False  # the worker has judged a signal (cancel or interruption)
 
     def __call__(self, e) -> None:
         st, rid = self.st, self.run_id

@@ -61,12 +61,14 @@ def worker_main(run_id: str) -> int:
         except (TLError, sqlite3.Error):
             return False  # a locked store must not stall training: ask again next time
 
+    judged = threading.Event()  # a signal's meaning (a cancel or an interruption) is read once
+
     def should_stop() -> bool:
-        if signalled.is_set() and not sink.decided:
+        if signalled.is_set() and not judged.is_set():
             # a signal with no cancel asked for (the server shutting down, a kill from a terminal) leaves
             # the run interrupted, resumable from its last checkpoint; a user's cancel sets the store's
             # flag before it signals
-            sink.decided = True
+            judged.set()
             if not cancel_asked():
                 sink.stop_status, sink.cancel_reason = "interrupted", INTERRUPTED
         if stop.is_set():
