@@ -23,8 +23,7 @@ from .domains import get_domain
 from .errors import ConfigError, RunAborted, TLError
 from .evaluation import Evaluator
 from .inputs import adapt
-from .limits import setting
-from .machine import cpu_count, mem_available_gb
+from .machine import cpu_count, mem_available_gb, run_threads
 from .methods import Method, RunContext, Step, Strategy, get_method
 from .model import from_config
 from .optim import apply_lrs, lr_at, make_optimizer, param_groups
@@ -55,7 +54,8 @@ def device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
     if device.type == "cpu":
-        return f"CPU ({cpu_count()} cores)"
+        n = torch.get_num_threads()
+        return f"CPU ({n} thread{'s' if n > 1 else ''} of {cpu_count()} cores)"
     return device.type.upper()
 
 
@@ -88,11 +88,24 @@ class RunResult:
     target_acc_ci: list[float] | None = None  # its 95 % interval (Wilson)
     target_eval: str = ""  # which images those are, in words
     history: list[dict[str, Any]] = field(default_factory=list)
+    phases: dict[str, float] = field(default_factory=dict)  # seconds spent in each part of the run (Phases)
 
     def to_dict(self) -> dict[str, Any]:
         from dataclasses import asdict
 
         return asdict(self)
+
+
+class Phases(dict):
+    """Seconds spent in each part of a run (set-up, data, training, evaluation, embedding, checkpoint,
+    events): where a run's wall goes, for `bench/run_wall.py` and the run's record."""
+
+    def timed(self, name: str, fn: Callable[..., Any], *args, **kw) -> Any:
+        t = time.perf_counter()
+        try:
+            return fn(*args, **kw)
+        finally:
+            self[name] = self.get(name, 0.0) + time.perf_counter() - t
 
 
 class Trainer:
@@ -104,7 +117,11 @@ class Trainer:
         (the worker passes `runs.resolve_reference`, the run store of this TL_HOME)."""
         self.cfg = validate(config)
         self.resolve_run = resolve_run
-        self.on_event = on_event or (lambda e: None)
+        self.phases = Phases()
+        sink = on_event or (lambda e: None)
+        # progress reports are written during training steps (their time is inside `training` too)
+        self.on_event = lambda e: self.phases.timed("progress writes" if isinstance(e, ev.Progress) else "events",
+                                                    sink, e)
         self.should_stop = should_stop or (lambda: False)
         self.checkpointer = checkpointer
         self._data = data
@@ -112,15 +129,15 @@ class Trainer:
     # -- set-up --------------------------------------------------------------------
     def setup(self) -> None:
         t = self.cfg.train
-        # all the cores a local worker may use; a Ray task uses the CPUs it declared (TL_THREADS)
-        torch.set_num_threads(int(setting("TL_THREADS")) or cpu_count())
+        # its share of the cores (machine.run_threads); a Ray task uses the CPUs it declared (TL_THREADS)
+        torch.set_num_threads(run_threads())
         self.device = pick_device(t.device)
         if self.device.type == "cpu":
             # near-zero activations of a confident model are denormal floats, which a CPU handles tens of times
             # slower (SHOT's adaptation epochs on LeNet slowed from 6 to 9 s without this)
             torch.set_flush_denormal(True)
         seed_everything(t.seed)
-        self.data = self._data or prepare(self.cfg.data, t.seed)
+        self.data = self._data or self.phases.timed("data", prepare, self.cfg.data, t.seed)
         k = len(self.data.classes)
         self.model = from_config(self.cfg.model, self.data.channels, k).to(self.device)
         self.spec = self.model.backbone.input_spec
@@ -339,7 +356,8 @@ class Trainer:
     def fit(self) -> RunResult:
         t0 = time.perf_counter()
         if not hasattr(self, "model"):
-            self.setup()
+            self.phases.timed("set-up", self.setup)
+            self.phases["set-up"] -= self.phases.get("data", 0.0)
         t, ts = self.cfg.train, self.state
         if self.checkpointer is not None and self.checkpointer.has_last():
             self.checkpointer.restore(ts)
@@ -385,7 +403,7 @@ class Trainer:
                                                   eta_s=(self.total_steps - gstep - 1) / max(rate, 1e-9),
                                                   losses={k: v / (s + 1) for k, v in sums.items()}))
                 train_s += time.perf_counter() - te
-                m = self.evaluate(epoch)
+                m = self.phases.timed("evaluation", self.evaluate, epoch)
                 n = max(steps, 1)
                 m["losses"] = custom if custom is not None else {k: v / n for k, v in sums.items()}
                 m["diagnostics"] = {k: v / n for k, v in logs.items()}
@@ -400,11 +418,13 @@ class Trainer:
                 self.on_event(ev.EpochEnd(epoch=epoch + 1, metrics=m))
                 if epoch == self.n_epochs - 1:
                     self.hooks.finish(self.ctx)
-                emb = self.embedding(epoch)
+                emb = self.phases.timed("embedding", self.embedding, epoch)
                 if emb is not None:
                     self.on_event(emb)
                 if self.checkpointer is not None:
-                    for e in self.checkpointer.save(ts, self.model_meta(), epoch + 1, best=improved):
+                    saved = self.phases.timed("checkpoint", self.checkpointer.save, ts, self.model_meta(), epoch + 1,
+                                              best=improved)
+                    for e in saved:
                         self.on_event(e)
         except _Stopped as s:
             result.status = "cancelled"
@@ -425,6 +445,8 @@ class Trainer:
             result.target_eval = self.data.target_eval
         result.train_s = train_s
         result.wall_s = time.perf_counter() - t0
+        self.phases["training"] = train_s
+        result.phases = {k: round(v, 3) for k, v in self.phases.items()}
         if result.status == "finished":
             self.on_event(ev.RunFinished(result=result.to_dict()))
         return result
