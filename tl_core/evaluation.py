@@ -108,7 +108,8 @@ class Evaluator:
         if kind == "none":
             return None, previous
         es, et, ps, pt = self._last_embed
-        xy, previous = embed_epoch(np.concatenate([es, et]), kind, previous, seed=seed)
+        xy, previous = embed_epoch(np.concatenate([es, et]), kind, previous, seed=seed,
+                                   n_jobs=torch.get_num_threads())
         n = len(es)
         d = self.data
         labels = np.concatenate([d.source.y_test[self.embed_idx_s].numpy(), d.y_target_test[self.embed_idx_t].numpy()])
