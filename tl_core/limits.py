@@ -34,9 +34,12 @@ SETTINGS: dict[str, Setting] = _table(
     Setting("TL_FOLDER_ROOTS", None, "folders on the server a browser session may name, separated by ':' "
                                      "(unset: the home and data folders for a localhost server, none otherwise)"),
     # running
-    Setting("TL_MAX_RUNS", 0, "runs that train at once (0: one on a CPU machine, by GPU capacity on GPUs)"),
-    Setting("TL_THREADS", 0, "torch threads per run (0: all cores)"),
+    Setting("TL_MAX_RUNS", 0, "runs that train at once (0: one on a CPU machine, on all its cores; by GPU capacity "
+                                 "on GPUs)"),
+    Setting("TL_THREADS", 0, "torch threads per run (0: the cores shared out over the runs that train at once)"),
     Setting("TL_WORKER_NICE", 10, "niceness of the training processes, so the web server stays responsive"),
+    Setting("TL_WARM", True, "start runs from a warm process that has torch imported and domains decoded"),
+    Setting("TL_WARM_IDLE_S", 300.0, "seconds the warm process waits for the next run before it exits"),
     Setting("TL_STORE_PATIENCE_S", 600.0, "seconds a background writer waits for the run store's lock"),
     Setting("TL_RAY_ADDRESS", "", "a Ray cluster to run on (unset: local processes)"),
     Setting("TL_RAY_CPUS_PER_RUN", 1.0, "CPUs one Ray task declares"),

@@ -6,6 +6,9 @@ import os
 import shutil
 import subprocess
 
+from .limits import setting
+
+
 
 @functools.lru_cache(maxsize=1)
 def gpu_count() -> int:
@@ -28,6 +31,30 @@ def cpu_count() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
         return os.cpu_count() or 1
+
+
+def cpu_places() -> int:
+    """Runs that train at once on a machine without GPUs: TL_MAX_RUNS, else one, on all the cores. Measured
+    on 2 cores (bench/threads.py, docs/BENCHMARKS.md): two LeNet runs at one thread each finish 1.14x as
+    many whole runs a minute as one run on two threads when the queue is long, but one run takes 1.75x as
+    long and the first-visit experiment (two short and two long runs) ends later (119 s against 102 s):
+    evaluation and the feature map, bound by arithmetic, gain nothing from a second process on 2 cores. A
+    server that mostly works through long queues sets TL_MAX_RUNS=2 (each run then gets one thread)."""
+    n = int(setting("TL_MAX_RUNS"))
+    return n if n > 0 else 1
+
+
+def run_threads() -> int:
+    """Torch threads of one run: TL_THREADS, else the cores shared out over the places (`cpu_places`).
+    Fixed per machine and settings, never by the load of the moment: a run's numbers depend on its thread
+    count (float sums split differently), so the same command must get the same count to give the same
+    numbers (the run key includes it)."""
+    n = int(setting("TL_THREADS"))
+    if n > 0:
+        return n
+    if gpu_count():
+        return cpu_count()
+    return max(1, cpu_count() // cpu_places())
 
 
 def mem_available_gb() -> float:

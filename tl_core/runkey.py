@@ -19,7 +19,7 @@ from .config import RunConfig
 from .domains import get_domain
 from .errors import TLError
 from .limits import setting
-from .machine import cpu_count, gpu_count
+from .machine import gpu_count, run_threads
 from .provenance import cpu_model
 
 PACKAGE = Path(__file__).resolve().parent
@@ -62,7 +62,7 @@ def key_parts(cfg: RunConfig) -> dict[str, Any] | None:
     except TLError:
         return None
     return {"config": config, "data": data, "code": source_hash(), "torch": _torch_version(), "device": device,
-            "cpu": cpu_model(), "threads": int(setting("TL_THREADS")) or cpu_count()}
+            "cpu": cpu_model(), "threads": run_threads()}
 
 
 def run_key(cfg: RunConfig) -> str:

@@ -4,17 +4,23 @@ estimated for it (without this correction); later estimates for the same backbon
 scaled by the median of their last ratios, so an estimate becomes true on the machine that runs it.
 Kept in TL_HOME/speed.json (with the runs it learned from, not in the shared cache), per CPU model and
 thread count (another machine starts afresh).
+
+Before any run has finished on a machine, a probe measures it (`probe_s`: a LeNet-sized training step,
+timed in a subprocess, about 3 s once per machine, kept in TL_HOME/cache/speed/): the estimate is then
+scaled by the probe's time against REF_PROBE_S, the probe's time on the machine the planner's figures
+describe, so a host 3x slower is estimated 3x slower from its first question.
 """
 from __future__ import annotations
 
 import fcntl
 import json
 import statistics
+import subprocess
+import sys
 from typing import Any
 
-from .limits import setting
-from .machine import cpu_count
-from .paths import atomic_write_text, tl_home
+from .machine import run_threads
+from .paths import atomic_write_text, cache_dir, tl_home
 from .provenance import cpu_model
 
 KEEP = 9  # ratios kept per backbone and method (the median of the last ones)
@@ -22,7 +28,7 @@ BOUNDS = (0.2, 5.0)  # a ratio outside this is a run that waited or crashed, not
 
 
 def _host() -> str:
-    return f"{cpu_model()}|{int(setting('TL_THREADS')) or cpu_count()}"
+    return f"{cpu_model()}|{run_threads()}"
 
 
 def _path():
@@ -58,13 +64,67 @@ def record(backbone: str, method: str, measured_s: float, estimated_s: float) ->
 
 def factor(backbone: str, method: str) -> float:
     """What to multiply the planner's estimate by on this machine: the median ratio of this backbone and
-    method's finished runs, else of the backbone's, else of every run here, else 1."""
+    method's finished runs, else of the backbone's, else of every run here, else the host probe's."""
     host = _read().get(_host(), {})
     for keys in ([f"{backbone}|{method}"], [k for k in host if k.startswith(f"{backbone}|")], list(host)):
         ratios = [r for k in keys for r in host.get(k, [])]
         if ratios:
             return float(statistics.median(ratios))
-    return 1.0
+    p = probe_s()
+    return min(max(p / REF_PROBE_S, BOUNDS[0]), BOUNDS[1]) if p else 1.0
+
+
+# The probe's seconds a step on the machine the planner's figures describe. Set on the 2-core development
+# host (AMD EPYC), where the probe read 0.0372 s and the default DANN M->U run took 1.43x its uncorrected
+# estimate (bench/estimates.py): 0.0372 / 1.43.
+REF_PROBE_S = 0.026
+PROBE = """
+import sys, time, torch
+torch.set_num_threads(int(sys.argv[1]))
+torch.manual_seed(0)
+net = torch.nn.Sequential(torch.nn.Conv2d(1, 32, 5), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
+                          torch.nn.Conv2d(32, 64, 5), torch.nn.ReLU(), torch.nn.MaxPool2d(2), torch.nn.Flatten(),
+                          torch.nn.Linear(1024, 100), torch.nn.ReLU(), torch.nn.Linear(100, 10))
+opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+x, y = torch.randn(128, 1, 28, 28), torch.randint(0, 10, (128,))
+def steps(n):
+    for _ in range(n):
+        loss = torch.nn.functional.cross_entropy(net(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+steps(5)
+best = 1e9
+for _ in range(3):
+    t = time.perf_counter()
+    steps(20)
+    best = min(best, (time.perf_counter() - t) / 20)
+print(best)
+"""
+
+
+def probe_s() -> float | None:
+    """Seconds a LeNet-sized training step (two domains' batches) takes on this machine at a run's thread
+    count: measured once per machine (a subprocess, a few seconds), then read back. None if it fails."""
+    path = cache_dir("speed") / "probe.json"
+    with open(path.with_suffix(".lock"), "a+") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # several pages asking at once: one probe
+        try:
+            d = json.loads(path.read_text())
+        except (OSError, ValueError):
+            d = {}
+        if not isinstance(d, dict):
+            d = {}
+        if _host() not in d:
+            try:
+                out = subprocess.run([sys.executable, "-c", PROBE, str(run_threads())], capture_output=True,
+                                     text=True, timeout=120)
+                d[_host()] = float(out.stdout.strip().splitlines()[-1])
+            except (OSError, subprocess.SubprocessError, ValueError, IndexError):
+                return None
+            atomic_write_text(path, json.dumps(d, sort_keys=True))
+    v = d.get(_host())
+    return float(v) if isinstance(v, (int, float)) and v > 0 else None
 
 
 def known() -> dict[str, list[float]]:

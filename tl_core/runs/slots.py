@@ -4,19 +4,20 @@ from __future__ import annotations
 from typing import Any
 
 from ..limits import setting
-from ..machine import gpu_count
+from ..machine import cpu_places, gpu_count
 
 SMALL_SHARE = 0.25  # the share of one GPU a small model's run declares (LeNet-sized: 4 train at once)
 
 
 def max_concurrent() -> int:
-    """Runs that may train at once: TL_MAX_RUNS, else one on a CPU machine (two torch jobs on a few
-    cores each run 6-8x slower), else as many as the GPUs' capacity holds at the smallest share."""
+    """Runs that may train at once: TL_MAX_RUNS, else on a CPU machine its places (one run per core up
+    to a few, each on its share of the cores: `machine.cpu_places`), else as many as the GPUs' capacity
+    holds at the smallest share."""
     n = int(setting("TL_MAX_RUNS"))
     if n > 0:
         return n
     gpus = gpu_count()
-    return max(1, int(gpus / SMALL_SHARE)) if gpus else 1
+    return max(1, int(gpus / SMALL_SHARE)) if gpus else cpu_places()
 
 
 def device_share(config: dict[str, Any]) -> float:
