@@ -9,6 +9,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if not os.environ.get("TL_DATA_DIR"):
     os.environ["TL_DATA_DIR"] = str((ROOT.parent / "shared" / "data").resolve())
 os.environ.setdefault("TL_OFFLINE", "1")  # tests never wait on the network
+os.environ.setdefault("TL_WARM_IDLE_S", "20")  # a test home's warm worker does not outlive its tests for long
 os.environ["TL_HOME"] = os.environ.get("TL_TEST_HOME") or str(Path(os.environ.get("TMPDIR", "/tmp")) / "tl-test-home")
 Path(os.environ["TL_HOME"]).mkdir(parents=True, exist_ok=True)
 

@@ -1,13 +1,16 @@
 """Local worker processes (`python -m tl_core worker RUN_ID`), the default executor."""
 from __future__ import annotations
 
+import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
+from ..limits import setting
 from ..machine import gpu_count
 from ..store import Store
 from .executor import Executor
@@ -25,6 +28,8 @@ class LocalExecutor(Executor):
 
     def start(self, st, run_id: str, slot: int) -> None:
         spawn(st, run_id, slot)
+        if st.interactive or st.has_queued():  # more runs to come: the next ones start warm
+            start_warm(st)
 
     def cancel(self, st, r: dict[str, Any]) -> None:
         if r["pid"] and alive(r["pid"], r["pid_start"]):
@@ -58,10 +63,64 @@ def spawn_advice(st: Store, job_id: str) -> None:
     st.update_advice(job_id, pid=p.pid, pid_start=proc_start(p.pid))
 
 
+WARM_SOCKET = "warm.sock"  # runs/warm.py listens there
+
+
+def _warm_usable(st: Store) -> bool:
+    # a forked child of a process that touched CUDA cannot use it: GPU runs start cold (their start is
+    # small against their training); a socket path is limited to about 100 bytes
+    return (bool(setting("TL_WARM")) and not gpu_count() and not setting("TL_RAY_ADDRESS")
+            and len(str(st.home / WARM_SOCKET)) < 100)
+
+
+def _warm_spawn(st: Store, run_id: str) -> int | None:
+    """Ask this home's warm process for a worker (a forked child that has torch and the domains already);
+    None when there is none or it does not answer (the caller starts a cold worker: the worker's own
+    check that its run is still waiting keeps a late answer from training a run twice)."""
+    r = st.get(run_id)
+    domains = [r["config"]["data"]["source"], r["config"]["data"]["target"]] if r else []
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.settimeout(10.0)
+            s.connect(str(st.home / WARM_SOCKET))
+            s.sendall((json.dumps({"run_id": run_id, "domains": domains}) + "\n").encode())
+            reply = s.makefile("r").readline(256)
+        return int(json.loads(reply)["pid"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def start_warm(st: Store) -> None:
+    """Start this home's warm process (`python -m tl_core warm`) when none serves it; it exits by itself
+    when this process is gone or it has been idle (TL_WARM_IDLE_S)."""
+    home = str(st.home)
+    if not _warm_usable(st) or any(getattr(p, "tl_warm", "") == home and p.poll() is None for p in CHILDREN):
+        return
+    env, pkg_parent = _worker_env(st)
+    with open(st.home / "warm.log", "ab") as log:
+        p = subprocess.Popen([sys.executable, "-m", "tl_core", "warm"], stdout=log, stderr=subprocess.STDOUT,
+                             stdin=subprocess.DEVNULL, env=env, cwd=pkg_parent, start_new_session=True)
+    p.tl_warm = home  # type: ignore[attr-defined]
+    CHILDREN.append(p)  # the server's shutdown signals it, and it passes that on to the runs it forked
+
+
+def stop_warm(home: str | Path) -> None:
+    """Stop the warm process this process started for `home` (the runs it forked are told to stop too)."""
+    for p in CHILDREN:
+        if getattr(p, "tl_warm", "") == str(home) and p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+
+
 def spawn(st: Store, run_id: str, slot: int) -> None:
-    """Start the worker process of a claimed run, detached from this one (it outlives the page)."""
+    """Start the worker process of a claimed run, detached from this one (it outlives the page): forked
+    from the warm process when there is one, else a fresh interpreter."""
     rd = st.run_dir(run_id)
     rd.mkdir(parents=True, exist_ok=True)
+    if _warm_usable(st):
+        pid = _warm_spawn(st, run_id)
+        if pid is not None:
+            st.set_worker(run_id, pid, proc_start(pid))
+            return
     env, pkg_parent = _worker_env(st)
     gpus = gpu_count()
     if gpus > 1:

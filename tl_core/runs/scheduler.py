@@ -20,6 +20,7 @@ from typing import Any
 from ..paths import tl_home
 from ..store import HOST, Store
 from .jobs import schedule
+from .local import stop_warm
 from .procs import stop_children
 
 
@@ -39,6 +40,7 @@ def stop_scheduler(home: str | Path) -> None:
         t = _SCHEDULERS.pop(key, None)
         if t is not None:
             t.join(10)
+    stop_warm(key)
 
 
 def start_scheduler(interval_s: float = 2.0) -> None:

@@ -2,6 +2,7 @@
 the run store, and hands its slot on when it ends."""
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sqlite3
@@ -14,7 +15,8 @@ from ..checkpoint import Checkpointer
 from ..config import RunConfig
 from ..errors import TLError
 from ..limits import setting
-from ..machine import cpu_count
+from ..machine import run_threads
+from ..paths import atomic_write_text
 from ..planner import raw_estimate
 from .. import speed
 from ..store import HOST, store
@@ -26,13 +28,16 @@ from .sink import StoreSink, wall_limit_reason
 
 def worker_main(run_id: str) -> int:
     """Entry of `python -m tl_core worker RUN_ID`: train one run, writing everything to the store."""
+    started = process_age_s()  # interpreter start and imports (torch, tl_core) before this line
     st = store()
     r = st.get(run_id)
     if r is None or r["status"] not in ("starting", "queued"):
         print(f"run {run_id} is not waiting to start ({r and r['status']})", file=sys.stderr)
         return 1
-    st.update(run_id, status="running", pid=os.getpid(), pid_start=proc_start(os.getpid()), heartbeat=time.time(),
-              reason="", host=HOST, executor="local", node=HOST)
+    if not st.begin_run(run_id, pid=os.getpid(), pid_start=proc_start(os.getpid()), heartbeat=time.time(),
+                        reason="", host=HOST, executor="local", node=HOST):
+        print(f"run {run_id} was taken by another worker or cancelled before this one began", file=sys.stderr)
+        return 1
     try:  # training yields the CPU to the web server: pages stay responsive while a run trains
         os.nice(int(setting("TL_WORKER_NICE")))
     except (OSError, ValueError, AttributeError):
@@ -47,7 +52,7 @@ def worker_main(run_id: str) -> int:
         signal.signal(sig, on_signal)
     last_check = [0.0]
     limit = r.get("wall_limit_s")
-    threads = max(1, int(setting("TL_THREADS")) or cpu_count())
+    threads = run_threads()
     sink = StoreSink(st, run_id)
 
     def own_seconds() -> float:
@@ -99,6 +104,7 @@ def worker_main(run_id: str) -> int:
         age = process_age_s()
         if res.status == "finished" and age:  # how fast runs really are here: later estimates learn from it
             speed.record(cfg.model.backbone, cfg.method.name, age, raw_estimate(cfg))
+        _write_phases(st.run_dir(run_id), started, res.phases, res.wall_s, age)
     except TLError as e:
         st.finish_if_active(run_id, "failed", str(e))
     except Exception as e:  # a bug of ours: keep the traceback in the log, say where it is
@@ -117,6 +123,16 @@ def worker_main(run_id: str) -> int:
         # so stopping the server stops the queue instead of leaving workers that hand it on
         print(f"[{time.strftime('%H:%M:%S')}] worker {os.getpid()} ends run {run_id}", flush=True)
     return 0
+
+
+def _write_phases(run_dir, started: float | None, phases: dict[str, float], fit_s: float,
+                  age: float | None) -> None:
+    """phases.json: where this worker's wall went (`bench/run_wall.py` reads it)."""
+    out = {"process start and imports": started, **phases, "fit": fit_s, "process so far": age}
+    try:
+        atomic_write_text(run_dir / "phases.json", json.dumps({k: v for k, v in out.items() if v is not None}))
+    except OSError:
+        pass
 
 
 INTERRUPTED = ("interrupted: the worker was told to stop (the server shut down, or a signal from the machine) "
