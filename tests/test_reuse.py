@@ -154,3 +154,43 @@ def test_a_resumed_run_is_never_reused(home, monkeypatch):
     assert not runs.get_run(later)["attached"]  # trained itself rather than wait on the resumed one
     for rid in (first, later):
         runs.cancel(rid)
+
+
+def test_cancel_detaches_the_caller_and_the_training_stops_only_when_no_one_is_left(home):
+    cfg = tiny("source_only", seed=21, epochs=3, steps_per_epoch=150)
+    first = runs.submit(cfg)
+    second, third = runs.submit(cfg), runs.submit(cfg)  # two more sessions asking for the same run
+    deadline = time.time() + 120
+    while runs.get_run(first)["status"] != "running" and time.time() < deadline:
+        runs.schedule()
+        time.sleep(0.1)
+    pid = runs.get_run(first)["pid"]
+    r = runs.cancel(first)  # the first session leaves: the training goes on for the other two
+    assert r["status"] == "cancelled" and "went on" in r["reason"]
+    heir = runs.get_run(second)
+    assert heir["status"] == "running" and heir["attached"] and heir["pid"] == pid
+    assert runs.cancel(third)["status"] == "cancelled" and runs.get_run(second)["status"] == "running"
+    rows = finish_all([second])
+    assert rows[0]["status"] == "finished" and rows[0]["reused_from"] == first  # one training, its numbers
+    assert numbers(second) == numbers(first) and len(numbers(second)) == 3
+
+    cfg = tiny("source_only", seed=22, epochs=50, steps_per_epoch=400)
+    a, b = runs.submit(cfg), runs.submit(cfg)
+    while runs.get_run(a)["status"] != "running" and time.time() < deadline + 120:
+        runs.schedule()
+        time.sleep(0.1)
+    runs.cancel(a)
+    assert runs.get_run(b)["status"] == "running"
+    runs.cancel(b)  # the last one leaves: the training stops
+    rows = finish_all([a, b])
+    assert [r["status"] for r in rows] == ["cancelled", "cancelled"]
+    deadline = time.time() + 30
+    while runs.store().get(a)["pid"] and procs_alive(runs.store().get(a)) and time.time() < deadline:
+        time.sleep(0.2)
+    assert not procs_alive(runs.store().get(a))  # no worker goes on training for no one
+
+
+def procs_alive(r):
+    from tl_core.runs.procs import alive
+
+    return alive(r["pid"], r["pid_start"])

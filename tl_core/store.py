@@ -87,6 +87,9 @@ ADDED_COLUMNS = (("published", "INTEGER DEFAULT 0"), ("host", "TEXT DEFAULT ''")
                  ("reused_from", "TEXT DEFAULT ''"), ("attached_to", "TEXT DEFAULT ''"))
 # What a run that reuses an identical finished run takes from it (its own id, owner, name, config and
 # sharing stay its own)
+# why a run whose training others shared reads cancelled: its session left, the training went on for them
+HANDED_OVER = ("cancelled by you; its training went on for the other sessions that asked for the same run "
+               "(one training for all)")
 RESULT_COLUMNS = ("epoch", "epochs", "source_acc", "target_acc", "best_epoch", "best_target_acc", "wall_s",
                   "trainable_params", "total_params", "device", "target_n", "target_eval", "provenance", "peak_mb",
                   "executor", "node")
@@ -138,6 +141,7 @@ class Store:
         self.runs_dir = self.home / "runs"
         self.experiments_dir = self.home / "experiments"
         self.runs_dir.mkdir(parents=True, exist_ok=True)
+        self.interactive = interactive
         # interactive callers (the web server) wait briefly, then raise StoreBusy; others are patient
         self.busy_timeout_s = 2.0 if interactive else 30.0
         self.write_patience_s = 0.0 if interactive else float(setting("TL_STORE_PATIENCE_S"))
@@ -432,25 +436,31 @@ class Store:
                     pass
             shutil.copy2(f, t)
 
-    def settle_attached(self) -> int:
+    def settle_attached(self, alive: Callable[[int | None, str | None], bool] | None = None) -> int:
         """Runs attached to an identical run that has ended: they take its results when it finished, else
-        they are let go to train on their own. Returns how many were settled."""
+        they are let go to train on their own (a run that had taken the training over goes back to the
+        queue). A training its session left goes on while its worker lives (`alive(pid, pid_start)`).
+        Returns how many were settled."""
         done: list[tuple[str, str]] = []
 
         def settle(c: sqlite3.Connection) -> None:
             done.clear()
             rows = c.execute("SELECT a.id AS id, a.attached_to AS twin FROM runs a LEFT JOIN runs t ON "
-                             "t.id = a.attached_to WHERE a.status='queued' AND a.attached_to != '' AND "
+                             f"t.id = a.attached_to WHERE a.status IN {UNFINISHED} AND a.attached_to != '' AND "
                              f"(t.id IS NULL OR t.status IN {TERMINAL})").fetchall()
             for r in rows:
                 twin = c.execute("SELECT * FROM runs WHERE id=?", (r["twin"],)).fetchone()
                 if _finished(twin):
                     _take_results(c, r["id"], twin)
                     done.append((twin["id"], r["id"]))
+                elif twin is not None and twin["reason"] == HANDED_OVER and (alive is None or alive(
+                        twin["pid"], twin["pid_start"])):
+                    continue  # still training for the runs that wait on it
                 else:
-                    c.execute("UPDATE runs SET attached_to='' WHERE id=?", (r["id"],))
+                    c.execute("UPDATE runs SET attached_to='', status='queued', pid=NULL, started=NULL "
+                              "WHERE id=?", (r["id"],))
 
-        if not self.read("SELECT 1 FROM runs WHERE status='queued' AND attached_to != '' LIMIT 1"):
+        if not self.read(f"SELECT 1 FROM runs WHERE status IN {UNFINISHED} AND attached_to != '' LIMIT 1"):
             return 0  # the common case: no write lock taken
         self.write(settle, immediate=True)
         for twin_id, rid in done:
@@ -644,8 +654,8 @@ class Store:
 
     def active_runs(self) -> list[sqlite3.Row]:
         """Starting and running runs, with what judging their process needs."""
-        return self.read("SELECT id, status, pid, pid_start, started, cancel_requested, host, executor, driver_pid "
-                         f"FROM runs WHERE status IN {ACTIVE}")
+        return self.read("SELECT id, status, pid, pid_start, started, cancel_requested, host, executor, driver_pid, "
+                         f"attached_to FROM runs WHERE status IN {ACTIVE}")
 
     def waiting_runs(self) -> list[dict[str, Any]]:
         """Queued, starting and running runs, oldest first (the server's queue)."""
@@ -675,6 +685,17 @@ class Store:
             self.mirror(run_id)
         return claimed
 
+    def begin_run(self, run_id: str, **fields: Any) -> bool:
+        """A worker takes its run: status 'running' and `fields`, only if the run is still waiting to
+        start (False: another worker has it, or it was cancelled meanwhile)."""
+        cols = ", ".join(f"{k}=?" for k in fields)
+        ok = bool(self.write(lambda c: c.execute(f"UPDATE runs SET status='running', {cols} WHERE id=? AND "
+                                                 f"status IN ('starting', 'queued')",
+                                                 (*fields.values(), run_id)).rowcount))
+        if ok:
+            self.mirror(run_id)
+        return ok
+
     def set_worker(self, run_id: str, pid: int, pid_start: str | None) -> None:
         """The process a starting run was given."""
         self.write(lambda c: c.execute("UPDATE runs SET pid=?, pid_start=?, heartbeat=? WHERE id=? AND "
@@ -683,6 +704,40 @@ class Store:
     def cancel_requested(self, run_id: str) -> bool:
         rows = self.read("SELECT cancel_requested FROM runs WHERE id=?", (run_id,))
         return bool(rows and rows[0]["cancel_requested"])
+
+    def leave_training(self, run_id: str) -> tuple[str, str] | None:
+        """A session cancels a run whose training others wait on: only that session leaves. Returns
+        ("handed", heir) when the oldest run still waiting on the same training takes it over (the worker
+        goes on; the heir is running on its process), ("stop", training run) when the caller was the last
+        one and the training must stop, None when no one else shares it (an ordinary cancel)."""
+        def leave(c: sqlite3.Connection) -> tuple[str, str] | None:
+            r = c.execute("SELECT * FROM runs WHERE id=?", (run_id,)).fetchone()
+            if r is None or r["status"] not in ACTIVE:
+                return None
+            training = r["attached_to"] or r["id"]
+            if training == r["id"] and r["cancel_requested"]:
+                return None
+            heir = c.execute("SELECT id FROM runs WHERE attached_to=? AND status='queued' AND id != ? "
+                             "ORDER BY created LIMIT 1", (training, run_id)).fetchone()
+            if heir is None and training == r["id"]:
+                return None
+            now = time.time()
+            c.execute("UPDATE runs SET status='cancelled', reason=?, ended=? WHERE id=?",
+                      (HANDED_OVER if training == r["id"] else "cancelled", now, run_id))
+            c.execute("INSERT INTO events (run_id, ts, kind, data) VALUES (?,?,?,?)",
+                      (run_id, now, "cancelled", json.dumps({"left_to": "heir" if heir else ""})))
+            if heir is None:
+                return "stop", training
+            c.execute("UPDATE runs SET status='running', started=?, pid=?, pid_start=?, slot=?, host=?, executor=?, "
+                      "node=?, heartbeat=? WHERE id=?", (now, r["pid"], r["pid_start"], r["slot"], r["host"],
+                                                         r["executor"], r["node"], now, heir["id"]))
+            return "handed", heir["id"]
+
+        out = self.write(leave, immediate=True)
+        if out is not None:
+            self.mirror(run_id)
+            self.mirror(out[1])
+        return out
 
     def cancel_queued(self, run_id: str) -> None:
         """Cancel a run that has not started (nothing when it has)."""
@@ -785,16 +840,20 @@ def _draw_run_id(c: sqlite3.Connection, config_id: str, taken: set[str]) -> str:
 
 def _twin(c: sqlite3.Connection, run_key: str) -> sqlite3.Row | None:
     """The run with the same key that a new one may take its numbers from: a finished one first, else one
-    queued or training (not itself waiting on another)."""
+    queued or training (not itself waiting on another), or a training its session left for others."""
     if not run_key:
         return None
     return c.execute("SELECT * FROM runs WHERE run_key=? AND (status='finished' OR (status IN "
-                     f"{UNFINISHED} AND attached_to='')) ORDER BY status='finished' DESC, created LIMIT 1",
-                     (run_key,)).fetchone()
+                     f"{UNFINISHED} AND attached_to='') OR (status='cancelled' AND reason=?)) "
+                     "ORDER BY status='finished' DESC, best_epoch IS NOT NULL DESC, created LIMIT 1",
+                     (run_key, HANDED_OVER)).fetchone()
 
 
 def _finished(twin: sqlite3.Row | None) -> bool:
-    return twin is not None and twin["status"] == "finished"
+    """Whether a run has the numbers of a whole training: finished, or left by its session while others
+    waited on it and then trained to its end (`leave_training`; the sink recorded its best epoch)."""
+    return twin is not None and (twin["status"] == "finished" or (
+        twin["status"] == "cancelled" and twin["reason"] == HANDED_OVER and twin["best_epoch"] is not None))
 
 
 def _place(c: sqlite3.Connection, row: dict[str, Any], twin: sqlite3.Row | None) -> list[str]:

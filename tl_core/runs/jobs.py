@@ -38,6 +38,8 @@ def reap(st: Store | None = None) -> None:
     reap_children()
     now = time.time()
     for r in st.active_runs():
+        if r["attached_to"]:
+            continue  # it took over a training its session left: that training's worker is judged in settle_attached
         if r["host"] and r["host"] != HOST:
             continue  # another machine's worker: its process table is not ours to judge
         if r["executor"] == "ray":
@@ -101,7 +103,7 @@ def schedule(st: Store | None = None) -> list[str]:
     the advisor. Returns the started run ids."""
     st = st or store()
     reap(st)
-    st.settle_attached()  # runs that waited on an identical run that has ended
+    st.settle_attached(alive)  # runs that waited on an identical run that has ended
     schedule_advice(st)
     if not st.has_queued():
         return []  # the common case for a polling page: no write lock taken
@@ -158,7 +160,7 @@ def get_run(run_id: str) -> dict[str, Any]:
     r = st.get(run_id)
     if r is None:
         raise TLError(f"There is no run {run_id!r}. `python -m tl_core runs list` shows the runs.")
-    r["attached"] = bool(r.get("attached_to")) and r["status"] == "queued"
+    r["attached"] = bool(r.get("attached_to")) and r["status"] in UNFINISHED
     # a run waiting on an identical one shows that one's progress (its numbers only, never whose it is)
     r["progress"] = st.progress(r["attached_to"] if r["attached"] else run_id)
     r["queue_position"] = None if r["attached"] else _queue_position(st, r)
@@ -218,7 +220,8 @@ def read_embedding(run_id: str, epoch: int | None = None) -> dict[str, Any] | No
 
 
 def cancel(run_id: str, wait_s: float = 0.0) -> dict[str, Any]:
-    """Stop a run: a queued one at once; a running one at its next batch (SIGTERM), killed if it lingers."""
+    """Stop a run: a queued one at once; a running one at its next batch (SIGTERM), killed if it lingers.
+    A training that other sessions wait on goes on for them: the caller's run alone is cancelled."""
     st = store()
     r = st.get(run_id)
     if r is None:
@@ -226,6 +229,14 @@ def cancel(run_id: str, wait_s: float = 0.0) -> dict[str, Any]:
     if r["status"] == "queued":
         st.cancel_queued(run_id)
         schedule(st)
+        return get_run(run_id)
+    left = st.leave_training(run_id) if r["status"] in ACTIVE else None
+    if left is not None:  # others wait on this training: only the caller leaves it
+        kind, other = left
+        if kind == "stop":  # the caller was the last one: the training stops
+            st.update(other, cancel_requested=time.time())
+            t = st.get(other)
+            executors.for_run(t, st.home).cancel(st, t)
         return get_run(run_id)
     if r["status"] in ACTIVE:
         st.update(run_id, cancel_requested=time.time())
