@@ -2,9 +2,9 @@
 
 N seated sessions (default 30; seats made as `python -m tl_core class seats N` makes them) each launch
 the experiment the app opens on (USPS -> MNIST, source only vs DANN, 2 seeds: 4 runs) at the same
-moment through the app's own call, with the default quotas; the job manager trains one run at a time
-(TL_MAX_RUNS=1, as on a 2-core server). Identical work is trained once, so the 30 sessions share one
-training; for comparison, a single session's experiment is measured first, in the same run, on a
+moment through the app's own call, with the default quotas and the default placement (on 2 cores: one
+run at a time on both cores; `TL_MAX_RUNS=2 python bench/classroom.py ...` for two at once). Identical
+work is trained once, so the 30 sessions share one training; for comparison, a single session's experiment is measured first, in the same run, on a
 store of its own. With `--distinct`, each session launches its own seed pair instead (nothing to
 reuse: 4 x N runs, about 40 minutes for 30 here). Records per session when it was accepted, when its
 first run finished and when its whole experiment did.
@@ -30,7 +30,7 @@ ENDED = ("finished", "failed", "cancelled", "interrupted")
 
 def fresh_home() -> Path:
     home = Path(tempfile.mkdtemp(prefix="tl-classroom-"))
-    os.environ.update(TL_HOME=str(home), TL_MAX_RUNS="1")
+    os.environ["TL_HOME"] = str(home)  # TL_MAX_RUNS as given (unset: the server's default)
     return home
 
 
@@ -102,7 +102,7 @@ def main() -> None:
     out = class_of(args.sessions, args.distinct)
     out.update(single_session_s=single["total_s"], slowest_over_single=round(out["total_s"] / single["total_s"], 2),
                runs_per_minute=round(out["runs"] / (out["total_s"] / 60), 1), machine=f"{os.cpu_count()} cores",
-               date=time.strftime("%Y-%m-%d"),
+               date=time.strftime("%Y-%m-%d"), max_runs=os.environ.get("TL_MAX_RUNS", "default"),
                command="python bench/classroom.py " + " ".join(sys.argv[1:]))
     print(json.dumps({k: v for k, v in out.items() if k not in ("first_result_s", "experiment_done_s")}, indent=1))
     name = f"classroom_{args.sessions}{'_distinct' if args.distinct else ''}.json"

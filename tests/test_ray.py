@@ -65,6 +65,8 @@ def test_runs_are_spread_over_the_nodes_and_reach_the_store_through_ray(cluster)
     recs = [runs.get_run(i) for i in ids]
     assert all(r["status"] == "finished" for r in recs), [(r["status"], r["reason"]) for r in recs]
     assert all(r["executor"] == "ray" for r in recs)
+    # reuse is off on a cluster (its machines may differ), and the record says so
+    assert all(not r["run_key"] and "Ray cluster" in r["reuse_note"] for r in recs)
     assert len({r["node"] for r in recs}) == 2  # one CPU a node: the cluster put one run on each
     assert all(r["peak_mb"] and r["peak_mb"] > 50 for r in recs)  # a Ray task records its peak memory too
     for i in ids:  # metrics, embeddings and checkpoints arrived in the store through the actor

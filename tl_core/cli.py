@@ -164,7 +164,7 @@ def run_summary(run_id: str) -> dict[str, Any]:
     keep = ("run_id", "status", "reason", "epoch", "epochs", "source_acc", "target_acc", "best_epoch",
             "wall_s", "device", "trainable_params", "total_params", "name", "created",
             "queue_position", "progress", "estimate_s", "peak_mb", "experiment_id", "executor", "node",
-            "reused_from", "reused_words", "run_key")
+            "reused_from", "reused_words", "run_key", "reuse_note")
     out = {k: r.get(k) for k in keep}
     out["run_id"] = run_id
     out["best_target_acc"] = r.get("target_acc")  # = target_acc (the selected epoch's): kept for older readers

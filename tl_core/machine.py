@@ -35,11 +35,13 @@ def cpu_count() -> int:
 
 def cpu_places() -> int:
     """Runs that train at once on a machine without GPUs: TL_MAX_RUNS, else one, on all the cores. Measured
-    on 2 cores (bench/threads.py, docs/BENCHMARKS.md): two LeNet runs at one thread each finish 1.14x as
-    many whole runs a minute as one run on two threads when the queue is long, but one run takes 1.75x as
-    long and the first-visit experiment (two short and two long runs) ends later (119 s against 102 s):
-    evaluation and the feature map, bound by arithmetic, gain nothing from a second process on 2 cores. A
-    server that mostly works through long queues sets TL_MAX_RUNS=2 (each run then gets one thread)."""
+    on 2 cores (docs/BENCHMARKS.md): two identical runs side by side on one thread each finish 1.36x to
+    1.44x as many runs a minute as one after the other on two threads (bench/threads.py: LeNet, frozen
+    EfficientNet-Lite0), but each takes 1.3x to 2.5x as long, and the first-visit experiment (two short runs
+    and two long ones) answers later, 117 s against 98 s (bench/run_wall.py): its evaluations and feature
+    maps, bound by arithmetic, run 3x slower beside another run. A person waits for one run or one
+    experiment, so the default answers those first; a server that works through long queues (a class
+    each on its own seeds) sets TL_MAX_RUNS=2, and each run then gets one thread."""
     n = int(setting("TL_MAX_RUNS"))
     return n if n > 0 else 1
 

@@ -74,10 +74,11 @@ def factor(backbone: str, method: str) -> float:
     return min(max(p / REF_PROBE_S, BOUNDS[0]), BOUNDS[1]) if p else 1.0
 
 
-# The probe's seconds a step on the machine the planner's figures describe. Set on the 2-core development
-# host (AMD EPYC), where the probe read 0.0372 s and the default DANN M->U run took 1.43x its uncorrected
-# estimate (bench/estimates.py): 0.0372 / 1.43.
-REF_PROBE_S = 0.026
+# The probe's seconds a step on the machine the planner's figures describe, set on the 2-core development
+# host (AMD EPYC) by bench/estimates.py on 2026-12-07: the probe read 0.0335 s there, and the default
+# command-line runs took 1.67x (DANN) and 1.46x (source only) their uncorrected estimates, 1.56x on the
+# geometric mean: 0.0335 / 1.56. The same script on one core of that host checks it on a slower machine.
+REF_PROBE_S = 0.0215
 PROBE = """
 import sys, time, torch
 torch.set_num_threads(int(sys.argv[1]))

@@ -165,7 +165,20 @@ def get_run(run_id: str) -> dict[str, Any]:
     r["progress"] = st.progress(r["attached_to"] if r["attached"] else run_id)
     r["queue_position"] = None if r["attached"] else _queue_position(st, r)
     r["reused_words"] = reused_words(st, r)
+    r["reuse_note"] = reuse_note(r)
     return r
+
+
+def reuse_note(r: dict[str, Any]) -> str:
+    """Why a run has no key (it is never reused, and reuses nothing), in words; "" when it has one."""
+    if r.get("run_key"):
+        return ""
+    device = str(r.get("device") or "")
+    if r.get("executor") == "ray":
+        return "trained on a Ray cluster, whose machines may differ: never reused"
+    if device and not device.startswith("CPU"):
+        return "trained on a GPU, where identical inputs need not give identical numbers: never reused"
+    return "trained without a key (resumed, or its inputs could not be fingerprinted): never reused"
 
 
 def reused_words(st: Store, r: dict[str, Any]) -> str:
