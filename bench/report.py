@@ -337,12 +337,17 @@ def freeze_bn_section() -> list[str]:
     return out + [""]
 
 
+def _result(name: str) -> dict | None:
+    """A committed result file of bench/, None before its script has been run."""
+    f = RES / name
+    return json.loads(f.read_text()) if f.exists() else None
+
+
 def backbones_section() -> list[str]:
     """Throughput of the pretrained backbones on this machine (bench/backbones.py)."""
-    f = RES / "backbones.json"
-    if not f.exists():
+    d = _result("backbones.json")
+    if d is None:
         return []
-    d = json.loads(f.read_text())
     out = ["## Pretrained backbones: images per second", "",
            f"Command: `python bench/backbones.py` ({d['date']}, {d['machine']}, torch {d['torch']}; batch 32, "
            f"random input, ImageNet weights). Forward: eval, no gradients (frozen features, evaluation); training: "
@@ -400,6 +405,73 @@ def advisor_section() -> list[str]:
     return out + [""]
 
 
+def run_wall_section() -> list[str]:
+    """Where a short run's wall goes (bench/run_wall.py): the first-visit experiment's four runs."""
+    files = sorted(RES.glob("run_wall*.json"))
+    if not files:
+        return []
+    out = ["## Where a short run's wall goes", "",
+           "The first-visit experiment (USPS → MNIST, source only and DANN, seeds 0 and 1: four LeNet runs of "
+           "4 × 200 steps) launched fresh from the command line; each run's worker wall in parts (its "
+           "`phases.json`). The domains are decoded from their raw files once before (a server does that once in "
+           "its life; the time is given). Runs after the first are forked from the warm worker "
+           "(`tl_core/runs/warm.py`), which has torch imported and the domains decoded.", ""]
+    for f in files:
+        d = json.loads(f.read_text())
+        out += [f"Command: `{d['command'].strip()}` ({d['date']}, {d['machine']}; settings "
+                f"{d.get('settings') or 'the defaults'}).", "",
+                "| part | seconds per run (mean of 4) | share of the process wall |", "|---|---|---|"]
+        out += [f"| {r['part']} | {r['mean_s']:.2f} | {100 * r['share']:.1f} % |" for r in d["parts"]]
+        warm = [r for r in d["per_run"] if r.get("process start and imports", 9) < 1.0]
+        ratio = (f"; the runs forked warm {sum(r['process so far'] for r in warm) / sum(r['training'] for r in warm):.2f}x"
+                 if warm else "")
+        out += ["", f"Process wall per run {d['process_wall_mean_s']:.1f} s over {d['training_mean_s']:.1f} s of "
+                f"training: **{d['process_over_training']:.2f}x** (all four{ratio}). The experiment's wall "
+                f"{d['experiment_wall_s']:.1f} s over the sum of its runs' training {sum(r['training'] for r in d['per_run']):.1f} s: "
+                f"**{d['experiment_over_training']:.2f}x**. Once per machine, before: domains decoded from their raw files and the speed probe, "
+                f"{d.get('first_decode_s', '?')} s.", ""]
+    return out
+
+
+def estimates_section() -> list[str]:
+    """Estimates against walls on a machine that has learned nothing yet (bench/estimates.py)."""
+    files = sorted(RES.glob("estimates*.json"))
+    if not files:
+        return []
+    out = ["## Estimates before the first run", "",
+           "The default command-line runs (MNIST → USPS, every default) on a fresh `TL_HOME`: the estimate a user "
+           "sees before launching (the planner's figures scaled by the machine's speed probe, `tl_core/speed.py`) "
+           "against the run's wall. `REF_PROBE_S` was set from the first of these (2 cores); the run on one core "
+           "of the same host (`taskset -c 0`, a machine about half as fast, probed on its own) checks it.", "",
+           "| machine | command | probe (s a step) | method | estimate (s) | wall (s) | error |", "|---|---|---|---|---|---|---|"]
+    for f in files:
+        d = json.loads(f.read_text())
+        for r in d["rows"]:
+            out.append(f"| {d['machine']} | `{d['command'].strip()}` | {d['probe_s']:.4f} | {r['method']} | "
+                       f"{r['estimate_s']:.0f} | {r['run_wall_s']:.0f} | {100 * r['error']:+.0f} % |")
+    return out + [""]
+
+
+def threads_section() -> list[str]:
+    """One run on all cores against two runs on one core each (bench/threads.py)."""
+    d = _result("threads.json")
+    if d is None:
+        return []
+    out = ["## Both cores: one run on two threads, or two runs on one thread each", "",
+           f"Command: `{d['command'].strip()}` ({d['date']}, {d['machine']}). Two identical runs each way, "
+           "evaluation and feature map included; whole runs a minute.", "",
+           "| case | runs/min, 1 run × 2 threads | runs/min, 2 runs × 1 thread | ratio | one run's wall, 1×2 / 2×1 (s) |",
+           "|---|---|---|---|---|"]
+    for r in d["rows"]:
+        one = r["one_run_s"]
+        k1 = next(k for k in r if k.startswith("1x") and k.endswith("_runs_per_min"))
+        out.append(f"| {r['case']} | {r[k1]} | {r['2x1_runs_per_min']} | {r['2x1_over_1x2']}x | "
+                   f"{one[next(k for k in one if k.startswith('1x'))]} / {one['2x1']} |")
+    out += ["", "The default (`machine.cpu_places`: one run at a time on all cores) and why are in "
+            "docs/ARCHITECTURE.md; `TL_MAX_RUNS=2` gives each run one thread.", ""]
+    return out
+
+
 def wall_note(rs: list[dict]) -> str:
     """What the wall columns mean, with the slowest run at each cores-per-run setting read from the rows."""
     parts = []
@@ -451,7 +523,8 @@ def main() -> int:
         "Command: `TL_DATA_DIR=../shared/data python bench/pacs.py`.", "",
         pacs_table(p_rows, PACS_METHODS).split("\n", 2)[2], "",
         *presets_section(), *curves_section(ROOT / "docs" / "curves.png"), *pacs_dann_section(), *advisor_section(),
-        *freeze_bn_section(), *backbones_section(),
+        *freeze_bn_section(), *backbones_section(), *run_wall_section(), *threads_section(),
+        *estimates_section(),
         "## Trainer overhead", "", "Command: `TL_DATA_DIR=../shared/data python bench/overhead.py`.", "",
         "```", overhead, "```", "",
     ]

@@ -44,10 +44,12 @@ def main() -> None:
         env["TL_MAX_RUNS"] = str(args.max_runs)
     if args.cold:
         env["TL_WARM"] = "0"
-    # the domains decoded from their raw files once, as a server does once in its life (timed apart)
+    # the domains decoded from their raw files once and the machine's speed probed once, as a server does
+    # once in its life (timed apart)
     t0 = time.perf_counter()
-    subprocess.run([sys.executable, "-c", "from tl_core.domains import get_domain\n"
-                    "for n in ('usps', 'mnist'): get_domain(n).load()"], cwd=ROOT, env=env, check=True, timeout=600)
+    subprocess.run([sys.executable, "-c", "from tl_core.domains import get_domain\nfrom tl_core import speed\n"
+                    "for n in ('usps', 'mnist'): get_domain(n).load()\nspeed.probe_s()"], cwd=ROOT, env=env,
+                   check=True, timeout=600)
     decode_once = time.perf_counter() - t0
     cmd = [sys.executable, "-m", "tl_core", "experiment", "--preset", "quickstart", "--seeds", "0,1", "--fresh",
            "--json", "--quiet"]
@@ -86,7 +88,8 @@ def main() -> None:
         print(f"{r['part']:58s} {r['mean_s']:10.2f} {100 * r['share']:6.1f}%")
     print(f"process wall per run {result['process_wall_mean_s']:.1f} s, training {result['training_mean_s']:.1f} s: "
           f"{result['process_over_training']:.2f}x")
-    print(f"(before the experiment: the domains decoded from their raw files once, {decode_once:.1f} s)")
+    print(f"(before the experiment, once per machine: the domains decoded from their raw files and the speed "
+          f"probe, {decode_once:.1f} s)")
     print(f"experiment wall {wall:.1f} s over {sum(train):.1f} s of training: {result['experiment_over_training']:.2f}x")
     name = "run_wall" + ("_cold" if args.cold else "") + (f"_{args.max_runs}x1" if args.max_runs > 1 else "") + ".json"
     (ROOT / "bench" / "results" / name).write_text(json.dumps(result, indent=1) + "\n")

@@ -77,7 +77,7 @@ def main() -> None:
         one_wall, one = run_pair(cfg, cores, together=False)
         two_wall, two = run_pair(cfg, 1, together=True)
         row = {"case": name, f"1x{cores}_runs_per_min": round(2 * 60 / one_wall, 2),
-               f"2x1_runs_per_min": round(2 * 60 / two_wall, 2),
+               "2x1_runs_per_min": round(2 * 60 / two_wall, 2),
                "2x1_over_1x2": round(one_wall / two_wall, 2),
                "one_run_s": {f"1x{cores}": round(one[0]["fit_s"], 1), "2x1": round(two[0]["fit_s"], 1)},
                "parts_s": {f"1x{cores}": {k: round(v, 1) for k, v in one[0]["phases"].items()},

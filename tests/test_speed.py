@@ -19,7 +19,8 @@ def cfg(method="dann", backbone="lenet"):
                                method={"name": method, "params": {}})
 
 
-def test_estimates_follow_this_machines_finished_runs_and_plans_do_not(home):
+def test_estimates_follow_this_machines_finished_runs_and_plans_do_not(home, monkeypatch):
+    monkeypatch.setattr(speed, "probe_s", lambda: speed.REF_PROBE_S)  # a host as fast as the reference
     c = cfg()
     raw = planner.raw_estimate(c)
     assert planner.estimate_seconds(c) == pytest.approx(raw)  # nothing measured here yet
@@ -40,3 +41,24 @@ def test_a_run_is_stopped_by_its_own_time_not_by_waiting(home):
     from tl_core.runs import wall_limit_reason
 
     assert "own CPU time" in wall_limit_reason(60) and "wall time" in wall_limit_reason(60, own_time=False)
+
+
+def test_a_new_machine_is_probed_once_and_estimated_by_its_own_speed(home, monkeypatch):
+    calls = []
+    real = speed.subprocess.run
+
+    def counting(*a, **kw):
+        calls.append(a)
+        return real(*a, **kw)
+
+    monkeypatch.setattr(speed.subprocess, "run", counting)
+    p = speed.probe_s()
+    assert p and p > 0 and len(calls) == 1  # a real training step on this machine, timed
+    assert speed.probe_s() == p and len(calls) == 1  # kept: asked again, not measured again
+    c = cfg()
+    assert planner.estimate_seconds(c) == pytest.approx(planner.raw_estimate(c) * min(p / speed.REF_PROBE_S, 5.0))
+    for times in (1.0, 3.0):  # a host three times slower than the reference is estimated three times longer
+        monkeypatch.setattr(speed, "probe_s", lambda: times * speed.REF_PROBE_S)
+        assert planner.estimate_seconds(c) == pytest.approx(times * planner.raw_estimate(c))
+    speed.record("lenet", "dann", 1.2 * planner.raw_estimate(c), planner.raw_estimate(c))
+    assert speed.factor("lenet", "dann") == pytest.approx(1.2)  # a finished run here outweighs the probe

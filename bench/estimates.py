@@ -1,0 +1,62 @@
+"""Estimates against walls on this machine (issue 30, item 5): the host probe, then the default command-line
+runs (DANN and source only, MNIST -> USPS, every default) trained fresh on a store that has learned
+nothing, each estimate as a user would see it before the run (probe-scaled) against the run's wall.
+Prints the error of each and the probe's reading, and writes bench/results/estimates.json.
+`speed.REF_PROBE_S` was set from this script's first reading on the development host.
+
+    TL_DATA_DIR=../shared/data python bench/estimates.py [--methods dann,source_only] [--tag NAME]
+    TL_DATA_DIR=../shared/data taskset -c 0 python bench/estimates.py --tag one_core   # a slower machine
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--methods", default="dann,source_only")
+    ap.add_argument("--tag", default="", help="a suffix for the result file (estimates_<tag>.json)")
+    args = ap.parse_args()
+    home = Path(tempfile.mkdtemp(prefix="tl-estimates-"))
+    os.environ["TL_HOME"] = str(home)
+    sys.path.insert(0, str(ROOT))
+    from tl_core import RunConfig, planner, speed
+
+    probe = speed.probe_s()
+    rows = []
+    for m in args.methods.split(","):
+        cfg = RunConfig().replace(data={"source": "mnist", "target": "usps"}, method={"name": m, "params": {}})
+        est, raw = planner.estimate_seconds(cfg), planner.raw_estimate(cfg)
+        t0 = time.perf_counter()
+        out = subprocess.run([sys.executable, "-m", "tl_core", "train", "--source", "mnist", "--target", "usps",
+                              "--method", m, "--fresh", "--json", "--quiet"], cwd=ROOT, env=dict(os.environ),
+                             capture_output=True, text=True, timeout=3600)
+        wall = time.perf_counter() - t0
+        if out.returncode != 0:
+            sys.exit(out.stderr[-3000:])
+        rec = json.loads(out.stdout.strip().splitlines()[-1])
+        rows.append({"method": m, "estimate_s": round(est, 1), "raw_estimate_s": round(raw, 1),
+                     "run_wall_s": round(rec["wall_s"], 1), "command_wall_s": round(wall, 1),
+                     "error": round(est / rec["wall_s"] - 1, 3), "raw_over_wall": round(rec["wall_s"] / raw, 3)})
+        print(f"{m}: estimate {est:.0f} s (uncorrected {raw:.0f} s), the run's wall {rec['wall_s']:.0f} s "
+              f"(command {wall:.0f} s): {100 * (est / rec['wall_s'] - 1):+.0f} %", flush=True)
+    cores = sorted(os.sched_getaffinity(0))
+    pin = f"taskset -c {','.join(map(str, cores))} " if len(cores) < (os.cpu_count() or 1) else ""
+    out = {"command": f"TL_DATA_DIR=../shared/data {pin}python bench/estimates.py " + " ".join(sys.argv[1:]),
+           "date": time.strftime("%Y-%m-%d"), "machine": f"{len(os.sched_getaffinity(0))} of {os.cpu_count()} cores", "probe_s": probe,
+           "ref_probe_s": speed.REF_PROBE_S, "rows": rows}
+    print(f"probe {probe:.4f} s a step (reference {speed.REF_PROBE_S} s)")
+    (ROOT / "bench" / "results" / ("estimates" + (f"_{args.tag}" if args.tag else "") + ".json")).write_text(json.dumps(out, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()
