@@ -171,6 +171,13 @@ def charts(run_id: str) -> dict:
                    + (f", source {r['source_acc']:.1%}" if r["source_acc"] is not None else "")
                    + (f", in {r['wall_s']:.0f} s" if r["wall_s"] is not None else "")
                    + f"; reported from epoch {r['best_epoch']} (selection: {sel}, which reads no target label).")
+        est, eci = r.get("target_acc_estimate"), r.get("target_acc_estimate_ci")
+        if est is not None:
+            st.caption(f"Estimated without target labels: about {est:.0%}"
+                       + (f" [{eci[0]:.0%}, {eci[1]:.0%}]" if eci else "")
+                       + " (average thresholded confidence, fitted on the source's hold-out images; beside the "
+                         "measured accuracy it is its own check, and on images without labels it is the only "
+                         "reading).")
         st.caption(escape_markdown(api.reading_words(r)))
         if r["reused_words"]:
             st.info(escape_markdown(r["reused_words"][:1].upper() + r["reused_words"][1:] + "."), icon=":material/link:")

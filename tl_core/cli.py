@@ -213,6 +213,10 @@ def _report(run_id: str, as_json: bool) -> int:
         print(f"run {run_id} finished: source accuracy {out['source_acc']:.3f}, target accuracy "
               f"{out['target_acc']:.3f} in {out['wall_s']:.0f} s" + (f" ({out['reused_words']})"
                                                                      if out["reused_words"] else ""))
+        if out.get("target_acc_estimate") is not None:
+            ci = out.get("target_acc_estimate_ci") or [None, None]
+            print(f"  estimated without target labels (ATC): {out['target_acc_estimate']:.3f}"
+                  + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci[0] is not None else ""))
     else:
         print(f"run {run_id} {out['status']}: {out['reason']}")
     return 0 if out["status"] == "finished" else 1

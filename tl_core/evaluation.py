@@ -12,7 +12,7 @@ from . import events as ev
 from .data import RunData, stratified_pick
 from .embed import embed_epoch
 from .inputs import InputSpec, adapt
-from .metrics import classification_report, gaussian_mmd, proxy_a_distance, selection_scores
+from .metrics import atc_estimate, classification_report, gaussian_mmd, proxy_a_distance, selection_scores
 from .prefix_cache import PrefixCache
 from .stats import pack_bits
 
@@ -99,6 +99,11 @@ class Evaluator:
             "target_confusion": tgt["confusion"],
             "a_distance": proxy_a_distance(es, et, seed=epoch), "mmd": gaussian_mmd(es, et),
         }
+        # what the target accuracy is likely to be, read without a target label (beside the measured one
+        # where labels exist, as its check; alone where they do not)
+        est, ci = atc_estimate(lv.numpy(), d.source.y_train[d.src_val].numpy(), lt.numpy(), seed=epoch)
+        ok = np.isfinite(est)
+        m["target_acc_estimate"], m["target_acc_estimate_ci"] = (est, ci) if ok else (None, None)
         self._last_embed = (es, et, ls[self.embed_idx_s].argmax(1).numpy(), lt[self.embed_idx_t].argmax(1).numpy())
         return m
 

@@ -98,6 +98,40 @@ def snd_score(logits: np.ndarray, temperature: float = 0.05, max_points: int = 1
     return float(_entropy_rows(_softmax(s)).mean())
 
 
+def _max_softmax(logits: np.ndarray) -> np.ndarray:
+    z = np.asarray(logits, dtype=np.float64)
+    z = z - z.max(1, keepdims=True)
+    p = np.exp(z)
+    return (p / p.sum(1, keepdims=True)).max(1)
+
+
+def _atc(conf_val: np.ndarray, right_val: np.ndarray, conf_tgt: np.ndarray) -> float:
+    # the threshold under which as many validation images score as the model gets wrong there
+    t = np.quantile(conf_val, 1.0 - right_val.mean())
+    return float((conf_tgt > t).mean())
+
+
+def atc_estimate(val_logits: np.ndarray, val_labels: np.ndarray, target_logits: np.ndarray,
+                 n_boot: int = 200, seed: int = 0) -> tuple[float, list[float]]:
+    """Target accuracy estimated without target labels by average thresholded confidence (ATC, Garg et al.,
+    ICLR 2022, with the maximum softmax score): the threshold is fitted on the source-validation split so that
+    the share of its images scoring above it equals the model's accuracy there; the estimate is the share of
+    target images scoring above it. Returns (estimate, [low, high]): a 95 % bootstrap interval over both
+    splits, which covers sampling only, not ATC's own error under a large shift."""
+    cv, ct = _max_softmax(val_logits), _max_softmax(target_logits)
+    rv = np.asarray(val_labels) == np.asarray(val_logits).argmax(1)
+    if not len(cv) or not len(ct):
+        return float("nan"), [float("nan"), float("nan")]
+    est = _atc(cv, rv, ct)
+    rng = np.random.default_rng(seed)
+    boots = []
+    for _ in range(n_boot):
+        iv, it = rng.integers(0, len(cv), len(cv)), rng.integers(0, len(ct), len(ct))
+        boots.append(_atc(cv[iv], rv[iv], ct[it]))
+    lo, hi = np.percentile(boots, [2.5, 97.5])
+    return est, [round(float(lo), 4), round(float(hi), 4)]
+
+
 def selection_scores(target_logits: np.ndarray, source_val_acc: float) -> dict[str, float]:
     """Every score the trainer may select a checkpoint by; none of them reads a target label."""
     return {"source_val_acc": float(source_val_acc), "im": im_score(target_logits),

@@ -87,5 +87,11 @@ def run_reading(r: dict[str, Any]) -> dict[str, Any]:
         prov["config_sources"] = json.loads(r.get("config_sources") or "{}")
     except ValueError:
         prov["config_sources"] = {}
+    try:
+        est_ci = json.loads(r.get("target_acc_estimate_ci") or "null")
+    except ValueError:
+        est_ci = None
     return {"target_n": r.get("target_n"), "target_eval": r.get("target_eval") or "",
-            "target_acc_ci": accuracy_ci(r.get("target_acc"), r.get("target_n")), "provenance": prov}
+            "target_acc_ci": accuracy_ci(r.get("target_acc"), r.get("target_n")), "provenance": prov,
+            # the accuracy estimated without target labels (ATC), with its sampling interval
+            "target_acc_estimate": r.get("target_acc_estimate"), "target_acc_estimate_ci": est_ci}

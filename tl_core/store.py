@@ -84,15 +84,16 @@ ADDED_COLUMNS = (("published", "INTEGER DEFAULT 0"), ("host", "TEXT DEFAULT ''")
                  ("config_sources", "TEXT DEFAULT ''"),
                  ("estimate_s", "REAL"), ("executor", "TEXT DEFAULT 'local'"), ("node", "TEXT DEFAULT ''"),
                  ("driver_pid", "INTEGER"), ("seated", "INTEGER DEFAULT 1"), ("run_key", "TEXT DEFAULT ''"),
-                 ("reused_from", "TEXT DEFAULT ''"), ("attached_to", "TEXT DEFAULT ''"))
-# What a run that reuses an identical finished run takes from it (its own id, owner, name, config and
-# sharing stay its own)
+                 ("reused_from", "TEXT DEFAULT ''"), ("attached_to", "TEXT DEFAULT ''"),
+                 ("target_acc_estimate", "REAL"), ("target_acc_estimate_ci", "TEXT DEFAULT ''"))
 # why a run whose training others shared reads cancelled: its session left, the training went on for them
 HANDED_OVER = ("cancelled by you; its training went on for the other sessions that asked for the same run "
                "(one training for all)")
+# What a run that reuses an identical finished run takes from it (its own id, owner, name, config and
+# sharing stay its own)
 RESULT_COLUMNS = ("epoch", "epochs", "source_acc", "target_acc", "best_epoch", "best_target_acc", "wall_s",
                   "trainable_params", "total_params", "device", "target_n", "target_eval", "provenance", "peak_mb",
-                  "executor", "node")
+                  "executor", "node", "target_acc_estimate", "target_acc_estimate_ci")
 # A run's own files, never taken by a run that reuses it (the rest, checkpoints and feature maps, are
 # written once and replaced by rename, so they are linked; the metrics log is appended, so it is copied)
 OWN_FILES = ("config.json", "record.json", "worker.log")

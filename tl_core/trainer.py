@@ -87,6 +87,8 @@ class RunResult:
     target_n: int = 0  # target images the accuracy is measured on
     target_acc_ci: list[float] | None = None  # its 95 % interval (Wilson)
     target_eval: str = ""  # which images those are, in words
+    target_acc_estimate: float | None = None  # the same epoch's accuracy estimated without target labels (ATC)
+    target_acc_estimate_ci: list[float] | None = None
     history: list[dict[str, Any]] = field(default_factory=list)
     phases: dict[str, float] = field(default_factory=dict)  # seconds spent in each part of the run (Phases)
 
@@ -443,6 +445,8 @@ class Trainer:
             result.target_n = chosen.get("target_n", 0)
             result.target_acc_ci = accuracy_ci(result.target_acc, result.target_n)
             result.target_eval = self.data.target_eval
+            result.target_acc_estimate = chosen.get("target_acc_estimate")
+            result.target_acc_estimate_ci = chosen.get("target_acc_estimate_ci")
         result.train_s = train_s
         result.wall_s = time.perf_counter() - t0
         self.phases["training"] = train_s

@@ -39,9 +39,12 @@ class StoreSink:
         elif isinstance(e, ev.RunFinished):
             res = e.result
             # the reported accuracies are the selected epoch's, not the last one's
+            ci = res.get("target_acc_estimate_ci")
             st.update(rid, best_epoch=res["best_epoch"],
                       source_acc=res["source_acc"], target_acc=res["target_acc"],
-                      target_n=res.get("target_n") or None, target_eval=res.get("target_eval") or "")
+                      target_n=res.get("target_n") or None, target_eval=res.get("target_eval") or "",
+                      target_acc_estimate=res.get("target_acc_estimate"),
+                      target_acc_estimate_ci=json.dumps(ci) if ci else "")
             st.finish_if_active(rid, "finished", "")
         elif isinstance(e, ev.RunFailed):
             st.finish_if_active(rid, "failed", e.reason)
