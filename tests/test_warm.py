@@ -80,3 +80,13 @@ def test_a_run_is_taken_by_one_worker_only(home):
     finish_all([rid])
     assert not st.begin_run(rid, pid=1)  # finished: no second worker may take it
     assert runs.get_run(rid)["status"] == "finished"
+
+
+def test_a_warm_worker_started_under_other_settings_is_not_used(home, monkeypatch):
+    st = runs.store()
+    w = warm_up(st)
+    monkeypatch.setenv("TL_DOMAIN_CACHE_MB", "512")  # this process's settings changed since the warm one began
+    rid = runs.submit(tiny("source_only", seed=14), fresh=True)
+    assert finish_all([rid])[0]["status"] == "finished"
+    assert not forked(rid)  # started cold, under the settings of now
+    w.wait(30)  # and the stale warm worker left

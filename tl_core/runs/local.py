@@ -66,6 +66,16 @@ def spawn_advice(st: Store, job_id: str) -> None:
 WARM_SOCKET = "warm.sock"  # runs/warm.py listens there
 
 
+def settings_print() -> str:
+    """A digest of this process's TL_* settings: a warm process started under other settings (another data
+    folder, other threads) must not fork this one's runs (runs/warm.py compares its own)."""
+    import hashlib
+
+    # TL_HOME: the socket is the home's own (and the warm process gets the home's resolved path)
+    tl = sorted((k, v) for k, v in os.environ.items() if k.startswith("TL_") and k not in ("TL_HOME", "TL_WARM_IDLE_S"))
+    return hashlib.sha256(json.dumps(tl).encode()).hexdigest()[:16]
+
+
 def _warm_usable(st: Store) -> bool:
     # a forked child of a process that touched CUDA cannot use it: GPU runs start cold (their start is
     # small against their training); a socket path is limited to about 100 bytes
@@ -83,9 +93,10 @@ def _warm_spawn(st: Store, run_id: str) -> int | None:
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
             s.settimeout(10.0)
             s.connect(str(st.home / WARM_SOCKET))
-            s.sendall((json.dumps({"run_id": run_id, "domains": domains}) + "\n").encode())
+            s.sendall((json.dumps({"run_id": run_id, "domains": domains, "settings": settings_print()})
+                       + "\n").encode())
             reply = s.makefile("r").readline(256)
-        return int(json.loads(reply)["pid"])
+        return int(json.loads(reply)["pid"])  # {"pid": null}: started under other settings, it leaves
     except (OSError, ValueError, KeyError, TypeError):
         return None
 

@@ -25,7 +25,10 @@ import time
 import traceback
 from pathlib import Path
 
+from ..errors import TLError
 from ..limits import setting
+from ..store import check_run_id
+from .local import settings_print
 from .procs import CANCEL_GRACE_S, alive, proc_start
 
 SOCKET = "warm.sock"
@@ -74,12 +77,13 @@ def _prime() -> None:
     opt.step()
 
 
-def _child(conn: socket.socket, listener: socket.socket, run_id: str, log: str) -> None:
+def _child(conn: socket.socket, listener: socket.socket, lock, run_id: str, log: str) -> None:
     """In the forked child: become a worker process of its own, train the run, exit."""
     code = 1
     try:
         listener.close()
         conn.close()
+        lock.close()  # the warm lock is the warm process's alone: a child must not keep a successor out
         os.setsid()  # outlives the warm process and the page, as a freshly started worker does
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGCHLD):
             signal.signal(sig, signal.SIG_DFL)
@@ -130,6 +134,7 @@ def warm_main() -> int:
     except Exception:  # noqa: BLE001 - priming only saves time; a child does the same work if it fails
         traceback.print_exc()
     parent = os.getppid()
+    mine_settings = settings_print()
     idle_s = float(setting("TL_WARM_IDLE_S"))
     bound_mb = _rss_mb() + float(setting("TL_DOMAIN_CACHE_MB")) + 512
     path = socket_path(home)
@@ -166,13 +171,21 @@ def warm_main() -> int:
                 conn.settimeout(5.0)
                 req = json.loads(conn.makefile("r").readline(4096))
                 run_id, domains = str(req["run_id"]), [str(d) for d in req.get("domains", [])][:2]
-                log = str(home / "runs" / run_id / "worker.log")
-            except (OSError, ValueError, KeyError, TypeError):
+                log = str(home / "runs" / check_run_id(run_id) / "worker.log")  # a run id, never a path
+                same = req.get("settings") == mine_settings
+            except (OSError, ValueError, KeyError, TypeError, TLError):
                 conn.close()
                 continue
+            if not same:  # the caller's settings changed since this process started: it starts cold, and a
+                # warm process with its settings replaces this one
+                try:
+                    conn.sendall(b'{"pid": null}\n')
+                finally:
+                    conn.close()
+                break
             pid = os.fork()
             if pid == 0:
-                _child(conn, listener, run_id, log)
+                _child(conn, listener, lock, run_id, log)
             children[pid] = proc_start(pid)
             try:
                 conn.sendall((json.dumps({"pid": pid}) + "\n").encode())
