@@ -2,7 +2,8 @@
 
 Walks the guide with defaults, launches a short run, watches the live charts update, switches
 pages while it trains, finds the run on the Compare page, and saves a screenshot of each
-page under docs/screenshots/.
+page: into the test's temporary folder, or into docs/screenshots/ (the README's pictures) when
+TL_SCREENSHOTS=docs/screenshots is set. A test run never rewrites a tracked file.
 """
 import os
 import shutil
@@ -11,6 +12,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from pathlib import Path
 
 import pytest
 
@@ -19,7 +21,8 @@ from conftest import ROOT, isolated_home
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 pytestmark = [pytest.mark.browser,
               pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="Debian chromium is not installed")]
-SHOTS = ROOT / "docs" / "screenshots"
+SHOTS = (ROOT / os.environ["TL_SCREENSHOTS"] if os.environ.get("TL_SCREENSHOTS")
+         else Path(os.environ.get("TMPDIR", "/tmp")) / f"tl-screenshots-{os.getpid()}")
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
          "--disable-component-update", "--disable-sync", "--no-first-run"]
 PAGES = [("", "Experiments"), ("data", "1 · Data"), ("model", "2 · Model"), ("strategy", "3 · Strategy"), ("train", "4 · Train"),
