@@ -428,8 +428,12 @@ def run_wall_section() -> list[str]:
         out += ["", f"Process wall per run {d['process_wall_mean_s']:.1f} s over {d['training_mean_s']:.1f} s of "
                 f"training: **{d['process_over_training']:.2f}x** (all four{ratio}). The experiment's wall "
                 f"{d['experiment_wall_s']:.1f} s over the sum of its runs' training {sum(r['training'] for r in d['per_run']):.1f} s: "
-                f"**{d['experiment_over_training']:.2f}x**. Once per machine, before: domains decoded from their raw files and the speed probe, "
-                f"{d.get('first_decode_s', '?')} s.", ""]
+                f"**{d['experiment_over_training']:.2f}x**. " + (
+                    f"Once per machine, before: domains decoded from their raw files and the speed probe, "
+                    f"{d.get('first_decode_s', '?')} s." if d.get("probe_before") else
+                    f"Once per machine, before: domains decoded from their raw files, {d.get('first_decode_s', '?')} s; "
+                    "this file was made before the script probed the machine's speed ahead of the timed command, so "
+                    "its experiment wall includes that one-time probe (about 3 s)."), ""]
     return out
 
 

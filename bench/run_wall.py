@@ -80,7 +80,7 @@ def main() -> None:
         "parts": rows, "process_wall_mean_s": round(statistics.mean(process), 2),
         "training_mean_s": round(statistics.mean(train), 2),
         "process_over_training": round(sum(process) / sum(train), 2),
-        "experiment_wall_s": round(wall, 1), "first_decode_s": round(decode_once, 1),
+        "experiment_wall_s": round(wall, 1), "first_decode_s": round(decode_once, 1), "probe_before": True,
         "experiment_over_training": round(wall / sum(train), 2), "per_run": runs,
     }
     print(f"{'part':58s} {'s per run':>10s} {'share':>7s}")

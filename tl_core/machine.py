@@ -38,7 +38,7 @@ def cpu_places() -> int:
     on 2 cores (docs/BENCHMARKS.md): two identical runs side by side on one thread each finish 1.36x to
     1.44x as many runs a minute as one after the other on two threads (bench/threads.py: LeNet, frozen
     EfficientNet-Lite0), but each takes 1.3x to 2.5x as long, and the first-visit experiment (two short runs
-    and two long ones) answers later, 117 s against 98 s (bench/run_wall.py): its evaluations and feature
+    and two long ones) answers later, 117 s against 108 s (bench/run_wall.py): its evaluations and feature
     maps, bound by arithmetic, run 3x slower beside another run. A person waits for one run or one
     experiment, so the default answers those first; a server that works through long queues (a class
     each on its own seeds) sets TL_MAX_RUNS=2, and each run then gets one thread."""
