@@ -2,7 +2,8 @@
 runs (DANN and source only, MNIST -> USPS, every default) trained fresh on a store that has learned
 nothing, each estimate as a user would see it before the run (probe-scaled) against the run's wall.
 Prints the error of each and the probe's reading, and writes bench/results/estimates.json.
-`speed.REF_PROBE_S` was set from this script's first reading on the development host.
+`speed.REF_PROBE_S` was set from the probe and these runs on the development host (a fit there; the one-core
+run is the check).
 
     TL_DATA_DIR=../shared/data python bench/estimates.py [--methods dann,source_only] [--tag NAME]
     TL_DATA_DIR=../shared/data taskset -c 0 python bench/estimates.py --tag one_core   # a slower machine

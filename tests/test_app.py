@@ -185,7 +185,7 @@ def test_train_page_launch_submits_a_run(at):
 
 def test_train_page_fits_a_pretrained_draft_to_the_time_budget(at):
     from tl_core import RunConfig
-    from tl_core.planner import estimate_seconds
+    from tl_core.planner import raw_estimate
 
     at.session_state.cfg = {**at.session_state.cfg, "model": {**at.session_state.cfg["model"],
                                                                 "backbone": "efficientnet_lite0", "freeze": 0},
@@ -200,7 +200,9 @@ def test_train_page_fits_a_pretrained_draft_to_the_time_budget(at):
     cfg = at.session_state.cfg
     assert cfg["model"]["backbone"] == "efficientnet_lite0" and cfg["model"]["freeze"] == 9
     assert cfg["model"]["bottleneck"] == 256 and cfg["model"]["input_size"] in (128, 224)
-    assert estimate_seconds(RunConfig.from_dict(cfg)) <= 2 * 60 + 1  # the default budget: 2 minutes
+    # the plan is fitted from the reference figures (the same command trains the same steps on every machine);
+    # the estimate shown is scaled by this machine's speed, which a loaded test machine makes slower
+    assert raw_estimate(RunConfig.from_dict(cfg)) <= 2 * 60 + 1  # the default budget: 2 minutes
     assert any(c.value.startswith("Planned") for c in at.caption)
     assert not next(b for b in at.button if b.label == "Launch").disabled  # the fitted plan may launch
 

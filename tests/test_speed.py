@@ -56,9 +56,14 @@ def test_a_new_machine_is_probed_once_and_estimated_by_its_own_speed(home, monke
     assert p and p > 0 and len(calls) == 1  # a real training step on this machine, timed
     assert speed.probe_s() == p and len(calls) == 1  # kept: asked again, not measured again
     c = cfg()
-    assert planner.estimate_seconds(c) == pytest.approx(planner.raw_estimate(c) * min(p / speed.REF_PROBE_S, 5.0))
+    threads = speed.thread_gain(speed.REF_THREADS) / speed.thread_gain(speed.run_threads())
+    assert planner.estimate_seconds(c) == pytest.approx(planner.raw_estimate(c) * min(max(
+        p / speed.REF_PROBE_S * threads, 0.2), 5.0))
     for times in (1.0, 3.0):  # a host three times slower than the reference is estimated three times longer
         monkeypatch.setattr(speed, "probe_s", lambda: times * speed.REF_PROBE_S)
-        assert planner.estimate_seconds(c) == pytest.approx(times * planner.raw_estimate(c))
+        assert planner.estimate_seconds(c) == pytest.approx(times * threads * planner.raw_estimate(c))
+    # fewer threads than the reference machine's: longer, by the measured gain of a run's threads
+    monkeypatch.setattr(speed, "run_threads", lambda: 1)
+    assert planner.estimate_seconds(c) == pytest.approx(3.0 * 2 ** 0.63 * planner.raw_estimate(c))
     speed.record("lenet", "dann", 1.2 * planner.raw_estimate(c), planner.raw_estimate(c))
     assert speed.factor("lenet", "dann") == pytest.approx(1.2)  # a finished run here outweighs the probe

@@ -5,10 +5,12 @@ scaled by the median of their last ratios, so an estimate becomes true on the ma
 Kept in TL_HOME/speed.json (with the runs it learned from, not in the shared cache), per CPU model and
 thread count (another machine starts afresh).
 
-Before any run has finished on a machine, a probe measures it (`probe_s`: a LeNet-sized training step,
-timed in a subprocess, about 3 s once per machine, kept in TL_HOME/cache/speed/): the estimate is then
-scaled by the probe's time against REF_PROBE_S, the probe's time on the machine the planner's figures
-describe, so a host 3x slower is estimated 3x slower from its first question.
+Before any run has finished on a machine, a probe measures it (`probe_s`: the CPU time of a LeNet-sized
+training step on one thread, in a subprocess, about 3 s once per machine, kept in TL_HOME/cache/speed/):
+the estimate is then scaled by the probe's time against REF_PROBE_S, the probe's time on the machine the
+planner's figures describe, and by how much a run gains from its threads (`thread_gain`), so a host 3x
+slower is estimated 3x slower from its first question. CPU time, not wall: a probe taken while other jobs
+train (a busy server, a test suite) would otherwise read the machine several times slower than it is.
 """
 from __future__ import annotations
 
@@ -71,17 +73,27 @@ def factor(backbone: str, method: str) -> float:
         if ratios:
             return float(statistics.median(ratios))
     p = probe_s()
-    return min(max(p / REF_PROBE_S, BOUNDS[0]), BOUNDS[1]) if p else 1.0
+    if not p:
+        return 1.0
+    return min(max(p / REF_PROBE_S * thread_gain(REF_THREADS) / thread_gain(run_threads()), BOUNDS[0]), BOUNDS[1])
 
 
-# The probe's seconds a step on the machine the planner's figures describe, set on the 2-core development
-# host (AMD EPYC) by bench/estimates.py on 2026-12-07: the probe read 0.0335 s there, and the default
-# command-line runs took 1.67x (DANN) and 1.46x (source only) their uncorrected estimates, 1.56x on the
-# geometric mean: 0.0335 / 1.56. The same script on one core of that host checks it on a slower machine.
-REF_PROBE_S = 0.0215
+def thread_gain(threads: int) -> float:
+    """How much faster a small run trains on `threads` threads than on one: threads ** 0.63, from the default
+    command-line runs on the 2-core development host, 1.45x (source only) and 1.62x (DANN) faster on two
+    threads than on one (bench/results/estimates.json against estimates_one_core.json, 2026-12-07)."""
+    return max(1, threads) ** 0.63
+
+
+# The probe's CPU seconds a step (one thread) on the machine the planner's figures describe, with that
+# machine's thread count: set on the 2-core development host (AMD EPYC) on 2026-12-07, where the probe reads
+# about 0.058 s and the default command-line runs took 1.56x their uncorrected estimates (the geometric mean
+# of DANN's 1.67x and source only's 1.46x, bench/estimates.py): 0.058 / 1.56. One core of the same host
+# (`taskset -c 0`, a slower machine) checks it: same probe, the thread gain alone.
+REF_PROBE_S, REF_THREADS = 0.0372, 2
 PROBE = """
 import sys, time, torch
-torch.set_num_threads(int(sys.argv[1]))
+torch.set_num_threads(1)
 torch.manual_seed(0)
 net = torch.nn.Sequential(torch.nn.Conv2d(1, 32, 5), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
                           torch.nn.Conv2d(32, 64, 5), torch.nn.ReLU(), torch.nn.MaxPool2d(2), torch.nn.Flatten(),
@@ -97,17 +109,17 @@ def steps(n):
 steps(5)
 best = 1e9
 for _ in range(3):
-    t = time.perf_counter()
+    t = time.process_time()
     steps(20)
-    best = min(best, (time.perf_counter() - t) / 20)
+    best = min(best, (time.process_time() - t) / 20)
 print(best)
 """
 
 
 def probe_s() -> float | None:
-    """Seconds a LeNet-sized training step (two domains' batches) takes on this machine at a run's thread
-    count: measured once per machine (a subprocess, a few seconds), then read back. None if it fails."""
-    path = cache_dir("speed") / "probe.json"
+    """CPU seconds a LeNet-sized training step (two domains' batches) takes on one thread of this machine:
+    measured once per machine (a subprocess, a few seconds), then read back. None if it fails."""
+    path = cache_dir("speed") / "probe_cpu.json"
     with open(path.with_suffix(".lock"), "a+") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # several pages asking at once: one probe
         try:
@@ -118,8 +130,7 @@ def probe_s() -> float | None:
             d = {}
         if _host() not in d:
             try:
-                out = subprocess.run([sys.executable, "-c", PROBE, str(run_threads())], capture_output=True,
-                                     text=True, timeout=120)
+                out = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True, timeout=120)
                 d[_host()] = float(out.stdout.strip().splitlines()[-1])
             except (OSError, subprocess.SubprocessError, ValueError, IndexError):
                 return None
