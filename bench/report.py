@@ -405,6 +405,39 @@ def advisor_section() -> list[str]:
     return out + [""]
 
 
+def probes_section() -> list[str]:
+    """The advisor's probes against the full runs of bench/advisor.py (bench/probes.py)."""
+    d = _result("probes.json")
+    if d is None:
+        return []
+    s = d["summary"]
+
+    def ci(v: list[float]) -> str:
+        return f"[{v[0]:+.2f}, {v[1]:+.2f}]"
+
+    out = ["## The advisor's probes: a quarter of the training, ranked without target labels", "",
+           f"Command: `{d['command'].strip()}` ({d['date']}, commit {d['commit']}, {d['machine']}, {d['wall_s']:.0f} s). "
+           f"For each of the {s['cells']} cells of the advisor's bench ({d['cells_from']}) its probe trains at most a "
+           f"quarter of the planned steps; the composite of label-free validators (fixed in advance, nothing fitted) "
+           f"ranks each pair's cells. Intervals are 95 % bootstrap intervals over the {s['pairs']} pairs (τ) or the "
+           f"cells (AUROC, errors).", "",
+           f"- Kendall τ, composite against measured accuracy, per pair: median **{s['kendall_tau_median']:.2f}** "
+           f"{ci(s['kendall_tau_ci'])}, mean {s['kendall_tau_mean']:.2f} {ci(s['kendall_tau_mean_ci'])} (target ≥ 0.6); "
+           f"the probes' ATC alone: median {s['kendall_tau_atc_median']:.2f} {ci(s['kendall_tau_atc_ci'])}",
+           f"- AUROC of "beats source only by more than its interval" scored by the probe's ATC gain over its "
+           f"source-only probe ({s['positives']} positive): **{s['auroc_beats_source_only']:.2f}** "
+           f"[{s['auroc_ci'][0]:.2f}, {s['auroc_ci'][1]:.2f}] (target ≥ 0.75, lower end above 0.5)",
+           f"- the probe's ATC against the full run's measured accuracy (the accuracy the advisor shows, read without "
+           f"labels): mean absolute error **{100 * s['acc_mae']:.1f} points** [{100 * s['acc_mae_ci'][0]:.1f}, "
+           f"{100 * s['acc_mae_ci'][1]:.1f}] (target ≤ 5)",
+           f"- ATC against the probe's own measured accuracy (ATC's error): **{100 * s['atc_mae']:.1f} points** "
+           f"[{100 * s['atc_mae_ci'][0]:.1f}, {100 * s['atc_mae_ci'][1]:.1f}] (target ≤ 5)", "",
+           "| pair | cells | τ composite | τ ATC | probes' wall (s) |", "|---|---|---|---|---|"]
+    out += [f"| {k} | {v['cells']} | {v['tau_composite']:+.2f} | {v['tau_atc']:+.2f} | {v['probes_wall_s']:.0f} |"
+            for k, v in sorted(d["per_pair"].items())]
+    return out + [""]
+
+
 def run_wall_section() -> list[str]:
     """Where a short run's wall goes (bench/run_wall.py): the first-visit experiment's four runs."""
     files = sorted(RES.glob("run_wall*.json"))
@@ -444,9 +477,10 @@ def estimates_section() -> list[str]:
         return []
     out = ["## Estimates before the first run", "",
            "The default command-line runs (MNIST → USPS, every default) on a fresh `TL_HOME`: the estimate a user "
-           "sees before launching (the planner's figures scaled by the machine's speed probe, `tl_core/speed.py`) "
-           "against the run's wall. `REF_PROBE_S` was set from the first of these (2 cores); the run on one core "
-           "of the same host (`taskset -c 0`, a machine about half as fast, probed on its own) checks it.", "",
+           "sees before launching (the planner's figures scaled by the machine's speed probe — the CPU time of a "
+           "LeNet-sized step on one thread — and by the measured gain of a run's threads, `tl_core/speed.py`) "
+           "against the run's wall. `REF_PROBE_S` was set from the 2-core runs (a fit); the run on one core of the "
+           "same host (`taskset -c 0`, a slower machine, probed on its own) checks it.", "",
            "| machine | command | probe (s a step) | method | estimate (s) | wall (s) | error |", "|---|---|---|---|---|---|---|"]
     for f in files:
         d = json.loads(f.read_text())
@@ -526,7 +560,7 @@ def main() -> int:
         "## PACS subset: EfficientNet-Lite0 (ImageNet weights)", "",
         "Command: `TL_DATA_DIR=../shared/data python bench/pacs.py`.", "",
         pacs_table(p_rows, PACS_METHODS).split("\n", 2)[2], "",
-        *presets_section(), *curves_section(ROOT / "docs" / "curves.png"), *pacs_dann_section(), *advisor_section(),
+        *presets_section(), *curves_section(ROOT / "docs" / "curves.png"), *pacs_dann_section(), *advisor_section(), *probes_section(),
         *freeze_bn_section(), *backbones_section(), *run_wall_section(), *threads_section(),
         *estimates_section(),
         "## Trainer overhead", "", "Command: `TL_DATA_DIR=../shared/data python bench/overhead.py`.", "",

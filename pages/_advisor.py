@@ -65,6 +65,9 @@ def _answer(me, adv: dict, open_launched: Callable) -> None:
     if recs:
         st.dataframe(api.advice_rows(adv), hide_index=True, width="stretch")
         st.markdown(escape_markdown("Why: " + " ".join(recs[0]["reasons"])))
+        if adv.get("probes"):
+            st.plotly_chart(plots.probe_bars(adv["probes"]), width="stretch", key="probe-bars")
+            st.caption(escape_markdown(api.PROBE_HELP.format(seconds=adv.get("probe_s", 0.0))))
         st.plotly_chart(plots.advice_bars(recs), width="stretch", key="advice-bars")
     with st.popover("The scores behind it"):
         st.dataframe(api.score_rows(adv), hide_index=True)

@@ -61,8 +61,47 @@ def test_logme_matches_its_definition_on_a_small_case():
 
 @pytest.fixture(scope="module")
 def home(tmp_path_factory):
-    with module_home(tmp_path_factory, "advisor") as h:
+    with module_home(tmp_path_factory, "advisor") as h, pytest.MonkeyPatch.context() as mp:
+        # probes at the smallest schedule that shows the behaviour: one adapted candidate, a few seconds
+        mp.setenv("TL_ADVISOR_PROBES", "1")
+        mp.setenv("TL_ADVISOR_PROBE_S", "16")
         yield h
+
+
+def test_probes_train_a_quarter_at_most_are_kept_by_their_key_and_ranked_by_the_validators(home, monkeypatch,
+                                                                                             tmp_path):
+    from tl_core import probes
+    from tl_core.validators import COMPOSITE
+
+    cfg, planned, est = probes.probe_config(*PAIR, "lenet", 0, "dann", 0, step_budget_s=1e9)
+    assert cfg.train.epochs * cfg.train.steps_per_epoch <= planned // 4 and cfg.train.embedding == "none"
+    short, _, short_est = probes.probe_config(*PAIR, "lenet", 0, "dann", 0, step_budget_s=2)
+    assert short.train.steps_per_epoch < cfg.train.steps_per_epoch and short_est < est  # its share of the time
+    path = tmp_path / "model.json"
+    path.write_text(json.dumps(_toy_model()))
+    monkeypatch.setattr(advisor, "MODEL_FILE", path)
+    out = advisor.advise(*PAIR)
+    ps = out["probes"]
+    # the predictor's best adapted candidate (CORAL on LeNet) and its source-only baseline
+    assert {(p["backbone"], p["method"]) for p in ps} == {("lenet", "coral"), ("lenet", "source_only")}
+    for p in ps:
+        assert p["steps"] <= p["planned_steps"] // 4 and set(COMPOSITE) <= set(p["validators"])
+        assert 0.0 <= p["composite"] <= 1.0 and 0.0 <= p["atc_ci"][0] <= p["atc"] <= p["atc_ci"][1] <= 1.0
+        assert p["target_acc_measured"] is not None  # the built-in target has labels: the check beside it
+    assert [p["composite"] for p in ps] == sorted((p["composite"] for p in ps), reverse=True)
+    coral = next(p for p in ps if p["method"] == "coral")
+    assert coral["atc_gain"] == pytest.approx(coral["atc"] - next(p for p in ps if p["method"] == "source_only")["atc"],
+                                              abs=1e-4)
+    recs = out["recommendations"]
+    assert [r["method"] for r in recs[:2]] == [p["method"] for p in ps] and all(r.get("probe") for r in recs[:2])
+    assert "Probe (" in recs[0]["reasons"][-1] and "leads the probes" in out["summary"]
+    assert advisor.grid(out).strategies[1].method == "coral"  # the check launches the probes' leader
+    calls = []
+    monkeypatch.setattr(probes, "Trainer", lambda *a, **k: calls.append(a))
+    again = advisor.advise(*PAIR)  # the same inputs: every probe read back by its run key, none trained
+    assert calls == [] and all(p["cached"] for p in again["probes"])
+    assert [p["validators"] for p in again["probes"]] == [p["validators"] for p in ps]
+    assert api.advice_rows(again)[0]["probe: composite of the validators"]
 
 
 def test_features_are_computed_once_per_candidate_and_domains(home, monkeypatch):
@@ -92,7 +131,7 @@ def test_advice_ranks_with_intervals_and_reasons(home, monkeypatch, tmp_path):
     path = tmp_path / "model.json"
     path.write_text(json.dumps(_toy_model()))
     monkeypatch.setattr(advisor, "MODEL_FILE", path)
-    out = advisor.advise(*PAIR)
+    out = advisor.advise(*PAIR, probe=False)  # the predictor's own order (the probes' is tested below)
     recs = out["recommendations"]
     assert recs and [r["predicted_acc"] for r in recs] == sorted((r["predicted_acc"] for r in recs), reverse=True)
     top = recs[0]
@@ -109,7 +148,7 @@ def test_advice_ranks_with_intervals_and_reasons(home, monkeypatch, tmp_path):
 
 def test_without_a_fitted_predictor_the_scores_are_shown_and_nothing_is_launched(home, monkeypatch, tmp_path):
     monkeypatch.setattr(advisor, "MODEL_FILE", tmp_path / "absent.json")
-    out = advisor.advise(*PAIR)
+    out = advisor.advise(*PAIR, probe=False)
     assert out["recommendations"] == [] and out["scores"] and "No fitted predictor" in out["summary"]
     with pytest.raises(ConfigError, match="no recommendation"):
         advisor.grid(out)
@@ -216,6 +255,9 @@ def test_cli_advise_prints_json_with_the_issue_fields(home):
     for r in out["recommendations"]:
         assert {"backbone", "freeze", "method", "predicted_acc", "predicted_acc_ci", "predicted_gain",
                 "predicted_gain_ci", "reasons"} <= set(r)
+    probed = [r for r in out["recommendations"] if r.get("probe")]
+    assert probed and out["probes"] and all({"validators", "composite", "atc", "atc_ci"} <= set(r["probe"])
+                                            for r in probed)
     # the shipped predictor's own held-out record decides whether an answer calls itself reliable
     tr = out["track_record"]
     good = tr["kendall_tau_median"] >= 0.6 and (tr["auroc_beats_source_only"] or 0) >= 0.8

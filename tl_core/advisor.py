@@ -38,6 +38,7 @@ from .inputs import adapt
 from .limits import setting
 from .metrics import gaussian_mmd, proxy_a_distance
 from .methods import get_method
+from . import probes
 from .paths import atomic_write_bytes, cache_dir
 from .provenance import fingerprint
 from .runs.procs import proc_start
@@ -265,19 +266,72 @@ def _reasons(s: dict[str, float], method: str, gain: float, gain_ci: list[float]
     return out
 
 
+def _to_probe(recs: list[dict[str, Any]], table: list[dict[str, Any]]) -> list[list[tuple[str, int, str]]]:
+    """What the probes may train, best first: each adapted (backbone, depth, method) in the predictor's order,
+    with the source-only probe of its backbone and depth (a gain needs its baseline); without a predictor,
+    DANN and CORAL on each candidate."""
+    adapted = [r for r in recs if r["method"] != "source_only"] or [
+        {"backbone": row["backbone"], "freeze": row["freeze"], "method": m} for row in table for m in ("dann", "coral")]
+    return [[(r["backbone"], r["freeze"], "source_only"), (r["backbone"], r["freeze"], r["method"])] for r in adapted]
+
+
+def _with_probes(recs: list[dict[str, Any]], probed: list[dict[str, Any]],
+                 table: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The recommendations with each probe's figures attached, the probed ones first in the probes' composite
+    order (a probe the predictor had no row for gets one of its own), the rest in the predictor's."""
+    by_key = {(r["backbone"], r["freeze"], r["method"]): r for r in recs}
+    labels = {(row["backbone"], row["freeze"]): row["label"] for row in table}
+    first = []
+    for p in probed:
+        k = (p["backbone"], p["freeze"], p["method"])
+        r = by_key.pop(k, None) or {"backbone": k[0], "freeze": k[1], "method": k[2],
+                                    "candidate": labels.get(k[:2], k[0]), "predicted_acc": None,
+                                    "predicted_acc_ci": None, "predicted_gain": None, "predicted_gain_ci": None,
+                                    "reasons": []}
+        r = {**r, "probe": p, "composite": p["composite"]}
+        r["reasons"] = list(r["reasons"]) + [_probe_words(p)]
+        first.append(r)
+    return first + list(by_key.values())
+
+
+def _probe_words(p: dict[str, Any]) -> str:
+    v = p["validators"]
+    atc = "" if p["atc"] is None else (f"; its target accuracy, estimated without target labels (ATC), "
+                                       f"{100 * p['atc']:.0f} % [{100 * p['atc_ci'][0]:.0f}, {100 * p['atc_ci'][1]:.0f}]")
+    gain = "" if p.get("atc_gain") is None else (f", {100 * p['atc_gain']:+.1f} points over the source-only probe "
+                                                 f"[{100 * p['atc_gain_ci'][0]:+.0f}, {100 * p['atc_gain_ci'][1]:+.0f}]")
+    ens = f", agrees with the probes' ensemble on {100 * v['ensemble']:.0f} %" if "ensemble" in v else ""
+    return (f"Probe ({p['steps']} of the planned {p['planned_steps']} steps{', read back' if p['cached'] else ''}): "
+            f"composite {p['composite']:.2f} of 1{ens}, source hold-out {100 * v['source_val_acc']:.0f} %{atc}{gain}.")
+
+
+def _probe_summary(lead: dict[str, Any]) -> str:
+    p = lead["probe"]
+    gain = p.get("atc_gain")
+    says = ("" if gain is None else
+            f", and ATC reads it {100 * gain:+.1f} points over source only after a quarter of the training"
+            + (" (within the estimate's interval: only the experiment can tell)" if p["atc_gain_ci"][0] <= 0 < gain
+               else ""))
+    return f"{get_method(lead['method']).label} on {lead['candidate']} leads the probes (composite {p['composite']:.2f}){says}."
+
+
 def advise(source: str, target: str, seed: int = 0, methods: tuple[str, ...] | None = None,
-           on_progress: Callable[[str, float], None] | None = None) -> dict[str, Any]:
+           on_progress: Callable[[str, float], None] | None = None, probe: bool = True) -> dict[str, Any]:
     """The ranked recommendations for a pair, the scores behind them and how long it took;
-    `on_progress(words, fraction)` hears of each candidate as its scoring starts."""
+    `on_progress(words, fraction)` hears of each candidate as its scoring starts. With `probe` (and
+    TL_ADVISOR_PROBE_S > 0) the leading candidates also train briefly (`probes`) and are ranked by the
+    label-free validators of what they learnt."""
     t0 = time.perf_counter()
     check_label_spaces(get_domain(source), get_domain(target))
     model = load_model()
     pair = _pair(source, target, seed)
     table = []
     todo = candidates(source, target)
+    probing = probe and float(setting("TL_ADVISOR_PROBE_S")) > 0
+    share = 0.4 if probing else 1.0  # of the progress bar: the scores, then the probes
     for i, c in enumerate(todo):
         if on_progress is not None:
-            on_progress(f"scoring {c.label} ({i + 1} of {len(todo)})", i / max(len(todo), 1))
+            on_progress(f"scoring {c.label} ({i + 1} of {len(todo)})", share * i / max(len(todo), 1))
         s = candidate_scores(c, source, target, seed, pair)
         table.append({"backbone": c.backbone, "freeze": c.freeze, "label": c.label, **s})
     recs = []
@@ -303,6 +357,15 @@ def advise(source: str, target: str, seed: int = 0, methods: tuple[str, ...] | N
                "Nothing is predicted to beat source only by more than the predictor's interval on this pair."
                if best_gain <= 0 else
                f"{recs[0]['method']} on {recs[0]['candidate']} is predicted best.")
+    probed, probe_s, skipped = [], 0.0, []
+    if probing and table:
+        tell = None if on_progress is None else (lambda words, f: on_progress(words, share + (1 - share) * f))
+        probed, probe_s, skipped = probes.probe_all(source, target, _to_probe(recs, table),
+                                                    int(setting("TL_ADVISOR_PROBES")), seed, tell)
+        recs = _with_probes(recs, probed, table)
+        lead = next((r for r in recs if r.get("probe") and r["method"] != "source_only"), None)
+        if lead is not None:
+            summary = _probe_summary(lead)
     tr = (model or {}).get("track_record", {})
     reliable = bool(tr) and tr.get("kendall_tau_median", 0) >= TAU_TARGET and (tr.get("auroc_beats_source_only")
                                                                                or 0) >= AUROC_TARGET
@@ -312,7 +375,7 @@ def advise(source: str, target: str, seed: int = 0, methods: tuple[str, ...] | N
         f"{tr.get('auroc_beats_source_only') or float('nan'):.2f}, target {AUROC_TARGET}): read these predictions as "
         f"rough guesses and check them with the experiment it proposes.")
     return {"source": source, "target": target, "recommendations": recs, "scores": table, "reliable": reliable,
-            "warning": warning,
+            "warning": warning, "probes": probed, "probe_s": probe_s, "probes_skipped": skipped,
             "summary": summary if model is not None else
             "No fitted predictor on this machine (run bench/advisor.py): the scores alone are shown.",
             "track_record": {k: v for k, v in tr.items() if k != "held_out"}, "wall_s": round(time.perf_counter() - t0, 2)}

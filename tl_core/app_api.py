@@ -43,7 +43,7 @@ from .app_parts.experiments import (
     advisor_track_record,
 )
 from .app_parts.experiment_text import (
-    ADVISOR_HELP, MAP_CAPTION, plan_words, experiment_links, progress_words, header, verdict_tone,
+    ADVISOR_HELP, PROBE_HELP, MAP_CAPTION, plan_words, experiment_links, progress_words, header, verdict_tone,
     flag_lines, result_rows, run_links, map_runs, advice_rows, score_rows, record_words,
 )
 from .app_parts.predict import (
@@ -140,6 +140,7 @@ __all__ = [
     "launch_advised",
     "advisor_track_record",
     "ADVISOR_HELP",
+    "PROBE_HELP",
     "MAP_CAPTION",
     "clock",
     "plan_words",

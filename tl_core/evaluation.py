@@ -107,6 +107,15 @@ class Evaluator:
         self._last_embed = (es, et, ls[self.embed_idx_s].argmax(1).numpy(), lt[self.embed_idx_t].argmax(1).numpy())
         return m
 
+    def readout(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """What the label-free validators read of the model as it is now: source hold-out logits and labels,
+        target test features and logits (the advisor's probes)."""
+        d = self.data
+        _, lv = self.predict_features(d.source.x_train[d.src_val], "source/val")
+        with self.hooks.target_eval(self.ctx):
+            ft, lt = self.predict_features(d.target.x_test, "target/test")
+        return lv.numpy(), d.source.y_train[d.src_val].numpy(), ft.numpy(), lt.numpy()
+
     def embedding(self, epoch: int, kind: str, previous: Any, seed: int) -> tuple[ev.EmbeddingReady | None, Any]:
         """The 2-D map of the last evaluation's features (`kind`: tsne, pca or none), continued from the
         previous epoch's map so that points move rather than jump; (event, the map's state to keep)."""

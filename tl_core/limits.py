@@ -40,6 +40,8 @@ SETTINGS: dict[str, Setting] = _table(
     Setting("TL_WORKER_NICE", 10, "niceness of the training processes, so the web server stays responsive"),
     Setting("TL_WARM", True, "start runs from a warm process that has torch imported and domains decoded"),
     Setting("TL_WARM_IDLE_S", 300.0, "seconds the warm process waits for the next run before it exits"),
+    Setting("TL_ADVISOR_PROBE_S", 30.0, "seconds the advisor's probes may train in all (0: no probes)"),
+    Setting("TL_ADVISOR_PROBES", 2, "adapted candidates the advisor probes (each with its source-only probe)"),
     Setting("TL_STORE_PATIENCE_S", 600.0, "seconds a background writer waits for the run store's lock"),
     Setting("TL_RAY_ADDRESS", "", "a Ray cluster to run on (unset: local processes)"),
     Setting("TL_RAY_CPUS_PER_RUN", 1.0, "CPUs one Ray task declares"),

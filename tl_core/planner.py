@@ -188,6 +188,14 @@ def estimate_seconds(cfg: RunConfig, decoded: set[str] | frozenset[str] = frozen
     return raw_estimate(cfg, decoded) * speed.factor(cfg.model.backbone, cfg.method.name)
 
 
+def cost_parts(cfg: RunConfig, decoded: set[str] | frozenset[str] = frozenset()) -> tuple[float, float]:
+    """(seconds that do not depend on the number of steps, seconds a step) on this machine: `estimate_seconds`
+    in its two parts, for a caller that sizes the steps itself (the advisor's probes)."""
+    fixed, step_s = _estimate(cfg, decoded)
+    f = speed.factor(cfg.model.backbone, cfg.method.name)
+    return fixed * f, step_s * f
+
+
 def raw_estimate(cfg: RunConfig, decoded: set[str] | frozenset[str] = frozenset()) -> float:
     """The estimate from the figures above alone (what `speed` compares a finished run's wall with)."""
     fixed, step_s = _estimate(cfg, decoded)

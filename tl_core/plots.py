@@ -284,6 +284,7 @@ def _method_colour(method: str, order: Sequence[str]) -> str:
 def advice_bars(recommendations: Sequence[dict[str, Any]]) -> go.Figure:
     """The advisor's predicted target accuracy per (candidate, method), grouped by candidate, with the
     predictor's 95 % interval as whiskers."""
+    recommendations = [r for r in recommendations if r.get("predicted_acc") is not None]
     if not recommendations:
         return empty("Predicted target accuracy", "No fitted predictor: only the scores are known.")
     fig = go.Figure()
@@ -299,6 +300,28 @@ def advice_bars(recommendations: Sequence[dict[str, Any]]) -> go.Figure:
     fig.update_yaxes(range=[0, 1.05], tickformat=".0%")
     return _layout(fig, "Predicted target accuracy (95 % interval of the predictor)", "", "target accuracy",
                    height=360)
+
+
+def probe_bars(probes: Sequence[dict[str, Any]]) -> go.Figure:
+    """What the advisor's probes read: each probe's target accuracy estimated without target labels (ATC, with
+    its 95 % bootstrap interval) after a short piece of training, in the probes' composite order, and its
+    composite rank of the label-free validators as the bar's text."""
+    ps = [p for p in probes if p.get("atc") is not None]
+    if not ps:
+        return empty("What the probes read", "No probe has an estimate.")
+    fig = go.Figure()
+    methods = sorted(dict.fromkeys(p["method"] for p in ps))
+    for m in methods:
+        rs = [p for p in ps if p["method"] == m]
+        fig.add_trace(go.Bar(x=[f"{p['backbone']} · {p['freeze']} frozen" for p in rs], y=[p["atc"] for p in rs],
+                             name=m, marker_color=_method_colour(m, methods),
+                             text=[f"composite {p['composite']:.2f}" for p in rs], textposition="outside",
+                             error_y=dict(type="data", visible=True, array=[p["atc_ci"][1] - p["atc"] for p in rs],
+                                          arrayminus=[p["atc"] - p["atc_ci"][0] for p in rs])))
+    fig.update_layout(barmode="group")
+    fig.update_yaxes(range=[0, 1.1], tickformat=".0%")
+    return _layout(fig, "Probes: target accuracy estimated without target labels (ATC, 95 % interval)", "",
+                   "estimated target accuracy", height=360)
 
 
 def advisor_track_record(points: Sequence[dict[str, Any]]) -> go.Figure:

@@ -87,10 +87,11 @@ def thread_gain(threads: int) -> float:
 
 # The probe's CPU seconds a step (one thread) on the machine the planner's figures describe, with that
 # machine's thread count: set on the 2-core development host (AMD EPYC) on 2026-12-07, where the probe reads
-# about 0.058 s and the default command-line runs took 1.56x their uncorrected estimates (the geometric mean
-# of DANN's 1.67x and source only's 1.46x, bench/estimates.py): 0.058 / 1.56. One core of the same host
-# (`taskset -c 0`, a slower machine) checks it: same probe, the thread gain alone.
-REF_PROBE_S, REF_THREADS = 0.0372, 2
+# 0.058-0.060 s and the default command-line runs took 1.52x their uncorrected estimates (the geometric mean
+# of four runs, DANN 1.57x and 1.41x, source only 1.66x and 1.44x, two sittings of bench/estimates.py):
+# 0.059 / 1.52. One core of the same host (`taskset -c 0`, a slower machine) checks it: same probe, the
+# thread gain alone.
+REF_PROBE_S, REF_THREADS = 0.039, 2
 PROBE = """
 import sys, time, torch
 torch.set_num_threads(1)

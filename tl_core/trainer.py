@@ -113,7 +113,8 @@ class Phases(dict):
 class Trainer:
     def __init__(self, config: RunConfig, on_event: Callable[[ev.Event], None] | None = None,
                  should_stop: Callable[[], bool] | None = None, checkpointer: Any = None,
-                 data: RunData | None = None, resolve_run: Callable[[str, torch.device], Any] | None = None):
+                 data: RunData | None = None, resolve_run: Callable[[str, torch.device], Any] | None = None,
+                 prefix_memo: dict | None = None):
         """`resolve_run(run_id, device)` loads the model of a run the method refers to (a teacher, a
         source model): references are resolved here, before training, so methods never read the store
         (the worker passes `runs.resolve_reference`, the run store of this TL_HOME)."""
@@ -127,6 +128,7 @@ class Trainer:
         self.should_stop = should_stop or (lambda: False)
         self.checkpointer = checkpointer
         self._data = data
+        self._prefix_memo = prefix_memo  # frozen activations shared with other runs of this process (probes)
 
     # -- set-up --------------------------------------------------------------------
     def setup(self) -> None:
@@ -211,7 +213,7 @@ class Trainer:
             per_step += min(bs, max(2, len(d.tgt_labelled)))
         per_epoch_eval = len(d.source.x_test) + len(d.src_val) + len(d.target.x_test)
         without = self.total_steps * per_step + self.n_epochs * per_epoch_eval
-        cache = PrefixCache(bb, self.spec, self.device, self.channels_last)
+        cache = PrefixCache(bb, self.spec, self.device, self.channels_last, memo=self._prefix_memo)
         ok, self.cache_note = plan_cache(n, cache.bytes_per_image(d.source.x_test), without, mem_available_gb)
         if not ok:
             return None

@@ -8,8 +8,13 @@ from .text import clock
 
 ADVISOR_HELP = ("It scores each candidate's frozen features (LogME, H-score, k-NN on the source labels; a centroid "
                 "margin, the domain gap and the source head's certainty on the unlabelled target) and reads each "
-                "method's target accuracy off a predictor fitted on measured runs. About a minute the first time for "
-                "a pair, seconds after.")
+                "method's target accuracy off a predictor fitted on measured runs; then the leading candidates train "
+                "briefly (probes) and are ranked by label-free validators of what they learnt. About a minute the "
+                "first time for a pair, seconds after.")
+PROBE_HELP = ("Each probe trained at most a quarter of its planned steps ({seconds:.0f} s in all). The composite "
+              "averages each probe's rank on four label-free validators: agreement with the ensemble of all probes, "
+              "batch nuclear norm, ClassAMI and source hold-out accuracy. ATC estimates target accuracy from the "
+              "model's confidence, without target labels; a short probe reads lower than the full run will.")
 MAP_CAPTION = ("Feature maps at the last epoch (seed {seed}): blue source, orange target. Aligned domains overlap; "
                "red rings are misclassified target images.")
 
@@ -79,6 +84,7 @@ def result_rows(v: dict[str, Any]) -> list[dict[str, str]]:
                                                        f" ({100 * r['gain_ci'][0]:+.1f} to {100 * r['gain_ci'][1]:+.1f})"),
              "seeds done": f"{r['n_seeds']} of {r['runs_total']}",
              "published": pct(r["reference"]),
+             "estimated without target labels (ATC)": pct(r.get("target_acc_estimate_mean")),
              "source accuracy": pct(r["source_acc_mean"]),
              "time per run": "—" if r["wall_s_mean"] is None else f"{r['wall_s_mean']:.0f} s"} for r in v["results"]]
 
@@ -104,11 +110,22 @@ def advice_rows(advice: dict[str, Any], top: int = 8) -> list[dict[str, str]]:
     def span(lo: float, hi: float, sign: str = "") -> str:
         return f"[{100 * lo:{sign}.0f}, {100 * hi:{sign}.0f}]"
 
-    return [{"candidate": r["candidate"], "method": r["method"],
-             "predicted target accuracy": f"{100 * r['predicted_acc']:.1f} % {span(*r['predicted_acc_ci'])}",
-             "gain over source only": "" if r["method"] == "source_only" else
-             f"{100 * r['predicted_gain']:+.1f} {span(*r['predicted_gain_ci'], sign='+')}"}
-            for r in advice["recommendations"][:top]]
+    def row(r: dict[str, Any]) -> dict[str, str]:
+        p = r.get("probe") or {}
+        out = {"candidate": r["candidate"], "method": r["method"],
+               "predicted target accuracy": "" if r.get("predicted_acc") is None else
+               f"{100 * r['predicted_acc']:.1f} % {span(*r['predicted_acc_ci'])}",
+               "gain over source only": "" if r["method"] == "source_only" or r.get("predicted_gain") is None else
+               f"{100 * r['predicted_gain']:+.1f} {span(*r['predicted_gain_ci'], sign='+')}"}
+        if any(x.get("probe") for x in advice["recommendations"]):
+            out["probe: composite of the validators"] = "" if not p else f"{p['composite']:.2f}"
+            out["probe: target accuracy without labels (ATC)"] = "" if p.get("atc") is None else \
+                f"{100 * p['atc']:.0f} % {span(*p['atc_ci'])}"
+            out["probe: gain over its source only"] = "" if p.get("atc_gain") is None else \
+                f"{100 * p['atc_gain']:+.1f} {span(*p['atc_gain_ci'], sign='+')}"
+        return out
+
+    return [row(r) for r in advice["recommendations"][:top]]
 
 
 def score_rows(advice: dict[str, Any]) -> list[dict[str, Any]]:

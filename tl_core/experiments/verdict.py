@@ -122,6 +122,9 @@ def summary(e: dict[str, Any], histories: dict[str, list[dict[str, Any]]] | None
             "target_acc_std": statistics.stdev(accs) if len(accs) > 1 else 0.0 if accs else None,
             "target_acc_ci": mean_ci(accs, [r.get("target_n") for r in done]),
             "source_acc_mean": statistics.mean(r["source_acc"] for r in done) if done else None,
+            # the same runs' target accuracy read without target labels (ATC), beside the measured one as its check
+            "target_acc_estimate_mean": statistics.mean(ests) if (ests := [
+                r["target_acc_estimate"] for r in done if r.get("target_acc_estimate") is not None]) else None,
             "n_seeds": len(done), "runs_total": len(rs),
             "wall_s_mean": statistics.mean(r["wall_s"] for r in done) if done else None,
             "reference": ref.get(s.method) / 100 if backbone == "lenet" and s.method in ref and not s.params
