@@ -14,9 +14,10 @@ ranks each pair's cells. Reports, with 95 % bootstrap intervals over pairs (or c
 - mean absolute error of the probe's ATC against the full run's measured accuracy (what the advisor shows as
   the candidate's accuracy read without labels) and against the probe's own measured accuracy (ATC's error).
 
-Writes bench/results/probes.json (every probe, the summary, provenance).
+Writes bench/results/probes.json (every probe, the summary, provenance) and the record the advisor ships with
+its answers, tl_core/probe_record.json.
 
-    TL_DATA_DIR=../shared/data python bench/probes.py [--pairs photo->sketch,usps->mnist]
+    TL_DATA_DIR=../shared/data python bench/probes.py [--pairs photo->sketch,usps->mnist] [--record-only]
 """
 from __future__ import annotations
 
@@ -70,7 +71,11 @@ def _auroc_ci(labels: list[bool], scores: list[float], n: int = 2000) -> list[fl
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--pairs", default="", help="comma-separated pair names of advisor.json (default: all)")
+    ap.add_argument("--record-only", action="store_true", help="write tl_core/probe_record.json from probes.json")
     a = ap.parse_args()
+    if a.record_only:
+        write_record(json.loads(OUT.read_text()))
+        return 0
     os.environ.setdefault("TL_HOME", tempfile.mkdtemp(prefix="tl-probes-bench-"))
     os.environ["TL_OFFLINE"] = "1"
     from advisor import auroc, kendall
@@ -132,8 +137,18 @@ def main() -> int:
            "cells_from": "bench/results/advisor.json (full runs, seed 0, budget %g s)" % budget,
            "wall_s": round(time.perf_counter() - t_all, 1), "summary": summary, "per_pair": per_pair, "rows": rows}
     OUT.write_text(json.dumps(out, indent=1) + "\n")
+    write_record(out)
     print(json.dumps(summary, indent=1))
     return 0
+
+
+def write_record(out: dict) -> None:
+    """The record the advisor ships with every probed answer (`track_record` in `advise --json`)."""
+    from tl_core.advisor import PROBE_RECORD_FILE
+
+    rec = {**out["summary"], "command": out["command"], "date": out["date"], "commit": out["commit"],
+           "cells_from": out["cells_from"], "details": "docs/BENCHMARKS.md, bench/results/probes.json"}
+    PROBE_RECORD_FILE.write_text(json.dumps(rec, indent=1) + "\n")
 
 
 if __name__ == "__main__":

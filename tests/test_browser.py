@@ -177,8 +177,9 @@ def test_ask_the_advisor_and_launch_its_check(server, browser):
     page.get_by_role("button", name="Ask the advisor").click()
     page.get_by_text("Why:").wait_for(timeout=300_000)  # LeNet's brief source training and the scores
     idle(page)
-    # the summary (markdown; the ranking itself is a canvas table)
-    assert page.get_by_text("is predicted best").count() or page.get_by_text("Nothing is predicted").count()
+    # the summary and the probes' caption (markdown; the ranking itself is a canvas table): LeNet's probes on this
+    # small pair fit the advisor's default probe time, so the answer is ranked by them
+    assert page.get_by_text("leads the probes").count() and page.get_by_text("Each probe trained at most").count()
     assert not page.locator("[data-testid='stException']").count()
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / "advisor.png"))

@@ -47,11 +47,13 @@ from .trainer import Trainer
 from .transferability import centroid_margin, h_score, knn_loo_accuracy, logme, source_head_on_target
 
 MODEL_FILE = Path(__file__).with_name("advisor_model.json")
+PROBE_RECORD_FILE = Path(__file__).with_name("probe_record.json")  # written by bench/probes.py
 PER_DOMAIN = 400  # images of each domain the scores read (stratified over the classes)
 SCORE_SIZE = 128  # input size of pretrained backbones for scoring (a CPU computes it in seconds)
 PRETRAINED = ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2")  # weights that install offline
 LENET_STEPS = 300  # LeNet's brief source training before its features are scored
 TAU_TARGET, AUROC_TARGET = 0.6, 0.8  # the held-out record that would make the predictions trustworthy
+PROBE_AUROC_TARGET = 0.75  # the probes' (issue 31), with the lower end of its interval above 0.5
 FEATURES = ("knn", "logme", "h_score", "centroid_margin", "a_distance", "mmd", "target_entropy",
             "target_balance", "log_target_images")
 
@@ -366,19 +368,55 @@ def advise(source: str, target: str, seed: int = 0, methods: tuple[str, ...] | N
         lead = next((r for r in recs if r.get("probe") and r["method"] != "source_only"), None)
         if lead is not None:
             summary = _probe_summary(lead)
-    tr = (model or {}).get("track_record", {})
-    reliable = bool(tr) and tr.get("kendall_tau_median", 0) >= TAU_TARGET and (tr.get("auroc_beats_source_only")
-                                                                               or 0) >= AUROC_TARGET
-    warning = "" if reliable or not tr else (
-        f"Its record on pairs held out of its fitting is below what would make it reliable (median Kendall tau "
-        f"{tr['kendall_tau_median']:.2f}, target {TAU_TARGET}; AUROC of 'beats source only' "
-        f"{tr.get('auroc_beats_source_only') or float('nan'):.2f}, target {AUROC_TARGET}): read these predictions as "
-        f"rough guesses and check them with the experiment it proposes.")
+    predictor_tr = {k: v for k, v in (model or {}).get("track_record", {}).items() if k != "held_out"}
+    ranked_by = "probes" if probed else "predictor"
+    tr = {**load_probe_record(), "ranked_by": "probes"} if probed else {**predictor_tr, "ranked_by": "predictor"}
+    reliable = reliable_record(tr)
+    warning = "" if reliable else _record_warning(tr)
+    if model is None and not probed:
+        summary = "No fitted predictor on this machine (run bench/advisor.py): the scores alone are shown."
     return {"source": source, "target": target, "recommendations": recs, "scores": table, "reliable": reliable,
-            "warning": warning, "probes": probed, "probe_s": probe_s, "probes_skipped": skipped,
-            "summary": summary if model is not None else
-            "No fitted predictor on this machine (run bench/advisor.py): the scores alone are shown.",
-            "track_record": {k: v for k, v in tr.items() if k != "held_out"}, "wall_s": round(time.perf_counter() - t0, 2)}
+            "warning": warning, "probes": probed, "probe_s": probe_s, "probes_skipped": skipped, "summary": summary,
+            "ranked_by": ranked_by, "track_record": tr, "predictor_record": predictor_tr,
+            "wall_s": round(time.perf_counter() - t0, 2)}
+
+
+def load_probe_record() -> dict[str, Any]:
+    """The probes' record against full runs (bench/probes.py writes it beside this file; {} before it has run)."""
+    try:
+        return json.loads(PROBE_RECORD_FILE.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def reliable_record(tr: dict[str, Any]) -> bool:
+    """Whether a record meets the targets that make its rankings worth acting on: for the probes, median Kendall
+    tau >= 0.6 and an AUROC of 'beats source only' >= 0.75 with its interval above 0.5; for the predictor, tau
+    >= 0.6 and AUROC >= 0.8 (its targets when it was built)."""
+    tau, roc = tr.get("kendall_tau_median"), tr.get("auroc_beats_source_only")
+    if tau is None or roc is None:
+        return False
+    if tr.get("ranked_by") == "probes":
+        return tau >= TAU_TARGET and roc >= PROBE_AUROC_TARGET and (tr.get("auroc_ci") or [0.0])[0] > 0.5
+    return tau >= TAU_TARGET and roc >= AUROC_TARGET
+
+
+def _record_warning(tr: dict[str, Any]) -> str:
+    roc = tr.get("auroc_beats_source_only")
+    if tr.get("kendall_tau_median") is None:
+        return (f"The {tr.get('ranked_by', 'advisor')} ranking this answer has no measured record on this install "
+                f"(bench/{'probes' if tr.get('ranked_by') == 'probes' else 'advisor'}.py writes it): check it with the "
+                f"experiment it proposes.")
+    if tr.get("ranked_by") == "probes":
+        ci = tr.get("auroc_ci") or [float("nan")] * 2
+        return (f"The probes' record against full runs ({tr.get('pairs', 0)} pairs, bench/probes.py) is below what would "
+                f"make this ranking reliable (median Kendall tau {tr['kendall_tau_median']:.2f}, target {TAU_TARGET}; "
+                f"AUROC of 'beats source only' {roc if roc is not None else float('nan'):.2f} [{ci[0]:.2f}, {ci[1]:.2f}], "
+                f"target {PROBE_AUROC_TARGET} with its interval above 0.5): check it with the experiment it proposes.")
+    return (f"Its record on pairs held out of its fitting is below what would make it reliable (median Kendall tau "
+            f"{tr['kendall_tau_median']:.2f}, target {TAU_TARGET}; AUROC of 'beats source only' "
+            f"{roc if roc is not None else float('nan'):.2f}, target {AUROC_TARGET}): read these predictions as "
+            f"rough guesses and check them with the experiment it proposes.")
 
 
 def grid(result: dict[str, Any], seeds: tuple[int, ...] = (0, 1, 2), budget_s: float = 120.0) -> ExperimentSpec:

@@ -44,7 +44,7 @@ from .app_parts.experiments import (
 )
 from .app_parts.experiment_text import (
     ADVISOR_HELP, PROBE_HELP, MAP_CAPTION, plan_words, experiment_links, progress_words, header, verdict_tone,
-    flag_lines, result_rows, run_links, map_runs, advice_rows, score_rows, record_words,
+    flag_lines, result_rows, run_links, map_runs, advice_rows, score_rows, record_words, probe_record_words,
 )
 from .app_parts.predict import (
     decode_upload, unpack_model_zip, import_model, my_models, delete_my_model, predict, target_samples,
@@ -155,4 +155,5 @@ __all__ = [
     "advice_rows",
     "score_rows",
     "record_words",
+    "probe_record_words",
 ]

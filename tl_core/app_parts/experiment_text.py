@@ -134,6 +134,18 @@ def score_rows(advice: dict[str, Any]) -> list[dict[str, Any]]:
             for row in advice["scores"]]
 
 
+def probe_record_words(track: dict[str, Any]) -> str:
+    """The probes' record against full runs in one sentence ('' before bench/probes.py has run)."""
+    if not track.get("pairs"):
+        return ""
+    lo, hi = track.get("auroc_ci") or [float("nan")] * 2
+    return (f"This ranking comes from the probes. Their record against full runs ({track['cells']} runs over "
+            f"{track['pairs']} pairs, nothing fitted): median Kendall τ {track['kendall_tau_median']:.2f}, AUROC of "
+            f"'beats source only' {track['auroc_beats_source_only']:.2f} [{lo:.2f}, {hi:.2f}], the probe's accuracy "
+            f"read without labels off the full run's by {100 * track['acc_mae']:.1f} points on average. "
+            f"docs/BENCHMARKS.md has every pair.")
+
+
 def record_words(track: dict[str, Any]) -> str:
     """The predictor's held-out record in one sentence ('' when no bench has fitted one)."""
     if not track:
