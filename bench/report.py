@@ -424,7 +424,7 @@ def probes_section() -> list[str]:
            f"- Kendall τ, composite against measured accuracy, per pair: median **{s['kendall_tau_median']:.2f}** "
            f"{ci(s['kendall_tau_ci'])}, mean {s['kendall_tau_mean']:.2f} {ci(s['kendall_tau_mean_ci'])} (target ≥ 0.6); "
            f"the probes' ATC alone: median {s['kendall_tau_atc_median']:.2f} {ci(s['kendall_tau_atc_ci'])}",
-           f"- AUROC of "beats source only by more than its interval" scored by the probe's ATC gain over its "
+           f"- AUROC of 'beats source only by more than its interval' scored by the probe's ATC gain over its "
            f"source-only probe ({s['positives']} positive): **{s['auroc_beats_source_only']:.2f}** "
            f"[{s['auroc_ci'][0]:.2f}, {s['auroc_ci'][1]:.2f}] (target ≥ 0.75, lower end above 0.5)",
            f"- the probe's ATC against the full run's measured accuracy (the accuracy the advisor shows, read without "
@@ -432,6 +432,7 @@ def probes_section() -> list[str]:
            f"{100 * s['acc_mae_ci'][1]:.1f}] (target ≤ 5)",
            f"- ATC against the probe's own measured accuracy (ATC's error): **{100 * s['atc_mae']:.1f} points** "
            f"[{100 * s['atc_mae_ci'][0]:.1f}, {100 * s['atc_mae_ci'][1]:.1f}] (target ≤ 5)", "",
+           *([f"Walls: {d['wall_note']}.", ""] if d.get("wall_note") else []),
            "| pair | cells | τ composite | τ ATC | probes' wall (s) |", "|---|---|---|---|---|"]
     out += [f"| {k} | {v['cells']} | {v['tau_composite']:+.2f} | {v['tau_atc']:+.2f} | {v['probes_wall_s']:.0f} |"
             for k, v in sorted(d["per_pair"].items())]

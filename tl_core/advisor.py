@@ -309,6 +309,9 @@ def _probe_words(p: dict[str, Any]) -> str:
 
 def _probe_summary(lead: dict[str, Any]) -> str:
     p = lead["probe"]
+    if lead["method"] == "source_only":
+        return (f"Source only on {lead['candidate']} leads the probes (composite {p['composite']:.2f}): no probed "
+                f"adaptation method looks better than none on this pair after a quarter of the training.")
     gain = p.get("atc_gain")
     says = ("" if gain is None else
             f", and ATC reads it {100 * gain:+.1f} points over source only after a quarter of the training"
@@ -365,9 +368,8 @@ def advise(source: str, target: str, seed: int = 0, methods: tuple[str, ...] | N
         probed, probe_s, skipped = probes.probe_all(source, target, _to_probe(recs, table),
                                                     int(setting("TL_ADVISOR_PROBES")), seed, tell)
         recs = _with_probes(recs, probed, table)
-        lead = next((r for r in recs if r.get("probe") and r["method"] != "source_only"), None)
-        if lead is not None:
-            summary = _probe_summary(lead)
+        if probed:
+            summary = _probe_summary(recs[0])
     predictor_tr = {k: v for k, v in (model or {}).get("track_record", {}).items() if k != "held_out"}
     ranked_by = "probes" if probed else "predictor"
     tr = {**load_probe_record(), "ranked_by": "probes"} if probed else {**predictor_tr, "ranked_by": "predictor"}

@@ -142,22 +142,21 @@ def _cached(cfg: RunConfig) -> bool:
 def probe_all(source: str, target: str, groups: list[list[tuple[str, int, str]]], want: int, seed: int = 0,
               on_progress: Callable[[str, float], None] | None = None) -> tuple[list[dict[str, Any]], float, list[str]]:
     """Probe the first `want` groups (an adapted (backbone, freeze, method) with its source-only baseline) whose
-    first probe fits what is left of `TL_ADVISOR_PROBE_S` on this machine's estimate (scaled up by how the
-    probes so far compared with theirs), best first; a probe already kept costs nothing, and the probes of one
-    backbone and depth share its frozen features. (The ranked probes, seconds spent, what was passed over and
-    why, in words.)"""
+    first probe fits what is left of `TL_ADVISOR_PROBE_S` on this machine's estimate, best first; the probes of one
+    backbone and depth share its frozen features. The plan is made from the estimates alone, never from the clock
+    or from what is kept, so the same question on the same machine plans the same probes, and a second asking
+    reads them all back (by run key). (The ranked probes, seconds spent, what was passed over and why.)"""
     t0 = time.perf_counter()
     total = float(setting("TL_ADVISOR_PROBE_S"))
+    left = total
     done: dict[tuple[str, int, str], tuple[dict[str, Any], dict[str, np.ndarray]]] = {}
     skipped: dict[tuple[str, int, str], str] = {}
     memo: dict = {}
     shared: dict[tuple, RunData] = {}
     n = 0
-    measured, estimated = 0.0, 0.0  # the probes so far, against their estimates: later estimates follow them
     for group in groups:
         if n >= want:
             break
-        left = max(total - (time.perf_counter() - t0), 0.0)
         plans: list | None = []
         for k in group:
             if k in done:
@@ -174,14 +173,18 @@ def probe_all(source: str, target: str, groups: list[list[tuple[str, int, str]]]
                 skipped[k] = f"{method} on {backbone} (depth {freeze}): {e}"
                 plans = None
                 break
-            est *= max(1.0, measured / estimated) if estimated else 1.0
-            if not (plans or _cached(cfg)) and est > left:
+            # judged as on a machine that has kept nothing, so that a kept probe never changes the plan
+            if not plans and est > left:
                 skipped[k] = (f"{method} on {backbone} (depth {freeze}): its probe would take about {est:.0f} s, more "
                               f"than the {left:.0f} s left of the probes' {total:.0f} s (TL_ADVISOR_PROBE_S)")
                 plans = None
                 break
             plans.append((k, cfg, planned, est))
-        for k, cfg, planned, est in plans or []:
+        if plans is None:
+            continue
+        left = max(left - sum(p[3] for p in plans), 0.0)
+        n += 1
+        for k, cfg, planned, _ in plans:
             if on_progress is not None:
                 on_progress(f"probing {k[2]} on {k[0]} ({len(done) + 1} of at most {2 * want})",
                             min(len(done) / max(2 * want, 1), 1.0))
@@ -192,8 +195,4 @@ def probe_all(source: str, target: str, groups: list[list[tuple[str, int, str]]]
                 done[k] = run_probe(cfg, planned, shared.get(dkey), memo)
             except TLError as e:  # a probe that diverged: the others are ranked without it
                 skipped[k] = f"{k[2]} on {k[0]} (depth {k[1]}): {e}"
-                continue
-            if not done[k][0]["cached"]:
-                measured, estimated = measured + done[k][0]["wall_s"], estimated + est
-        n += plans is not None
     return rank(list(done.values())), round(time.perf_counter() - t0, 2), list(skipped.values())

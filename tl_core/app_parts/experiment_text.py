@@ -11,7 +11,8 @@ ADVISOR_HELP = ("It scores each candidate's frozen features (LogME, H-score, k-N
                 "method's target accuracy off a predictor fitted on measured runs; then the leading candidates train "
                 "briefly (probes) and are ranked by label-free validators of what they learnt. About a minute the "
                 "first time for a pair, seconds after.")
-PROBE_HELP = ("Each probe trained at most a quarter of its planned steps ({seconds:.0f} s in all). The composite "
+PROBE_HELP = ("Each probe trained at most a quarter of its planned steps ({seconds:.0f} s this time: a probe asked "
+              "before is read back). The composite "
               "averages each probe's rank on four label-free validators: agreement with the ensemble of all probes, "
               "batch nuclear norm, ClassAMI and source hold-out accuracy. ATC estimates target accuracy from the "
               "model's confidence, without target labels; a short probe reads lower than the full run will.")
