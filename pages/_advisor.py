@@ -71,8 +71,9 @@ def _answer(me, adv: dict, open_launched: Callable) -> None:
         st.plotly_chart(plots.advice_bars(recs), width="stretch", key="advice-bars")
     with st.popover("The scores behind it"):
         st.dataframe(api.score_rows(adv), hide_index=True)
-    if adv.get("ranked_by") == "probes" and api.probe_record_words(adv["track_record"]):
-        st.caption(escape_markdown(api.probe_record_words(adv["track_record"])))
+    probe_record = api.probe_record_words(adv["track_record"]) if adv.get("ranked_by") == "probes" else ""
+    if probe_record:
+        st.caption(escape_markdown(probe_record))
     record = api.advisor_track_record()
     if record:
         st.caption(escape_markdown(api.record_words(record)))

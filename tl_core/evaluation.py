@@ -81,9 +81,7 @@ class Evaluator:
         and the domain gap (A-distance, MMD) on the features of the embedding's points."""
         d, k = self.data, len(self.data.classes)
         fs, ls = self.predict_features(d.source.x_test, "source/test")
-        _, lv = self.predict_features(d.source.x_train[d.src_val], "source/val")
-        with self.hooks.target_eval(self.ctx):
-            ft, lt = self.predict_features(d.target.x_test, "target/test")
+        lv, ft, lt = self._val_and_target()
         src = classification_report(d.source.y_test, ls.argmax(1), k)
         tgt = classification_report(d.y_target_test, lt.argmax(1), k)
         val_acc = float((lv.argmax(1) == d.source.y_train[d.src_val]).float().mean())
@@ -107,14 +105,20 @@ class Evaluator:
         self._last_embed = (es, et, ls[self.embed_idx_s].argmax(1).numpy(), lt[self.embed_idx_t].argmax(1).numpy())
         return m
 
-    def readout(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """What the label-free validators read of the model as it is now: source hold-out logits and labels,
-        target test features and logits (the advisor's probes)."""
+    def _val_and_target(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(source hold-out logits, target test features, target test logits), the target read as the method
+        reads it."""
         d = self.data
         _, lv = self.predict_features(d.source.x_train[d.src_val], "source/val")
         with self.hooks.target_eval(self.ctx):
             ft, lt = self.predict_features(d.target.x_test, "target/test")
-        return lv.numpy(), d.source.y_train[d.src_val].numpy(), ft.numpy(), lt.numpy()
+        return lv, ft, lt
+
+    def readout(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """What the label-free validators read of the model as it is now: source hold-out logits and labels,
+        target test features and logits (the advisor's probes)."""
+        lv, ft, lt = self._val_and_target()
+        return lv.numpy(), self.data.source.y_train[self.data.src_val].numpy(), ft.numpy(), lt.numpy()
 
     def embedding(self, epoch: int, kind: str, previous: Any, seed: int) -> tuple[ev.EmbeddingReady | None, Any]:
         """The 2-D map of the last evaluation's features (`kind`: tsne, pca or none), continued from the

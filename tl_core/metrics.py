@@ -65,9 +65,10 @@ def gaussian_mmd(f_s: np.ndarray, f_t: np.ndarray, max_points: int = 500) -> flo
 
 # -- label-free model selection on the target -------------------------------------------
 
-def _softmax(logits: np.ndarray) -> np.ndarray:
-    z = logits - logits.max(1, keepdims=True)
-    e = np.exp(z)
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Class probabilities of logits (rows), in float64, computed stably."""
+    z = np.asarray(logits, np.float64)
+    e = np.exp(z - z.max(1, keepdims=True))
     return e / e.sum(1, keepdims=True)
 
 
@@ -77,13 +78,13 @@ def _entropy_rows(p: np.ndarray) -> np.ndarray:
 
 def mean_entropy(logits: np.ndarray) -> float:
     """Mean prediction entropy (nats) on unlabelled images: low = confident."""
-    return float(_entropy_rows(_softmax(np.asarray(logits, np.float64))).mean())
+    return float(_entropy_rows(softmax(np.asarray(logits, np.float64))).mean())
 
 
 def im_score(logits: np.ndarray) -> float:
     """Information maximisation: H(mean prediction) - mean H(prediction). High when predictions
     are confident and spread over the classes (Li et al., 2020, as a selection score)."""
-    p = _softmax(np.asarray(logits, np.float64))
+    p = softmax(np.asarray(logits, np.float64))
     return float(_entropy_rows(p.mean(0, keepdims=True))[0] - _entropy_rows(p).mean())
 
 
@@ -91,18 +92,15 @@ def snd_score(logits: np.ndarray, temperature: float = 0.05, max_points: int = 1
     """Soft neighbourhood density (Saito et al., 2021): the mean entropy of each image's softmax
     similarity to the other images, on L2-normalised class-probability vectors. High when the
     target forms dense clusters."""
-    p = _cap(_softmax(np.asarray(logits, np.float64)), max_points)
+    p = _cap(softmax(np.asarray(logits, np.float64)), max_points)
     f = p / np.linalg.norm(p, axis=1, keepdims=True)
     s = f @ f.T / temperature
     np.fill_diagonal(s, -np.inf)  # an image is not its own neighbour
-    return float(_entropy_rows(_softmax(s)).mean())
+    return float(_entropy_rows(softmax(s)).mean())
 
 
 def _max_softmax(logits: np.ndarray) -> np.ndarray:
-    z = np.asarray(logits, dtype=np.float64)
-    z = z - z.max(1, keepdims=True)
-    p = np.exp(z)
-    return (p / p.sum(1, keepdims=True)).max(1)
+    return softmax(logits).max(1)
 
 
 def _atc(conf_val: np.ndarray, right_val: np.ndarray, conf_tgt: np.ndarray) -> float:

@@ -194,12 +194,8 @@ def experiment_bars(results: Sequence[dict[str, Any]], reference_source: str = "
                                                       else f" ({100 * r['gain']:+.1f})") for r in rs]
     fig = go.Figure(go.Bar(x=names, y=[r["target_acc_mean"] for r in rs], marker_color=colours, text=text,
                            textposition="outside", name="mean over seeds",
-                           error_y=dict(type="data", visible=True,
-                                        array=[(r.get("target_acc_ci") or [0, r["target_acc_mean"]])[1]
-                                               - r["target_acc_mean"] for r in rs],
-                                        arrayminus=[r["target_acc_mean"]
-                                                    - (r.get("target_acc_ci") or [r["target_acc_mean"], 0])[0]
-                                                    for r in rs])))
+                           error_y=_whiskers([r["target_acc_mean"] for r in rs],
+                                             [r.get("target_acc_ci") or [r["target_acc_mean"]] * 2 for r in rs])))
     seeds_x, seeds_y = [], []
     for r in rs:
         for run in r["runs"]:
@@ -281,6 +277,12 @@ def _method_colour(method: str, order: Sequence[str]) -> str:
     return PALETTE[others.index(method) % len(PALETTE)] if method in others else PALETTE[-1]
 
 
+def _whiskers(values: Sequence[float], intervals: Sequence[Sequence[float]]) -> dict[str, Any]:
+    """Plotly error bars drawing each value's [low, high] interval."""
+    return dict(type="data", visible=True, array=[hi - v for v, (_, hi) in zip(values, intervals)],
+                arrayminus=[v - lo for v, (lo, _) in zip(values, intervals)])
+
+
 def advice_bars(recommendations: Sequence[dict[str, Any]]) -> go.Figure:
     """The advisor's predicted target accuracy per (candidate, method), grouped by candidate, with the
     predictor's 95 % interval as whiskers."""
@@ -293,9 +295,7 @@ def advice_bars(recommendations: Sequence[dict[str, Any]]) -> go.Figure:
         rs = [r for r in recommendations if r["method"] == m]
         fig.add_trace(go.Bar(x=[r["candidate"] for r in rs], y=[r["predicted_acc"] for r in rs], name=m,
                              marker_color=_method_colour(m, sorted(methods)),
-                             error_y=dict(type="data", visible=True,
-                                          array=[r["predicted_acc_ci"][1] - r["predicted_acc"] for r in rs],
-                                          arrayminus=[r["predicted_acc"] - r["predicted_acc_ci"][0] for r in rs])))
+                             error_y=_whiskers([r["predicted_acc"] for r in rs], [r["predicted_acc_ci"] for r in rs])))
     fig.update_layout(barmode="group")
     fig.update_yaxes(range=[0, 1.05], tickformat=".0%")
     return _layout(fig, "Predicted target accuracy (95 % interval of the predictor)", "", "target accuracy",
@@ -316,8 +316,7 @@ def probe_bars(probes: Sequence[dict[str, Any]]) -> go.Figure:
         fig.add_trace(go.Bar(x=[f"{p['backbone']} · {p['freeze']} frozen" for p in rs], y=[p["atc"] for p in rs],
                              name=m, marker_color=_method_colour(m, methods),
                              text=[f"composite {p['composite']:.2f}" for p in rs], textposition="outside",
-                             error_y=dict(type="data", visible=True, array=[p["atc_ci"][1] - p["atc"] for p in rs],
-                                          arrayminus=[p["atc"] - p["atc_ci"][0] for p in rs])))
+                             error_y=_whiskers([p["atc"] for p in rs], [p["atc_ci"] for p in rs])))
     fig.update_layout(barmode="group")
     fig.update_yaxes(range=[0, 1.1], tickformat=".0%")
     return _layout(fig, "Probes: target accuracy estimated without target labels (ATC, 95 % interval)", "",

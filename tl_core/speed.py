@@ -79,17 +79,18 @@ def factor(backbone: str, method: str) -> float:
 
 
 def thread_gain(threads: int) -> float:
-    """How much faster a small run trains on `threads` threads than on one: threads ** 0.63, from the default
-    command-line runs on the 2-core development host, 1.45x (source only) and 1.62x (DANN) faster on two
-    threads than on one (bench/results/estimates.json against estimates_one_core.json, 2026-12-07)."""
+    """How much faster a small run trains on `threads` threads than on one: threads ** 0.63 (1.55x for two), from
+    the default command-line runs on the 2-core development host in a first sitting of bench/estimates.py on
+    2026-12-07, 1.46x (source only) and 1.61x (DANN) faster on two threads than on one. The committed
+    bench/results/estimates*.json are a later sitting, which checks this (1.31x and 1.44x there)."""
     return max(1, threads) ** 0.63
 
 
 # The probe's CPU seconds a step (one thread) on the machine the planner's figures describe, with that
 # machine's thread count: set on the 2-core development host (AMD EPYC) on 2026-12-07, where the probe reads
 # 0.058-0.060 s and the default command-line runs took 1.52x their uncorrected estimates (the geometric mean
-# of four runs, DANN 1.57x and 1.41x, source only 1.66x and 1.44x, two sittings of bench/estimates.py):
-# 0.059 / 1.52. One core of the same host (`taskset -c 0`, a slower machine) checks it: same probe, the
+# of four runs, DANN 1.57x and 1.41x, source only 1.66x and 1.44x, two earlier sittings of bench/estimates.py;
+# the committed results are a third, read with this reference): 0.059 / 1.52. One core of the same host (`taskset -c 0`, a slower machine) checks it: same probe, the
 # thread gain alone.
 REF_PROBE_S, REF_THREADS = 0.039, 2
 PROBE = """

@@ -1,8 +1,9 @@
 """Label-free validators: scores of a trained model read on the unlabelled target (and the source hold-out)
 that stand in for the target accuracy when choosing among candidate models (Musgrave, Belongie & Lim,
 "Benchmarking validation methods for unsupervised domain adaptation", 2022). Each is written from its paper,
-higher is better, and each has a numpy reference test (tests/test_validators.py). The registry `VALIDATORS`
-drives the advisor's probe table and its composite rank.
+higher is better, and each has a numpy reference test (tests/test_validators.py). Every probe is read by each
+validator of the registry `VALIDATORS` (`probes.rank`, the `validators` of a probe in the advisor's answer);
+`COMPOSITE` names the ones its rank averages.
 """
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from typing import Callable
 
 import numpy as np
 
-from .metrics import im_score, mean_entropy
+from .metrics import im_score, mean_entropy, softmax
 
 
 @dataclass(frozen=True)
@@ -36,12 +37,6 @@ class Validator:
     paper: str
     fn: Callable[[Reading], float]
     needs_ensemble: bool = False
-
-
-def softmax(logits: np.ndarray) -> np.ndarray:
-    z = np.asarray(logits, np.float64)
-    e = np.exp(z - z.max(1, keepdims=True))
-    return e / e.sum(1, keepdims=True)
 
 
 def bnm(logits: np.ndarray) -> float:
@@ -111,13 +106,6 @@ VALIDATORS: tuple[Validator, ...] = (
 # the validators the composite rank averages, fixed before any held-out pair was looked at: the ensemble's
 # agreement (the steadiest in the EnsV study), the two prediction-structure scores, and the source hold-out
 COMPOSITE = ("ensemble", "bnm", "class_ami", "source_val_acc")
-
-
-def validator(key: str) -> Validator:
-    for v in VALIDATORS:
-        if v.key == key:
-            return v
-    raise KeyError(key)
 
 
 def read_all(r: Reading) -> dict[str, float]:
