@@ -448,8 +448,10 @@ def run_wall_section() -> list[str]:
            "The first-visit experiment (USPS → MNIST, source only and DANN, seeds 0 and 1: four LeNet runs of "
            "4 × 200 steps) launched fresh from the command line; each run's worker wall in parts (its "
            "`phases.json`). The domains are decoded from their raw files once before (a server does that once in "
-           "its life; the time is given). Runs after the first are forked from the warm worker "
-           "(`tl_core/runs/warm.py`), which has torch imported and the domains decoded.", ""]
+           "its life; the time is given). The command line starts the warm worker (`tl_core/runs/warm.py`, torch "
+           "imported, the domains decoded) first thing, and runs are forked from it (`--cold`: each in a fresh "
+           "interpreter). Epochs before the last read a fixed sample of each test split (1,500 images; "
+           "`data.INTERIM_EVAL_IMAGES`) and the last reads every image.", ""]
     for f in files:
         d = json.loads(f.read_text())
         out += [f"Command: `{d['command'].strip()}` ({d['date']}, {d['machine']}; settings "
@@ -458,7 +460,12 @@ def run_wall_section() -> list[str]:
         out += [f"| {r['part']} | {r['mean_s']:.2f} | {100 * r['share']:.1f} % |" for r in d["parts"]]
         warm = [r for r in d["per_run"] if r.get("process start and imports", 9) < 1.0]
         ratio = (f"; the runs forked warm {sum(r['process so far'] for r in warm) / sum(r['training'] for r in warm):.2f}x"
-                 if warm else "")
+                 if warm and len(warm) < len(d["per_run"]) else "")
+        for method in ("source_only", "dann"):  # the short runs are the hard case: their fixed costs weigh most
+            rs = [r for r in d["per_run"] if r.get("method") == method]
+            if rs:
+                ratio += (f"; {method.replace('_', ' ')} "
+                          + ", ".join(f"{r['process so far'] / r['training']:.2f}x" for r in rs))
         out += ["", f"Process wall per run {d['process_wall_mean_s']:.1f} s over {d['training_mean_s']:.1f} s of "
                 f"training: **{d['process_over_training']:.2f}x** (all four{ratio}). The experiment's wall "
                 f"{d['experiment_wall_s']:.1f} s over the sum of its runs' training {sum(r['training'] for r in d['per_run']):.1f} s: "
@@ -480,8 +487,12 @@ def estimates_section() -> list[str]:
            "The default command-line runs (MNIST → USPS, every default) on a fresh `TL_HOME`: the estimate a user "
            "sees before launching (the planner's figures scaled by the machine's speed probe — the CPU time of a "
            "LeNet-sized step on one thread — and by the measured gain of a run's threads, `tl_core/speed.py`) "
-           "against the run's wall. `REF_PROBE_S` was set from the 2-core runs (a fit); the run on one core of the "
-           "same host (`taskset -c 0`, a slower machine, probed on its own) checks it.", "",
+           "against the run's wall. `REF_PROBE_S` was set from the 2-core runs of an earlier sitting (2026-12-07, "
+           "commit 01305bc: probe 0.0568 s, DANN −1 %, source only +2 %; one core +22 % and +12 %). The rows below are "
+           "the latest sitting, on another host: its probe reads 0.077-0.094 s a step on a quiet machine (1.4-1.65x "
+           "the fit's) while its runs are only 1.1-1.2x slower, so the first estimate misses DANN by a third; a "
+           "finished run then corrects it (`speed.record`). A probe that tracks a run's speed across hosts is "
+           "still to be found (issue 30).", "",
            "| machine | command | probe (s a step) | method | estimate (s) | wall (s) | error |", "|---|---|---|---|---|---|---|"]
     for f in files:
         d = json.loads(f.read_text())

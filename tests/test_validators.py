@@ -92,3 +92,21 @@ def test_composite_ranks_average_the_ranks_and_share_ties():
                                   abs=1e-4)
     assert composite_ranks([{"a": 1.0}], ("a",)) == [1.0]
     assert composite_ranks(table, ("missing",)) == [0.0] * 4
+
+
+@pytest.mark.parametrize("shape", [(200, 30), (40, 300)])
+def test_principal_components_are_an_svds_projections_with_a_fixed_sign(shape):
+    """The one PCA of the map, the domain gap and ClassAMI: the SVD's projections (up to each axis's sign,
+    which is fixed: the largest projection on each axis is positive), whichever side of the data is wider."""
+    from tl_core.embed import pca
+
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=shape) @ np.diag(np.linspace(3, 0.1, shape[1])) + 5.0
+    xc = x - x.mean(0)
+    _, _, vt = np.linalg.svd(xc, full_matrices=False)
+    ref = xc @ vt[:5].T
+    p = pca(x, 5)
+    assert p.shape == (shape[0], 5)
+    np.testing.assert_allclose(np.abs(p), np.abs(ref), atol=1e-8)
+    assert (p[np.abs(p).argmax(0), np.arange(5)] > 0).all()
+    np.testing.assert_allclose(pca(x[::-1], 5), pca(x, 5)[::-1], atol=1e-8)  # the same axes whatever the row order

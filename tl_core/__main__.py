@@ -11,6 +11,18 @@ if len(sys.argv) == 2 and sys.argv[1] == "warm":
 
     sys.exit(warm_main())
 
+# a command that follows its runs starts the warm process first: it imports torch and the library while this
+# process does the same, and the first run is forked from it instead of starting cold. Not on a machine whose
+# speed probe is not kept yet: the probe, taken beside the warm process's imports, would read it busy.
+if len(sys.argv) > 1 and sys.argv[1] in ("train", "experiment") and not {"--detach", "--show", "-h", "--help"} & set(
+        sys.argv):
+    from .paths import tl_home
+    from .runs.local import start_warm_at
+    from .speed import probe_known
+
+    if probe_known():
+        start_warm_at(tl_home())
+
 from .cli import main  # noqa: E402
 
 sys.exit(main())

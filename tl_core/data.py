@@ -46,6 +46,32 @@ def stratified_pick(y: torch.Tensor, per_class: int, num_classes: int, g: torch.
     return torch.cat(out) if out else torch.zeros(0, dtype=torch.long)
 
 
+# Epochs before the last read each evaluation split on at most this many images (a fixed sample that holds the
+# map's points; an accuracy near 90 % read within about 1.5 points), when the run reports its last epoch: their
+# readings draw the live curves and decide nothing, and the full test sets (MNIST's 10,000) were 13 % of a short
+# LeNet run's wall (bench/run_wall.py). The last epoch reads every image.
+INTERIM_EVAL_IMAGES = 1500
+
+
+def interim_sample(n: int, keep: torch.Tensor, g: torch.Generator) -> tuple[torch.Tensor | None, torch.Tensor]:
+    """(rows, where `keep` lies in them) for an interim evaluation of a split of `n` images: the `keep` rows
+    first, then others at random, INTERIM_EVAL_IMAGES in all; rows None (the whole split) when it holds no more."""
+    cap = INTERIM_EVAL_IMAGES
+    if n <= cap:
+        return None, keep
+    rest = torch.ones(n, dtype=torch.bool)
+    rest[keep] = False
+    others = torch.nonzero(rest).flatten()
+    others = others[torch.randperm(len(others), generator=g)[:max(0, cap - len(keep))]]
+    return torch.cat([keep, others]), torch.arange(len(keep))
+
+
+def evaluated_images(test_images: int, epochs: int, selection: str) -> int:
+    """Images of one evaluation split a run reads over all its epochs (the planner's count of the rule above)."""
+    interim = selection == "last"
+    return test_images + max(0, epochs - 1) * (min(test_images, INTERIM_EVAL_IMAGES) if interim else test_images)
+
+
 def transductive(spec: DataSpec) -> bool:
     """Whether a run is evaluated on every target image it may not learn labels from: a folder or
     upload target (no official test split; the standard protocol of Office-31/PACS-style sets, whose

@@ -4,6 +4,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from .embed import pca
+
 
 def confusion(y_true: torch.Tensor, y_pred: torch.Tensor, num_classes: int) -> np.ndarray:
     """Rows: true class, columns: predicted class."""
@@ -37,9 +39,7 @@ def proxy_a_distance(f_s: np.ndarray, f_t: np.ndarray, seed: int = 0, max_points
     f_s, f_t = _cap(f_s, max_points), _cap(f_t, max_points)
     x = np.concatenate([f_s, f_t]).astype(np.float64)
     if x.shape[1] > 50:
-        xc = x - x.mean(0)
-        _, _, vt = np.linalg.svd(xc, full_matrices=False)
-        x = xc @ vt[:50].T
+        x = pca(x, 50)
     d = np.r_[np.ones(len(f_s)), np.zeros(len(f_t))]
     xtr, xte, dtr, dte = train_test_split(x, d, test_size=0.5, random_state=seed, stratify=d)
     sc = StandardScaler().fit(xtr)

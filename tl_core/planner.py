@@ -21,7 +21,7 @@ from typing import Any
 
 from .backbones import backbone_info
 from .config import RunConfig
-from .data import transductive
+from .data import evaluated_images, transductive
 from .domains import get_domain
 from .domains.folder import scan_folder, TEST_EVERY
 from .errors import ConfigError
@@ -143,18 +143,20 @@ def _colour(cfg: RunConfig) -> bool:
 
 
 def _eval_images(cfg: RunConfig) -> int:
-    """Images evaluated per epoch: both test sets and the held-out source images (10% of its train split);
-    a folder target without all its labels is evaluated on every image (see `data.transductive`)."""
+    """Images a run evaluates over all its epochs: both test sets and the held-out source images (10% of its
+    train split), interim epochs on their samples (`data.evaluated_images`); a folder target without all its
+    labels is evaluated on every image (see `data.transductive`)."""
     s, t = _test_images(cfg.data.source), _test_images(cfg.data.target)
     if transductive(cfg.data):
         t = _folder_images(cfg.data.target) or t
-    return s + t + int(0.1 * 4 * s)
+    e, sel = cfg.train.epochs, cfg.train.selection
+    return sum(evaluated_images(n, e, sel) for n in (s, t, int(0.1 * 4 * s)))
 
 
 def _passes(cfg: RunConfig, method) -> int:
     """Images a run puts through the network without a cache: its steps' and its evaluations'."""
     t = cfg.train
-    return t.epochs * (t.steps_per_epoch * t.batch_size * method.domains_per_step() + _eval_images(cfg))
+    return t.epochs * t.steps_per_epoch * t.batch_size * method.domains_per_step() + _eval_images(cfg)
 
 
 def _cache_plan(cfg: RunConfig, method, passes: int | None = None) -> tuple[int, float] | None:
@@ -247,10 +249,10 @@ def _estimate(cfg: RunConfig, decoded: set[str] | frozenset[str] = frozenset(),
         hidden = cfg.method.params.get("hidden", method.params["hidden"].default)
         extra *= (hidden / method.params["hidden"].default) ** 2
     step_s = imgs * per_img + extra
-    epoch_s = EPOCH_FIXED_S + n_eval * eval_img / dev + EMBED_S.get(t.embedding, 0.0) * min(1.0, t.embed_points / 500) ** 1.5
+    epoch_s = EPOCH_FIXED_S + EMBED_S.get(t.embedding, 0.0) * min(1.0, t.embed_points / 500) ** 1.5
     startup = STARTUP_S.get(name, STARTUP_PRETRAINED_S if pretrained else 3.5)
     decode = sum(_decode_seconds(n) for n in {cfg.data.source, cfg.data.target} - set(decoded))
-    return startup + decode + prefix_s + t.epochs * epoch_s, step_s / dev
+    return startup + decode + prefix_s + t.epochs * epoch_s + n_eval * eval_img / dev, step_s / dev
 
 
 def _takes_bottleneck(method, cfg: RunConfig) -> bool:

@@ -12,6 +12,7 @@ from typing import Callable
 
 import numpy as np
 
+from .embed import pca as principal_components
 from .metrics import im_score, mean_entropy, softmax
 
 
@@ -58,9 +59,7 @@ def class_ami(features: np.ndarray, logits: np.ndarray, seed: int = 0, pca: int 
     f = np.asarray(features, np.float64)
     f = f / np.maximum(np.linalg.norm(f, axis=1, keepdims=True), 1e-12)
     if f.shape[1] > pca and len(f) > pca:
-        fc = f - f.mean(0)
-        _, _, vt = np.linalg.svd(fc, full_matrices=False)
-        f = fc @ vt[:pca].T
+        f = principal_components(f, pca)
     k = np.asarray(logits).shape[1]
     if len(f) <= k:
         return float("nan")

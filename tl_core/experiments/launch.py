@@ -130,8 +130,9 @@ def _span(members: list[dict[str, Any]]) -> float | None:
     return (max(ends) - min(r["created"] for r in members)) if ends and members else None
 
 
-def wait(exp_id: str, on_tick=None, poll_s: float = 0.5) -> dict[str, Any]:
-    """Keep the queue moving (a terminal may be the only actor) until every member run has ended."""
+def wait(exp_id: str, on_tick=None, poll_s: float = 0.2) -> dict[str, Any]:
+    """Keep the queue moving (a terminal may be the only actor) until every member run has ended; the next
+    run starts within `poll_s` of a slot freeing."""
     while True:
         runs.schedule()
         e = get(exp_id)

@@ -7,6 +7,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -27,9 +28,10 @@ class LocalExecutor(Executor):
         return max_concurrent()
 
     def start(self, st, run_id: str, slot: int) -> None:
-        spawn(st, run_id, slot)
-        if st.interactive or st.has_queued():  # more runs to come: the next ones start warm
+        if st.interactive or st.has_queued():  # more runs to come: this one and the next ones start warm
             start_warm(st)
+        await_warm(st)  # one this process started (here, or first thing on its command line)
+        spawn(st, run_id, slot)
 
     def cancel(self, st, r: dict[str, Any]) -> None:
         if r["pid"] and alive(r["pid"], r["pid_start"]):
@@ -39,11 +41,11 @@ class LocalExecutor(Executor):
                 pass
 
 
-def _worker_env(st: Store) -> tuple[dict[str, str], str]:
+def _worker_env(home: Path) -> tuple[dict[str, str], str]:
     env = dict(os.environ)
     pkg_parent = str(Path(__file__).resolve().parents[2])
     env["PYTHONPATH"] = pkg_parent + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-    env["TL_HOME"] = str(st.home)
+    env["TL_HOME"] = str(home)
     env["PYTHONUNBUFFERED"] = "1"
     return env, pkg_parent
 
@@ -53,7 +55,7 @@ def spawn_advice(st: Store, job_id: str) -> None:
     outside the web server: its memory and CPU are its own, and it ends when it has answered."""
     folder = st.home / "advice"
     folder.mkdir(parents=True, exist_ok=True)
-    env, pkg_parent = _worker_env(st)
+    env, pkg_parent = _worker_env(st.home)
     env["TL_THREADS"] = "1"  # beside a training run on a small machine: one core at most
     with open(folder / f"{job_id}.log", "ab") as log:
         p = subprocess.Popen([sys.executable, "-m", "tl_core", "advice-worker", job_id], stdout=log,
@@ -76,11 +78,11 @@ def settings_print() -> str:
     return hashlib.sha256(json.dumps(tl).encode()).hexdigest()[:16]
 
 
-def _warm_usable(st: Store) -> bool:
+def _warm_usable(home: Path) -> bool:
     # a forked child of a process that touched CUDA cannot use it: GPU runs start cold (their start is
     # small against their training); a socket path is limited to about 100 bytes
     return (bool(setting("TL_WARM")) and not gpu_count() and not setting("TL_RAY_ADDRESS")
-            and len(str(st.home / WARM_SOCKET)) < 100)
+            and len(str(home / WARM_SOCKET)) < 100)
 
 
 def _warm_spawn(st: Store, run_id: str) -> int | None:
@@ -104,15 +106,38 @@ def _warm_spawn(st: Store, run_id: str) -> int | None:
 def start_warm(st: Store) -> None:
     """Start this home's warm process (`python -m tl_core warm`) when none serves it; it exits by itself
     when this process is gone or it has been idle (TL_WARM_IDLE_S)."""
-    home = str(st.home)
-    if not _warm_usable(st) or any(getattr(p, "tl_warm", "") == home and p.poll() is None for p in CHILDREN):
+    start_warm_at(st.home)
+
+
+def start_warm_at(home_path: Path) -> None:
+    """`start_warm` before the run store is open: `python -m tl_core train|experiment` calls it first thing, so
+    that the warm process imports torch and the library while the command line does the same (about 4 s
+    each here, side by side instead of one after the other) and the first run is forked warm."""
+    home = str(home_path)
+    if not _warm_usable(home_path) or any(getattr(p, "tl_warm", "") == home and p.poll() is None for p in CHILDREN):
         return
-    env, pkg_parent = _worker_env(st)
-    with open(st.home / "warm.log", "ab") as log:
+    home_path.mkdir(parents=True, exist_ok=True)
+    env, pkg_parent = _worker_env(home_path)
+    with open(home_path / "warm.log", "ab") as log:
         p = subprocess.Popen([sys.executable, "-m", "tl_core", "warm"], stdout=log, stderr=subprocess.STDOUT,
                              stdin=subprocess.DEVNULL, env=env, cwd=pkg_parent, start_new_session=True)
     p.tl_warm = home  # type: ignore[attr-defined]
     CHILDREN.append(p)  # the server's shutdown signals it, and it passes that on to the runs it forked
+
+
+# A warm process listens about 2 s after its start; a cold worker pays the same imports and then about 4 s of
+# first-use set-up that a forked child finds done (bench/run_wall.py: the first run of an experiment 7.3 s
+# before training against 0.4 s forked), so the first run waits for it, up to this long.
+WARM_WAIT_S = 20.0
+
+
+def await_warm(st: Store, timeout_s: float = WARM_WAIT_S) -> None:
+    """Wait until the warm process this process started for the home listens, or is gone, or `timeout_s`."""
+    path = st.home / WARM_SOCKET
+    mine = [p for p in CHILDREN if getattr(p, "tl_warm", "") == str(st.home)]
+    deadline = time.monotonic() + timeout_s
+    while not path.exists() and time.monotonic() < deadline and any(p.poll() is None for p in mine):
+        time.sleep(0.05)
 
 
 def stop_warm(home: str | Path) -> None:
@@ -127,12 +152,12 @@ def spawn(st: Store, run_id: str, slot: int) -> None:
     from the warm process when there is one, else a fresh interpreter."""
     rd = st.run_dir(run_id)
     rd.mkdir(parents=True, exist_ok=True)
-    if _warm_usable(st):
+    if _warm_usable(st.home):
         pid = _warm_spawn(st, run_id)
         if pid is not None:
             st.set_worker(run_id, pid, proc_start(pid))
             return
-    env, pkg_parent = _worker_env(st)
+    env, pkg_parent = _worker_env(st.home)
     gpus = gpu_count()
     if gpus > 1:
         env["CUDA_VISIBLE_DEVICES"] = str(slot % gpus)  # a GPU run's slot is its GPU

@@ -43,9 +43,11 @@ def stop_scheduler(home: str | Path) -> None:
     stop_warm(key)
 
 
-def start_scheduler(interval_s: float = 2.0) -> None:
+def start_scheduler(interval_s: float = 0.5) -> None:
     """A daemon thread in the web server that keeps the queue moving for this TL_HOME (reaps dead
-    workers, starts queued runs), so that pages only ever read. Idempotent, and safe from any thread."""
+    workers, starts queued runs), so that pages only ever read. Idempotent, and safe from any thread.
+    A tick that finds nothing queued reads the store and takes no lock (milliseconds); at 2 s a queued
+    run waited a second on average after its slot freed, 4 s of a 4-run experiment."""
     with _CLAIM:
         _start_scheduler(interval_s)
 
