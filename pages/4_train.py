@@ -192,18 +192,98 @@ def charts(run_id: str) -> dict:
     a, b = st.columns(2)
     a.plotly_chart(plots.loss_curves(h), key="loss")
     b.plotly_chart(plots.accuracy_curves(h), key="acc")
+    sampled = next((x for x in h if x.get("sampled")), None)
+    if sampled:
+        b.caption(f"Epochs before the last read a fixed sample of each test split ({sampled['target_n']:,} target "
+                  "images), which is quicker and decides nothing; the last epoch reads every image.")
     a, b = st.columns([3, 2])
     with a:
         epochs = api.embedding_epochs(me, run_id)
-        colour = st.segmented_control("Colour by", ["domain", "class"], default="domain", key="colour_by")
+        colour = st.segmented_control("Colour by", ["domain", "class", "correct"], default="domain", key="colour_by",
+                                      help="correct: green where the model's class is right, red where it is not")
         ep = st.select_slider("Epoch", epochs, value=epochs[-1], key=f"ep-{len(epochs)}") if len(epochs) > 1 else None
-        st.plotly_chart(plots.embedding_scatter(api.read_embedding(me, run_id, ep), classes(h),
-                                                colour_by=colour or "domain"), key="emb")
+        picked = st.plotly_chart(plots.embedding_scatter(api.read_embedding(me, run_id, ep), classes(h),
+                                                         colour_by=colour or "domain"),
+                                 key=f"emb-{run_id}", on_select="rerun", selection_mode="points")
     with b:
         st.plotly_chart(plots.domain_gap(h), key="gap")
-        if h:
-            st.plotly_chart(plots.confusion_matrix(h[-1]["target_confusion"], classes(h)), key="cm")
+        point = picked_point(picked)
+        shown = api.point_image(me, run_id, ep, point) if point is not None else None
+        if shown and shown["image"] is not None:
+            st.image(shown["image"], width=96, caption=escape_markdown(
+                f"{shown['domain']} image · class {shown['label']} · predicted {shown['predicted']}"))
+        elif shown:
+            st.caption(escape_markdown(f"{shown['domain']} image · class {shown['label']} · predicted "
+                                       f"{shown['predicted']} (its picture is not kept on this server)"))
+        else:
+            st.caption("Click a point of the map to see its image, as the model saw it.")
+    if h:
+        images_behind(run_id, h)
     return r
+
+
+def picked_point(event):
+    """The `customdata` of the first point a chart's selection holds, or None."""
+    try:
+        points = event["selection"]["points"]
+    except (TypeError, KeyError):
+        return None
+    return points[0].get("customdata") if points else None
+
+
+def images_behind(run_id: str, h: list) -> None:
+    """The confusion of the reported epoch (the last one evaluated while the run trains): a cell opens its
+    images, and a row per class says how many it got right, with its interval and where the rest went."""
+    st.subheader("The images behind the numbers")
+    split = st.segmented_control("Domain", ["target", "source"], default="target", key=f"cm-split-{run_id}") or "target"
+    rep = api.class_report(me, run_id, split)
+    if rep is None:  # a run trained before per-image predictions were kept: the counts alone
+        last = h[-1]
+        st.plotly_chart(plots.confusion_matrix(last["target_confusion"], classes(h),
+                                               title=f"Target confusion, epoch {last['epoch']}"), key="cm")
+        st.caption("This run was trained before TransferLab kept each image's prediction: the counts only.")
+        return
+    names = rep["classes"]
+    left, right = st.columns([3, 2])
+    title = (f"{split.capitalize()} confusion, epoch {rep['epoch']}"
+             + (f" ({rep['n']:,} sampled images)" if rep["sampled"] else f" ({rep['n']:,} images)"))
+    chosen = picked_point(left.plotly_chart(plots.confusion_matrix(rep["matrix"], names, title=title),
+                                            key=f"cm-{run_id}-{split}", on_select="rerun", selection_mode="points"))
+    with right:
+        st.dataframe([{"class": ("⚠ " if r["collapsed"] else "") + r["class"], "right": f"{r['right']}/{r['n']}",
+                       "accuracy": f"{100 * r['acc']:.0f} %" if r["n"] else "–",
+                       "95% interval": f"{100 * r['ci'][0]:.0f}–{100 * r['ci'][1]:.0f} %" if r["ci"] else "–",
+                       "most others →": r["most_went_to"] or "–"} for r in rep["rows"]],
+                     hide_index=True, width="stretch")
+        collapsed = [api.class_row_words(r) for r in rep["rows"] if r["collapsed"]]
+        if collapsed:
+            st.warning(f"{'This class' if len(collapsed) == 1 else f'{len(collapsed)} classes'} collapsed (at most "
+                       f"{api.COLLAPSE_AT:.0%} right), whatever the overall accuracy says: "
+                       + escape_markdown("; ".join(collapsed)) + ".", icon=":material/warning:")
+    m = rep["matrix"]
+    cells = sorted(((i, j) for i in range(len(m)) for j in range(len(m)) if m[i][j]),
+                   key=lambda c: (c[0] == c[1], -m[c[0]][c[1]]))  # the confusions first, the largest first
+    labels = {c: f"true {names[c[0]]} → predicted {names[c[1]]} ({m[c[0]][c[1]]:,})" for c in cells}
+    pick = st.selectbox("Open a cell (or click one in the matrix)", [None, *cells], format_func=lambda c: "—" if c is None
+                        else labels[c], key=f"cell-{run_id}-{split}")
+    cell = tuple(int(v) for v in chosen) if chosen is not None and len(chosen) == 2 else pick
+    if cell is None:
+        return
+    try:
+        res = api.cell_images(me, run_id, split, *cell)
+    except Exception as e:  # noqa: BLE001
+        error_box(e)
+        return
+    cell_name = escape_markdown(f"true {res['true']}, predicted {res['predicted']}")
+    st.markdown(f"**{cell_name}**: {res['count']:,} image"
+                f"{'s' if res['count'] != 1 else ''} in this cell (epoch {res['epoch']})"
+                + (f", the {len(res['images'])} most confident shown" if res["count"] > len(res["images"]) else "")
+                + "; each with the model's probability for the predicted class.")
+    if not res["available"]:
+        st.info("This run's thumbnails are not on this server (it trained elsewhere, or they were cleared): the "
+                "counts only.")
+    elif res["images"]:
+        st.image(res["images"], width=64, caption=[f"{c:.0%}" for c in res["confidence"]])
 
 
 if api.get_run(me, run_id)["status"] in api.UNFINISHED:

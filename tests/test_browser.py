@@ -5,6 +5,7 @@ pages while it trains, finds the run on the Compare page, and saves a screenshot
 page: into the test's temporary folder, or into docs/screenshots/ (the README's pictures) when
 TL_SCREENSHOTS=docs/screenshots is set. A test run never rewrites a tracked file.
 """
+import json
 import os
 import shutil
 import socket
@@ -190,4 +191,56 @@ def test_ask_the_advisor_and_launch_its_check(server, browser):
     page.get_by_role("button", name="Stop").click()  # nine runs are not this test's to wait for
     idle(page)
     assert not page.locator("[data-testid='stException']").count()
+    page.close()
+
+
+def test_a_confusion_cell_and_a_map_point_open_their_images(server, browser):
+    """A finished PACS folder run (photos to cartoons, LeNet, from the command line): clicking a cell of the
+    target confusion matrix shows the images it counts, as many as it counts (up to 60); clicking a point of
+    the feature map shows its image with its domain and classes (issue 33)."""
+    from conftest import PACS
+
+    if not PACS.exists():
+        pytest.skip("PACS subset not in TL_DATA_DIR")
+    url, home = server
+    env = {**os.environ, "TL_HOME": str(home)}
+    p = subprocess.run([sys.executable, "-m", "tl_core", "train", "--source", f"folder:{PACS / 'photo'}",
+                        "--target", f"folder:{PACS / 'cartoon'}", "--method", "source_only", "--epochs", "2",
+                        "--steps", "15", "--batch-size", "16", "--embedding", "pca", "--json", "--quiet"],
+                       cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert p.returncode == 0, p.stderr[-2000:]
+    rid = json.loads(p.stdout.strip().splitlines()[-1])["run_id"]
+    from tl_core import app_api as api
+    from tl_core.access import CLI_SESSION
+
+    os.environ["TL_HOME"], old = str(home), os.environ["TL_HOME"]
+    try:
+        m = api.class_report(CLI_SESSION, rid)["matrix"]
+    finally:
+        os.environ["TL_HOME"] = old
+    cells = [(i, j) for i in range(len(m)) for j in range(len(m)) if m[i][j]]  # the chart's points, in order
+    i, j = max((c for c in cells if c[0] != c[1]), key=lambda c: m[c[0]][c[1]])
+    page = browser.new_page(viewport={"width": 1400, "height": 1400})
+    page.goto(f"{url}/train?run={rid}")
+    page.get_by_text("The images behind the numbers").wait_for(timeout=60_000)
+    idle(page)
+    page.locator(f".st-key-cm-{rid}-target .scatterlayer path.point").nth(cells.index((i, j))).click(force=True)
+    said = page.get_by_text("in this cell")
+    said.wait_for(timeout=60_000)
+    idle(page)
+    assert f"{m[i][j]} image" in said.inner_text()
+    images = page.locator("[data-testid='stImage'] img")
+    images.first.wait_for(timeout=30_000)
+    page.wait_for_function(f"() => document.querySelectorAll(\"[data-testid='stImage'] img\").length >= {min(m[i][j], 60)}",
+                           timeout=30_000)
+    assert images.count() == min(m[i][j], 60)
+    said.scroll_into_view_if_needed()
+    page.screenshot(path=str(SHOTS / "4_train_cell.png"))
+    # a source point of the map (no ring over it): its image, domain and classes beside the map
+    point = page.locator(f".st-key-emb-{rid} .scatterlayer .trace").first.locator("path.point").nth(3)
+    point.scroll_into_view_if_needed()
+    box = point.bounding_box()
+    page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.get_by_text("source image · class").wait_for(timeout=60_000)
+    assert page.locator("[data-testid='stImage'] img").count() >= 2
     page.close()

@@ -403,3 +403,38 @@ def test_tent_adapts_frozen_stages_batchnorm_with_a_fresh_constant_rate_and_no_d
     with t.method.target_eval(t.ctx):
         assert not torch.equal(layer.running_mean, mean)
     assert torch.equal(layer.running_mean, mean)
+
+
+def test_an_interim_epoch_reads_a_fixed_sample_holding_the_map_points_and_the_last_reads_all(monkeypatch):
+    """Epochs before the last read each split's fixed sample (quicker; they decide nothing when the run
+    reports its last epoch); the sample is the full reading restricted to its rows, the map's points included."""
+    import tl_core.data as data_mod
+    from tl_core.planner import _eval_images
+    from tl_core.stats import unpack_bits
+
+    monkeypatch.setattr(data_mod, "INTERIM_EVAL_IMAGES", 150)
+    tr = Trainer(tiny("source_only", epochs=3))
+    res = tr.fit()
+    n_target, n_source = len(tr.data.y_target_test), len(tr.data.source.y_test)
+    assert n_target > 150 and n_source > 150
+    assert [(h["target_n"], h["source_n"], h.get("sampled", False)) for h in res.history] == \
+        [(150, 150, True), (150, 150, True), (n_target, n_source, False)]
+    assert res.target_n == n_target  # the reported epoch read every image
+
+    ev_ = tr.evaluator
+    full = ev_.evaluate(2, full=True)
+    full_map = ev_._last_embed
+    part = ev_.evaluate(2, full=False)
+    rows, places = ev_.interim["target/test"]
+    assert torch.equal(rows[places], ev_.embed_idx_t) and len(set(rows.tolist())) == 150
+    right = unpack_bits(full["target_correct"], n_target)
+    assert part["target_acc"] == pytest.approx(right[rows.numpy()].mean())
+    assert np.array_equal(unpack_bits(part["target_correct"], 150), right[rows.numpy()])
+    for a, b in zip(full_map, ev_._last_embed):  # the same images on the map, read the same
+        np.testing.assert_allclose(a, b, atol=1e-5)
+
+    # the planner counts what the run reads: 3 full readings where a score picks the epoch
+    cfg = tiny("source_only", epochs=3)
+    assert _eval_images(cfg) < _eval_images(cfg.replace(train={"selection": "im"}))
+    picked = train(tiny("source_only", epochs=2, selection="im"))
+    assert [h["target_n"] for h in picked.history] == [n_target, n_target]

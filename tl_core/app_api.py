@@ -33,6 +33,9 @@ from .app_parts.run_views import (
     get_run, list_runs, cancel_run, resume_run, train_again, delete_run, publish_run, read_metrics, embedding_epochs,
     read_embedding, all_embeddings, finished_runs, submit, reading_words,
 )
+from .app_parts.images import (
+    COLLAPSE_AT, class_report, class_row_words, cell_images, point_image,
+)
 from .app_parts.compare import (
     compare_rows, checkpoint_bytes, seed_groups,
 )
@@ -52,6 +55,11 @@ from .app_parts.predict import (
 
 __all__ = [
     "UNFINISHED",
+    "COLLAPSE_AT",
+    "class_report",
+    "class_row_words",
+    "cell_images",
+    "point_image",
     "APP_DEFAULT",
     "default_config",
     "start_server",

@@ -21,7 +21,8 @@ import torch
 from . import events as ev
 from .backbones import backbone_info
 from .errors import ConfigError, RunAborted, TLError
-from .inputs import InputSpec, adapt, to_display
+from .inputs import InputSpec, adapt
+from .thumbs import seen
 from .config import HEADS
 from .model import build_classifier
 from .paths import atomic_write_bytes, atomic_write_text
@@ -235,13 +236,14 @@ class Predictor:
 
     @torch.no_grad()
     def predict(self, images: torch.Tensor, top_k: int = 3) -> dict[str, Any]:
-        """uint8 images (N, C, H, W) -> top-k classes and probabilities, and the input as the model saw it."""
+        """uint8 images (N, C, H, W) -> top-k classes and probabilities, and the input as the model saw it (the
+        thumbnail every confusion cell and map point shows: `thumbs.seen`, uint8 (N, h, w, C))."""
 
         x = adapt(images, self.spec, self.device)
         probs = self.model(x).softmax(1).cpu()
         p, i = probs.topk(min(top_k, probs.shape[1]), dim=1)
         return {"classes": [[self.classes[j] for j in row] for row in i.tolist()], "probs": p.tolist(),
-                "seen": to_display(x, self.spec)}
+                "seen": seen(images, self.spec)}
 
 
 # -- models uploaded by users: safetensors + JSON only --------------------------------------

@@ -9,12 +9,13 @@ import numpy as np
 import torch
 
 from . import events as ev
-from .data import RunData, stratified_pick
+from .data import RunData, interim_sample, stratified_pick
 from .embed import embed_epoch
 from .inputs import InputSpec, adapt
 from .metrics import atc_estimate, classification_report, gaussian_mmd, proxy_a_distance, selection_scores
 from .prefix_cache import PrefixCache
 from .stats import pack_bits
+from . import thumbs
 
 
 class Evaluator:
@@ -33,6 +34,12 @@ class Evaluator:
         per = max(1, embed_points // k)  # the map's points: the same images every epoch, every class
         self.embed_idx_s = stratified_pick(data.source.y_test, per, k, ge)
         self.embed_idx_t = stratified_pick(data.y_target_test, per, k, ge)
+        # the fixed sample an interim epoch reads of each split, the map's points first: (rows, their places)
+        gi = torch.Generator().manual_seed(seed + 98)
+        self.last_predictions: dict[str, dict[str, Any]] = {}
+        self.interim = {"source/test": interim_sample(len(data.source.y_test), self.embed_idx_s, gi),
+                        "target/test": interim_sample(len(data.y_target_test), self.embed_idx_t, gi),
+                        "source/val": interim_sample(len(data.src_val), torch.zeros(0, dtype=torch.long), gi)}
 
     @torch.no_grad()
     def backbone_features(self, x_uint8: torch.Tensor, batch: int = 512) -> torch.Tensor:
@@ -42,13 +49,14 @@ class Evaluator:
             adapt(x, self.spec, self.device, channels_last=self.channels_last)))
 
     @torch.no_grad()
-    def features_from_cache(self, key: str, batch: int = 512) -> torch.Tensor | None:
-        """Backbone features of an evaluation split from the frozen-prefix cache (None: not cached)."""
+    def features_from_cache(self, key: str, batch: int = 512, rows: torch.Tensor | None = None) -> torch.Tensor | None:
+        """Backbone features of an evaluation split (of its `rows`, when given) from the frozen-prefix cache
+        (None: not cached)."""
         c = self.prefix_cache
         if c is None or key not in ("source/test", "source/val", "target/test"):
             return None
         h = c.rows("source/train", self.data.src_val) if key == "source/val" else c.store[key]
-        return self._batched(h, batch, self.model.backbone.features_from_prefix)
+        return self._batched(h if rows is None else h[rows], batch, self.model.backbone.features_from_prefix)
 
     def _batched(self, xs: torch.Tensor, batch: int, features: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
         """`features` of `xs` batch by batch, in eval mode, on the CPU."""
@@ -61,37 +69,46 @@ class Evaluator:
         return torch.cat(feats) if feats else torch.zeros(0, self.model.backbone.feat_dim)
 
     @torch.no_grad()
-    def predict_features(self, x_uint8: torch.Tensor, key: str = "") -> tuple[torch.Tensor, torch.Tensor]:
-        """(features, logits) for uint8 images, in eval mode; `key` names the split for the
-        frozen-prefix cache and for methods that cache features of a frozen backbone."""
+    def predict_features(self, x_uint8: torch.Tensor, key: str = "",
+                         rows: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(features, logits) for uint8 images (those at `rows`, when given), in eval mode; `key` names the
+        split for the frozen-prefix cache and for methods that cache features of a frozen backbone."""
         f = self.hooks.cached_features(self.ctx, key, x_uint8) if key else None
+        if f is not None and rows is not None:
+            f = f[rows]
         if f is None and key:
-            f = self.features_from_cache(key)
+            f = self.features_from_cache(key, rows=rows)
         if f is None:
-            f = self.backbone_features(x_uint8)
+            f = self.backbone_features(x_uint8 if rows is None else x_uint8[rows])
         self.model.eval()
         head = next(self.model.head.parameters())
         logits = self.model.head(f.to(head.device, head.dtype)).float().cpu()
         self.model.train()
         return f, logits
 
-    def evaluate(self, epoch: int) -> dict[str, Any]:
+    def evaluate(self, epoch: int, full: bool = True) -> dict[str, Any]:
         """The epoch's metrics: accuracies on the source and target test splits and the source hold-out,
         which target images were right, per-class reports and confusion, the label-free selection scores,
-        and the domain gap (A-distance, MMD) on the features of the embedding's points."""
+        and the domain gap (A-distance, MMD) on the features of the embedding's points. `full` False: an
+        interim epoch, read on each split's fixed sample (`data.interim_sample`; `target_n` says how many)."""
         d, k = self.data, len(self.data.classes)
-        fs, ls = self.predict_features(d.source.x_test, "source/test")
-        lv, ft, lt = self._val_and_target()
-        src = classification_report(d.source.y_test, ls.argmax(1), k)
-        tgt = classification_report(d.y_target_test, lt.argmax(1), k)
-        val_acc = float((lv.argmax(1) == d.source.y_train[d.src_val]).float().mean())
-        es, et = fs[self.embed_idx_s].numpy(), ft[self.embed_idx_t].numpy()
+        rows = {key: (None if full else r) for key, (r, _) in self.interim.items()}
+        pos_s, pos_t = ((self.embed_idx_s, self.embed_idx_t) if full else
+                        (self.interim["source/test"][1], self.interim["target/test"][1]))
+        fs, ls = self.predict_features(d.source.x_test, "source/test", rows["source/test"])
+        lv, ft, lt = self._val_and_target(rows)
+        ys, yt = _take(d.source.y_test, rows["source/test"]), _take(d.y_target_test, rows["target/test"])
+        yv = _take(d.source.y_train[d.src_val], rows["source/val"])
+        src = classification_report(ys, ls.argmax(1), k)
+        tgt = classification_report(yt, lt.argmax(1), k)
+        val_acc = float((lv.argmax(1) == yv).float().mean())
+        es, et = fs[pos_s].numpy(), ft[pos_t].numpy()
         m = {
             "epoch": epoch + 1, "classes": list(d.classes),
             "source_acc": src["acc"], "target_acc": tgt["acc"], "source_val_acc": val_acc,
-            "source_n": len(d.source.y_test), "target_n": len(d.y_target_test),
+            "source_n": len(ys), "target_n": len(yt),
             # which target images were right: a gain's interval pairs two runs image by image
-            "target_correct": pack_bits((lt.argmax(1) == d.y_target_test).numpy()),
+            "target_correct": pack_bits((lt.argmax(1) == yt).numpy()),
             "selection": selection_scores(lt.numpy(), val_acc),
             "source_per_class": src["per_class"], "target_per_class": tgt["per_class"],
             "target_confusion": tgt["confusion"],
@@ -99,19 +116,26 @@ class Evaluator:
         }
         # what the target accuracy is likely to be, read without a target label (beside the measured one
         # where labels exist, as its check; alone where they do not)
-        est, ci = atc_estimate(lv.numpy(), d.source.y_train[d.src_val].numpy(), lt.numpy(), seed=epoch)
+        # (a full reading's alone: a run reports it from the epoch it reports, which reads every image)
+        est, ci = atc_estimate(lv.numpy(), yv.numpy(), lt.numpy(), seed=epoch) if full else (float("nan"), None)
         ok = np.isfinite(est)
         m["target_acc_estimate"], m["target_acc_estimate_ci"] = (est, ci) if ok else (None, None)
-        self._last_embed = (es, et, ls[self.embed_idx_s].argmax(1).numpy(), lt[self.embed_idx_t].argmax(1).numpy())
+        if not full:
+            m["sampled"] = True
+        # what each image got, for the confusion cells, class rows and map points that open their images
+        self.last_predictions = {"source": thumbs.predictions_table(rows["source/test"], ys, ls),
+                                 "target": thumbs.predictions_table(rows["target/test"], yt, lt)}
+        self._last_embed = (es, et, ls[pos_s].argmax(1).numpy(), lt[pos_t].argmax(1).numpy())
         return m
 
-    def _val_and_target(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(source hold-out logits, target test features, target test logits), the target read as the method
-        reads it."""
-        d = self.data
-        _, lv = self.predict_features(d.source.x_train[d.src_val], "source/val")
+    def _val_and_target(self, rows: dict[str, torch.Tensor | None] | None = None
+                        ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(source hold-out logits, target test features, target test logits), of the `rows` of each split when
+        given, the target read as the method reads it."""
+        d, rows = self.data, rows or {}
+        _, lv = self.predict_features(d.source.x_train[d.src_val], "source/val", rows.get("source/val"))
         with self.hooks.target_eval(self.ctx):
-            ft, lt = self.predict_features(d.target.x_test, "target/test")
+            ft, lt = self.predict_features(d.target.x_test, "target/test", rows.get("target/test"))
         return lv, ft, lt
 
     def readout(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -134,4 +158,10 @@ class Evaluator:
         return ev.EmbeddingReady(epoch=epoch + 1, method=kind, points={
             "x": xy[:, 0].round(3).tolist(), "y": xy[:, 1].round(3).tolist(),
             "domain": ["source"] * n + ["target"] * len(et),
-            "label": labels.tolist(), "pred": np.concatenate([ps, pt]).tolist()}), previous
+            "label": labels.tolist(), "pred": np.concatenate([ps, pt]).tolist(),
+            # each point's image: its row in its domain's test split (`thumbs`)
+            "row": torch.cat([self.embed_idx_s, self.embed_idx_t]).tolist()}), previous
+
+
+def _take(y: torch.Tensor, rows: torch.Tensor | None) -> torch.Tensor:
+    return y if rows is None else y[rows]

@@ -1,4 +1,4 @@
-"""The typed events a training run emits, in order: started, progress*, (epoch_end, embedding?,
+"""The typed events a training run emits, in order: started, progress*, (epoch_end, predictions, embedding?,
 checkpoint?)*, then exactly one of finished / failed / cancelled."""
 from __future__ import annotations
 
@@ -51,6 +51,19 @@ class EmbeddingReady(Event):
     epoch: int = 0
     method: str = ""
     points: dict[str, list] = field(default_factory=dict)  # x, y, domain, label, pred
+
+
+@dataclass
+class PredictionsReady(Event):
+    """What an evaluation said of each image it read (`thumbs.predictions_table` per split: numpy arrays), and
+    the input the model read them as (`InputSpec.to_dict`, for their thumbnails); `best`: the run's best epoch
+    so far."""
+
+    kind = "predictions"
+    epoch: int = 0
+    best: bool = False
+    tables: dict = field(default_factory=dict)
+    spec: dict = field(default_factory=dict)
 
 
 @dataclass

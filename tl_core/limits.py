@@ -50,6 +50,7 @@ SETTINGS: dict[str, Setting] = _table(
     # memory and disk caches
     Setting("TL_DOMAIN_CACHE_MB", 1024, "decoded domains kept in memory (MB, least recently used first out)"),
     Setting("TL_DOMAIN_DISK_CACHE_MB", 4096, "decoded domains kept on disk (MB; 0: no cap)"),
+    Setting("TL_THUMB_DISK_CACHE_MB", 512, "thumbnails of evaluated images kept on disk (MB; 0: no cap)"),
     Setting("TL_MODEL_CACHE_MB", 512, "trained models kept in memory for the Predict page (MB)"),
     Setting("TL_QUOTA_DOMAIN_DECODED_MB", 1024, "decoded pixels of one folder or uploaded dataset (MB; 0: no cap)"),
     # quotas of one browser session and of the server (0 switches one off); see `Limits`

@@ -5,7 +5,7 @@ import os
 import threading
 from pathlib import Path
 
-from .limits import setting
+from .limits import megabytes, setting
 
 
 def tl_home() -> Path:
@@ -47,3 +47,29 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
 
 def atomic_write_text(path: Path, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def prune_cache(folder: Path, pattern: str, setting_name: str, keep: Path | None = None) -> int:
+    """Hold the files of a disk cache (`pattern` in `folder`) under the size setting `setting_name` (MB; 0: no
+    cap): the least recently used go first (a read touches its file), never `keep`. Returns bytes freed."""
+    cap = megabytes(setting_name)
+    if not cap:
+        return 0
+    files = []
+    for p in folder.glob(pattern):
+        try:
+            st = p.stat()
+            files.append((st.st_mtime, st.st_size, p))
+        except OSError:
+            continue
+    total, freed = sum(f[1] for f in files), 0
+    for _, size, p in sorted(files, key=lambda f: f[0]):
+        if total <= cap:
+            break
+        if keep is not None and p == keep:
+            continue
+        p.unlink(missing_ok=True)
+        total -= size
+        freed += size
+    return freed
+

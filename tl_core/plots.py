@@ -22,7 +22,8 @@ def _layout(fig: go.Figure, title: str, x: str = "", y: str = "", height: int = 
     fig.update_layout(title=dict(text=title, x=0, xanchor="left", font=dict(size=15)), height=height,
                       margin=dict(l=10, r=10, t=40, b=10), xaxis_title=x, yaxis_title=y,
                       legend=dict(orientation="h", yanchor="bottom", y=1.0, xanchor="right", x=1),
-                      template="plotly_white")
+                      # the tool bar stands down the right edge: across the top it covered the title and legend
+                      modebar=dict(orientation="v"), template="plotly_white")
     return fig
 
 
@@ -56,10 +57,14 @@ def accuracy_curves(history: Sequence[dict[str, Any]]) -> go.Figure:
         return empty("Accuracy")
     e = [h["epoch"] for h in history]
     fig = go.Figure()
+    # an interim epoch reads a sample of each test split: the hover says on how many images
+    hover = "epoch %{x}: %{y:.1%} of %{customdata:,} images<extra>%{fullData.name}</extra>"
     fig.add_trace(go.Scatter(x=e, y=[h["source_acc"] for h in history], name="source (test)", mode="lines+markers",
-                             line=dict(color=SOURCE_COLOUR)))
+                             line=dict(color=SOURCE_COLOUR), customdata=[h.get("source_n") or 0 for h in history],
+                             hovertemplate=hover))
     fig.add_trace(go.Scatter(x=e, y=[h["target_acc"] for h in history], name="target (test)", mode="lines+markers",
-                             line=dict(color=TARGET_COLOUR, width=3)))
+                             line=dict(color=TARGET_COLOUR, width=3),
+                             customdata=[h.get("target_n") or 0 for h in history], hovertemplate=hover))
     if any("source_val_acc" in h for h in history):
         fig.add_trace(go.Scatter(x=e, y=[h.get("source_val_acc") for h in history], name="source (validation)",
                                  mode="lines", line=dict(color=SOURCE_COLOUR, dash="dot")))
@@ -109,13 +114,23 @@ def selection_scores(history: Sequence[dict[str, Any]], chosen_epoch: int | None
 
 
 def confusion_matrix(matrix: Sequence[Sequence[int]], classes: Sequence[str], title: str = "Target confusion") -> go.Figure:
+    """Counts per (true, predicted) class, shaded by the share of the true class. A heatmap cannot be clicked
+    in Streamlit, so every non-empty cell also carries an invisible point whose `customdata` is
+    [true, predicted]: a click selects the cell, and the page opens its images (`app_api.cell_images`)."""
     m = np.asarray(matrix, dtype=np.float32)
     rows = m.sum(1, keepdims=True)
     frac = np.divide(m, rows, out=np.zeros_like(m), where=rows > 0)
     labels = [str(c) for c in classes]
     fig = go.Figure(go.Heatmap(z=frac, x=labels, y=labels, colorscale="Blues", zmin=0, zmax=1,
-                               text=m.astype(int), texttemplate="%{text}", hovertemplate=
-                               "true %{y}, predicted %{x}: %{text} (%{z:.0%} of the class)<extra></extra>"))
+                               text=m.astype(int), texttemplate="%{text}", hoverinfo="skip"))
+    t, p = np.nonzero(m)
+    # customdata as plain lists: a numpy array goes to the browser packed, and a selection reads it back wrong
+    fig.add_trace(go.Scatter(
+        x=[labels[j] for j in p], y=[labels[i] for i in t], mode="markers", customdata=np.stack([t, p], 1).tolist(),
+        marker=dict(size=max(12, 260 // max(len(labels), 1)), symbol="square", color="rgba(0,0,0,0.01)"),
+        text=[f"true {labels[i]}, predicted {labels[j]}: {int(m[i, j])} ({frac[i, j]:.0%} of the class)"
+              for i, j in zip(t, p)],
+        hovertemplate="%{text}<extra>click: its images</extra>", showlegend=False))
     fig.update_yaxes(autorange="reversed", title="true class", type="category")
     fig.update_xaxes(title="predicted class", type="category")
     return _layout(fig, title, height=360)
@@ -123,8 +138,9 @@ def confusion_matrix(matrix: Sequence[Sequence[int]], classes: Sequence[str], ti
 
 def embedding_scatter(points: dict[str, Any] | None, classes: Sequence[str] | None = None,
                       colour_by: str = "domain") -> go.Figure:
-    """Source vs target features in 2-D, coloured by domain or by class (then the symbol is the
-    domain: circle source, x target); misclassified target points get a red ring."""
+    """Source vs target features in 2-D, coloured by domain, by class or by correct/misclassified (then the
+    symbol is the domain: circle source, x target); misclassified target points get a red ring. Each point's
+    `customdata` is its place in `points`, so a click can open its image (`app_api.point_image`)."""
     if not points or not points.get("x"):
         return empty("Feature map (t-SNE)")
     x = np.asarray(points["x"], dtype=np.float32)
@@ -133,20 +149,37 @@ def embedding_scatter(points: dict[str, Any] | None, classes: Sequence[str] | No
     lab = np.asarray(points["label"])
     pred = np.asarray(points.get("pred", lab))
     names = [str(c) for c in classes] if classes else [str(i) for i in range(int(lab.max()) + 1)]
+    idx = np.arange(len(x))
     fig = go.Figure()
-    groups = [("source", SOURCE_COLOUR), ("target", TARGET_COLOUR)]
-    if colour_by == "domain":
-        for d, col in groups:
-            m = dom == d
-            fig.add_trace(go.Scatter(
-                x=x[m], y=y[m], mode="markers", name=d, marker=dict(color=col, size=5, opacity=0.7),
-                text=[f"{d}, class {names[int(a)]}, predicted {names[int(b)]}" for a, b in zip(lab[m], pred[m])],
-                hoverinfo="text"))
+
+    def add(m: np.ndarray, name: str, colour: str, symbol: str = "circle", **kw: Any) -> None:
+        if not m.any():
+            return
+        fig.add_trace(go.Scatter(
+            x=x[m], y=y[m], mode="markers", name=name, customdata=idx[m].tolist(),
+            marker=dict(color=colour, size=6 if symbol == "x" else 5, opacity=0.75, symbol=symbol),
+            text=[f"{d}, class {names[int(a)]}, predicted {names[int(b)]}" for d, a, b in zip(dom[m], lab[m], pred[m])],
+            hovertemplate="%{text}<extra>click: its image</extra>",
+            unselected=dict(marker=dict(opacity=0.75)), **kw))  # a click opens an image, it does not fade the map
+
+    shapes = (("source", "circle"), ("target", "x"))
+    if colour_by == "class":
+        for c in range(len(names)):
+            for d, symbol in shapes:
+                add((lab == c) & (dom == d), f"{names[c]} ({d})", PALETTE[c % len(PALETTE)], symbol,
+                    legendgroup=names[c], showlegend=d == "source")
+    elif colour_by == "correct":
+        for d, symbol in shapes:
+            add((dom == d) & (pred == lab), f"{d}: right", "#2ca02c", symbol)
+            add((dom == d) & (pred != lab), f"{d}: misclassified", "#d62728", symbol)
+    else:
+        for d, col in (("source", SOURCE_COLOUR), ("target", TARGET_COLOUR)):
+            add(dom == d, d, col)
     wrong_t = (dom == "target") & (pred != lab)
-    if wrong_t.any():  # one overlay trace: cheaper to draw than a style per point
+    if wrong_t.any() and colour_by != "correct":  # one overlay trace: cheaper to draw than a style per point
         fig.add_trace(go.Scatter(x=x[wrong_t], y=y[wrong_t], mode="markers", name="misclassified target",
-                                   marker=dict(size=11, color="rgba(0,0,0,0)", line=dict(width=1.5, color="#d62728")),
-                                   hoverinfo="skip"))
+                                 marker=dict(size=11, color="rgba(0,0,0,0)", line=dict(width=1.5, color="#d62728")),
+                                 hoverinfo="skip"))
     fig.update_xaxes(visible=False)
     fig.update_yaxes(visible=False, scaleanchor="x")
     title = f"Feature map ({points.get('method', 'tsne').upper()}), epoch {points.get('epoch', '?')}"

@@ -333,7 +333,10 @@ class Trainer:
         return self.evaluator.backbone_features(x_uint8, batch)
 
     def evaluate(self, epoch: int) -> dict[str, Any]:
-        return self.evaluator.evaluate(epoch)
+        """The epoch's metrics; an epoch before the last reads each split's fixed sample when the run reports
+        its last epoch (its readings decide nothing; `data.INTERIM_EVAL_IMAGES`)."""
+        full = self.cfg.train.selection != "last" or epoch == self.n_epochs - 1
+        return self.evaluator.evaluate(epoch, full=full)
 
     def embedding(self, epoch: int) -> ev.EmbeddingReady | None:
         event, self.state.embed = self.evaluator.embedding(epoch, self.cfg.train.embedding, self.state.embed,
@@ -420,6 +423,8 @@ class Trainer:
                 if improved:
                     ts.best = (score, epoch + 1)
                 self.on_event(ev.EpochEnd(epoch=epoch + 1, metrics=m))
+                self.on_event(ev.PredictionsReady(epoch=epoch + 1, best=improved,
+                                                  tables=self.evaluator.last_predictions, spec=self.spec.to_dict()))
                 if epoch == self.n_epochs - 1:
                     self.hooks.finish(self.ctx)
                 emb = self.phases.timed("embedding", self.embedding, epoch)

@@ -109,7 +109,7 @@ def predict(session: Session, model: str, images: list[np.ndarray], top_k: int =
     for img in images:
         x = torch.from_numpy(np.ascontiguousarray(img))[None]
         r = pred.predict(x, top_k=top_k)
-        out.append({"classes": r["classes"][0], "probs": r["probs"][0], "seen": r["seen"][0].numpy()})
+        out.append({"classes": r["classes"][0], "probs": r["probs"][0], "seen": r["seen"][0]})
     return out
 
 

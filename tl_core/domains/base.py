@@ -11,7 +11,7 @@ import torch
 from ..errors import ConfigError, DataUnavailable, TLError
 from ..limits import megabytes
 from ..lru import ByteLRU
-from ..paths import cache_dir
+from ..paths import cache_dir, prune_cache
 from ..registry import Registry
 
 
@@ -160,26 +160,7 @@ def _write_cache(path: Path, d: DomainData) -> None:
 def prune_disk_cache(folder: Path, keep: Path | None = None) -> int:
     """Hold the decoded-domain cache on disk under TL_DOMAIN_DISK_CACHE_MB (default 4096; 0: no cap):
     the least recently used files go first (a read touches its file), never `keep`. Returns bytes freed."""
-    cap = megabytes("TL_DOMAIN_DISK_CACHE_MB")
-    if not cap:
-        return 0
-    files = []
-    for p in folder.glob("*.safetensors"):
-        try:
-            st = p.stat()
-            files.append((st.st_mtime, st.st_size, p))
-        except OSError:
-            continue
-    total, freed = sum(f[1] for f in files), 0
-    for _, size, p in sorted(files, key=lambda f: f[0]):
-        if total <= cap:
-            break
-        if keep is not None and p == keep:
-            continue
-        p.unlink(missing_ok=True)
-        total -= size
-        freed += size
-    return freed
+    return prune_cache(folder, "*.safetensors", "TL_DOMAIN_DISK_CACHE_MB", keep)
 
 
 def _read_cache(path: Path, name: str) -> DomainData | None:

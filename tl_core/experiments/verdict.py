@@ -221,6 +221,38 @@ def gain_interval(r: dict[str, Any], base: dict[str, Any], members: list[dict[st
     return gain_means, [round(lo, 4), round(hi, 4)]
 
 
+def class_losses(r: dict[str, Any], base: dict[str, Any], members: list[dict[str, Any]],
+                 histories: dict[str, list[dict[str, Any]]], most: int = 3) -> list[tuple[str, float, float]]:
+    """Classes on which a strategy does worse than the baseline by more than the difference's 95 % interval
+    (the finished seeds' reported epochs pooled per class, a normal interval on two proportions), worst first,
+    at most `most`: [(class, its accuracy, the baseline's)]. A gain overall can hide a class that collapsed."""
+    def pooled(res: dict[str, Any]) -> tuple[np.ndarray | None, list[str]]:
+        total, classes = None, []
+        for x in res["runs"]:
+            member = next((m for m in members if m["id"] == x["run_id"]), None)
+            m = _selected(member, histories.get(x["run_id"], [])) if x["status"] == "finished" and member else None
+            if not m or "target_confusion" not in m:
+                continue
+            cm = np.asarray(m["target_confusion"], dtype=np.int64)
+            classes = [str(c) for c in m.get("classes") or []]
+            total = cm if total is None else (total + cm if total.shape == cm.shape else total)
+        return total, classes
+
+    (a, classes), (b, _) = pooled(r), pooled(base)
+    if a is None or b is None or a.shape != b.shape:
+        return []
+    out = []
+    for c in range(len(a)):
+        na, nb = int(a[c].sum()), int(b[c].sum())
+        if not na or not nb:
+            continue
+        pa, pb = a[c, c] / na, b[c, c] / nb
+        se = math.sqrt(pa * (1 - pa) / na + pb * (1 - pb) / nb)
+        if pa - pb + Z95 * se < 0:
+            out.append((classes[c] if c < len(classes) else str(c), float(pa), float(pb)))
+    return sorted(out, key=lambda x: x[1] - x[2])[:most]
+
+
 def verdict(spec: ExperimentSpec, results: list[dict[str, Any]], members: list[dict[str, Any]] | None = None,
             histories: dict[str, list[dict[str, Any]]] | None = None) -> tuple[str, bool]:
     """A short paragraph from the numbers, and whether it is sure: who won, by how much, and whether the
@@ -261,6 +293,12 @@ def verdict(spec: ExperimentSpec, results: list[dict[str, Any]], members: list[d
     else:
         parts.append(f"No strategy beat {base['strategy']} ({pct(base['target_acc_mean'])}); the best, "
                      f"**{best['strategy']}**, reached {pct(best['target_acc_mean'])} ({100 * gain:+.1f} points).")
+    if gain > 0 and members is not None:
+        lost = class_losses(best, base, members, histories or {})
+        if lost:
+            parts.append(f"But it loses {'; '.join(f'{c} ({pct(pa)} right against {pct(pb)})' for c, pa, pb in lost)} "
+                         f"to {base['strategy']}, each by more than its 95% interval: open those classes' images "
+                         f"(the run's confusion cells) before trusting the gain.")
     over = f"{n} seed{'s' if n != 1 else ''} and the target's evaluation images"
     if ci is None:
         parts.append("Cannot tell whether the difference is real: neither the seed spread nor the evaluation "

@@ -25,6 +25,7 @@ from ..paths import atomic_write_text
 from ..planner import estimate_seconds
 from ..runkey import run_key
 from ..store import ACTIVE, HOST, TERMINAL, UNFINISHED, Store, store
+from ..thumbs import load_predictions
 from ..validation import validate
 from . import executors
 from .local import spawn_advice
@@ -230,6 +231,14 @@ def read_embedding(run_id: str, epoch: int | None = None) -> dict[str, Any] | No
         return json.loads(p.read_text())
     except (OSError, ValueError):
         return None
+
+
+def read_predictions(run_id: str, which: str = "last") -> dict[str, Any] | None:
+    """What an evaluation of the run said of each image (`thumbs.load_predictions`): `last` (the last evaluated
+    epoch) or `best` (the best epoch so far); None for a run that recorded none (made before they were)."""
+    if which not in ("last", "best"):
+        raise ValueError(which)
+    return load_predictions(store().run_dir(run_id) / "predictions" / f"{which}.npz")
 
 
 def cancel(run_id: str, wait_s: float = 0.0) -> dict[str, Any]:

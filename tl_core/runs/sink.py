@@ -6,6 +6,7 @@ import json
 from .. import events as ev
 from ..paths import atomic_write_text
 from ..store import Store
+from ..thumbs import save_predictions
 
 
 class StoreSink:
@@ -34,6 +35,10 @@ class StoreSink:
             path = self.dir / "embed" / f"epoch_{e.epoch:04d}.json"
             atomic_write_text(path, json.dumps({"epoch": e.epoch, "method": e.method, **e.points}))
             st.add_event(rid, e.kind, {"epoch": e.epoch, "method": e.method})
+        elif isinstance(e, ev.PredictionsReady):
+            # the last evaluated epoch's (a running run's confusion cells), and the best epoch's when it differs
+            for name in ("last", "best") if e.best else ("last",):
+                save_predictions(self.dir / "predictions" / f"{name}.npz", e.epoch, e.tables, e.spec)
         elif isinstance(e, (ev.CheckpointSaved, ev.BatchHalved)):
             st.add_event(rid, e.kind, e.to_dict())
         elif isinstance(e, ev.RunFinished):
