@@ -26,7 +26,7 @@ from .app_parts.model import (
     backbone_choices, model_summary,
 )
 from .app_parts.strategy import (
-    FAMILY_ORDER, method_cards, validate, allowed, estimate_seconds, plan_for_budget, describe_plan,
+    FAMILY_ORDER, method_cards, validate, allowed, estimate_seconds, plan_for_budget, fit_default_plan, describe_plan,
     cli_command, selection_choices, run_limit_s, draft_to_query, draft_from_query,
 )
 from .app_parts.run_views import (
@@ -35,6 +35,10 @@ from .app_parts.run_views import (
 )
 from .app_parts.images import (
     COLLAPSE_AT, class_report, class_row_words, cell_images, point_image,
+)
+from .app_parts.run_text import (
+    status_line, queue_words, reused_sentence, progress_line, too_long_words, outcome_words, sampled_words, point_words,
+    confusion_title, class_table, collapse_words, cell_choices, cell_words,
 )
 from .app_parts.compare import (
     compare_rows, checkpoint_bytes, seed_groups,
@@ -57,6 +61,20 @@ __all__ = [
     "UNFINISHED",
     "COLLAPSE_AT",
     "class_report",
+    "fit_default_plan",
+    "status_line",
+    "reused_sentence",
+    "queue_words",
+    "progress_line",
+    "too_long_words",
+    "outcome_words",
+    "sampled_words",
+    "point_words",
+    "confusion_title",
+    "class_table",
+    "collapse_words",
+    "cell_choices",
+    "cell_words",
     "class_row_words",
     "cell_images",
     "point_image",

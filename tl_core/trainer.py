@@ -423,7 +423,8 @@ class Trainer:
                 if improved:
                     ts.best = (score, epoch + 1)
                 self.on_event(ev.EpochEnd(epoch=epoch + 1, metrics=m))
-                self.on_event(ev.PredictionsReady(epoch=epoch + 1, best=improved,
+                # "best" only where a score picks the epoch: with `last` the last file is the reported one
+                self.on_event(ev.PredictionsReady(epoch=epoch + 1, best=improved and t.selection != "last",
                                                   tables=self.evaluator.last_predictions, spec=self.spec.to_dict()))
                 if epoch == self.n_epochs - 1:
                     self.hooks.finish(self.ctx)

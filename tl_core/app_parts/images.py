@@ -44,7 +44,12 @@ def class_report(session: Session, run_id: str, split: str = "target") -> dict[s
     most of the rest went, and whether the class collapsed (at most COLLAPSE_AT right). None for a run that
     recorded no per-image predictions."""
     r, p, history = _reported(session, run_id)
-    if p is None or _split(split) not in p:
+    return _report(r, p, history, _split(split))
+
+
+def _report(r: dict[str, Any], p: dict[str, Any] | None, history: list[dict[str, Any]],
+            split: str) -> dict[str, Any] | None:
+    if p is None or split not in p:
         return None
     row = next((h for h in history if h.get("epoch") == p["epoch"]), history[-1] if history else {})
     classes = [str(c) for c in row.get("classes") or []]
@@ -87,7 +92,8 @@ def cell_images(session: Session, run_id: str, split: str, true_class: int, pred
     confident first: `count` in the cell, and up to `limit` thumbnails (`thumbs.MAX_PER_VIEW` at most) with the
     predicted class's probability (thumbnails made at the first view of the run's images, `thumbs.run_thumbnails`).
     `available` False: the images can no longer be read (a folder or upload removed since the run)."""
-    rep = class_report(session, run_id, split)
+    r, p, history = _reported(session, run_id)
+    rep = _report(r, p, history, _split(split))
     if rep is None:
         raise ConfigError("This run recorded no per-image predictions (it was trained before they were kept).")
     k = len(rep["classes"])
@@ -97,7 +103,6 @@ def cell_images(session: Session, run_id: str, split: str, true_class: int, pred
         raise ConfigError("A confusion cell is two class numbers.") from None
     if not (0 <= t_i < k and 0 <= p_i < k):
         raise ConfigError(f"There is no such cell: classes are numbered 0 to {k - 1}.")
-    r, p, _ = _reported(session, run_id)
     t = p[split]
     idx = np.nonzero((t["true"] == t_i) & (t["pred"] == p_i))[0]
     idx = idx[np.argsort(-t["conf"][idx].astype(np.int64), kind="stable")]

@@ -109,6 +109,15 @@ def estimate_seconds(cfg: RunConfig) -> float:
     return f(cfg)
 
 
+def fit_default_plan(cfg: dict[str, Any], valid: RunConfig, budget_s: float) -> tuple[dict[str, Any], list[str]] | None:
+    """The default is a plan the server will run: a draft whose schedule nobody chose, estimated over 1.25x the
+    time budget, fitted to it before it is offered, never offered and then refused; None when it fits as it is."""
+    if estimate_seconds(valid) <= 1.25 * budget_s:
+        return None
+    planned, notes = plan_for_budget(cfg, budget_s)
+    return (planned, [f"fitted to the {budget_s / 60:g}-min budget by itself", *notes]) if planned != cfg else None
+
+
 def plan_for_budget(cfg: dict[str, Any], budget_s: float) -> tuple[dict[str, Any], list[str]]:
     """The draft config with its schedule (and, for a pretrained backbone, its frozen stages, input size
     and batch) planned to fit `budget_s` on this machine; the domains, backbone and method stay."""
