@@ -12,7 +12,7 @@ planner's figures describe, and by how much a run gains from its threads (`threa
 slower is estimated 3x slower from its first question. CPU time, not wall, and kept only when the machine
 was quiet: on this 2-core host a step's CPU time reads 0.057 s alone and 0.10 s beside a training run (its
 two cores share one physical core's caches), so a reading taken while the machine's other cores were busy
-serves only the next 10 minutes, and the probe is taken again after.
+is kept marked busy and taken again 10 minutes later, until a quiet reading replaces it.
 """
 from __future__ import annotations
 
@@ -22,7 +22,6 @@ import os
 import statistics
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -124,10 +123,8 @@ print(best)
 """
 
 
-BUSY_OTHERS = 0.25  # the share of the machine's CPU time others may take during a probe that is kept
-RETRY_S = 600.0  # a probe read on a busy machine serves this long in this process, then the probe runs again
-_BUSY_READING: dict[str, tuple[float, float]] = {}  # host -> (reading, when), readings not kept
-_BUSY_LOCK = threading.Lock()
+BUSY_OTHERS = 0.25  # the share of the machine's CPU time others may take during a probe read as quiet
+RETRY_S = 600.0  # a probe read on a busy machine is taken again after this long (from any process)
 
 
 def _cpu_jiffies() -> tuple[int, int] | None:
@@ -152,41 +149,48 @@ def _kept() -> dict[str, Any]:
 
 
 def probe_known() -> bool:
-    """Whether this machine's probe is kept (then nothing started now can disturb the first estimate)."""
-    v = _kept().get(_host())
-    return isinstance(v, (int, float)) and v > 0
+    """Whether this machine's probe was read on a quiet machine (then nothing started now can disturb it)."""
+    d = _kept()
+    v = d.get(_host())
+    return isinstance(v, (int, float)) and v > 0 and f"{_host()}|busy_at" not in d
+
+
+def _measure() -> tuple[float, bool] | None:
+    """(a step's CPU seconds, whether others kept the machine busy meanwhile), or None if the probe failed."""
+    before = _cpu_jiffies()
+    try:
+        out = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True, timeout=120)
+        value = float(out.stdout.strip().splitlines()[-1])
+    except (OSError, subprocess.SubprocessError, ValueError, IndexError):
+        return None
+    after = _cpu_jiffies()
+    busy = False
+    if before and after and after[1] > before[1]:
+        # the probe itself keeps one core busy: what is above that was others' work
+        busy = (after[0] - before[0]) / (after[1] - before[1]) - 1 / max(os.cpu_count() or 1, 1) > BUSY_OTHERS
+    return value, busy
 
 
 def probe_s() -> float | None:
     """CPU seconds a LeNet-sized training step (two domains' batches) takes on one thread of this machine:
-    measured once per machine (a subprocess, a few seconds) while the machine is quiet, then read back; a
-    reading taken while other work kept the other cores busy serves RETRY_S in this process and is not kept.
-    None if it fails."""
-    path = _probe_path()
-    host = _host()
-    with _BUSY_LOCK:
-        busy = _BUSY_READING.get(host)
-    if busy is not None and time.monotonic() - busy[1] < RETRY_S and not probe_known():
-        return busy[0]
+    measured once per machine (a subprocess, a few seconds) and kept, so that every process reads the same. A
+    reading taken while other work kept the other cores busy is kept marked busy and taken again RETRY_S later,
+    replaced by a quiet reading (or a lower busy one). None if it fails."""
+    path, host = _probe_path(), _host()
     with open(path.with_suffix(".lock"), "a+") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # several pages asking at once: one probe
         d = _kept()
-        if host not in d:
-            before = _cpu_jiffies()
-            try:
-                out = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True, timeout=120)
-                value = float(out.stdout.strip().splitlines()[-1])
-            except (OSError, subprocess.SubprocessError, ValueError, IndexError):
-                return None
-            after = _cpu_jiffies()
-            if before and after and after[1] > before[1]:
-                # the probe itself keeps one core busy: what is above that was others' work
-                others = (after[0] - before[0]) / (after[1] - before[1]) - 1 / max(os.cpu_count() or 1, 1)
-                if others > BUSY_OTHERS:
-                    with _BUSY_LOCK:
-                        _BUSY_READING[host] = (value, time.monotonic())
-                    return value
-            d[host] = value
+        old, busy_at = d.get(host), d.get(f"{host}|busy_at")
+        due = old is None or (busy_at is not None and time.time() - float(busy_at) >= RETRY_S)
+        got = _measure() if due else None
+        if got is not None:
+            value, busy = got
+            if not busy:
+                d[host] = value
+                d.pop(f"{host}|busy_at", None)
+            else:
+                d[host] = min(value, old) if isinstance(old, (int, float)) else value
+                d[f"{host}|busy_at"] = time.time()
             atomic_write_text(path, json.dumps(d, sort_keys=True))
     v = d.get(host)
     return float(v) if isinstance(v, (int, float)) and v > 0 else None
