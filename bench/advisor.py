@@ -3,13 +3,13 @@
 Runs the real grid: every (pair, candidate backbone and freeze depth, method) cell is one
 `python -m tl_core train ... --json` (planned to `--budget` seconds, seed 0, as a user would run it),
 on the PACS folders (every sketch/photo/... image evaluated, labels unused in training) and the digit
-pairs. Scores each (pair, candidate) with `tl_core.advisor` (frozen features, no target label read),
+pairs. Scores each (pair, candidate) with `tl_core.advice.advisor` (frozen features, no target label read),
 fits the predictor (ridge on the logit of the target accuracy: the scores, a one-hot of the method,
 and the method's slope on the domain gap), and reports it held-out: for each pair, the predictor
 fitted on the other pairs ranks that pair's cells (Kendall tau against the measured accuracies), and
 over all held-out cells the AUROC of "beats source only by more than its 95 % interval" (the paired
 bootstrap over target images). Writes bench/results/advisor.json (every cell) and the shipped
-predictor tl_core/advisor_model.json (fitted on all cells, with its held-out track record).
+predictor tl_core/advice/advisor_model.json (fitted on all cells, with its held-out track record).
 
     TL_DATA_DIR=../shared/data python bench/advisor.py [--budget 40] [--resume] [--only-fit]
 """
@@ -66,7 +66,7 @@ def run_cell(source: str, target: str, backbone: str, freeze: int, method: str, 
 
 
 def gain_ci(cell: dict, base: dict) -> list[float]:
-    from tl_core.stats import paired_gain, unpack_bits
+    from tl_core.scores.stats import paired_gain, unpack_bits
 
     a = unpack_bits(cell["correct"], cell["target_n"])
     b = unpack_bits(base["correct"], base["target_n"])
@@ -80,7 +80,7 @@ def logit(p: float) -> float:
 
 def fit(cells: list[dict], features: list[str], methods: list[str]) -> dict:
     """Ridge on the logit of the accuracy; the scores standardised on the fitting cells."""
-    from tl_core.advisor import design_row
+    from tl_core.advice.advisor import design_row
 
     x = np.array([[c["scores"][k] for k in features] for c in cells], np.float64)
     mean, sd = x.mean(0), x.std(0)
@@ -117,9 +117,9 @@ def main() -> int:
     ap.add_argument("--only-fit", action="store_true", help="refit from bench/results/advisor.json")
     ap.add_argument("--resume", action="store_true", help="keep the cells bench/results/advisor.json already has")
     a = ap.parse_args()
-    from tl_core import advisor
-    from tl_core.advisor import FEATURES, predict
-    from tl_core.backbones import backbone_info
+    from tl_core.advice import advisor
+    from tl_core.advice.advisor import FEATURES, predict
+    from tl_core.models.backbones import backbone_info
 
     def key(name, cand, m):
         return (name, cand.backbone, cand.freeze, m)

@@ -20,7 +20,7 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from tl_core.backbones import backbone_info, build_backbone, list_backbones  # noqa: E402
+from tl_core.models.backbones import backbone_info, build_backbone, list_backbones  # noqa: E402
 
 
 def _rate(fn, images: int, reps: int) -> float:

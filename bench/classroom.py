@@ -36,9 +36,10 @@ def fresh_home() -> Path:
 
 def class_of(n: int, distinct: bool) -> dict:
     """Launch the first-visit experiment for `n` seated sessions at once; follow until all have a verdict."""
-    from tl_core import app_api as api
-    from tl_core import experiments, runs, seats
-    from tl_core.access import session_from_seat
+    from tl_core.app import api
+    from tl_core import experiments, runs
+    from tl_core.store import seats
+    from tl_core.policy.access import session_from_seat
 
     students = [session_from_seat(s["token"]) for s in seats.make(n)]
     t0 = time.time()

@@ -84,7 +84,7 @@ def seeds_threads(rs: list[dict]) -> str:
 
 def interval(accs: list[float]) -> str:
     """The mean's 95 % interval from the spread over every row (seeds and thread counts), Student's t."""
-    from tl_core.stats import t975
+    from tl_core.scores.stats import t975
 
     if len(accs) < 2:
         return "—"

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tl_core.embed import embed_epoch  # noqa: E402
+from tl_core.scores.embed import embed_epoch  # noqa: E402
 
 
 def features(n: int, epoch: int, rng: np.random.Generator, centres: np.ndarray) -> np.ndarray:

@@ -30,7 +30,8 @@ def main() -> None:
     home = Path(tempfile.mkdtemp(prefix="tl-estimates-"))
     os.environ["TL_HOME"] = str(home)
     sys.path.insert(0, str(ROOT))
-    from tl_core import RunConfig, planner, speed
+    from tl_core import RunConfig
+    from tl_core.planning import planner, speed
 
     probe = speed.probe_s()
     rows = []

@@ -37,9 +37,9 @@ def main() -> int:
     os.environ.setdefault("TL_HOME", tempfile.mkdtemp(prefix="tl-freeze-bn-"))
     import torch
 
-    from tl_core.backbones import Backbone
+    from tl_core.models.backbones import Backbone
     from tl_core.experiments import get_preset
-    from tl_core.trainer import train
+    from tl_core.training.trainer import train
 
     spec = get_preset("freeze").spec(tuple(int(s) for s in a.seeds.split(",")))
     if not spec.source.startswith("folder:"):

@@ -33,10 +33,10 @@ PRELUDE = """
 import json, os, resource, sys, time
 sys.path.insert(0, {root!r})
 import torch, numpy as np, PIL.Image  # what the server process has loaded anyway
-from tl_core import app_api as api
-from tl_core.access import session_from_token
-from tl_core.domains import get_domain
-from tl_core.domains.folder import load_image
+from tl_core.app import api
+from tl_core.policy.access import session_from_token
+from tl_core.data.domains import get_domain
+from tl_core.data.domains.folder import load_image
 def rss_mb():
     return int(open('/proc/self/statm').read().split()[1]) * os.sysconf('SC_PAGE_SIZE') / 2**20
 base = rss_mb()
@@ -145,7 +145,7 @@ def main() -> None:
             out = {{'images': p['n_train'] + p['n_test']}}
         """, env)
         results["224 px: training set-up"] = run_case(f"""
-            from tl_core.domains.folder import decoded_cap_bytes
+            from tl_core.data.domains.folder import decoded_cap_bytes
             dom = get_domain('folder:{folder}')
             d = dom.load()
             out = {{'images': len(d.x_train) + len(d.x_test), 'stored_side': d.size[0],

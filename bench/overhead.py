@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tl_core import RunConfig  # noqa: E402
-from tl_core.trainer import Trainer  # noqa: E402
+from tl_core.training.trainer import Trainer  # noqa: E402
 
 
 def config(method: str, steps: int) -> RunConfig:

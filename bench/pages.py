@@ -29,7 +29,7 @@ def idle(page) -> None:
 def main() -> int:
     from playwright.sync_api import sync_playwright
 
-    from tl_core.app_api import APP_DEFAULT
+    from tl_core.app.api import APP_DEFAULT
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=3)

@@ -28,7 +28,7 @@ SHOTS = ROOT / "docs" / "screenshots"
 SHARED = Path(os.environ.get("TL_DATA_DIR", ROOT.parent / "shared" / "data"))
 PACS = SHARED / "PACS_subset50"
 sys.path.insert(0, str(ROOT))
-from tl_core.planner import COMMAND_S  # noqa: E402 - the CLI's own start, once per command
+from tl_core.planning.planner import COMMAND_S  # noqa: E402 - the CLI's own start, once per command
 
 
 RESULT_KEYS = ("strategy", "method", "target_acc_mean", "target_acc_std", "n_seeds", "gain",
@@ -136,7 +136,7 @@ def reestimate(rows: list[dict]) -> None:
     """Each recorded run's estimate from the planner as it is now (`estimate_now`), from the run's own
     config in its TL_HOME: how the current constants do against the measured times."""
     from tl_core.config import RunConfig
-    from tl_core.planner import estimate_seconds
+    from tl_core.planning.planner import estimate_seconds
 
     os.environ["TL_HOME"] = tempfile.mkdtemp(prefix="tl-reestimate-")  # nothing decoded yet, as at launch
     folder_decoded: set[str] = set()  # the folder runs share one home, in the order they ran

@@ -3,8 +3,8 @@ label-free validators rank what the full runs measured?
 
 For every cell of bench/results/advisor.json (pair × candidate backbone and freeze depth × method, each a
 full run of seed 0 planned to that bench's budget and measured on every target image), the probe of that
-cell trains (`tl_core.probes`: a quarter of the planned steps at most) and is read by the validators; the
-composite (fixed in `tl_core.validators.COMPOSITE` before this script was first run: nothing here is fitted)
+cell trains (`tl_core.advice.probes`: a quarter of the planned steps at most) and is read by the validators; the
+composite (fixed in `tl_core.scores.validators.COMPOSITE` before this script was first run: nothing here is fitted)
 ranks each pair's cells. Reports, with 95 % bootstrap intervals over pairs (or cells):
 
 - Kendall tau per pair between the probes' composite and the measured accuracies (median and mean), and the
@@ -15,7 +15,7 @@ ranks each pair's cells. Reports, with 95 % bootstrap intervals over pairs (or c
   the candidate's accuracy read without labels) and against the probe's own measured accuracy (ATC's error).
 
 Writes bench/results/probes.json (every probe, the summary, provenance) and the record the advisor ships with
-its answers, tl_core/probe_record.json.
+its answers, tl_core/advice/probe_record.json.
 
     TL_DATA_DIR=../shared/data python bench/probes.py [--pairs photo->sketch,usps->mnist] [--record-only]
 """
@@ -71,7 +71,7 @@ def _auroc_ci(labels: list[bool], scores: list[float], n: int = 2000) -> list[fl
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--pairs", default="", help="comma-separated pair names of advisor.json (default: all)")
-    ap.add_argument("--record-only", action="store_true", help="write tl_core/probe_record.json from probes.json")
+    ap.add_argument("--record-only", action="store_true", help="write tl_core/advice/probe_record.json from probes.json")
     a = ap.parse_args()
     if a.record_only:
         write_record(json.loads(OUT.read_text()))
@@ -80,7 +80,7 @@ def main() -> int:
     os.environ["TL_OFFLINE"] = "1"
     from advisor import auroc, kendall
 
-    from tl_core import probes
+    from tl_core.advice import probes
 
     data = Path(os.environ.get("TL_DATA_DIR", ROOT.parent / "shared" / "data"))
     src = json.loads(CELLS.read_text())
@@ -144,7 +144,7 @@ def main() -> int:
 
 def write_record(out: dict) -> None:
     """The record the advisor ships with every probed answer (`track_record` in `advise --json`)."""
-    from tl_core.advisor import PROBE_RECORD_FILE
+    from tl_core.advice.advisor import PROBE_RECORD_FILE
 
     rec = {**out["summary"], "command": out["command"], "date": out["date"], "commit": out["commit"],
            "cells_from": out["cells_from"], "details": "docs/BENCHMARKS.md, bench/results/probes.json"}

@@ -36,7 +36,7 @@ def one(nodes: int, n_runs: int, epochs: int, steps: int) -> dict:
     c.wait_for_nodes()
     os.environ["TL_RAY_ADDRESS"] = c.address
     try:
-        from tl_core.domains import get_domain
+        from tl_core.data.domains import get_domain
 
         get_domain("uci_digits").load()
         get_domain("syndigits").load()

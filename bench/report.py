@@ -75,7 +75,7 @@ REASONS = {
                         "94.0 %), SGD (91.5 %), lr 3e-3 (92.1 %), no augmentation (86.7 %), a source model 3 points "
                         "better (93.6 %). The paper's source model, a BatchNorm bottleneck with a weight-normalised "
                         "head, is what lifted it (96.3 % for seed 0): that is now SHOT's recipe (the `shot` rows; "
-                        "every door sets it when the user leaves the model fields out, `tl_core/resolve.py`).",
+                        "every door sets it when the user leaves the model fields out, `tl_core/planning/resolve.py`).",
     "tent": "LeNet has no BatchNorm, so TENT runs with a 256-feature BatchNorm bottleneck (--bottleneck 256, what "
             "every door adds when it is left out), as its authors run it: a fresh Adam at a constant 1e-3 without "
             "weight decay for the test-time phase, the target evaluated with target statistics. Moving only that "
@@ -195,7 +195,7 @@ def presets_section() -> list[str]:
            "visit: the starter pack); 'full' = the full MNIST and USPS; 'PACS folders' = the PACS subset. "
            "Estimate = what the planner says before launch: its per-run estimates (process start, decoding a "
            "domain the first time, training, every epoch's evaluation, map and checkpoint) plus the command's own "
-           "start, from the constants in `tl_core/planner.py` as they are now (`python bench/presets.py "
+           "start, from the constants in `tl_core/planning/planner.py` as they are now (`python bench/presets.py "
            "--reestimate` recomputes them from each run's config); actual = the whole command's wall time. "
            "Peak = the largest worker's resident memory.", "",
            "| preset | data | strategy: target accuracy (%), mean ± std (n) | gain (points) | estimate (s) | "
@@ -486,7 +486,7 @@ def estimates_section() -> list[str]:
     out = ["## Estimates before the first run", "",
            "The default command-line runs (MNIST → USPS, every default) on a fresh `TL_HOME`: the estimate a user "
            "sees before launching (the planner's figures scaled by the machine's speed probe — the CPU time of a "
-           "LeNet-sized step on one thread — and by the measured gain of a run's threads, `tl_core/speed.py`) "
+           "LeNet-sized step on one thread — and by the measured gain of a run's threads, `tl_core/planning/speed.py`) "
            "against the run's wall. `REF_PROBE_S` was set from the 2-core runs of an earlier sitting (2026-12-07, "
            "commit 01305bc: probe 0.0568 s, DANN −1 %, source only +2 %; one core +22 % and +12 %). The rows below are "
            "the latest sitting, on another host: its probe reads 0.077-0.094 s a step on a quiet machine (1.4-1.65x "

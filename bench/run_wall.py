@@ -47,7 +47,7 @@ def main() -> None:
     # the domains decoded from their raw files once and the machine's speed probed once, as a server does
     # once in its life (timed apart)
     t0 = time.perf_counter()
-    subprocess.run([sys.executable, "-c", "from tl_core.domains import get_domain\nfrom tl_core import speed\n"
+    subprocess.run([sys.executable, "-c", "from tl_core.data.domains import get_domain\nfrom tl_core.planning import speed\n"
                     "for n in ('usps', 'mnist'): get_domain(n).load()\nspeed.probe_s()"], cwd=ROOT, env=env,
                    check=True, timeout=600)
     decode_once = time.perf_counter() - t0

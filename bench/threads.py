@@ -21,7 +21,7 @@ PACS = "PACS_subset50"
 DRIVER = """
 import json, sys, time
 from tl_core import RunConfig
-from tl_core.trainer import Trainer
+from tl_core.training.trainer import Trainer
 cfg = RunConfig.from_dict(json.loads(sys.argv[1]))
 t = Trainer(cfg)
 t.setup()

@@ -57,7 +57,7 @@ def _pids(word: str) -> list[int]:
 def one(watchers: int) -> dict:
     from playwright.sync_api import sync_playwright
 
-    from tl_core.app_api import APP_DEFAULT
+    from tl_core.app.api import APP_DEFAULT
     from tl_core.store import Store
 
     home = fresh_home()

@@ -7,7 +7,7 @@ from pages._advisor import advice_panel
 from pages._experiment import show
 from pages._ui import error_box, escape_markdown, page_setup, session
 from tl_core import StoreBusy, TLError
-from tl_core import app_api as api
+from tl_core.app import api
 
 st.title("Experiments: does transfer help, and which way?")
 page_setup()

@@ -3,7 +3,7 @@ import numpy as np
 import streamlit as st
 
 from pages._ui import cfg, error_box, escape_markdown, keep_draft_in_url, next_button, page_setup, session, update
-from tl_core import app_api as api
+from tl_core.app import api
 
 st.title("1 · Data: where the knowledge comes from, and where it goes")
 page_setup()

@@ -2,8 +2,8 @@
 import streamlit as st
 
 from pages._ui import cfg, error_box, keep_draft_in_url, next_button, page_setup, session, update
-from tl_core import app_api as api
-from tl_core import plots
+from tl_core.app import api
+from tl_core.app import plots
 
 st.title("2 · Model: the feature extractor")
 page_setup()

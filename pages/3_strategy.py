@@ -2,7 +2,7 @@
 import streamlit as st
 
 from pages._ui import cfg, escape_markdown, keep_draft_in_url, next_button, page_setup, session, update
-from tl_core import app_api as api
+from tl_core.app import api
 
 st.title("3 · Strategy: how to carry the knowledge over")
 page_setup()

@@ -7,8 +7,8 @@ import streamlit as st
 from pages._ui import cfg, error_box, escape_markdown, keep_draft_in_url, page_setup, session
 from pages._run_view import charts, history, status_panel
 from tl_core import NotVisible
-from tl_core import app_api as api
-from tl_core import plots
+from tl_core.app import api
+from tl_core.app import plots
 
 st.title("4 · Train: launch, and watch knowledge transfer")
 page_setup()

@@ -5,8 +5,8 @@ import pandas as pd
 import streamlit as st
 
 from pages._ui import error_box, escape_markdown, page_setup, session
-from tl_core import app_api as api
-from tl_core import plots
+from tl_core.app import api
+from tl_core.app import plots
 
 st.title("5 · Compare: which strategy transferred best?")
 page_setup()

@@ -2,7 +2,7 @@
 import streamlit as st
 
 from pages._ui import error_box, escape_markdown, page_setup, session
-from tl_core import app_api as api
+from tl_core.app import api
 
 st.title("6 · Predict: try the model on new images")
 page_setup()

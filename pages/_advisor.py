@@ -7,8 +7,8 @@ from typing import Callable
 import streamlit as st
 
 from pages._ui import error_box, escape_markdown
-from tl_core import app_api as api
-from tl_core import plots
+from tl_core.app import api
+from tl_core.app import plots
 
 WAITING = ("queued", "starting", "running")
 

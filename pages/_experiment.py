@@ -4,8 +4,8 @@ import streamlit as st
 
 from pages._ui import error_box, escape_markdown
 from tl_core import StoreBusy
-from tl_core import app_api as api
-from tl_core import plots
+from tl_core.app import api
+from tl_core.app import plots
 
 
 @st.fragment(run_every=3.0)

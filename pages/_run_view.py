@@ -1,12 +1,12 @@
 """The Train page's view of one run: its live status, its charts, and the images behind its numbers (the
 confusion of the epoch it reports, a row per class, a cell's images, a map point's image). Widgets only: the
-words, rows and choices come from `tl_core.app_api`."""
+words, rows and choices come from `tl_core.app.api`."""
 import streamlit as st
 
 from pages._ui import error_box, escape_markdown, session
 from tl_core import StoreBusy
-from tl_core import app_api as api
-from tl_core import plots
+from tl_core.app import api
+from tl_core.app import plots
 
 
 def history(run_id):

@@ -9,8 +9,8 @@ from contextlib import contextmanager
 import streamlit as st
 
 from tl_core import StoreBusy, TLError
-from tl_core import app_api as api
-from tl_core.app_api import escape_markdown  # the pages' one escaping of users' text
+from tl_core.app import api
+from tl_core.app.api import escape_markdown  # the pages' one escaping of users' text
 
 COOKIE = "tl_session"
 SEAT_COOKIE = "tl_seat"

@@ -90,7 +90,7 @@ def class_zip(name: str, per_class: int = 5) -> bytes:
 def named_session(name: str, seated: bool = True):
     """A browser session whose token is derived from `name` (the same name, the same session); seated
     (a student who opened the teacher's join link) unless `seated` is False."""
-    from tl_core.access import Session, session_from_token
+    from tl_core.policy.access import Session, session_from_token
 
     s = session_from_token((name + "-token-" * 8)[:40])[0]
     return Session(s.owner, seated=True, who=name) if seated else s

@@ -14,11 +14,11 @@ from PIL import Image
 
 from conftest import isolated_home
 from tl_core import RunConfig
-from tl_core import app_api as api
-from tl_core.access import CLI_SESSION, Session, check_config, resolve_folder, session_from_token
-from tl_core.errors import ConfigError, NotVisible, QuotaExceeded, TLError
+from tl_core.app import api
+from tl_core.policy.access import CLI_SESSION, Session, check_config, resolve_folder, session_from_token
+from tl_core.base.errors import ConfigError, NotVisible, QuotaExceeded, TLError
 from tl_core.runs import store
-from tl_core.validation import validate
+from tl_core.planning.validation import validate
 
 TINY = {"epochs": 1, "steps_per_epoch": 5, "batch_size": 8, "embedding": "none"}
 
@@ -228,7 +228,7 @@ def _flip(data: bytes, offset_in_header: int, value: bytes) -> bytes:
 def test_a_failed_unpack_leaves_nothing_behind(home, case, monkeypatch):
     import errno
 
-    import tl_core.uploads as uploads
+    import tl_core.policy.uploads as uploads
 
     data = good_zip()
     if case == "encrypted":
@@ -305,7 +305,8 @@ def test_upload_quotas_per_session_and_for_the_server(home, monkeypatch):
 def test_queue_quotas_hold_when_thirty_sessions_submit_at_once_and_each_gets_its_first_run_in(home, monkeypatch):
     monkeypatch.setenv("TL_QUOTA_QUEUED_RUNS", "2")
     monkeypatch.setenv("TL_QUOTA_QUEUED_TOTAL", "45")
-    from tl_core import access, runs
+    from tl_core.policy import access
+    from tl_core import runs
 
     monkeypatch.setattr(runs.jobs, "schedule", lambda st=None: [])  # queue only: no worker starts here
     sessions = [sess(f"student{i}") for i in range(30)]
@@ -376,7 +377,7 @@ def _png_with_size(w: int, h: int) -> bytes:
 
 
 def test_image_decodes_are_bounded_on_input_and_output():
-    from tl_core.domains.folder import load_image
+    from tl_core.data.domains.folder import load_image
 
     for w, h in ((100_000, 100_000), (40_001, 1000), (1, 40_000_001)):
         with pytest.raises(ConfigError, match="megapixels"):
@@ -407,8 +408,8 @@ def test_model_metadata_is_bounded_before_anything_is_built(home):
 
 
 def test_memory_caches_have_a_byte_cap_and_evict():
-    from tl_core.domains.base import _MEMO
-    from tl_core.lru import ByteLRU
+    from tl_core.data.domains.base import _MEMO
+    from tl_core.base.lru import ByteLRU
 
     c = ByteLRU(100, len)
     c.put("a", b"x" * 40)
@@ -425,8 +426,8 @@ def test_a_reuploaded_model_with_the_same_name_is_the_new_model(home):
     import torch
     from safetensors.torch import save
 
-    from tl_core.backbones import build_backbone
-    from tl_core.model import Classifier
+    from tl_core.models.backbones import build_backbone
+    from tl_core.models.model import Classifier
 
     meta = {"backbone": "lenet", "classes": [str(i) for i in range(10)], "num_classes": 10, "in_channels": 1,
             "input_spec": {"size": 28, "channels": 1, "mean": [0.5], "std": [0.5]}}

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 from conftest import ROOT, module_home, named_session
-from tl_core import advisor
-from tl_core import app_api as api
-from tl_core import transferability as T
-from tl_core.errors import ConfigError, TLError
+from tl_core.advice import advisor
+from tl_core.app import api
+from tl_core.scores import transferability as T
+from tl_core.base.errors import ConfigError, TLError
 
 PAIR = ("uci_digits", "syndigits")  # small built-in digit domains: LeNet's brief training takes seconds
 
@@ -70,8 +70,8 @@ def home(tmp_path_factory):
 
 def test_probes_train_a_quarter_at_most_are_kept_by_their_key_and_ranked_by_the_validators(home, monkeypatch,
                                                                                              tmp_path):
-    from tl_core import probes
-    from tl_core.validators import COMPOSITE
+    from tl_core.advice import probes
+    from tl_core.scores.validators import COMPOSITE
 
     cfg, planned, est = probes.probe_config(*PAIR, "lenet", 0, "dann", 0, step_budget_s=1e9)
     assert cfg.train.epochs * cfg.train.steps_per_epoch <= planned // 4 and cfg.train.embedding == "none"
@@ -189,8 +189,8 @@ def test_the_pages_call_on_two_10000_image_folders_returns_at_once_and_the_job_s
     whole folder."""
     import time
 
-    from tl_core.app_parts import experiments as page_door
-    from tl_core.domains import folder
+    from tl_core.app import experiments as page_door
+    from tl_core.data.domains import folder
 
     a, b = _big_folder(tmp_path / "a", 5000), _big_folder(tmp_path / "b", 5000)
     monkeypatch.setenv("TL_FOLDER_ROOTS", str(tmp_path))

@@ -6,7 +6,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from conftest import PACS, ROOT, class_zip, isolated_home
-from tl_core.validation import validate
+from tl_core.planning.validation import validate
 
 APP = str(ROOT / "app.py")
 TINY = {"epochs": 2, "steps_per_epoch": 8, "batch_size": 16, "embedding": "pca", "embed_points": 50}
@@ -27,9 +27,9 @@ def store_home(tmp_path_factory):
 
 def _prepare_runs():
     from tl_core import RunConfig
-    from tl_core.checkpoint import Checkpointer
+    from tl_core.models.checkpoint import Checkpointer
     from tl_core.runs import StoreSink, store
-    from tl_core.trainer import Trainer
+    from tl_core.training.trainer import Trainer
 
     ids = {}
     for method in ("source_only", "dann"):
@@ -185,7 +185,7 @@ def test_train_page_launch_submits_a_run(at):
 
 def test_train_page_fits_a_pretrained_draft_to_the_time_budget(at):
     from tl_core import RunConfig
-    from tl_core.planner import raw_estimate
+    from tl_core.planning.planner import raw_estimate
 
     at.session_state.cfg = {**at.session_state.cfg, "model": {**at.session_state.cfg["model"],
                                                                 "backbone": "efficientnet_lite0", "freeze": 0},
@@ -275,7 +275,7 @@ def test_compare_page_shows_mean_and_std_over_seeds(at, store_home):
 
 
 def test_an_upload_in_one_session_is_not_listed_in_another(store_home, monkeypatch, tmp_path):
-    from tl_core import app_api as api
+    from tl_core.app import api
 
     monkeypatch.setenv("TL_HOME", str(store_home[0]))
     alice, bob = AppTest.from_file(APP, default_timeout=120), AppTest.from_file(APP, default_timeout=120)
@@ -311,7 +311,7 @@ def test_a_link_to_a_run_one_may_not_see_says_so_and_shows_no_other(at, store_ho
 def test_a_reload_keeps_the_guides_choices_and_a_hostile_draft_is_ignored(store_home, monkeypatch, tmp_path):
     """The draft lives in the address (`?draft=`), as the Experiments page's setup does: a reload, or
     the address opened in a new tab, comes back to the same choices."""
-    from tl_core import app_api as api
+    from tl_core.app import api
 
     monkeypatch.setenv("TL_FOLDER_ROOTS", str(tmp_path))
     draft = api.default_config()

@@ -3,7 +3,7 @@ against a numpy reference written from the paper, and on a real run beside the m
 import numpy as np
 import pytest
 
-from tl_core.metrics import atc_estimate
+from tl_core.scores.metrics import atc_estimate
 
 
 def reference_atc(val_logits, val_labels, target_logits):

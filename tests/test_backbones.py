@@ -4,9 +4,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from tl_core.backbones import (LITE_FILES, backbone_info, build_backbone, lite_file, lite_imagenet_model,
-                               list_backbones)
-from tl_core.errors import DataUnavailable
+from tl_core.models.backbones import (
+    LITE_FILES, backbone_info, build_backbone, lite_file, lite_imagenet_model, list_backbones
+)
+from tl_core.base.errors import DataUnavailable
 
 
 def _small(name):
@@ -96,7 +97,7 @@ def test_lite_imagenet_weights_classify_bundled_photographs(variant):
 def test_weight_file_table_matches_torchvision(tmp_path, monkeypatch):
     import torchvision.models as tvm
 
-    from tl_core.backbones import TV_WEIGHT_FILES, hub_dir
+    from tl_core.models.backbones import TV_WEIGHT_FILES, hub_dir
 
     for arch, fname in TV_WEIGHT_FILES.items():
         assert tvm.get_model_weights(arch).IMAGENET1K_V1.url.endswith("/" + fname)

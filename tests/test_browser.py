@@ -210,8 +210,8 @@ def test_a_confusion_cell_and_a_map_point_open_their_images(server, browser):
                        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert p.returncode == 0, p.stderr[-2000:]
     rid = json.loads(p.stdout.strip().splitlines()[-1])["run_id"]
-    from tl_core import app_api as api
-    from tl_core.access import CLI_SESSION
+    from tl_core.app import api
+    from tl_core.policy.access import CLI_SESSION
 
     os.environ["TL_HOME"], old = str(home), os.environ["TL_HOME"]
     try:

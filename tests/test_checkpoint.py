@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from tl_core import RunConfig
-from tl_core.checkpoint import Checkpointer, Predictor
-from tl_core.domains import get_domain
-from tl_core.trainer import Trainer
+from tl_core.models.checkpoint import Checkpointer, Predictor
+from tl_core.data.domains import get_domain
+from tl_core.training.trainer import Trainer
 
 
 def cfg(epochs=3, **train):
@@ -49,7 +49,7 @@ def test_best_and_last_are_kept_and_old_ones_pruned(tmp_path):
 
 
 def test_crash_during_save_leaves_the_previous_checkpoint_loadable(tmp_path, monkeypatch):
-    import tl_core.checkpoint as ckmod
+    import tl_core.models.checkpoint as ckmod
 
     ck = Checkpointer(tmp_path)
     t = Trainer(cfg(epochs=1), checkpointer=ck)
@@ -65,7 +65,7 @@ def test_crash_during_save_leaves_the_previous_checkpoint_loadable(tmp_path, mon
         real(path, tensors, meta)
 
     monkeypatch.setattr(ckmod, "_save_tensors", crash_on_second)
-    from tl_core.errors import RunAborted
+    from tl_core.base.errors import RunAborted
 
     with pytest.raises(RunAborted, match="disk is full.*epoch 1 is intact"):
         ck.save(t.state, t.model_meta(), 2, best=True)
@@ -105,7 +105,7 @@ def test_a_bottleneck_model_is_saved_and_loaded_with_its_bottleneck(tmp_path):
     assert pred.model.backbone.feat_dim == 32
     x = get_domain("uci_digits").load().x_test[:8]
     t.model.eval()
-    from tl_core.inputs import adapt
+    from tl_core.base.inputs import adapt
 
     want = t.model(adapt(x, t.spec, torch.device("cpu"))).softmax(1).max(1).values
     got = torch.tensor([p[0] for p in pred.predict(x, top_k=1)["probs"]])
@@ -182,7 +182,7 @@ def test_a_weight_normalised_head_is_saved_and_predicts_after_loading(tmp_path):
     folder = Checkpointer(tmp_path).path("best")
     assert json.loads((folder / "model.json").read_text())["head"] == "weight_norm"
     p = Predictor(folder)
-    from tl_core.inputs import adapt
+    from tl_core.base.inputs import adapt
 
     x = get_domain("uci_digits").load().x_test[:4]
     with torch.no_grad():

@@ -11,9 +11,9 @@ import pytest
 from PIL import Image
 
 from conftest import isolated_home, named_session as sess
-from tl_core import app_api as api
-from tl_core.errors import ConfigError, QuotaExceeded, TLError
-from tl_core.validation import validate
+from tl_core.app import api
+from tl_core.base.errors import ConfigError, QuotaExceeded, TLError
+from tl_core.planning.validation import validate
 
 
 @pytest.fixture
@@ -46,7 +46,7 @@ def tiny_zip(n_per_class=300, classes="ab", side=1) -> bytes:
 # -- 2. memory and disk bounded by decoded pixels --------------------------------------------------
 
 def test_a_dataset_of_tiny_images_stays_tiny_decoded_in_memory_and_on_disk(home):
-    from tl_core.domains import get_domain
+    from tl_core.data.domains import get_domain
 
     s = sess("a")
     up = api.ingest_zip(tiny_zip(), "tiny", s)
@@ -59,7 +59,7 @@ def test_a_dataset_of_tiny_images_stays_tiny_decoded_in_memory_and_on_disk(home)
 
 
 def test_a_preview_decodes_only_the_images_it_shows(home, monkeypatch):
-    from tl_core.domains import folder
+    from tl_core.data.domains import folder
 
     s = sess("a")
     up = api.ingest_zip(tiny_zip(n_per_class=200, side=4), "many", s)
@@ -68,7 +68,7 @@ def test_a_preview_decodes_only_the_images_it_shows(home, monkeypatch):
     monkeypatch.setattr(folder, "load_image", lambda *a, **k: calls.append(a[0]) or real(*a, **k))
     p = api.preview_mosaic(up["domain"], s, per_class=6)
     assert len(calls) == 12 and p["n_train"] + p["n_test"] == 400
-    from tl_core.domains import get_domain
+    from tl_core.data.domains import get_domain
 
     assert not get_domain(up["domain"]).cache_path().exists()  # the dataset was not decoded as a whole
 
@@ -77,7 +77,7 @@ def test_a_preview_decodes_only_the_images_it_shows(home, monkeypatch):
 def test_a_large_image_is_cut_and_resized_before_any_full_size_copy(tmp_path, mode):
     """No float, 16-bit-to-8-bit or alpha-composited copy of the full image is made: what numpy
     allocates stays a few small arrays whatever the input's size."""
-    from tl_core.domains.folder import load_image
+    from tl_core.data.domains.folder import load_image
 
     side = 2000
     if mode == "F":
@@ -105,7 +105,7 @@ def test_a_large_image_is_cut_and_resized_before_any_full_size_copy(tmp_path, mo
 
 
 def test_a_datasets_decoded_bytes_stay_within_its_quota(home, monkeypatch):
-    from tl_core.domains import get_domain
+    from tl_core.data.domains import get_domain
 
     monkeypatch.setenv("TL_QUOTA_DOMAIN_DECODED_MB", "1")  # 1 MB for one dataset
     s = sess("a")
@@ -132,7 +132,7 @@ def test_a_sessions_decoded_quota_refuses_an_upload_until_one_is_deleted(home, m
 def test_the_disk_cache_is_pruned_oldest_first_under_its_cap(home, monkeypatch):
     import os
 
-    from tl_core.domains.base import prune_disk_cache
+    from tl_core.data.domains.base import prune_disk_cache
 
     folder = home / "cache" / "domains"
     folder.mkdir(parents=True, exist_ok=True)
@@ -153,7 +153,7 @@ def test_the_disk_cache_is_pruned_oldest_first_under_its_cap(home, monkeypatch):
 def test_only_accepted_formats_are_opened_whatever_the_extension_says(tmp_path, monkeypatch):
     from PIL import EpsImagePlugin
 
-    from tl_core.domains.folder import load_image
+    from tl_core.data.domains.folder import load_image
 
     opened = []
     monkeypatch.setattr(EpsImagePlugin.EpsImageFile, "_open", lambda self: opened.append(1))
@@ -175,10 +175,10 @@ def test_a_class_made_only_of_unreadable_files_is_refused_by_name(home):
 def test_a_refused_reupload_of_a_model_keeps_the_good_one(home):
     from safetensors.torch import save
 
-    from tl_core.app_parts.predict import import_model
-    from tl_core.backbones import build_backbone
-    from tl_core.inputs import InputSpec
-    from tl_core.model import Classifier
+    from tl_core.app.predict import import_model
+    from tl_core.models.backbones import build_backbone
+    from tl_core.base.inputs import InputSpec
+    from tl_core.models.model import Classifier
 
     s = sess("a")
     model = Classifier(build_backbone("lenet", pretrained=False, input_size=28, in_channels=1), 2)
@@ -192,7 +192,7 @@ def test_a_refused_reupload_of_a_model_keeps_the_good_one(home):
 
 
 def test_a_safetensors_shape_that_overflows_is_a_clear_refusal():
-    from tl_core.checkpoint import check_safetensors
+    from tl_core.models.checkpoint import check_safetensors
 
     header = json.dumps({"w": {"dtype": "F32", "shape": [2**40, 2**40, 2**40], "data_offsets": [0, 4]}}).encode()
     with pytest.raises(ConfigError, match="truncated or damaged"):
@@ -288,7 +288,7 @@ def test_run_ids_say_nothing_about_other_sessions(home, monkeypatch):
 
 
 def test_the_weights_message_shows_no_server_path():
-    from tl_core.backbones import backbone_info
+    from tl_core.models.backbones import backbone_info
 
     for name in ("efficientnet_lite0", "resnet18"):
         assert "/" not in backbone_info(name).weights_status()[1]

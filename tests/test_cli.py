@@ -3,7 +3,7 @@ import subprocess
 import sys
 
 from conftest import ROOT
-from tl_core.validation import validate
+from tl_core.planning.validation import validate
 
 
 def run(*args, timeout=240):
@@ -116,7 +116,7 @@ def _parsed(cmd: str):
 
 def test_the_command_shown_for_a_run_rebuilds_exactly_its_config():
     from tl_core import RunConfig
-    from tl_core.app_api import cli_command
+    from tl_core.app.api import cli_command
 
     plain = RunConfig().replace(data={"source": "syndigits", "target": "uci_digits"})
     odd = plain.replace(

@@ -4,7 +4,7 @@ import pytest
 
 from tl_core import ConfigError, RunConfig
 from tl_core.config import DataSpec
-from tl_core.validation import validate
+from tl_core.planning.validation import validate
 
 
 def test_json_round_trip_and_stable_id():

@@ -3,10 +3,11 @@ import pytest
 import torch
 
 from conftest import PACS, needs_mnist, needs_pacs, needs_usps
-from tl_core.domains import (SHIFTS, check_label_spaces, clear_memory_cache, get_domain, list_domains,
-                             register_folder)
-from tl_core.errors import ConfigError, DataUnavailable
-from tl_core.inputs import InputSpec, adapt
+from tl_core.data.domains import (
+    SHIFTS, check_label_spaces, clear_memory_cache, get_domain, list_domains, register_folder
+)
+from tl_core.base.errors import ConfigError, DataUnavailable
+from tl_core.base.inputs import InputSpec, adapt
 
 
 def _check(data, n_classes, channels):
@@ -44,7 +45,7 @@ def test_syndigits_is_deterministic_and_varied():
     d = get_domain("syndigits").load()
     _check(d, 10, 3)
     assert (len(d.x_train), len(d.x_test)) == (10000, 2000)
-    from tl_core.domains.render import render_digits
+    from tl_core.data.domains.render import render_digits
 
     a, ya = render_digits(40, seed=5)
     b, yb = render_digits(40, seed=5)

@@ -7,10 +7,10 @@ import pytest
 
 from conftest import ROOT, isolated_home
 from tl_core import ConfigError, QuotaExceeded, TLError
-from tl_core import app_api as api
+from tl_core.app import api
 from tl_core import experiments as X
 from tl_core import store as store_mod
-from tl_core.access import Session
+from tl_core.policy.access import Session
 from tl_core.experiments import Arm, ExperimentSpec
 
 ALICE, BOB = Session("a" * 32), Session("b" * 32)
@@ -25,7 +25,7 @@ def home(tmp_path, monkeypatch):
     monkeypatch.setattr("tl_core.runs.jobs.schedule", lambda st=None: [])  # nothing starts: these tests read records
     yield h
     from tl_core import runs
-    from tl_core.paths import tl_home
+    from tl_core.base.paths import tl_home
 
     runs.stop_scheduler(tl_home())  # an app test started the server's scheduler thread for this home
     for r in runs.list_runs():  # and no run of this home may start or outlive its test
@@ -108,7 +108,7 @@ def histories(e: dict, n: int = 2007) -> dict:
 
     import numpy as np
 
-    from tl_core.stats import pack_bits
+    from tl_core.scores.stats import pack_bits
 
     out = {}
     for r in e["runs"]:
@@ -373,7 +373,7 @@ def test_an_experiment_too_large_for_the_server_is_refused_before_anything_is_qu
 def test_no_run_longer_than_the_servers_limit_is_offered_and_a_budget_per_run_fits_it(home, monkeypatch):
     """A custom grid whose runs would be stopped half-way by the run limit cannot launch; the page's
     time per run (`budget=` in its link) plans each run to fit, as `train --budget` does."""
-    from tl_core.planner import estimate_seconds
+    from tl_core.planning.planner import estimate_seconds
 
     q = {"source": "uci_digits", "target": "syndigits", "methods": "dann", "seeds": "0"}
     plain, _ = api.experiment_from_query(q, ALICE)
@@ -393,7 +393,7 @@ def test_no_run_longer_than_the_servers_limit_is_offered_and_a_budget_per_run_fi
     assert plan["why"] == "" and plan["runs"] == 2 and plan["estimate_s"] <= 2 * longest * 0.6
     assert "each planned to about" in api.plan_words(plan)[0]
     assert api.launch_experiment(fitted, ALICE)
-    from tl_core.access import CLI_SESSION
+    from tl_core.policy.access import CLI_SESSION
 
     assert api.plan_experiment(plain, CLI_SESSION)["why"] == ""  # the command line has no limit
     for bad in ("-5", "1e9", "soon"):
@@ -515,7 +515,7 @@ def test_a_run_declares_its_share_of_the_device():
 
 def test_progress_counts_only_finished_runs_as_done():
     from tl_core import RunConfig
-    from tl_core.app_api import progress_words
+    from tl_core.app.api import progress_words
 
     cfg = RunConfig().to_dict()
     statuses = ["finished", "cancelled", "failed", "queued"]

@@ -7,12 +7,12 @@ import threading
 import pytest
 
 from conftest import isolated_home
-from tl_core import app_api as api
+from tl_core.app import api
 from tl_core import runs
 from tl_core.runs import executors
-from tl_core import seats
-from tl_core.access import session_from_seat, session_from_token
-from tl_core.errors import QuotaExceeded
+from tl_core.store import seats
+from tl_core.policy.access import session_from_seat, session_from_token
+from tl_core.base.errors import QuotaExceeded
 
 
 def seated(n: int) -> list:

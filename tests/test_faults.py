@@ -13,10 +13,10 @@ import torch
 
 from conftest import ROOT, isolated_home
 from tl_core import RunConfig, runs
-from tl_core import events as ev
-from tl_core.checkpoint import Checkpointer, Predictor
-from tl_core.trainer import Trainer
-from tl_core.validation import validate
+from tl_core.base import events as ev
+from tl_core.models.checkpoint import Checkpointer, Predictor
+from tl_core.training.trainer import Trainer
+from tl_core.planning.validation import validate
 
 
 def tiny(method="dann", **kw):
@@ -83,7 +83,7 @@ def _store_run(cfg, monkeypatch_epoch_fault=None):
 
 
 def test_disk_full_while_saving_keeps_the_previous_checkpoint_and_fails_with_a_message(home, monkeypatch):
-    import tl_core.checkpoint as ck
+    import tl_core.models.checkpoint as ck
 
     real, calls = ck._save_tensors, {"n": 0}
 

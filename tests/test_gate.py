@@ -9,8 +9,8 @@ from PIL import Image
 
 from conftest import isolated_home, named_session as sess
 from tl_core import RunConfig
-from tl_core import app_api as api
-from tl_core.errors import TLError
+from tl_core.app import api
+from tl_core.base.errors import TLError
 
 TINY = {"epochs": 1, "steps_per_epoch": 2, "batch_size": 8, "embedding": "none"}
 
@@ -133,7 +133,7 @@ def test_add_folder_refuses_every_path_outside_the_roots_with_the_same_text(worl
 
 def test_an_allowed_folder_is_listed_once_however_many_runs_a_grid_has(world, monkeypatch):
     """A link with several strategies x seeds on a folder reads that folder once, not once per run."""
-    from tl_core.domains.folder import clear_scan_cache
+    from tl_core.data.domains.folder import clear_scan_cache
 
     alice = sess("alice")
     photos = world["root"] / "photos"
@@ -156,7 +156,7 @@ def test_an_allowed_folder_is_listed_once_however_many_runs_a_grid_has(world, mo
 
 
 def test_a_scan_is_bounded_in_the_entries_it_visits(tmp_path, monkeypatch):
-    from tl_core.domains import folder
+    from tl_core.data.domains import folder
 
     image_tree(tmp_path / "big", n=30)
     monkeypatch.setattr(folder, "MAX_SCAN_ENTRIES", 40)
@@ -166,8 +166,8 @@ def test_a_scan_is_bounded_in_the_entries_it_visits(tmp_path, monkeypatch):
 
 
 def test_the_name_grammar_knows_the_same_shifts_as_the_shift_catalogue():
-    from tl_core.domains import SHIFTS
-    from tl_core.domains.names import SHIFT_KINDS, parse
+    from tl_core.data.domains import SHIFTS
+    from tl_core.data.domains.names import SHIFT_KINDS, parse
 
     assert set(SHIFT_KINDS) == set(SHIFTS)
     n = parse("folder:/a+b/c+rotate:2+noise:1")

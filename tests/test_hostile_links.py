@@ -9,9 +9,9 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from conftest import ROOT, module_home
-from tl_core import app_api as api
+from tl_core.app import api
 from tl_core.config import RunConfig, loads_bounded
-from tl_core.errors import ConfigError
+from tl_core.base.errors import ConfigError
 
 APP = str(ROOT / "app.py")
 PAGES = ["0_experiments", "1_data", "2_model", "3_strategy", "4_train", "5_compare", "6_predict"]

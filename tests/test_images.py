@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tl_core.domains.folder import STORE_SIZE, FolderDomain, load_image
+from tl_core.data.domains.folder import STORE_SIZE, FolderDomain, load_image
 
 
 def save(path, im, fmt="PNG", **kw):

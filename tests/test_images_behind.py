@@ -32,9 +32,9 @@ def pacs_run(tmp_path_factory):
 
 
 def test_a_confusion_cell_opens_exactly_the_images_it_counts(pacs_run):
-    from tl_core import app_api as api
-    from tl_core import thumbs
-    from tl_core.access import CLI_SESSION
+    from tl_core.app import api
+    from tl_core.data import thumbs
+    from tl_core.policy.access import CLI_SESSION
     from tl_core.runs import read_metrics
 
     rep = api.class_report(CLI_SESSION, pacs_run)
@@ -73,9 +73,10 @@ def _thumbs_of(true_class, predicted, run_id):
     """The thumbnails, made anew from the run's own evaluation images, of those the run predicted so."""
     import torch
 
-    from tl_core import RunConfig, thumbs
-    from tl_core.data import prepare
-    from tl_core.inputs import InputSpec
+    from tl_core import RunConfig
+    from tl_core.data import thumbs
+    from tl_core.data.loaders import prepare
+    from tl_core.base.inputs import InputSpec
     from tl_core.runs import get_run, read_predictions, store
 
     p = read_predictions(run_id, "last")["target"]
@@ -88,8 +89,8 @@ def _thumbs_of(true_class, predicted, run_id):
 
 
 def test_a_map_point_opens_its_image_and_the_source_split_has_its_cells(pacs_run):
-    from tl_core import app_api as api
-    from tl_core.access import CLI_SESSION
+    from tl_core.app import api
+    from tl_core.policy.access import CLI_SESSION
 
     emb = api.read_embedding(CLI_SESSION, pacs_run)
     assert len(emb["row"]) == len(emb["x"])
@@ -106,8 +107,8 @@ def test_a_map_point_opens_its_image_and_the_source_split_has_its_cells(pacs_run
 
 def test_another_session_cannot_fetch_a_private_runs_images(pacs_run, tmp_path_factory):
     """A student's own run (private): another session gets the same refusal as for a run that does not exist."""
-    from tl_core import app_api as api
-    from tl_core.errors import NotVisible
+    from tl_core.app import api
+    from tl_core.base.errors import NotVisible
 
     alice, bob = named_session("alice-behind"), named_session("bob-behind")
     cfg = api.default_config()
@@ -131,8 +132,8 @@ def test_another_session_cannot_fetch_a_private_runs_images(pacs_run, tmp_path_f
 
 def test_a_reused_run_shows_the_same_images(pacs_run):
     """Identical inputs are trained once: the run that reuses it opens the same cells (hard-linked predictions)."""
-    from tl_core import app_api as api
-    from tl_core.access import CLI_SESSION
+    from tl_core.app import api
+    from tl_core.policy.access import CLI_SESSION
 
     again = cli_train(*PACS_RUN)
     assert again["run_id"] != pacs_run and again.get("reused_from") == pacs_run
@@ -149,8 +150,8 @@ def test_the_train_page_opens_a_cell_and_names_a_collapsed_class(pacs_run):
     (up to the cap), and a class that collapsed is said in words."""
     from streamlit.testing.v1 import AppTest
 
-    from tl_core import app_api as api
-    from tl_core.access import CLI_SESSION
+    from tl_core.app import api
+    from tl_core.policy.access import CLI_SESSION
 
     rep = api.class_report(CLI_SESSION, pacs_run)
     at = AppTest.from_file(str(ROOT / "pages" / "4_train.py"), default_timeout=120)

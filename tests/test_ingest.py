@@ -10,9 +10,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from tl_core.access import session_from_token
-from tl_core.app_api import ingest_zip
-from tl_core.errors import ConfigError
+from tl_core.policy.access import session_from_token
+from tl_core.app.api import ingest_zip
+from tl_core.base.errors import ConfigError
 
 
 def sess(name: str):
@@ -65,7 +65,7 @@ def test_a_good_zip_becomes_a_domain_with_junk_ignored(home):
     assert len(res["skipped"]) == 3
     assert res["domain"] == f"upload:{sess('s1').owner}/shapes"
     assert (home / "uploads" / sess("s1").owner / "domains" / "shapes" / "circle").is_dir()
-    from tl_core.domains import get_domain
+    from tl_core.data.domains import get_domain
 
     d = get_domain(res["domain"]).load()  # resolvable by name from any process
     assert len(d.x_train) + len(d.x_test) == 12
@@ -176,8 +176,8 @@ def test_more_than_2_gb_claimed_is_refused_before_extraction(home):
 
 
 def test_headers_that_understate_the_size_do_not_get_past_the_written_byte_count(home, monkeypatch):
-    import tl_core.uploads as uploads
-    from tl_core.errors import TLError
+    import tl_core.policy.uploads as uploads
+    from tl_core.base.errors import TLError
 
     monkeypatch.setattr(uploads, "MAX_UNCOMPRESSED", 20_000)
     entries = {f"big/{c}/{i}.png": png(i, size=40) for c in ("a", "b") for i in range(4)}  # ~40 kB in all
@@ -215,7 +215,7 @@ def test_a_class_with_one_image_is_refused_and_fewer_than_five_warned(home):
 
 
 def test_class_names_differing_only_by_case_or_spacing(home):
-    from tl_core.domains import check_label_spaces, get_domain
+    from tl_core.data.domains import check_label_spaces, get_domain
 
     entries = {f"x/{c}/{i}.png": png(i) for c in ("Cat", "cat ") for i in range(3)}
     with pytest.raises(ConfigError, match="look the same"):

@@ -27,7 +27,7 @@ ENV = {"TL_MAX_RUNS": "1", "TL_QUOTA_QUEUED_RUNS": str(PER_SESSION), "TL_QUOTA_R
 
 
 def tiny_config() -> dict:
-    from tl_core import app_api as api
+    from tl_core.app import api
 
     c = api.default_config()
     return {**c, "data": {**c["data"], "source": "syndigits", "target": "uci_digits", "max_per_domain": 200},
@@ -35,7 +35,7 @@ def tiny_config() -> dict:
 
 
 def _tiny_draft() -> str:
-    from tl_core import app_api as api
+    from tl_core.app import api
 
     return api.draft_to_query(tiny_config())
 
@@ -108,7 +108,7 @@ def run_choices(page) -> list[str]:
 
 
 def owner_of(ctx) -> str:
-    from tl_core.access import session_from_token
+    from tl_core.policy.access import session_from_token
 
     token = next(c["value"] for c in ctx.cookies() if c["name"] == "tl_session")
     return session_from_token(token)[0].owner
@@ -118,10 +118,10 @@ def test_a_classroom_at_once(tmp_path, monkeypatch):
     from playwright.sync_api import sync_playwright
 
     from test_browser import free_port
-    from tl_core import app_api as api
+    from tl_core.app import api
     from tl_core import runs
-    from tl_core.access import session_from_token
-    from tl_core.errors import QuotaExceeded
+    from tl_core.policy.access import session_from_token
+    from tl_core.base.errors import QuotaExceeded
 
     home = isolated_home(tmp_path / "home")
     for k, v in ENV.items():

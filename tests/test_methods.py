@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from tl_core.methods import Step, get_method, list_methods, warm_start
 from tl_core.methods.coral import coral_loss
 from tl_core.methods.mmd import mk_mmd
-from tl_core.validation import validate
+from tl_core.planning.validation import validate
 
 D, K, B = 16, 5, 12
 
@@ -199,7 +199,7 @@ def test_dann_with_gamma_zero_reverses_at_full_strength():
 def test_reported_mmd_takes_its_bandwidth_from_distinct_pairs_only():
     """Far from the origin the Gram-trick self-distances are rounding noise, not zeros; the median
     heuristic must not count them."""
-    from tl_core.metrics import gaussian_mmd
+    from tl_core.scores.metrics import gaussian_mmd
 
     rng = np.random.default_rng(0)
     a, b = 1000 + rng.normal(size=(40, 8)), 1000.5 + rng.normal(size=(40, 8))
@@ -415,7 +415,7 @@ def test_pseudo_labels_only_count_confident_images():
 
 
 def test_strong_augmentation_keeps_the_shape_and_changes_the_images():
-    from tl_core.data import strong_augment
+    from tl_core.data.loaders import strong_augment
 
     x = torch.rand(8, 1, 28, 28)
     y = strong_augment(x, torch.Generator().manual_seed(0))
@@ -521,7 +521,7 @@ def test_layerwise_finetuning_thaws_from_the_top_with_decaying_rates():
 
 
 def test_selection_scores_match_numpy_and_their_extremes():
-    from tl_core.metrics import im_score, mean_entropy, snd_score
+    from tl_core.scores.metrics import im_score, mean_entropy, snd_score
 
     g = np.random.default_rng(1)
     z = g.normal(size=(40, K)) * 3

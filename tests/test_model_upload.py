@@ -9,11 +9,11 @@ import torch
 from safetensors.torch import save
 
 from tl_core import RunConfig
-from tl_core import app_api as api
-from tl_core.access import session_from_token
-from tl_core.checkpoint import Checkpointer
-from tl_core.errors import ConfigError
-from tl_core.trainer import Trainer
+from tl_core.app import api
+from tl_core.policy.access import session_from_token
+from tl_core.models.checkpoint import Checkpointer
+from tl_core.base.errors import ConfigError
+from tl_core.training.trainer import Trainer
 
 
 @pytest.fixture(scope="module")
@@ -49,8 +49,8 @@ def test_a_good_upload_predicts(home, exported):
     assert res["model"].startswith("upload:") and len(res["classes"]) == 10
     img = np.zeros((3, 28, 28), np.uint8)
     out = api.predict(sess("s1"), res["model"], [img], top_k=3)
-    from tl_core.checkpoint import Predictor
-    from tl_core.inputs import adapt
+    from tl_core.models.checkpoint import Predictor
+    from tl_core.base.inputs import adapt
 
     stored = list((home / "uploads" / sess("s1").owner / "models").glob("mine--*"))
     assert len(stored) == 1
@@ -154,7 +154,7 @@ def test_the_checkpoint_zip_from_the_compare_page_imports_and_a_torch_save_zip_d
 def test_an_uploaded_model_is_listed_after_a_reload_and_only_its_owner_can_delete_it(home, exported):
     """Issue 29, item 5: a model file a session added is listed from its upload area (not only the page's
     memory), can be deleted by its owner (freeing its quota) and by no one else."""
-    from tl_core import access
+    from tl_core.policy import access
 
     w, meta = exported
     me, other = sess("owner"), sess("stranger")

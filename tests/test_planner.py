@@ -4,9 +4,9 @@ import pytest
 
 from conftest import PACS, isolated_home, needs_pacs
 from tl_core import RunConfig
-from tl_core import planner
-from tl_core.planner import estimate_seconds, plan_to_budget, given_fields
-from tl_core.validation import validate
+from tl_core.planning import planner
+from tl_core.planning.planner import estimate_seconds, plan_to_budget, given_fields
+from tl_core.planning.validation import validate
 
 
 @pytest.fixture(autouse=True)
@@ -43,7 +43,7 @@ def test_decoding_a_domain_is_counted_once_per_home(tmp_path, monkeypatch):
     first = estimate_seconds(c)
     later = estimate_seconds(c, decoded={"syndigits", "uci_digits"})
     assert first - later == pytest.approx(planner.DECODE_S["syndigits"] + planner.DECODE_DEFAULT_S)
-    from tl_core.domains import clear_memory_cache, get_domain
+    from tl_core.data.domains import clear_memory_cache, get_domain
 
     clear_memory_cache()  # an earlier test's in-memory copy would skip writing this home's cache
     get_domain("uci_digits").load()  # now cached in this home
@@ -100,7 +100,7 @@ def test_a_small_folder_is_planned_at_the_native_size_from_cached_features():
 
 
 def test_feature_extraction_gets_no_bottleneck_and_a_bottleneck_is_refused_for_it():
-    from tl_core.errors import ConfigError
+    from tl_core.base.errors import ConfigError
 
     c = cfg("feature_extract", backbone="efficientnet_lite0")
     planned, _ = plan_to_budget(c, given=set(), budget_s=120)
@@ -155,7 +155,7 @@ def test_the_discriminator_has_batchnorm_only_when_asked(batch_norm):
 
 def test_shot_gets_its_recipe_unless_the_user_set_it():
     from tl_core import RunConfig
-    from tl_core.resolve import resolve
+    from tl_core.planning.resolve import resolve
 
     cfg = RunConfig().replace(data={"source": "mnist", "target": "usps"}, method={"name": "shot", "params": {}})
     for budget in (0, 120):  # the recipe is part of the method, planned or not
@@ -170,7 +170,7 @@ def test_shot_gets_its_recipe_unless_the_user_set_it():
 
 def test_shot_gets_its_authors_schedule_on_a_network_trained_from_scratch_only():
     from tl_core.methods.shot import SHOT
-    from tl_core.resolve import resolve
+    from tl_core.planning.resolve import resolve
 
     published = (SHOT.scratch_schedule["train.epochs"], SHOT.scratch_schedule["train.steps_per_epoch"])
     plain = RunConfig().train

@@ -167,7 +167,7 @@ def test_an_unreachable_cluster_leaves_runs_queued_and_says_so(tmp_path):
                        capture_output=True, text=True, timeout=120)
     assert p.returncode == 0, p.stderr[-2000:]
     assert json.loads(p.stdout.strip().splitlines()[-1])["status"] == "queued"
-    code = "from tl_core.app_parts.server import executor_summary as s; import json; print(json.dumps(s()))"
+    code = "from tl_core.app.server import executor_summary as s; import json; print(json.dumps(s()))"
     p = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     out = json.loads(p.stdout.strip().splitlines()[-1])
     assert out["executor"] == "ray" and not out["ok"] and "cannot be reached" in out["text"], out

@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from conftest import ROOT, needs_mnist, needs_pacs, PACS
-from tl_core.validation import validate
+from tl_core.planning.validation import validate
 
 TINY = ["--epochs", "2", "--steps", "3", "--batch-size", "16", "--max-per-domain", "200", "--embedding", "none"]
 
@@ -52,7 +52,7 @@ def test_shot_resolves_to_the_same_model_through_every_door():
     from tl_core import RunConfig
     from tl_core.cli import build_parser, resolved_from_args
     from tl_core.experiments import from_methods
-    from tl_core.resolve import resolve
+    from tl_core.planning.resolve import resolve
 
     def model_of(cfg):
         m = cfg.model
@@ -75,9 +75,9 @@ def test_shot_resolves_to_the_same_model_through_every_door():
 
 @needs_pacs
 def test_a_folder_target_is_evaluated_on_every_image_whose_label_training_never_sees():
-    from tl_core.data import prepare
+    from tl_core.data.loaders import prepare
     from tl_core.config import DataSpec
-    from tl_core.stats import accuracy_ci
+    from tl_core.scores.stats import accuracy_ci
 
     spec = DataSpec(source=f"folder:{PACS / 'photo'}", target=f"folder:{PACS / 'sketch'}")
     d = prepare(spec, seed=0)
@@ -119,7 +119,7 @@ def test_the_same_run_resolves_to_the_same_config_through_every_door():
     """(source, target, method, seed, budget) through the CLI's train, an experiment and the Train
     page's "fit the plan" give one identical config (a pretrained backbone: the plan decides a lot)."""
     from tl_core import RunConfig
-    from tl_core.app_parts.strategy import plan_for_budget
+    from tl_core.app.strategy import plan_for_budget
     from tl_core.cli import build_parser, resolved_from_args
     from tl_core.experiments import from_methods
 

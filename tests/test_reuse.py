@@ -13,9 +13,9 @@ from safetensors.torch import load_file
 
 from conftest import ROOT, class_zip, isolated_home, named_session
 from tl_core import RunConfig
-from tl_core import app_api as api
+from tl_core.app import api
 from tl_core import runs
-from tl_core.runkey import key_parts, run_key
+from tl_core.planning.runkey import key_parts, run_key
 
 TIMING = {"wall_s", "train_s", "eval_s", "embed_s", "images_per_s"}
 

@@ -29,7 +29,7 @@ def home(tmp_path, monkeypatch):
 
 @pytest.fixture(autouse=True, scope="module")
 def _decoded_once():
-    from tl_core.domains import get_domain
+    from tl_core.data.domains import get_domain
 
     get_domain("syndigits").load()  # decode once, outside the timed parts
     get_domain("uci_digits").load()

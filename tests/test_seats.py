@@ -9,8 +9,9 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from conftest import ROOT, isolated_home
-from tl_core import access, seats
-from tl_core.access import Session, has_seat, queue_limits, session_from_seat, session_from_token
+from tl_core.policy import access
+from tl_core.store import seats
+from tl_core.policy.access import Session, has_seat, queue_limits, session_from_seat, session_from_token
 
 APP = str(ROOT / "app.py")
 
@@ -51,7 +52,7 @@ def test_a_browser_without_a_seat_is_held_to_the_anonymous_allowance_only_on_a_n
     assert signed.seated and has_seat(signed) and queue_limits(signed).anon is None
     assert access.session_from_user("", "x") is None and access.session_from_user(None) is None
     assert queue_limits(access.CLI_SESSION).total is None
-    from tl_core import app_api as api
+    from tl_core.app import api
 
     assert "No seat" in api.seat_words(stranger) and api.seat_words(on_my_machine) == ""
     assert "Signed in: Ada" in api.seat_words(signed)

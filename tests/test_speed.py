@@ -3,8 +3,9 @@ against the planner's uncorrected estimate, and later estimates of that backbone
 median; plans stay made from the reference figures, so one command trains the same steps everywhere."""
 import pytest
 
-from tl_core import RunConfig, planner, speed
-from tl_core.resolve import resolve
+from tl_core import RunConfig
+from tl_core.planning import planner, speed
+from tl_core.planning.resolve import resolve
 
 
 @pytest.fixture

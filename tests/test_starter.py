@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from conftest import ROOT, isolated_home, needs_mnist, needs_usps
-from tl_core.domains import clear_memory_cache, get_domain
-from tl_core.validation import validate
+from tl_core.data.domains import clear_memory_cache, get_domain
+from tl_core.planning.validation import validate
 
 PACK = ROOT / "assets" / "starter"
 

@@ -11,11 +11,11 @@ from streamlit.testing.v1 import AppTest
 
 from conftest import ROOT, isolated_home
 from tl_core import NotVisible, RunConfig, StoreBusy
-from tl_core import app_api as api
+from tl_core.app import api
 from tl_core import runs
-from tl_core.access import session_from_token
+from tl_core.policy.access import session_from_token
 from tl_core.store import Store
-from tl_core.validation import validate
+from tl_core.planning.validation import validate
 
 APP = str(ROOT / "app.py")
 LOCKER = ("import sqlite3, sys, time\n"
@@ -138,7 +138,7 @@ def test_a_damaged_or_deleted_index_is_rebuilt_from_the_run_folders(home, damage
 
 def test_a_second_server_on_the_same_home_is_refused(home):
     holder = subprocess.Popen([sys.executable, "-c", "import sys, time; sys.path.insert(0, sys.argv[1]);"
-                               "from tl_core import app_api; print(app_api.start_server(8599)[0], flush=True);"
+                               "from tl_core.app import api; print(api.start_server(8599)[0], flush=True);"
                                "time.sleep(60)", str(ROOT)], stdout=subprocess.PIPE, text=True,
                               env={**os.environ, "TL_HOME": str(home)})
     try:

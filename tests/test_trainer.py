@@ -11,13 +11,13 @@ import torch
 from conftest import ROOT
 
 from tl_core import RunConfig
-from tl_core import events as ev
-from tl_core.errors import ConfigError
-from tl_core.domains import get_domain
+from tl_core.base import events as ev
+from tl_core.base.errors import ConfigError
+from tl_core.data.domains import get_domain
 from tl_core.methods import Strategy, get_method, list_methods
-from tl_core.evaluation import Evaluator
+from tl_core.training.evaluation import Evaluator
 from tl_core.runs import resolve_reference
-from tl_core.trainer import Trainer, train
+from tl_core.training.trainer import Trainer, train
 
 
 def tiny(method="dann", **train_kw):
@@ -223,7 +223,7 @@ def test_frozen_prefix_is_cached_once_and_gives_the_same_features(monkeypatch):
 
 @pytest.mark.parametrize("change", ["none", "pixels", "random_init", "too_big", "augment"])
 def test_frozen_prefix_falls_back_to_images_when_caching_cannot_serve(change, monkeypatch):
-    from tl_core import prefix_cache
+    from tl_core.models import prefix_cache
 
     # enough steps that caching pays (the control, "none", caches)
     cfg = pacs_photo_to_sketch().replace(model={"freeze": 8},
@@ -291,7 +291,7 @@ def test_run_references_are_resolved_before_training_not_by_the_method(teacher_r
     import re
     from pathlib import Path
 
-    from tl_core.errors import ConfigError
+    from tl_core.base.errors import ConfigError
     asked = []
 
     def resolve(rid, device):
@@ -408,9 +408,9 @@ def test_tent_adapts_frozen_stages_batchnorm_with_a_fresh_constant_rate_and_no_d
 def test_an_interim_epoch_reads_a_fixed_sample_holding_the_map_points_and_the_last_reads_all(monkeypatch):
     """Epochs before the last read each split's fixed sample (quicker; they decide nothing when the run
     reports its last epoch); the sample is the full reading restricted to its rows, the map's points included."""
-    import tl_core.data as data_mod
-    from tl_core.planner import _eval_images
-    from tl_core.stats import unpack_bits
+    import tl_core.data.loaders as data_mod
+    from tl_core.planning.planner import _eval_images
+    from tl_core.scores.stats import unpack_bits
 
     monkeypatch.setattr(data_mod, "INTERIM_EVAL_IMAGES", 150)
     tr = Trainer(tiny("source_only", epochs=3))

@@ -4,8 +4,9 @@ import math
 import numpy as np
 import pytest
 
-from tl_core.validators import (COMPOSITE, VALIDATORS, Reading, bnm, class_ami, composite_ranks, ensemble_agreement,
-                                read_all, softmax)
+from tl_core.scores.validators import (
+    COMPOSITE, VALIDATORS, Reading, bnm, class_ami, composite_ranks, ensemble_agreement, read_all, softmax
+)
 
 
 def reference_bnm(logits):
@@ -98,7 +99,7 @@ def test_composite_ranks_average_the_ranks_and_share_ties():
 def test_principal_components_are_an_svds_projections_with_a_fixed_sign(shape):
     """The one PCA of the map, the domain gap and ClassAMI: the SVD's projections (up to each axis's sign,
     which is fixed: the largest projection on each axis is positive), whichever side of the data is wider."""
-    from tl_core.embed import pca
+    from tl_core.scores.embed import pca
 
     rng = np.random.default_rng(1)
     x = rng.normal(size=shape) @ np.diag(np.linspace(3, 0.1, shape[1])) + 5.0

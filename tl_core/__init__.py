@@ -1,11 +1,11 @@
 """TransferLab core: domains, backbones, adaptation methods, the trainer and the run store.
 
-This package never imports streamlit. The app's pages call `app_api`; the command line is `cli`;
-the layers in between are in docs/ARCHITECTURE.md. Importing the package loads only the config and
+This package never imports streamlit. The app's pages call `app.api`; the command line is `cli`;
+one package per floor in between (docs/ARCHITECTURE.md). Importing the package loads only the config and
 the errors (no torch, no job manager).
 """
-from .config import DataSpec, MethodSpec, ModelSpec, RunConfig, TrainSpec
-from .errors import ConfigError, DataUnavailable, NotVisible, QuotaExceeded, StoreBusy, TLError
+from tl_core.config import DataSpec, MethodSpec, ModelSpec, RunConfig, TrainSpec
+from tl_core.base.errors import ConfigError, DataUnavailable, NotVisible, QuotaExceeded, StoreBusy, TLError
 
 __version__ = "0.1.0"
 
@@ -17,18 +17,18 @@ __all__ = ["ConfigError", "DataSpec", "DataUnavailable", "NotVisible", "QuotaExc
 
 
 def list_domains() -> list[str]:
-    from .domains import list_domains as f  # torch
+    from tl_core.data.domains import list_domains as f  # torch
 
     return f()
 
 
 def list_backbones() -> list[str]:
-    from .backbones import list_backbones as f  # torch
+    from tl_core.models.backbones import list_backbones as f  # torch
 
     return f()
 
 
 def list_methods() -> list[str]:
-    from .methods import list_methods as f  # torch
+    from tl_core.methods import list_methods as f  # torch
 
     return f()

@@ -3,11 +3,11 @@ import sys
 # a training process goes straight to its entry: the command line's own imports (the advisor, the
 # experiments, the app's helpers) would cost every run's start for nothing
 if len(sys.argv) == 3 and sys.argv[1] == "worker":
-    from .runs.worker import worker_main
+    from tl_core.runs.worker import worker_main
 
     sys.exit(worker_main(sys.argv[2]))
 if len(sys.argv) == 2 and sys.argv[1] == "warm":
-    from .runs.warm import warm_main
+    from tl_core.runs.warm import warm_main
 
     sys.exit(warm_main())
 
@@ -16,13 +16,13 @@ if len(sys.argv) == 2 and sys.argv[1] == "warm":
 # speed probe is not kept yet: the probe, taken beside the warm process's imports, would read it busy.
 if len(sys.argv) > 1 and sys.argv[1] in ("train", "experiment") and not {"--detach", "--show", "-h", "--help"} & set(
         sys.argv):
-    from .paths import tl_home
-    from .runs.local import start_warm_at
-    from .speed import probe_known
+    from tl_core.base.paths import tl_home
+    from tl_core.runs.local import start_warm_at
+    from tl_core.planning.speed import probe_known
 
     if probe_known():
         start_warm_at(tl_home())
 
-from .cli import main  # noqa: E402
+from tl_core.cli import main  # noqa: E402
 
 sys.exit(main())

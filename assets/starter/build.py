@@ -53,8 +53,8 @@ def sha256(p: Path) -> str:
 
 
 def main() -> int:
-    from tl_core.domains.digits import MNIST, USPS
-    from tl_core.paths import data_dir
+    from tl_core.data.domains.digits import MNIST, USPS
+    from tl_core.base.paths import data_dir
 
     rows = []
     for dom in (MNIST(), USPS()):

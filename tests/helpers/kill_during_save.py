@@ -21,8 +21,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 torch.set_num_threads(1)  # fork-safe
 
 from tl_core import RunConfig  # noqa: E402
-from tl_core.checkpoint import Checkpointer, Predictor, _load_tensors  # noqa: E402
-from tl_core.trainer import Trainer  # noqa: E402
+from tl_core.models.checkpoint import Checkpointer, Predictor, _load_tensors  # noqa: E402
+from tl_core.training.trainer import Trainer  # noqa: E402
 
 
 def main() -> int:

@@ -8,14 +8,14 @@ import secrets
 import time
 from typing import Any
 
-from .. import runs
-from ..config import RunConfig
-from ..errors import TLError
-from ..planner import estimate_seconds
-from ..runkey import run_key
-from ..store import ACTIVE, TERMINAL
-from .spec import ExperimentSpec
-from .verdict import summary
+from tl_core import runs
+from tl_core.config import RunConfig
+from tl_core.base.errors import TLError
+from tl_core.planning.planner import estimate_seconds
+from tl_core.planning.runkey import run_key
+from tl_core.store import ACTIVE, TERMINAL
+from tl_core.experiments.spec import ExperimentSpec
+from tl_core.experiments.verdict import summary
 
 def launch(spec: ExperimentSpec, owner: str = "cli", name: str = "", published: bool | None = None,
            limits: tuple[int | None, ...] = (None, None), wall_limit_s: float | None = None,

@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from ..errors import ConfigError
-from ..paths import data_dir
-from .spec import Arm, ExperimentSpec
+from tl_core.base.errors import ConfigError
+from tl_core.base.paths import data_dir
+from tl_core.experiments.spec import Arm, ExperimentSpec
 
 # LeNet on 28 px: 4 epochs x 200 steps of 64 images. On the starter pack USPS->MNIST this is where
 # source only is still far behind DANN (curves.json: 960 steps give 74% vs 89%, ~17 s vs ~29 s a run).

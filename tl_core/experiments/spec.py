@@ -7,11 +7,11 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from ..config import MAX_SEED, RunConfig
-from ..errors import ConfigError, TLError
-from ..methods import get_method
-from ..resolve import resolve
-from ..validation import validate
+from tl_core.config import MAX_SEED, RunConfig
+from tl_core.base.errors import ConfigError, TLError
+from tl_core.methods import get_method
+from tl_core.planning.resolve import resolve
+from tl_core.planning.validation import validate
 
 MAX_STRATEGIES = 8
 MAX_SEEDS = 5

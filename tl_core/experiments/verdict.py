@@ -10,8 +10,8 @@ from typing import Any
 
 import numpy as np
 
-from ..stats import Z95, accuracy_ci, normal_gain, paired_gain, unpack_bits
-from .spec import ExperimentSpec
+from tl_core.scores.stats import Z95, accuracy_ci, normal_gain, paired_gain, unpack_bits
+from tl_core.experiments.spec import ExperimentSpec
 
 # TLlib's published LeNet digits numbers (Transfer-Learning-Library, DANN/DAN/CDAN/MCD/MDD/MCC tables),
 # target accuracy in %. The reference people hold ours against.

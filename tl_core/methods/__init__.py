@@ -2,8 +2,10 @@
 import importlib
 import pkgutil
 
-from .base import (METHODS, Method, Param, RunContext, SourceFree, Step, Strategy, entropy, get_method, grl, list_methods,
-                   register_method, warm_start)
+from tl_core.methods.base import (
+    METHODS, Method, Param, RunContext, SourceFree, Step, Strategy, entropy, get_method, grl, list_methods,
+    register_method, warm_start
+)
 
 for _m in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
     if _m.name != "base":

@@ -7,10 +7,10 @@ from typing import Iterator
 import torch
 import torch.nn as nn
 
-from ..backbones import backbone_info
-from ..errors import ConfigError, TLError
-from ..inputs import adapt
-from .base import register_method, Param, RunContext, Step, Strategy
+from tl_core.models.backbones import backbone_info
+from tl_core.base.errors import ConfigError, TLError
+from tl_core.base.inputs import adapt
+from tl_core.methods.base import register_method, Param, RunContext, Step, Strategy
 
 _BN = nn.modules.batchnorm._BatchNorm
 

@@ -21,13 +21,13 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..errors import ConfigError
-from ..registry import Registry
+from tl_core.base.errors import ConfigError
+from tl_core.base.registry import Registry
 
 if TYPE_CHECKING:
-    from ..config import RunConfig
-    from ..data import RunData
-    from ..inputs import InputSpec
+    from tl_core.config import RunConfig
+    from tl_core.data.loaders import RunData
+    from tl_core.base.inputs import InputSpec
 
 
 @dataclass(frozen=True)

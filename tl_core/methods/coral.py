@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from .base import Method, Param, Step, register_method
+from tl_core.methods.base import Method, Param, Step, register_method
 
 
 def coral_loss(f_s: torch.Tensor, f_t: torch.Tensor) -> torch.Tensor:

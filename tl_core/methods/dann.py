@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .base import Method, Param, Step, discriminator, grl, register_method
+from tl_core.methods.base import Method, Param, Step, discriminator, grl, register_method
 
 
 @register_method("dann")

@@ -4,9 +4,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ..errors import ConfigError
-from ..inputs import adapt
-from .base import register_method, Param, RunContext, Step, Strategy
+from tl_core.base.errors import ConfigError
+from tl_core.base.inputs import adapt
+from tl_core.methods.base import register_method, Param, RunContext, Step, Strategy
 
 
 def kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float) -> torch.Tensor:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from .base import Method, Param, Step, entropy, register_method
+from tl_core.methods.base import Method, Param, Step, entropy, register_method
 
 
 def im_loss(logits_t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -8,9 +8,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..errors import ConfigError
-from ..paths import atomic_write_bytes, cache_dir
-from .base import register_method, Param, RunContext, Step, Strategy
+from tl_core.base.errors import ConfigError
+from tl_core.base.paths import atomic_write_bytes, cache_dir
+from tl_core.methods.base import register_method, Param, RunContext, Step, Strategy
 
 HEADS = ("logreg", "svm", "linear")
 

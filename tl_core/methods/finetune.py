@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch.nn.functional as F
 
-from .base import Method, Param, Step, register_method
+from tl_core.methods.base import Method, Param, Step, register_method
 
 
 @register_method("finetune")

@@ -5,7 +5,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .base import Method, Param, Step, discriminator, register_method
+from tl_core.methods.base import Method, Param, Step, discriminator, register_method
 
 
 def density_ratio_weights(domain_logits_s: torch.Tensor, clip: float) -> torch.Tensor:

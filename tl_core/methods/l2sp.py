@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from .base import Method, Param, Step, register_method
+from tl_core.methods.base import Method, Param, Step, register_method
 
 
 @register_method("l2sp")

@@ -5,7 +5,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .base import Method, Param, Step, grl, register_method
+from tl_core.methods.base import Method, Param, Step, grl, register_method
 
 
 def discrepancy(logits_a: torch.Tensor, logits_b: torch.Tensor) -> torch.Tensor:

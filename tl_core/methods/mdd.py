@@ -5,7 +5,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .base import Method, Param, Step, discriminator, grl, register_method, warm_start
+from tl_core.methods.base import Method, Param, Step, discriminator, grl, register_method, warm_start
 
 
 def mdd_adversary_loss(adv_s: torch.Tensor, adv_t: torch.Tensor, pred_s: torch.Tensor, pred_t: torch.Tensor,

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from .base import Method, Param, Step, register_method
+from tl_core.methods.base import Method, Param, Step, register_method
 
 
 def mk_mmd(f_s: torch.Tensor, f_t: torch.Tensor, alphas=(0.125, 0.25, 0.5, 1.0, 2.0)) -> torch.Tensor:

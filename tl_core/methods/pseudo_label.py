@@ -4,8 +4,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ..data import strong_augment
-from .base import Method, Param, Step, register_method
+from tl_core.data.loaders import strong_augment
+from tl_core.methods.base import Method, Param, Step, register_method
 
 
 def masked_pseudo_ce(logits_weak: torch.Tensor, logits_strong: torch.Tensor,

@@ -4,8 +4,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .adabn import estimate_bn_stats, image_batches
-from .base import Param, RunContext, SourceFree, Step, entropy, register_method
+from tl_core.methods.adabn import estimate_bn_stats, image_batches
+from tl_core.methods.base import Param, RunContext, SourceFree, Step, entropy, register_method
 
 
 def information_maximisation(logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

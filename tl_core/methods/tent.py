@@ -7,10 +7,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..backbones import backbone_info
-from ..errors import ConfigError
-from .adabn import bn_state, estimate_bn_stats, image_batches, load_bn_state
-from .base import entropy, register_method, Param, RunContext, SourceFree, Step
+from tl_core.models.backbones import backbone_info
+from tl_core.base.errors import ConfigError
+from tl_core.methods.adabn import bn_state, estimate_bn_stats, image_batches, load_bn_state
+from tl_core.methods.base import entropy, register_method, Param, RunContext, SourceFree, Step
 
 _BN = nn.modules.batchnorm._BatchNorm
 

@@ -14,7 +14,7 @@ to a kill. With TL_RAY_ADDRESS set, `schedule()` hands claimed runs to the Ray e
 """
 import importlib
 
-from ..store import set_interactive, store
+from tl_core.store import set_interactive, store
 
 # Names are read from their modules at first use, not imported here: `python -m tl_core train` starts the warm
 # process before it imports torch (runs.local is light), and every name stays where it is defined.

@@ -29,16 +29,16 @@ import traceback
 from pathlib import Path
 from typing import Any, Callable
 
-from ..checkpoint import Checkpointer, Predictor
-from ..config import RunConfig
-from ..errors import ConfigError, TLError
-from ..limits import setting
-from ..store import RUN_ID, Store
-from ..trainer import Trainer
-from .executor import ClusterUnreachable, Executor
-from .procs import CANCEL_GRACE_S, proc_start
-from .sink import StoreSink, wall_limit_reason
-from .slots import device_share
+from tl_core.models.checkpoint import Checkpointer, Predictor
+from tl_core.config import RunConfig
+from tl_core.base.errors import ConfigError, TLError
+from tl_core.base.limits import setting
+from tl_core.store import RUN_ID, Store
+from tl_core.training.trainer import Trainer
+from tl_core.runs.executor import ClusterUnreachable, Executor
+from tl_core.runs.procs import CANCEL_GRACE_S, proc_start
+from tl_core.runs.sink import StoreSink, wall_limit_reason
+from tl_core.runs.slots import device_share
 
 STOP_POLL_S = 0.5  # how often a task asks the store whether to stop
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..errors import TLError
+from tl_core.base.errors import TLError
 
 
 class ClusterUnreachable(TLError):

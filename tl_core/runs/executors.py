@@ -4,10 +4,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Callable
 
-from ..store import Store
-from .cluster import executor_name, ray_executor
-from .executor import Executor
-from .local import LocalExecutor
+from tl_core.store import Store
+from tl_core.runs.cluster import executor_name, ray_executor
+from tl_core.runs.executor import Executor
+from tl_core.runs.local import LocalExecutor
 
 
 def current(home: Path, reschedule: Callable[[Store], Any] | None = None) -> Executor:

@@ -17,20 +17,20 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..checkpoint import Checkpointer, Predictor
-from ..config import RunConfig, flat, set_fields
-from ..errors import ConfigError, TLError
-from ..machine import gpu_count
-from ..paths import atomic_write_text
-from ..planner import estimate_seconds
-from ..runkey import run_key
-from ..store import ACTIVE, HOST, TERMINAL, UNFINISHED, Store, store
-from ..thumbs import load_predictions
-from ..validation import validate
-from . import executors
-from .local import spawn_advice
-from .procs import CANCEL_GRACE_S, START_TIMEOUT_S, alive, reap_children
-from .slots import assign_slots, device_share
+from tl_core.models.checkpoint import Checkpointer, Predictor
+from tl_core.config import RunConfig, flat, set_fields
+from tl_core.base.errors import ConfigError, TLError
+from tl_core.base.machine import gpu_count
+from tl_core.base.paths import atomic_write_text
+from tl_core.planning.planner import estimate_seconds
+from tl_core.planning.runkey import run_key
+from tl_core.store import ACTIVE, HOST, TERMINAL, UNFINISHED, Store, store
+from tl_core.data.thumbs import load_predictions
+from tl_core.planning.validation import validate
+from tl_core.runs import executors
+from tl_core.runs.local import spawn_advice
+from tl_core.runs.procs import CANCEL_GRACE_S, START_TIMEOUT_S, alive, reap_children
+from tl_core.runs.slots import assign_slots, device_share
 
 
 def reap(st: Store | None = None) -> None:

@@ -11,12 +11,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..limits import setting
-from ..machine import gpu_count
-from ..store import Store
-from .executor import Executor
-from .procs import CHILDREN, alive, proc_start
-from .slots import max_concurrent
+from tl_core.base.limits import setting
+from tl_core.base.machine import gpu_count
+from tl_core.store import Store
+from tl_core.runs.executor import Executor
+from tl_core.runs.procs import CHILDREN, alive, proc_start
+from tl_core.runs.slots import max_concurrent
 
 
 class LocalExecutor(Executor):

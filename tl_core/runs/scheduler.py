@@ -17,11 +17,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..paths import tl_home
-from ..store import HOST, Store
-from .jobs import schedule
-from .local import stop_warm
-from .procs import stop_children
+from tl_core.base.paths import tl_home
+from tl_core.store import HOST, Store
+from tl_core.runs.jobs import schedule
+from tl_core.runs.local import stop_warm
+from tl_core.runs.procs import stop_children
 
 
 _SCHEDULERS: dict[str, threading.Thread] = {}

@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import json
 
-from .. import events as ev
-from ..paths import atomic_write_text
-from ..store import Store
-from ..thumbs import save_predictions
+from tl_core.base import events as ev
+from tl_core.base.paths import atomic_write_text
+from tl_core.store import Store
+from tl_core.data.thumbs import save_predictions
 
 
 class StoreSink:

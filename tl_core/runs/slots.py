@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..limits import setting
-from ..machine import cpu_places, gpu_count
+from tl_core.base.limits import setting
+from tl_core.base.machine import cpu_places, gpu_count
 
 SMALL_SHARE = 0.25  # the share of one GPU a small model's run declares (LeNet-sized: 4 train at once)
 

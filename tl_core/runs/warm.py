@@ -25,11 +25,11 @@ import time
 import traceback
 from pathlib import Path
 
-from ..errors import TLError
-from ..limits import setting
-from ..store import check_run_id
-from .local import settings_print
-from .procs import CANCEL_GRACE_S, alive, proc_start
+from tl_core.base.errors import TLError
+from tl_core.base.limits import setting
+from tl_core.store import check_run_id
+from tl_core.runs.local import settings_print
+from tl_core.runs.procs import CANCEL_GRACE_S, alive, proc_start
 
 SOCKET = "warm.sock"
 
@@ -51,8 +51,8 @@ def _rss_mb() -> float:
 def _preload(domains: list[str]) -> None:
     """Keep the named domains decoded in this process (children inherit them), where their decoded cache
     is already on disk: a domain never decoded is left to the child, so that a request is never held up."""
-    from ..domains import get_domain
-    from ..errors import TLError
+    from tl_core.data.domains import get_domain
+    from tl_core.base.errors import TLError
 
     for name in domains:
         try:
@@ -68,7 +68,7 @@ def _prime() -> None:
     hooks alone take about a second) are loaded here once instead of in every child."""
     import torch
 
-    from ..backbones import build_backbone
+    from tl_core.models.backbones import build_backbone
 
     bb = build_backbone("lenet", pretrained=False, in_channels=1)
     opt = torch.optim.Adam(bb.parameters(), lr=1e-3)
@@ -96,7 +96,7 @@ def _child(conn: socket.socket, listener: socket.socket, lock, run_id: str, log:
         os.close(null)
         print(f"[{time.strftime('%H:%M:%S')}] process {os.getpid()} forked from the warm worker {os.getppid()}",
               flush=True)
-        from .worker import worker_main
+        from tl_core.runs.worker import worker_main
 
         code = worker_main(run_id)
     except BaseException:  # noqa: BLE001 - a child must never return into the warm process's loop
@@ -111,7 +111,7 @@ def _child(conn: socket.socket, listener: socket.socket, lock, run_id: str, log:
 
 def warm_main() -> int:
     """Entry of `python -m tl_core warm`: serve fork requests for this TL_HOME until told or left to stop."""
-    from ..paths import tl_home
+    from tl_core.base.paths import tl_home
 
     home = tl_home()
     home.mkdir(parents=True, exist_ok=True)
@@ -123,7 +123,7 @@ def warm_main() -> int:
     import torch
 
     torch.set_num_threads(1)  # no OpenMP pool in this process: a forked child must not inherit one
-    from . import worker  # noqa: F401  (the library, the methods, the trainer: what every child needs)
+    from tl_core.runs import worker  # noqa: F401  (the library, the methods, the trainer: what every child needs)
 
     try:
         import openTSNE  # noqa: F401  (the feature map's import: a second in every cold worker)

@@ -11,19 +11,19 @@ import threading
 import time
 import traceback
 
-from ..checkpoint import Checkpointer
-from ..config import RunConfig
-from ..errors import TLError
-from ..limits import setting
-from ..machine import run_threads
-from ..paths import atomic_write_text
-from ..planner import raw_estimate
-from .. import speed
-from ..store import HOST, store
-from ..trainer import Trainer
-from .jobs import resolve_reference
-from .procs import process_age_s, proc_start
-from .sink import StoreSink, wall_limit_reason
+from tl_core.models.checkpoint import Checkpointer
+from tl_core.config import RunConfig
+from tl_core.base.errors import TLError
+from tl_core.base.limits import setting
+from tl_core.base.machine import run_threads
+from tl_core.base.paths import atomic_write_text
+from tl_core.planning.planner import raw_estimate
+from tl_core.planning import speed
+from tl_core.store import HOST, store
+from tl_core.training.trainer import Trainer
+from tl_core.runs.jobs import resolve_reference
+from tl_core.runs.procs import process_age_s, proc_start
+from tl_core.runs.sink import StoreSink, wall_limit_reason
 
 
 def worker_main(run_id: str) -> int:

@@ -1,1 +1,0 @@
-"""The app facade's parts, one module per subject; pages import them through tl_core.app_api."""

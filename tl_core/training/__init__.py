@@ -1,0 +1,1 @@
+"""Training one run: the loop, its optimiser, evaluation, and the state a run resumes from."""
