@@ -45,7 +45,7 @@ def test_atc_reads_the_validation_accuracy_when_the_target_looks_like_the_source
 def test_a_run_reports_its_estimate_beside_the_measured_accuracy(tmp_path, monkeypatch):
     from conftest import isolated_home
     from tl_core import RunConfig, runs
-    from tl_core.cli import run_summary
+    from tl_core.cli.common import run_summary
 
     monkeypatch.setenv("TL_HOME", str(isolated_home(tmp_path)))
     cfg = RunConfig().replace(data={"source": "syndigits", "target": "uci_digits", "max_per_domain": 200},

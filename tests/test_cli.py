@@ -106,7 +106,8 @@ def test_seeds_run_once_each_and_report_mean_and_std():
 def _parsed(cmd: str):
     import shlex
 
-    from tl_core.cli import build_parser, config_from_args
+    from tl_core.cli import build_parser
+    from tl_core.cli.common import config_from_args
 
     words = shlex.split(cmd)
     assert words[:4] == ["python", "-m", "tl_core", "train"]

@@ -50,7 +50,8 @@ def test_shot_resolves_to_the_same_model_through_every_door():
     """The CLI (planned or not), an experiment, a preset-style grid and the app's submit all give SHOT
     its recipe when the user left the model alone."""
     from tl_core import RunConfig
-    from tl_core.cli import build_parser, resolved_from_args
+    from tl_core.cli import build_parser
+    from tl_core.cli.common import resolved_from_args
     from tl_core.experiments import from_methods
     from tl_core.planning.resolve import resolve
 
@@ -120,7 +121,8 @@ def test_the_same_run_resolves_to_the_same_config_through_every_door():
     page's "fit the plan" give one identical config (a pretrained backbone: the plan decides a lot)."""
     from tl_core import RunConfig
     from tl_core.app.strategy import plan_for_budget
-    from tl_core.cli import build_parser, resolved_from_args
+    from tl_core.cli import build_parser
+    from tl_core.cli.common import resolved_from_args
     from tl_core.experiments import from_methods
 
     src, tgt, method, seed, budget = "syndigits", "uci_digits", "dann", 2, 90

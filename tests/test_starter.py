@@ -53,7 +53,7 @@ def test_without_the_full_data_the_digits_come_from_the_pack_and_say_so(offline_
     assert len(get_domain("mnist+rotate:2").load().x_test) == 10_000
     # the command line says so when a run uses it
     from tl_core import RunConfig
-    from tl_core.cli import starter_notes
+    from tl_core.cli.common import starter_notes
 
     notes = starter_notes(validate(RunConfig().replace(data={"source": "mnist", "target": "usps"})))
     assert len(notes) == 2 and all("starter pack" in n for n in notes)

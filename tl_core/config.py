@@ -37,7 +37,7 @@ def flag(default: Any, help: str, *, kind: type | None = None, choices: tuple[st
          name: str | None = None) -> Any:
     """A config field with what the command line needs to offer it: the flag is `--field-name` (or
     `name`), its type that of the default (or `kind`), and `help` its text. One source of truth for
-    the CLI's train flags (cli.add_train_args) and the command shown for a run (app.strategy.cli_command)."""
+    the CLI's train flags (cli.common.add_train_args) and the command shown for a run (app.strategy.cli_command)."""
     return field(default=default, metadata={"help": help, "kind": kind or type(default), "choices": choices,
                                             "flag": name, "default": default})
 

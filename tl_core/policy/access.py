@@ -119,7 +119,7 @@ def _or_none(v: int) -> int | None:
 
 def queue_limits(session: Session) -> Admission:
     """The queue limits of a submission (`store.Admission`); the command line is not limited. A seated
-    session's first item is admitted whatever the server's run count (see `store._check_queue`), so a
+    session's first item is admitted whatever the server's run count (see `store.queue.check_queue`), so a
     class of 30 all get their first experiment in; a browser without a seat never gets past the server's
     total, and on a server reachable from the network all of them together share TL_QUOTA_ANON_RUNS."""
     if session.is_cli:
