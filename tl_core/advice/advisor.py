@@ -40,6 +40,7 @@ from tl_core.scores.metrics import gaussian_mmd, proxy_a_distance
 from tl_core.methods import get_method
 from tl_core.advice import probes
 from tl_core.base.paths import atomic_write_bytes, cache_dir
+from tl_core.planning.planner import DEFAULT_BUDGET_S
 from tl_core.planning.provenance import fingerprint
 from tl_core.runs.procs import proc_start
 from tl_core.store import store
@@ -421,7 +422,7 @@ def _record_warning(tr: dict[str, Any]) -> str:
             f"rough guesses and check them with the experiment it proposes.")
 
 
-def grid(result: dict[str, Any], seeds: tuple[int, ...] = (0, 1, 2), budget_s: float = 120.0) -> ExperimentSpec:
+def grid(result: dict[str, Any], seeds: tuple[int, ...] = (0, 1, 2), budget_s: float = DEFAULT_BUDGET_S) -> ExperimentSpec:
     """The experiment that checks the advice: the recommended (backbone, depth, method), the runner-up
     and source only on the recommended backbone, each over `seeds`, every run planned to `budget_s`."""
     recs = [r for r in result["recommendations"] if r["method"] != "source_only"]

@@ -10,7 +10,7 @@ from typing import Any
 from tl_core import runs
 from tl_core.policy.access import Session
 from tl_core.config import RunConfig
-from tl_core.scores.stats import accuracy_ci, normal_gain
+from tl_core.scores.stats import accuracy_ci, mean_std, normal_gain
 from tl_core.app.run_views import visible_run
 from tl_core.app.text import domain_label
 
@@ -68,8 +68,6 @@ def checkpoint_bytes(session: Session, run_id: str) -> tuple[bytes, str] | None:
 def seed_groups(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Finished runs whose configs differ only in the seed, as mean ± std of their accuracies
     (groups of two or more)."""
-    import statistics
-
     groups: dict[str, list[dict[str, Any]]] = {}
     for r in rows:
         if r["status"] != "finished" or r.get("target_acc") is None:
@@ -86,7 +84,7 @@ def seed_groups(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         out.append({"source": domain_label(first["source"]), "target": domain_label(first["target"]),
                     "backbone": first["backbone"],
                     "method": first["method"], "seeds": sorted(m["seed"] for m in members), "n": len(members),
-                    "target_acc_mean": statistics.mean(acc), "target_acc_std": statistics.stdev(acc),
-                    "source_acc_mean": statistics.mean(src), "source_acc_std": statistics.stdev(src),
+                    **dict(zip(("target_acc_mean", "target_acc_std"), mean_std(acc))),
+                    **dict(zip(("source_acc_mean", "source_acc_std"), mean_std(src))),
                     "runs": [m["id"] for m in members]})
     return sorted(out, key=lambda g: (g["source"], g["target"], g["backbone"], g["method"]))

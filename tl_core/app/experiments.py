@@ -17,7 +17,6 @@ from tl_core.base.errors import ConfigError, TLError
 from tl_core.experiments import ExperimentSpec
 from tl_core.experiments.presets import FIRST_VISIT, PRESETS, get_preset
 from tl_core.planning.planner import estimate_seconds
-from tl_core.store import TERMINAL
 from tl_core.app.text import clock, domain_label
 from tl_core.app.visible import owned, visible
 MAX_QUERY = 2000  # characters of a shared link's experiment description that are read at all
@@ -198,18 +197,14 @@ def list_experiments(session: Session) -> list[dict[str, Any]]:
 
 
 def cancel_experiment(session: Session, exp_id: str) -> None:
-    e = _own(session, exp_id)
-    for r in e["runs"]:
-        if r["status"] not in TERMINAL:
-            runs.cancel(r["id"])
+    experiments.cancel(_own(session, exp_id))
 
 
 def delete_experiment(session: Session, exp_id: str) -> None:
     """The experiment and all its runs (stopped first)."""
     e = _own(session, exp_id)
+    experiments.cancel(e, wait_s=runs.CANCEL_GRACE_S + 2)
     for r in e["runs"]:
-        if r["status"] not in TERMINAL:
-            runs.cancel(r["id"], wait_s=runs.CANCEL_GRACE_S + 2)
         runs.delete(r["id"])
     runs.store().delete_experiment(e["id"])
 

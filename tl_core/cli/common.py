@@ -14,8 +14,10 @@ from tl_core.base import events as ev
 from tl_core.base.errors import ConfigError
 from tl_core.config import cli_fields, parse_seeds, RunConfig, set_fields
 from tl_core.data.domains import get_domain
+from tl_core.planning.planner import DEFAULT_BUDGET_S
 from tl_core.planning.provenance import run_reading
 from tl_core.planning.resolve import resolve
+from tl_core.scores.stats import mean_std
 from tl_core.store import TERMINAL
 
 
@@ -96,8 +98,8 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--method", help="the adaptation method (`list` shows them)")
     p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE", help="a method hyperparameter")
     add_config_flags(p)
-    p.add_argument("--budget", type=float, default=120.0,
-                   help="seconds the run may take on this machine (default 120): settings you leave out are planned "
+    p.add_argument("--budget", type=float, default=DEFAULT_BUDGET_S,
+                   help="seconds the run may take on this machine (default %(default)g): settings you leave out are planned "
                         "to fit it (steps; for a pretrained backbone also frozen stages, input size, batch); 0 = "
                         "plan nothing, use the plain defaults")
     p.add_argument("--name", help="a name for the run")
@@ -224,7 +226,5 @@ def starter_notes(cfg) -> list[str]:
 
 def seed_stats(values: list[float]) -> dict[str, float | int]:
     """Mean and sample standard deviation (0 for a single value) of per-seed results."""
-    import statistics
-
-    return {"n": len(values), "mean": statistics.mean(values) if values else float("nan"),
-            "std": statistics.stdev(values) if len(values) > 1 else 0.0}
+    mean, std = mean_std(values)
+    return {"n": len(values), "mean": float("nan") if mean is None else mean, "std": std or 0.0}

@@ -7,12 +7,11 @@ import sys
 import time
 from typing import Any
 
-from tl_core import experiments, runs
+from tl_core import experiments
 from tl_core.app.text import clock
 from tl_core.base.errors import ConfigError
 from tl_core.cli.common import detached, starter_notes
 from tl_core.config import parse_seeds
-from tl_core.store import TERMINAL
 
 
 def _parse_seeds(text: str | None) -> tuple[int, ...] | None:
@@ -93,9 +92,7 @@ def cmd_experiment(args) -> int:
         e = experiments.wait(exp_id, on_tick=tick)
     except KeyboardInterrupt:
         print(f"\ncancelling experiment {exp_id} ...", file=sys.stderr)
-        for r in experiments.get(exp_id)["runs"]:
-            if r["status"] not in TERMINAL:
-                runs.cancel(r["id"])
+        experiments.cancel(experiments.get(exp_id))
         e = experiments.get(exp_id)
     if not args.quiet and sys.stderr.isatty():
         print(file=sys.stderr)

@@ -6,7 +6,7 @@ its member runs, and the verdict people read.
     launch    queue a grid in one transaction, read it back, its progress, the CLI's JSON
     presets   ready experiments for teachers, each with its lesson
 """
-from tl_core.experiments.launch import cli_result, get, launch, progress, status_of, wait
+from tl_core.experiments.launch import cancel, cli_result, get, launch, progress, status_of, wait
 from tl_core.experiments.presets import FIRST_VISIT, Preset, get_preset, list_presets
 from tl_core.experiments.spec import MAX_SEEDS, MAX_STRATEGIES, Arm, ExperimentSpec, from_methods
 from tl_core.experiments.verdict import (
@@ -14,6 +14,6 @@ from tl_core.experiments.verdict import (
 )
 
 __all__ = ["Arm", "ExperimentSpec", "FIRST_VISIT", "MAX_SEEDS", "MAX_STRATEGIES", "NOT_ALIGNING", "Preset",
-           "REFERENCES", "REFERENCE_SOURCE", "ci_words", "cli_result", "from_methods", "gain_interval", "get",
+           "REFERENCES", "REFERENCE_SOURCE", "cancel", "ci_words", "cli_result", "from_methods", "gain_interval", "get",
            "get_preset", "launch", "list_presets", "mean_ci", "never_learned", "progress", "status_of", "summary",
            "verdict", "wait"]

@@ -130,6 +130,14 @@ def _span(members: list[dict[str, Any]]) -> float | None:
     return (max(ends) - min(r["created"] for r in members)) if ends and members else None
 
 
+def cancel(e: dict[str, Any], wait_s: float = 0.0) -> None:
+    """Cancel every member run of experiment `e` (as `get` returns it) that has not ended; `wait_s` as
+    for `runs.cancel` (how long to wait for a training run to stop)."""
+    for r in e["runs"]:
+        if r["status"] not in TERMINAL:
+            runs.cancel(r["id"], wait_s=wait_s)
+
+
 def wait(exp_id: str, on_tick=None, poll_s: float = 0.2) -> dict[str, Any]:
     """Keep the queue moving (a terminal may be the only actor) until every member run has ended; the next
     run starts within `poll_s` of a slot freeing."""

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from tl_core.scores.stats import Z95, accuracy_ci, normal_gain, paired_gain, unpack_bits
+from tl_core.scores.stats import Z95, accuracy_ci, mean_std, normal_gain, paired_gain, unpack_bits
 from tl_core.experiments.spec import ExperimentSpec
 
 # TLlib's published LeNet digits numbers (Transfer-Learning-Library, DANN/DAN/CDAN/MCD/MDD/MCC tables),
@@ -118,8 +118,7 @@ def summary(e: dict[str, Any], histories: dict[str, list[dict[str, Any]]] | None
                     flags.append(f"seed {r['seed']}: {why}")
         results.append({
             "strategy": s.label, "method": s.method, "role": s.role,
-            "target_acc_mean": statistics.mean(accs) if accs else None,
-            "target_acc_std": statistics.stdev(accs) if len(accs) > 1 else 0.0 if accs else None,
+            **dict(zip(("target_acc_mean", "target_acc_std"), mean_std(accs))),
             "target_acc_ci": mean_ci(accs, [r.get("target_n") for r in done]),
             "source_acc_mean": statistics.mean(r["source_acc"] for r in done) if done else None,
             # the same runs' target accuracy read without target labels (ATC), beside the measured one as its check

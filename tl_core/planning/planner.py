@@ -24,6 +24,7 @@ from tl_core.config import RunConfig
 from tl_core.data.loaders import evaluated_images, transductive
 from tl_core.data.domains import get_domain
 from tl_core.data.domains.folder import scan_folder, TEST_EVERY
+from tl_core.data.domains.names import parse as parse_name
 from tl_core.base.errors import ConfigError
 from tl_core.base.machine import gpu_count, mem_available_gb
 from tl_core.methods import get_method
@@ -108,9 +109,17 @@ def _folder_images(name: str) -> int | None:
         return None
 
 
+def _base(name: str) -> str:
+    """A domain name without its shifts, as the grammar reads it (a name it refuses is its own base)."""
+    try:
+        return parse_name(name).base
+    except ConfigError:
+        return name
+
+
 def _test_images(name: str) -> int:
     """Test images of a domain, without decoding it: known sizes for the built-ins, a file count for folders."""
-    base = name.split("+", 1)[0]
+    base = _base(name)
     if base in TEST_IMAGES:
         return TEST_IMAGES[base]
     n = _folder_images(name)
@@ -118,7 +127,7 @@ def _test_images(name: str) -> int:
 
 
 def _train_images(name: str, cap: int | None) -> int:
-    base = name.split("+", 1)[0]
+    base = _base(name)
     n = TRAIN_IMAGES.get(base) or ((_folder_images(name) or 10000) - _test_images(name))
     return min(n, cap) if cap else n
 
@@ -131,7 +140,7 @@ def _decode_seconds(name: str) -> float:
     except Exception:  # noqa: BLE001 - an estimate must not fail on a domain it cannot read
         return 0.0
     n = _folder_images(name)
-    return n * DECODE_FOLDER_IMG_S if n else DECODE_S.get(name.split("+", 1)[0], DECODE_DEFAULT_S)
+    return n * DECODE_FOLDER_IMG_S if n else DECODE_S.get(_base(name), DECODE_DEFAULT_S)
 
 
 def _colour(cfg: RunConfig) -> bool:

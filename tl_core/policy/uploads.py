@@ -25,7 +25,7 @@ from typing import Any
 from tl_core.policy import access
 from tl_core.policy.access import Session
 from tl_core.models.checkpoint import import_model as check_and_store
-from tl_core.data.domains.folder import _is_junk, open_folder, visible, FolderDomain, IMAGE_EXTS
+from tl_core.data.domains.folder import is_junk, open_folder, visible, FolderDomain, IMAGE_EXTS
 from tl_core.base.errors import ConfigError, QuotaExceeded, TLError
 from tl_core.base.limits import check_domain_size
 from tl_core.base.paths import atomic_write_text, tl_home
@@ -90,7 +90,7 @@ def _check_members(z: zipfile.ZipFile) -> tuple[list[zipfile.ZipInfo], list[str]
             raise ConfigError(f"The archive uses a compression method this app cannot read (method "
                               f"{m.compress_type} for {n!r}); zip it again with the usual 'deflate' method.")
         clean = [p for p in parts if p]
-        if any(_is_junk(p) for p in clean):
+        if any(is_junk(p) for p in clean):
             ignored.append(n)
         elif Path(clean[-1]).suffix.lower() not in IMAGE_EXTS:
             ignored.append(n)  # not an image: not kept

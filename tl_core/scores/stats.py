@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import math
+import statistics
 from typing import Sequence
 
 import numpy as np
@@ -42,6 +43,14 @@ def unpack_bits(text: str, n: int) -> np.ndarray:
 
 # Student's t, 97.5 % quantile, by degrees of freedom: a mean over 2-5 seeds is uncertain
 T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228}
+
+
+def mean_std(values: Sequence[float]) -> tuple[float | None, float | None]:
+    """Mean and sample standard deviation over seeds: (None, None) for none, a std of 0 for one value."""
+    vals = [float(v) for v in values]
+    if not vals:
+        return None, None
+    return statistics.mean(vals), statistics.stdev(vals) if len(vals) > 1 else 0.0
 
 
 def t975(df: int) -> float:

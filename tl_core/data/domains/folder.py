@@ -30,7 +30,7 @@ MAX_SCAN_ENTRIES = 100_000  # files and folders a scan visits at most; a larger 
 SCAN_TTL_S = 30.0  # a scan is reused for this long while the folders' times are unchanged
 
 
-def _is_junk(p: Path | str) -> bool:
+def is_junk(p: Path | str) -> bool:
     name = p if isinstance(p, str) else p.name
     return name.startswith(".") or name.startswith("__") or name in {"Thumbs.db", "desktop.ini"}
 
@@ -93,7 +93,7 @@ def scan_folder(root: Path) -> dict[str, list[Path]]:
                 visited[0] += 1
                 if visited[0] > MAX_SCAN_ENTRIES:
                     raise _too_many()
-                if _is_junk(e.name):
+                if is_junk(e.name):
                     continue
                 if e.is_dir(follow_symlinks=False):
                     walk(e.path, out)
@@ -109,7 +109,7 @@ def scan_folder(root: Path) -> dict[str, list[Path]]:
             visited[0] += 1
             if visited[0] > MAX_SCAN_ENTRIES:
                 raise _too_many()
-            if e.is_dir() and not _is_junk(e.name):
+            if e.is_dir() and not is_junk(e.name):
                 dirs.append(e.name)
         dirs.sort()
     for name in dirs:
@@ -454,7 +454,7 @@ def check_layout(root: Path, label: str | None = None) -> list[str]:
     if not root.is_dir():
         raise ConfigError(f"The folder {shown} does not exist. {example_tree(shown)}.")
     listing = scan_folder(root)
-    subdirs = [p for p in root.iterdir() if p.is_dir() and not _is_junk(p)]
+    subdirs = [p for p in root.iterdir() if p.is_dir() and not is_junk(p)]
     flat = [f for f in root.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_EXTS]
     if subdirs and {p.name.lower() for p in subdirs} <= SPLIT_NAMES and any(
             q.is_dir() for p in subdirs for q in p.iterdir()):
