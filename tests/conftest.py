@@ -24,12 +24,11 @@ needs_pacs = pytest.mark.skipif(not PACS.exists(), reason="PACS subset not in TL
 
 
 def pytest_collection_modifyitems(config, items):
-    if config.getoption("-m"):
-        return
-    skip = pytest.mark.skip(reason="benchmark-length test: run with -m slow")
+    """Each test is marked with its tier, the folder it lives in: `-m unit`, `-m integration`, `-m e2e`."""
     for it in items:
-        if "slow" in it.keywords:
-            it.add_marker(skip)
+        tier = Path(str(it.path)).relative_to(ROOT / "tests").parts[0]
+        if tier in ("unit", "integration", "e2e"):
+            it.add_marker(getattr(pytest.mark, tier))
 
 
 def isolated_home(path: Path) -> Path:
@@ -94,3 +93,49 @@ def named_session(name: str, seated: bool = True):
 
     s = session_from_token((name + "-token-" * 8)[:40])[0]
     return Session(s.owner, seated=True, who=name) if seated else s
+
+
+TIERS = ROOT / "tests"
+
+
+class TierBreach(AssertionError):
+    """A unit test that trained, or started a worker, server or browser: it belongs in tests/integration."""
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _unit_tier_trains_nothing(request):
+    """The unit tier's rule, enforced for a whole module (its module-scoped fixtures too): no training and
+    no process of the product (a worker, the warm process, a server, a browser). A unit test that needs
+    one fails, naming the tier it belongs to."""
+    if TIERS / "unit" not in Path(str(request.node.path)).parents:
+        yield
+        return
+    import subprocess
+
+    from tl_core.runs import local
+    from tl_core.training.trainer import Trainer
+
+    breaches: list[str] = []  # kept, so that code that catches the error cannot hide the breach
+
+    def breach(what: str):
+        breaches.append(what)
+        raise TierBreach(f"a unit test {what}: move it to tests/integration")
+
+    def refuse(what):
+        return lambda *a, **k: breach(what)
+
+    popen = subprocess.Popen.__init__
+
+    def guarded_popen(self, args, *a, **k):
+        argv = [str(x) for x in args] if isinstance(args, (list, tuple)) else str(args).split()
+        if "tl_core" in " ".join(argv) or any(Path(x).name in ("streamlit", "chromium", "ray") for x in argv):
+            breach(f"started {' '.join(argv)[:80]!r}")
+        popen(self, args, *a, **k)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(Trainer, "fit", refuse("trained"))
+        mp.setattr(local, "spawn", refuse("started a worker"))
+        mp.setattr(local, "start_warm_at", refuse("started the warm process"))
+        mp.setattr(subprocess.Popen, "__init__", guarded_popen)
+        yield
+    assert not breaches, f"{request.node.path.name}: a unit test {breaches[0]}: move it to tests/integration"

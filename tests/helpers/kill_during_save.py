@@ -2,7 +2,7 @@
 
 A child process (forked, so that torch is imported once) saves checkpoints in a loop; the parent
 SIGKILLs it after a random delay, then checks every `ckpt-*` folder and both pointers. Prints one
-JSON line with the counts. Used by tests/test_faults.py and docs/RELIABILITY.md.
+JSON line with the counts. Used by tests/integration/test_faults.py and docs/RELIABILITY.md.
 
     python tests/helpers/kill_during_save.py RUN_DIR [KILLS]
 """

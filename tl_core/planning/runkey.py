@@ -1,6 +1,6 @@
 """A run's key: everything that decides its numbers, so that identical work is trained once.
 
-Same key, same numbers, bit for bit (tests/test_reuse.py trains one key twice in two processes and
+Same key, same numbers, bit for bit (tests/integration/test_reuse.py trains one key twice in two processes and
 compares every epoch's metrics and the checkpoint's tensors): the resolved config (its name aside),
 each domain's content (a built-in's files and variant, a folder's listing of names, sizes and times, an
 upload's owner and name), a hash of the library's source files (a dirty tree counts), the torch

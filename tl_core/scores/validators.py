@@ -1,7 +1,7 @@
 """Label-free validators: scores of a trained model read on the unlabelled target (and the source hold-out)
 that stand in for the target accuracy when choosing among candidate models (Musgrave, Belongie & Lim,
 "Benchmarking validation methods for unsupervised domain adaptation", 2022). Each is written from its paper,
-higher is better, and each has a numpy reference test (tests/test_validators.py). Every probe is read by each
+higher is better, and each has a numpy reference test (tests/unit/test_validators.py). Every probe is read by each
 validator of the registry `VALIDATORS` (`probes.rank`, the `validators` of a probe in the advisor's answer);
 `COMPOSITE` names the ones its rank averages.
 """

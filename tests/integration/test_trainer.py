@@ -306,7 +306,7 @@ def test_run_references_are_resolved_before_training_not_by_the_method(teacher_r
         Trainer(nosuch, resolve_run=resolve_reference).setup()
     with pytest.raises(ConfigError, match="no run store"):  # the trainer never reaches for a store itself
         Trainer(nosuch).setup()
-    methods = Path(__file__).resolve().parents[1] / "tl_core" / "methods"
+    methods = Path(__file__).resolve().parents[2] / "tl_core" / "methods"
     for f in methods.glob("*.py"):
         assert not re.search(r"from \.\.(runs|store|trainer)\b|import (runs|trainer)\b", f.read_text()), f.name
 

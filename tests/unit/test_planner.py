@@ -13,7 +13,7 @@ from tl_core.planning.validation import validate
 def home(tmp_path, monkeypatch):
     monkeypatch.setenv("TL_HOME", str(isolated_home(tmp_path)))
     # plans are made from the reference figures, on every machine alike; this machine's speed only scales the
-    # estimate shown (tests/test_speed.py), so these tests read the estimates as the reference machine's
+    # estimate shown (tests/integration/test_speed.py), so these tests read the estimates as the reference machine's
     monkeypatch.setattr(planner.speed, "factor", lambda backbone, method: 1.0)
     yield tmp_path
 

@@ -13,7 +13,6 @@ from PIL import Image
 from conftest import isolated_home, named_session as sess
 from tl_core.app import api
 from tl_core.base.errors import ConfigError, QuotaExceeded, TLError
-from tl_core.planning.validation import validate
 
 
 @pytest.fixture
@@ -292,15 +291,3 @@ def test_the_weights_message_shows_no_server_path():
 
     for name in ("efficientnet_lite0", "resnet18"):
         assert "/" not in backbone_info(name).weights_status()[1]
-
-
-def test_a_run_past_its_time_limit_is_stopped_with_the_limit_named(home, monkeypatch):
-    from tl_core import RunConfig, runs
-
-    monkeypatch.setenv("TL_MAX_RUNS", "1")
-    cfg = RunConfig().replace(data={"source": "syndigits", "target": "uci_digits", "max_per_domain": 200},
-                              method={"name": "source_only", "params": {}},
-                              train={"epochs": 50, "steps_per_epoch": 200, "batch_size": 16, "embedding": "none"})
-    rid = runs.submit(validate(cfg), owner=sess("a").owner, published=False, wall_limit_s=3)
-    r = runs.wait(rid, timeout_s=300)
-    assert r["status"] == "cancelled" and "time limit of 3 s" in r["reason"], (r["status"], r["reason"])

@@ -83,7 +83,7 @@ def test_method_metadata_is_complete(name):
 SETUP = {"pseudo_label": {"strong": False}, "distill": {"teacher": "t"}}
 # methods whose step here has no term beyond the cross-entropies: the supervised baselines, AdaBN (it
 # re-estimates BatchNorm statistics, no loss) and the source-free ones, whose step here is in their source
-# phase (their adaptation terms: tests/test_trainer.py)
+# phase (their adaptation terms: tests/integration/test_trainer.py)
 SUPERVISED_ONLY = {"source_only", "target_only", "finetune", "feature_extract", "adabn", "shot", "tent"}
 
 

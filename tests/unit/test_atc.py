@@ -40,21 +40,3 @@ def test_atc_reads_the_validation_accuracy_when_the_target_looks_like_the_source
     est, _ = atc_estimate(logits[:3000], labels[:3000], logits[3000:])
     true_acc = np.mean(logits[3000:].argmax(1) == labels[3000:])
     assert abs(est - true_acc) < 0.03  # no shift: the estimate is the accuracy, within sampling
-
-
-def test_a_run_reports_its_estimate_beside_the_measured_accuracy(tmp_path, monkeypatch):
-    from conftest import isolated_home
-    from tl_core import RunConfig, runs
-    from tl_core.cli.common import run_summary
-
-    monkeypatch.setenv("TL_HOME", str(isolated_home(tmp_path)))
-    cfg = RunConfig().replace(data={"source": "syndigits", "target": "uci_digits", "max_per_domain": 200},
-                              method={"name": "source_only", "params": {}},
-                              train={"epochs": 1, "steps_per_epoch": 20, "batch_size": 16, "embedding": "none"})
-    rid = runs.submit(cfg, fresh=True)
-    r = runs.wait(rid, timeout_s=300)
-    assert r["status"] == "finished", r["reason"]
-    out = run_summary(rid)
-    est, ci = out["target_acc_estimate"], out["target_acc_estimate_ci"]
-    assert 0 <= est <= 1 and ci[0] <= est <= ci[1]
-    assert out["history"][-1]["target_acc_estimate"] == pytest.approx(est)  # the reported epoch's

@@ -1,5 +1,5 @@
 """Faults during runs: out of GPU memory, a full disk, a non-finite loss, SIGTERM, crashes in the
-middle of a checkpoint save. (Many sessions at once: tests/test_load.py.)"""
+middle of a checkpoint save. (Many sessions at once: tests/e2e/test_load.py.)"""
 import errno
 import json
 import os

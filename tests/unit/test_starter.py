@@ -1,10 +1,7 @@
 """The offline starter pack: real MNIST and USPS subsets in assets/starter, used (and said so) when
 the full datasets are absent; nothing changes when they are present."""
 import hashlib
-import os
 import re
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -78,11 +75,3 @@ def test_with_the_full_data_nothing_changes_and_the_pack_is_the_same_real_data(t
             hits = [index.get(img.tobytes()) for img in z["x_train"][:200]]
             assert None not in hits
             assert np.array_equal(full.y_train.numpy()[hits], z["y_train"][:200])
-
-
-def test_cli_lists_the_pack_offline(tmp_path):
-    (tmp_path / "nodata").mkdir()
-    env = {**os.environ, "TL_DATA_DIR": str(tmp_path / "nodata"), "TL_OFFLINE": "1", "TL_HOME": str(tmp_path / "h")}
-    out = subprocess.run([sys.executable, "-m", "tl_core", "list"], cwd=ROOT, env=env, capture_output=True,
-                         text=True, timeout=120).stdout
-    assert "MNIST (starter pack)" in out and "USPS (starter pack)" in out

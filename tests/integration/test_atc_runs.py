@@ -1,0 +1,21 @@
+"""Target accuracy estimated without target labels, on a real run: the estimate beside the measured
+accuracy, with its interval (the numpy reference is in the unit tier)."""
+import pytest
+
+
+def test_a_run_reports_its_estimate_beside_the_measured_accuracy(tmp_path, monkeypatch):
+    from conftest import isolated_home
+    from tl_core import RunConfig, runs
+    from tl_core.cli.common import run_summary
+
+    monkeypatch.setenv("TL_HOME", str(isolated_home(tmp_path)))
+    cfg = RunConfig().replace(data={"source": "syndigits", "target": "uci_digits", "max_per_domain": 200},
+                              method={"name": "source_only", "params": {}},
+                              train={"epochs": 1, "steps_per_epoch": 20, "batch_size": 16, "embedding": "none"})
+    rid = runs.submit(cfg, fresh=True)
+    r = runs.wait(rid, timeout_s=300)
+    assert r["status"] == "finished", r["reason"]
+    out = run_summary(rid)
+    est, ci = out["target_acc_estimate"], out["target_acc_estimate_ci"]
+    assert 0 <= est <= 1 and ci[0] <= est <= ci[1]
+    assert out["history"][-1]["target_acc_estimate"] == pytest.approx(est)  # the reported epoch's
