@@ -41,14 +41,14 @@ styled = view.style.format({"source_acc": "{:.1%}", "target_acc": "{:.1%}", "gai
                             "trainable_params": "{:,.0f}"}, na_rep="—").apply(
     lambda col: ["color: #d62728; font-weight: bold" if i in neg else "" for i in col.index], subset=["gain"])
 picked = st.dataframe(styled, hide_index=True, on_select="rerun", selection_mode="multi-row", key="table",
-                      column_order=["id", "status", "method", "source", "target", "backbone", "freeze", "labels", "seed",
+                      column_order=["run", "status", "method", "source", "target", "backbone", "freeze", "labels", "seed",
                                     "epochs", "source_acc", "target_acc", "gain", "verdict", "best_epoch", "wall_s",
                                     "trainable_params", "shared", "device", "executor", "node", "created"])
 sel = [view.iloc[i]["id"] for i in picked.selection.rows] if picked and picked.selection.rows else []
 
 for r in view.itertuples():
     if str(r.verdict).startswith("negative transfer"):
-        st.error(escape_markdown(f"Negative transfer: run {r.id} ({r.method}, {r.source} → {r.target}) reaches "
+        st.error(escape_markdown(f"Negative transfer: run {r.run} ({r.method}, {r.source} → {r.target}) reaches "
                        f"{r.target_acc:.1%}, {-r.gain:.1%} below source only, more than both runs' test-set error. "
                        f"Try a smaller trade-off, fewer trainable stages, or another method."))
 
@@ -66,17 +66,19 @@ if groups:
 chosen = sel or list(view[view.status == "finished"]["id"][:6])
 if chosen:
     st.caption("Select rows in the table to choose what is plotted" + ("" if sel else " (showing the newest finished runs)."))
-    curves = {f"{i} {df.set_index('id').loc[i, 'method']}": api.read_metrics(me, i)[0] for i in chosen}
+    legend = dict(zip(df.id, df.run))  # one label per run (compare_rows numbers twins)
+    curves = {legend[i]: api.read_metrics(me, i)[0] for i in chosen}
     a, b = st.columns(2)
     a.plotly_chart(plots.overlay_accuracy(curves))
     sub = df.set_index("id").loc[chosen]
     ok = sub["target_acc"].notna()
-    b.plotly_chart(plots.accuracy_bars([f"{i} {m}" for i, m in zip(sub.index[ok], sub.method[ok])],
+    b.plotly_chart(plots.accuracy_bars([legend[i] for i in sub.index[ok]],
                                        list(sub.target_acc[ok]), [None if g != g else g for g in sub.gain[ok]]))
 
 st.subheader("Export, download, share, delete")
 ids = list(view["id"])
-run_id = st.selectbox("Run", ids, index=0 if not sel else ids.index(sel[0])) if ids else None
+run_names = dict(zip(view["id"], view["run"] + " · " + view["source"] + " → " + view["target"]))
+run_id = st.selectbox("Run", ids, index=0 if not sel else ids.index(sel[0]), format_func=run_names.get) if ids else None
 if run_id:
     r = api.get_run(me, run_id)
     c1, c2 = st.columns(2)
@@ -99,7 +101,8 @@ if run_id:
         if shared != bool(r["published"]):
             api.publish_run(me, run_id, shared)
             st.rerun()
-        sure = c2.checkbox(f"Yes, delete run {run_id} and its files", key=f"sure-{run_id}")
+        sure = c2.checkbox(escape_markdown(f"Yes, delete the run {run_names[run_id]} and its files"),
+                           key=f"sure-{run_id}")
         if c2.button("Delete run", disabled=not sure):
             try:
                 api.delete_run(me, run_id)

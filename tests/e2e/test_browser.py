@@ -104,7 +104,7 @@ def test_walk_the_guide_launch_watch_compare(server, browser):
     page = browser.new_page(viewport={"width": 1400, "height": 2200})
     page.goto(url + "/data")
     title(page, "1 · Data")
-    page.get_by_text("Both domains have the same 10 classes").wait_for()
+    page.get_by_text("share the same 10 classes").wait_for()
     page.wait_for_timeout(500)
     page.screenshot(path=str(SHOTS / "1_data.png"))
     page.get_by_role("button", name="Next: choose the model").click()

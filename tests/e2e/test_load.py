@@ -95,7 +95,7 @@ def data_page_ready(page):
     # generous bounds: 8 cold sessions share 2 cores (two CI runs that failed here were not slow, though:
     # a session that lost the server-lock race between threads was told "another server" owns the store)
     title(page, "1 · Data", timeout_ms=180_000)
-    page.get_by_text("Both domains have the same").wait_for(timeout=180_000)
+    page.get_by_text("share the same").wait_for(timeout=180_000)
     idle(page)
 
 

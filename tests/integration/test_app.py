@@ -161,9 +161,10 @@ def test_strategy_page_renders_every_method_and_offers_finished_runs_as_teachers
         assert not at.exception, (name, [e.value for e in at.exception])
     at.radio[0].set_value("distill").run()
     teacher = next(sb for sb in at.selectbox if sb.label == "teacher")
-    opts = teacher.options  # as displayed: "none", then "<id> · <method> · ..." per finished run
-    assert opts[0] == "none" and any(o.startswith("test-source_only ·") for o in opts)
-    assert any(o.startswith("test-dann ·") for o in opts)
+    opts = teacher.options  # as displayed: "none", then "<name or method> · <pair> · seed ..." per finished run
+    assert opts[0] == "none" and any(o.startswith("source_only · ") for o in opts)
+    assert any(o.startswith("dann · ") for o in opts)
+    assert not any("test-" in o for o in opts)  # a person reads labels, never the raw run ids
     assert any("needs a teacher" in e.value for e in at.error)  # none picked yet: the reason is shown
     teacher.set_value("test-source_only").run()
     assert not at.error and at.session_state.cfg["method"]["params"]["teacher"] == "test-source_only"
@@ -239,7 +240,9 @@ def test_train_page_reattaches_and_draws_charts(at, store_home):
 def test_compare_page_flags_negative_transfer_and_exports(at):
     goto(at, "5_compare")
     assert len(at.dataframe) == 1
-    assert any("Negative transfer" in e.value and "test-dann" in e.value.replace("\\", "") for e in at.error)
+    flagged = [e.value.replace("\\", "") for e in at.error if "Negative transfer" in e.value]
+    assert len(flagged) == 1 and flagged[0].startswith("Negative transfer: run dann · seed ")
+    assert "test-dann" not in flagged[0]  # the run by its label, not its raw id
     assert any("python -m tl_core train" in c.value for c in at.code)
     assert len(at.get("plotly_chart")) == 2
 

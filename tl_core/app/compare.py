@@ -12,7 +12,7 @@ from tl_core.policy.access import Session
 from tl_core.config import RunConfig
 from tl_core.scores.stats import accuracy_ci, mean_std, normal_gain
 from tl_core.app.run_views import visible_run
-from tl_core.app.text import domain_label
+from tl_core.app.text import domain_label, short_run_label
 
 
 def compare_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -34,8 +34,8 @@ def compare_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         verdict = ("" if gain is None else "cannot tell (one run each, no interval)" if ci is None
                    else "negative transfer: worse than source only" if ci[1] < 0
                    else "gain over source only" if ci[0] > 0 else "cannot tell: within the noise")
-        out.append({"id": r["id"], "status": r["status"], "method": r["method"], "source": domain_label(r["source"]),
-                    "target": domain_label(r["target"]), "backbone": r["backbone"],
+        out.append({"id": r["id"], "run": short_run_label(r), "status": r["status"], "method": r["method"],
+                    "source": domain_label(r["source"]), "target": domain_label(r["target"]), "backbone": r["backbone"],
                     "freeze": r["config"]["model"]["freeze"], "labels": r["target_labels"], "seed": r["seed"],
                     "epochs": f"{r['epoch']}/{r['epochs']}", "source_acc": r["source_acc"],
                     "target_acc": r["target_acc"], "target_acc_ci": accuracy_ci(r["target_acc"], r.get("target_n")),
@@ -46,6 +46,11 @@ def compare_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
                     "shared": "yours, shared" if r.get("mine") and r.get("published") else
                               "yours" if r.get("mine") else "shared with you",
                     "created": time.strftime("%Y-%m-%d %H:%M", time.localtime(r["created"]))})
+    seen: dict[str, int] = {}
+    for row in out:  # a label names one run: twins (same name, seed and minute) are numbered
+        seen[row["run"]] = seen.get(row["run"], 0) + 1
+        if seen[row["run"]] > 1:
+            row["run"] = f"{row['run']} ({seen[row['run']]})"
     return out
 
 

@@ -78,7 +78,8 @@ def label_space(source: str, target: str, session: Session) -> tuple[bool, str]:
         check_label_spaces(get_domain(source), get_domain(target))
     except TLError as e:
         return False, str(e)
-    return True, f"Both domains have the same {len(get_domain(source).classes)} classes."
+    n = len(get_domain(source).classes)
+    return True, f"{domain_label(source)} and {domain_label(target)} share the same {n} classes: a run can start."
 
 
 def ingest_zip(data: bytes, name: str, session: Session) -> dict[str, Any]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tl_core.app.text import clock
+from tl_core.app.text import clock, domain_label
 
 ADVISOR_HELP = ("It scores each candidate's frozen features (LogME, H-score, k-NN on the source labels; a centroid "
                 "margin, the domain gap and the source head's certainty on the unlabelled target) and reads each "
@@ -22,7 +22,8 @@ MAP_CAPTION = ("Feature maps at the last epoch (seed {seed}): blue source, orang
 
 def plan_words(plan: dict[str, Any]) -> tuple[str, str]:
     """(what will run, how long and how to share it) for a launchable plan."""
-    return (f"{plan['source']} → {plan['target']}: {', '.join(plan['strategies'])} × seeds "
+    pair = f"{domain_label(plan['source'])} → {domain_label(plan['target'])}"
+    return (f"{pair}: {', '.join(plan['strategies'])} × seeds "
             f"{', '.join(map(str, plan['seeds']))} = {plan['runs']} runs, one after another"
             + (f", each planned to about {clock(plan['budget_s'])}." if plan.get("budget_s") else "."),
             f"About {clock(plan['estimate_s'])} on this machine. Share this setup: copy the page's address, it opens "
@@ -49,7 +50,7 @@ def header(v: dict[str, Any], title: str, source_label: str, target_label: str) 
     """(heading, caption) of an opened experiment."""
     spec, p = v["spec"], v["progress"]
     return (f"{title} · {source_label} → {target_label}",
-            f"Experiment {v['id']} · {len(spec['strategies'])} strategies × seeds "
+            f"{len(spec['strategies'])} strategies × seeds "
             f"{', '.join(map(str, spec['seeds']))} · status {p['status']}"
             + ("" if v["mine"] else " · shared with you (read-only)"))
 

@@ -81,7 +81,7 @@ def _labels() -> ExperimentSpec:
 
 
 def _hurts() -> ExperimentSpec:
-    # Rendered digits -> scikit-learn's 8x8 digits, both built in and offline. Measured (bench/results/presets.json,
+    # Synthetic digits -> UCI digits, both built in and offline. Measured (bench/results/presets.json,
     # 3 seeds): DANN at full trade-off from the first steps keeps 2 of 3 seeds from learning their source.
     return ExperimentSpec("syndigits", "uci_digits", (Arm("DANN (trade-off 1)", "dann", {"trade_off": 1.0}),),
                           base={"train": {"epochs": 4, "steps_per_epoch": 300}})
@@ -107,16 +107,16 @@ PRESETS: dict[str, Preset] = {p.name: p for p in (
     Preset("freeze", "How much to freeze?",
            "A network pretrained on ImageNet photographs: how many of its stages should stay frozen when "
            "training on a small labelled source?",
-           "Frozen stages keep ImageNet features; trainable stages specialise to the source. Look at source "
-           "against target accuracy per depth, and at the flags: every row here is source-only training, so a "
-           "row below the head-only baseline is 'worse than the baseline', not negative transfer. A depth whose "
-           "source accuracy is high while its target predictions pile onto a few classes has learned source-"
-           "specific features. Measured over 3 seeds on PACS (bench/freeze_bn.py): with 7 stages frozen, keeping "
+           "Frozen stages keep ImageNet features; trainable stages specialise to the source. Look at source against "
+           "target accuracy per depth, and at the flags: every row here is source-only training, so a row below the "
+           "head-only baseline is 'worse than the baseline', not negative transfer. A depth whose source accuracy is "
+           "high while its target predictions pile onto a few classes has learned source-specific features. Measured "
+           "over 3 seeds on PACS (docs/BENCHMARKS.md, why the freeze preset collapses): with 7 stages frozen, keeping "
            "BatchNorm on its ImageNet statistics lifts the sketches from 24 to 32 %, so statistics re-fitted on "
-           "32-photograph batches are part of it there; with 5 frozen it changes nothing (32 against 31 %), and "
-           "with none frozen little (27 against 29 %): the trainable stages themselves fit the 280 photographs "
-           "(91-93 % on held-out photos) in ways that do not carry to sketches. One seed cannot rank close "
-           "depths, so read the intervals. Trainable parameters and time fall as more stages freeze.",
+           "32-photograph batches are part of it there; with 5 frozen it changes nothing (32 against 31 %), and with "
+           "none frozen little (27 against 29 %): the trainable stages themselves fit the 280 photographs (91-93 % on "
+           "held-out photos) in ways that do not carry to sketches. One seed cannot rank close depths, so read the "
+           "intervals. Trainable parameters and time fall as more stages freeze.",
            _freeze),
     Preset("labels", "How many target labels?",
            "MNIST → USPS with 1 or 5 labelled target images per class, against none (source only) and all "
@@ -127,19 +127,19 @@ PRESETS: dict[str, Preset] = {p.name: p for p in (
            "from luck, and the verdict says so. Add seeds before drawing the lesson.",
            _labels),
     Preset("hurts", "When transfer hurts",
-           "Rendered digits → scikit-learn's small digits: can domain alignment make things worse?",
-           "Adaptation is not free, and this grid shows the commonest way it goes wrong. Measured over its 3 "
-           "seeds (bench/presets.py): source only learns the rendered digits (96-97 % on them) and reaches 45-49 % "
-           "on scikit-learn's 8x8 scans. DANN at full trade-off, on a network trained from scratch for 1,200 steps: "
-           "one seed learns its source (95 %) and ends level with source only on the target (48 %); in the other "
-           "two the source loss stays at ln 10, chance, through the first epoch while the domain loss sits at ln 2: "
-           "the features were flattened to fool the discriminator before they could tell digits apart, and those "
-           "seeds end at 33 % and 78 % on their own source, 27 % and 42 % on the target. So alignment hurts here "
-           "by breaking training, not by mis-matching the classes of a network that learned its source: read the "
-           "source accuracy and the loss charts before the target's accuracy. A seed whose source accuracy stays "
-           "near chance is flagged as a failed run; one that learned its source yet ends below source only is "
-           "negative transfer, and the verdict calls it so only when its interval is below zero. The honest "
-           "baseline is source only.",
+           "Synthetic digits → UCI digits: can domain alignment make things worse?",
+           "Adaptation is not free, and this grid shows the commonest way it goes wrong. Measured over its 3 seeds "
+           "(docs/BENCHMARKS.md, the presets table): source only learns the synthetic digits (96-97 % on them) and "
+           "reaches 45-49 % on the UCI digits, 8x8 scans. DANN at full trade-off, on a network trained from scratch "
+           "for 1,200 steps: one seed learns its source (95 %) and ends level with source only on the target (48 %); "
+           "in the other two the source loss stays at ln 10, chance, through the first epoch while the domain loss "
+           "sits at ln 2: the features were flattened to fool the discriminator before they could tell digits apart, "
+           "and those seeds end at 33 % and 78 % on their own source, 27 % and 42 % on the target. So alignment hurts "
+           "here by breaking training, not by mis-matching the classes of a network that learned its source: read the "
+           "source accuracy and the loss charts before the target's accuracy. A seed whose source accuracy stays near "
+           "chance is flagged as a failed run; one that learned its source yet ends below source only is negative "
+           "transfer, and the verdict calls it so only when its interval is below zero. The honest baseline is source "
+           "only.",
            _hurts, seeds=(0, 1, 2)),
 )}
 FIRST_VISIT = "quickstart"
