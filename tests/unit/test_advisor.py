@@ -177,3 +177,14 @@ def test_the_pages_call_on_two_10000_image_folders_returns_at_once_and_the_job_s
     x, y, total = folder.FolderDomain(a).sample(advisor.PER_DOMAIN // 2, seed=0, size=advisor.SCORE_SIZE,
                                                 splits=("train", "test"))
     assert total == 10_000 and len(decoded) == len(x) == advisor.PER_DOMAIN and sorted(set(y.tolist())) == [0, 1]
+
+
+def test_one_list_of_scores_drives_the_scores_the_predictor_and_the_words():
+    SCORES, score_all = T.SCORES, T.score_all
+    rng = np.random.default_rng(0)
+    fs, ys, ft = rng.normal(size=(60, 8)), np.arange(60) % 3, rng.normal(size=(40, 8))
+    got = score_all(fs, ys, ft, n_target=40)
+    assert list(got) == [s.key for s in SCORES]  # every score computed, in the registry's order
+    assert list(advisor.FEATURES) == [s.key for s in SCORES]
+    assert json.loads(advisor.MODEL_FILE.read_text())["features"] == list(advisor.FEATURES)  # the fit read them
+    assert SCORES[0].show(0.912) == "k-NN 91%"

@@ -36,7 +36,6 @@ from tl_core.data.domains.shift import ShiftedDomain
 from tl_core.experiments.spec import Arm, ExperimentSpec
 from tl_core.base.inputs import adapt
 from tl_core.base.limits import setting
-from tl_core.scores.metrics import gaussian_mmd, proxy_a_distance
 from tl_core.methods import get_method
 from tl_core.advice import probes
 from tl_core.base.paths import atomic_write_bytes, cache_dir
@@ -45,7 +44,7 @@ from tl_core.planning.provenance import fingerprint
 from tl_core.runs.procs import proc_start
 from tl_core.store import store
 from tl_core.training.trainer import Trainer
-from tl_core.scores.transferability import centroid_margin, h_score, knn_loo_accuracy, logme, source_head_on_target
+from tl_core.scores.transferability import SCORES, score_all
 
 MODEL_FILE = Path(__file__).with_name("advisor_model.json")
 PROBE_RECORD_FILE = Path(__file__).with_name("probe_record.json")  # written by bench/probes.py
@@ -55,8 +54,7 @@ PRETRAINED = ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2") 
 LENET_STEPS = 300  # LeNet's brief source training before its features are scored
 TAU_TARGET, AUROC_TARGET = 0.6, 0.8  # the held-out record that would make the predictions trustworthy
 PROBE_AUROC_TARGET = 0.75  # the probes' (issue 31), with the lower end of its interval above 0.5
-FEATURES = ("knn", "logme", "h_score", "centroid_margin", "a_distance", "mmd", "target_entropy",
-            "target_balance", "log_target_images")
+FEATURES = tuple(s.key for s in SCORES)
 
 
 @dataclass(frozen=True)
@@ -215,11 +213,7 @@ def candidate_scores(c: Candidate, source: str, target: str, seed: int = 0, pair
 
 def scores(f: dict[str, np.ndarray]) -> dict[str, float]:
     """Every score of one candidate's features (no target label is read)."""
-    fs, ys, ft = f["fs"], f["ys"], f["ft"]
-    head = source_head_on_target(fs, ys, ft)
-    return {"knn": knn_loo_accuracy(fs, ys), "logme": logme(fs, ys), "h_score": h_score(fs, ys),
-            "centroid_margin": centroid_margin(fs, ys, ft), "a_distance": proxy_a_distance(fs, ft),
-            "mmd": gaussian_mmd(fs, ft), **head, "log_target_images": math.log10(max(int(f["n_target"]), 1)),
+    return {**score_all(f["fs"], f["ys"], f["ft"], int(f["n_target"])),
             "source_images": int(f["n_source"]), "target_images": int(f["n_target"])}
 
 

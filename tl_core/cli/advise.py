@@ -6,6 +6,7 @@ import json
 from tl_core import experiments
 from tl_core.advice import advisor
 from tl_core.config import parse_seeds
+from tl_core.scores.transferability import SCORES
 
 
 def cmd_advise(args) -> int:
@@ -38,9 +39,7 @@ def cmd_advise(args) -> int:
         print("why: " + " ".join(out["recommendations"][0]["reasons"]))
     print("scores (no target label read):")
     for s in out["scores"]:
-        print(f"  {s['label']}: k-NN {100 * s['knn']:.0f} %, LogME {s['logme']:.2f}, H-score {s['h_score']:.1f}, "
-              f"centroid margin {s['centroid_margin']:.2f}, A-distance {s['a_distance']:.2f}, MMD {s['mmd']:.3f}, "
-              f"target entropy {s['target_entropy']:.2f}, balance {s['target_balance']:.2f}")
+        print(f"  {s['label']}: " + ", ".join(sc.show(s[sc.key]) for sc in SCORES if sc.key != "log_target_images"))
     tr = out["track_record"]
     if tr:
         print(f"track record (held out, {tr['cells']} measured cells over {tr['pairs']} pairs): median Kendall tau "

@@ -11,8 +11,31 @@ MMD) is in `metrics`.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
+
+from tl_core.scores.metrics import gaussian_mmd, proxy_a_distance
+
+
+@dataclass(frozen=True)
+class Score:
+    """One score the advisor reads: its key (a feature of the advisor's predictor), how a person reads its
+    name, and how its value is shown."""
+
+    key: str
+    words: str
+    fmt: str = "{:.2f}"
+
+    def show(self, value: float) -> str:
+        return f"{self.words} {self.fmt.format(value)}"
+
+
+# The one list of scores: the advisor's features in this order, the command line's and the app's words.
+SCORES = (Score("knn", "k-NN", "{:.0%}"), Score("logme", "LogME"), Score("h_score", "H-score", "{:.1f}"),
+          Score("centroid_margin", "centroid margin"), Score("a_distance", "A-distance"), Score("mmd", "MMD", "{:.3f}"),
+          Score("target_entropy", "target entropy"), Score("target_balance", "balance"),
+          Score("log_target_images", "log10 target images"))
 
 
 def _one_hot(y: np.ndarray, k: int) -> np.ndarray:
@@ -119,3 +142,11 @@ def source_head_on_target(f_s: np.ndarray, y_s: np.ndarray, f_t: np.ndarray) -> 
     mean = p.mean(0)
     bal = -(mean * np.log(np.clip(mean, 1e-12, None))).sum() / math.log(k)
     return {"target_entropy": float(ent), "target_balance": float(bal)}
+
+
+def score_all(f_s: np.ndarray, y_s: np.ndarray, f_t: np.ndarray, n_target: int) -> dict[str, float]:
+    """Every score of `SCORES` for one candidate's frozen features (no target label is read)."""
+    return {"knn": knn_loo_accuracy(f_s, y_s), "logme": logme(f_s, y_s), "h_score": h_score(f_s, y_s),
+            "centroid_margin": centroid_margin(f_s, y_s, f_t), "a_distance": proxy_a_distance(f_s, f_t),
+            "mmd": gaussian_mmd(f_s, f_t), **source_head_on_target(f_s, y_s, f_t),
+            "log_target_images": math.log10(max(int(n_target), 1))}
