@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import io
-import json
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -12,7 +11,7 @@ import numpy as np
 from tl_core.policy import access
 from tl_core import runs
 from tl_core.policy.access import Session
-from tl_core.models.checkpoint import MAX_MODEL_BYTES, Predictor
+from tl_core.models.checkpoint import MAX_MODEL_BYTES, Predictor, read_model_meta
 from tl_core.data.domains import get_domain
 from tl_core.data.domains.folder import load_image
 from tl_core.base.errors import ConfigError, TLError
@@ -85,9 +84,8 @@ def my_models(session: Session) -> dict[str, str]:
     folder = access.session_dir(session) / "models"
     for d in sorted(folder.iterdir()) if folder.is_dir() else []:
         try:
-            meta = json.loads((d / "model.json").read_text())
-            backbone = str(meta.get("backbone", "?"))[:40]
-        except (OSError, ValueError, AttributeError):
+            backbone = str(read_model_meta(d).get("backbone", "?"))[:40]
+        except TLError:
             continue
         out[f"upload:{d.name}"] = f"{d.name.rsplit('--', 1)[0]} (uploaded {backbone})"
     return out

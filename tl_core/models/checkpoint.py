@@ -214,15 +214,23 @@ def merge_tensors(plain: dict[str, Any], tensors: dict[str, torch.Tensor]) -> di
     return plain
 
 
+def read_model_meta(folder: Path) -> dict[str, Any]:
+    """A checkpoint folder's model.json (what rebuilds the model: backbone, classes, input spec, head);
+    TLError when it cannot be read as one."""
+    try:
+        meta = json.loads((Path(folder) / "model.json").read_text())
+    except (OSError, ValueError) as e:
+        raise TLError(f"The checkpoint in {folder} cannot be read ({e}).") from None
+    if not isinstance(meta, dict):
+        raise TLError(f"The checkpoint in {folder} cannot be read (its model.json is not an object).")
+    return meta
+
+
 class Predictor:
     """A trained classifier loaded from a checkpoint folder, ready to classify images."""
 
     def __init__(self, folder: Path, device: str = "cpu"):
-        meta_path = Path(folder) / "model.json"
-        try:
-            self.meta = json.loads(meta_path.read_text())
-        except (OSError, ValueError) as e:
-            raise TLError(f"The checkpoint in {folder} cannot be read ({e}).") from None
+        self.meta = read_model_meta(folder)
         self.classes: list[str] = self.meta["classes"]
         self.spec = InputSpec.from_dict(self.meta["input_spec"])
         self.model = build_classifier(self.meta["backbone"], self.meta["num_classes"],
