@@ -14,6 +14,9 @@ from tl_core.scores.stats import accuracy_ci, mean_std, normal_gain
 from tl_core.app.run_views import visible_run
 from tl_core.app.text import domain_label, short_run_label
 
+# what the pages may call (tl_core.app.api exports exactly these)
+__all__ = ["compare_rows", "checkpoint_bytes", "seed_groups"]
+
 
 def compare_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Runs as table rows, each with its gain over the source-only run on the same source, target and

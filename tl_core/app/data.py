@@ -14,6 +14,11 @@ from tl_core.base.errors import TLError
 from tl_core.policy.uploads import add_folder as add, delete_upload as rm, folders, ingest_zip as ingest, uploads
 from tl_core.app.text import domain_label
 
+# what the pages may call (tl_core.app.api exports exactly these)
+__all__ = ["domain_choices", "shift_kinds", "domain_preview", "input_channels", "label_space", "ingest_zip",
+           "add_folder", "session_folders", "folder_roots", "preview_mosaic", "MAX_PREVIEW_ROWS", "shift_preview",
+           "domain_refusal_text", "my_uploads", "delete_upload", "domain_base"]
+
 
 def domain_choices(session: Session | None = None) -> list[dict[str, Any]]:
     """The built-in domains, then the teacher's datasets (ingested from the server's command line) and

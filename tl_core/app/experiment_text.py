@@ -6,6 +6,11 @@ from typing import Any
 
 from tl_core.app.text import clock, domain_label
 
+# what the pages may call (tl_core.app.api exports exactly these)
+__all__ = ["ADVISOR_HELP", "PROBE_HELP", "MAP_CAPTION", "plan_words", "experiment_links", "progress_words", "header",
+           "verdict_tone", "flag_lines", "result_rows", "run_links", "map_runs", "advice_rows", "score_rows",
+           "record_words", "probe_record_words"]
+
 ADVISOR_HELP = ("It scores each candidate's frozen features (LogME, H-score, k-NN on the source labels; a centroid "
                 "margin, the domain gap and the source head's certainty on the unlabelled target) and reads each "
                 "method's target accuracy off a predictor fitted on measured runs; then the leading candidates train "

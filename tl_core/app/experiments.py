@@ -19,6 +19,13 @@ from tl_core.experiments.presets import FIRST_VISIT, PRESETS, get_preset
 from tl_core.planning.planner import estimate_seconds
 from tl_core.app.text import clock, domain_label
 from tl_core.app.visible import owned, visible
+
+# what the pages may call (tl_core.app.api exports exactly these)
+__all__ = ["experiment_presets", "first_visit_preset", "experiment_from_query", "experiment_query", "link_budget",
+           "plan_experiment", "launch_experiment", "train_experiment_again", "view_experiment",
+           "experiment_progress", "list_experiments", "cancel_experiment", "delete_experiment", "publish_experiment",
+           "export_experiment", "ask_advisor", "advice_job", "latest_advice", "launch_advised",
+           "advisor_track_record"]
 MAX_QUERY = 2000  # characters of a shared link's experiment description that are read at all
 
 

@@ -15,6 +15,9 @@ from tl_core.base.errors import ConfigError
 from tl_core.scores.stats import accuracy_ci
 from tl_core.app.run_views import visible_run
 
+# what the pages may call (tl_core.app.api exports exactly these)
+__all__ = ["COLLAPSE_AT", "class_report", "class_row_words", "cell_images", "point_image"]
+
 # a class with at most this share of its images right has collapsed (the model all but stopped predicting it)
 COLLAPSE_AT = 0.20
 

@@ -4,6 +4,9 @@ from __future__ import annotations
 from typing import Any
 from tl_core.models.backbones import backbone_info, build_backbone, list_backbones
 
+# what the pages may call (tl_core.app.api exports exactly these)
+__all__ = ["backbone_choices", "model_summary"]
+
 
 
 

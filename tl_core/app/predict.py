@@ -20,6 +20,10 @@ from tl_core.base.lru import ByteLRU
 from tl_core.policy.uploads import delete_model, model_folder, store_model
 from tl_core.app.run_views import visible_run
 
+# what the pages may call (tl_core.app.api exports exactly these)
+__all__ = ["decode_upload", "unpack_model_zip", "import_model", "my_models", "delete_my_model", "predict",
+           "target_samples"]
+
 
 def decode_upload(data: bytes, name: str = "image") -> np.ndarray:
     """An uploaded image file -> (3, H, W) uint8; a clear error when it is not a readable image."""

@@ -8,6 +8,11 @@ from typing import Any
 from tl_core.app.images import COLLAPSE_AT, class_row_words
 from tl_core.app.text import clock, domain_label, escape_markdown
 
+# what the pages may call (tl_core.app.api exports exactly these)
+__all__ = ["status_line", "queue_words", "reused_sentence", "progress_line", "too_long_words", "outcome_words",
+           "sampled_words", "point_words", "confusion_title", "class_table", "collapse_words", "cell_choices",
+           "cell_words"]
+
 
 def reused_sentence(r: dict[str, Any]) -> str:
     """Where a run's numbers come from when identical work was trained once, as a sentence (escaped)."""

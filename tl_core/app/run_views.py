@@ -17,6 +17,11 @@ from tl_core.app.strategy import validate
 from tl_core.app.text import run_label
 from tl_core.app.visible import owned, visible
 
+# what the pages may call (tl_core.app.api exports exactly these)
+__all__ = ["get_run", "list_runs", "cancel_run", "resume_run", "train_again", "delete_run", "publish_run",
+           "read_metrics", "embedding_epochs", "read_embedding", "all_embeddings", "finished_runs", "submit",
+           "reading_words"]
+
 
 def visible_run(session: Session, run_id: str) -> dict[str, Any]:
     """A run's record (with progress) if this session may see it; one message for unknown and hidden."""

@@ -14,6 +14,10 @@ from tl_core.base.machine import cpu_count
 from tl_core.base.paths import tl_home
 from tl_core.runs.executors import current, executor_name, ray_executor
 
+# what the pages may call (tl_core.app.api exports exactly these)
+__all__ = ["APP_DEFAULT", "default_config", "start_server", "open_session", "seat_session", "seat_words",
+           "store_busy", "device_summary", "queue_summary", "executor_summary"]
+
 
 # The guide's default run is one where the method helps and that works offline: USPS -> MNIST with DANN,
 # the first-visit experiment's pair and schedule (DANN about 12 points above source only on the starter

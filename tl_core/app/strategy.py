@@ -16,6 +16,11 @@ from tl_core.planning.resolve import resolve
 from tl_core.planning.validation import validate as validate_config
 from tl_core.app.text import domain_label, escape_markdown
 
+# what the pages may call (tl_core.app.api exports exactly these)
+__all__ = ["FAMILY_ORDER", "method_cards", "validate", "allowed", "estimate_seconds", "plan_for_budget",
+           "fit_default_plan", "describe_plan", "cli_command", "selection_choices", "run_limit_s", "draft_to_query",
+           "draft_from_query"]
+
 
 FAMILY_ORDER = ("baseline", "parameter transfer", "feature transfer", "statistics", "adversarial",
                 "self-training", "source-free", "instance transfer", "distillation")

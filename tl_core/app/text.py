@@ -10,6 +10,9 @@ from tl_core.data.domains import DOMAINS
 from tl_core.data.domains.names import parse
 from tl_core.base.errors import ConfigError
 
+# what the pages may call (tl_core.app.api exports exactly these)
+__all__ = ["domain_label", "run_label", "escape_markdown", "clock"]
+
 
 def domain_label(name: str) -> str:
     """A domain as people read it: a built-in one by its catalogue label (`usps` -> `USPS`), an upload as
