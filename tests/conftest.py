@@ -31,6 +31,20 @@ def pytest_collection_modifyitems(config, items):
             it.add_marker(getattr(pytest.mark, tier))
 
 
+def tiny_config(method: str = "dann", *, images: int = 300, backbone: str = "lenet", target_labels=None,
+                params: dict | None = None, source: str = "syndigits", target: str = "uci_digits", **train):
+    """The one tiny run every test starts from: Synthetic digits -> UCI digits (built in, offline), LeNet,
+    2 epochs x 6 steps of 16 images, no feature map. A test names only what it needs to differ."""
+    from tl_core import RunConfig
+
+    data = {"source": source, "target": target, "max_per_domain": images}
+    if target_labels is not None:
+        data["target_labels"] = target_labels
+    return RunConfig().replace(data=data, model={"backbone": backbone}, method={"name": method, "params": params or {}},
+                               train={"epochs": 2, "steps_per_epoch": 6, "batch_size": 16, "embedding": "none",
+                                      **train})
+
+
 def isolated_home(path: Path) -> Path:
     """A fresh TL_HOME (own run store) that shares the session's decoded-domain cache."""
     shared = Path(os.environ.get("TL_HOME_SESSION") or os.environ["TL_HOME"]) / "cache"
@@ -43,6 +57,28 @@ def isolated_home(path: Path) -> Path:
 
 
 os.environ.setdefault("TL_HOME_SESSION", os.environ["TL_HOME"])
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    """The one test home: a fresh TL_HOME (its own run store, the session's decoded domains shared), one run
+    at a time, no folder roots. Whatever it left going is stopped at its end: the server's scheduler thread,
+    runs still queued or training, its warm process."""
+    h = isolated_home(tmp_path / "home")
+    monkeypatch.setenv("TL_HOME", str(h))
+    monkeypatch.setenv("TL_MAX_RUNS", "1")
+    monkeypatch.delenv("TL_FOLDER_ROOTS", raising=False)
+    yield h
+    from tl_core import runs
+    from tl_core.base.paths import tl_home
+    from tl_core.runs import local
+
+    runs.set_interactive(False)
+    runs.stop_scheduler(tl_home())  # an app test started the server's scheduler thread for this home
+    for r in runs.store().list():  # no run of this home may start or outlive its test
+        if r["status"] in ("queued", "starting", "running"):
+            runs.cancel(r["id"], wait_s=10)
+    local.stop_warm(runs.store().home)
 
 
 @contextmanager

@@ -9,8 +9,7 @@ import time
 
 import pytest
 
-from conftest import ROOT, bench_server, isolated_home
-from tl_core import RunConfig
+from conftest import bench_server, isolated_home, ROOT, tiny_config
 from tl_core import runs
 
 ray = pytest.importorskip("ray")
@@ -18,11 +17,8 @@ from ray.cluster_utils import Cluster  # noqa: E402
 
 
 def cfg(epochs=2, steps=20, seed=0):
-    return RunConfig().replace(
-        data={"source": "uci_digits", "target": "syndigits", "max_per_domain": 300},
-        method={"name": "dann", "params": {}},
-        train={"epochs": epochs, "steps_per_epoch": steps, "batch_size": 16, "embedding": "pca", "embed_points": 50,
-               "seed": seed})
+    return tiny_config(source="uci_digits", target="syndigits", epochs=epochs, steps_per_epoch=steps,
+                       embedding="pca", embed_points=50, seed=seed)
 
 
 def wait_for(pred, timeout_s=120.0, what="the condition"):

@@ -5,7 +5,7 @@ import os
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from conftest import PACS, ROOT, class_zip, isolated_home
+from conftest import class_zip, isolated_home, PACS, ROOT, tiny_config
 from tl_core.planning.validation import validate
 
 APP = str(ROOT / "app.py")
@@ -26,15 +26,13 @@ def store_home(tmp_path_factory):
 
 
 def _prepare_runs():
-    from tl_core import RunConfig
     from tl_core.models.checkpoint import Checkpointer
     from tl_core.runs import StoreSink, store
     from tl_core.training.trainer import Trainer
 
     ids = {}
     for method in ("source_only", "dann"):
-        cfg = validate(RunConfig().replace(data={"source": "syndigits", "target": "uci_digits", "max_per_domain": 300},
-                                  method={"name": method, "params": {}}, train=TINY))
+        cfg = validate(tiny_config(method, **TINY))
         rid = f"test-{method}"
         st = store()
         st.insert_run(rid, cfg.to_dict())

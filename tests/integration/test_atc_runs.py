@@ -2,16 +2,15 @@
 accuracy, with its interval (the numpy reference is in the unit tier)."""
 import pytest
 
+from conftest import isolated_home, tiny_config
+from tl_core import runs
+from tl_core.cli.common import run_summary
+
 
 def test_a_run_reports_its_estimate_beside_the_measured_accuracy(tmp_path, monkeypatch):
-    from conftest import isolated_home
-    from tl_core import RunConfig, runs
-    from tl_core.cli.common import run_summary
 
     monkeypatch.setenv("TL_HOME", str(isolated_home(tmp_path)))
-    cfg = RunConfig().replace(data={"source": "syndigits", "target": "uci_digits", "max_per_domain": 200},
-                              method={"name": "source_only", "params": {}},
-                              train={"epochs": 1, "steps_per_epoch": 20, "batch_size": 16, "embedding": "none"})
+    cfg = tiny_config("source_only", images=200, epochs=1, steps_per_epoch=20)
     rid = runs.submit(cfg, fresh=True)
     r = runs.wait(rid, timeout_s=300)
     assert r["status"] == "finished", r["reason"]

@@ -9,14 +9,12 @@ from tl_core import RunConfig
 from tl_core.models.checkpoint import Checkpointer, Predictor
 from tl_core.data.domains import get_domain
 from tl_core.training.trainer import Trainer
+from conftest import tiny_config
 
 
 def cfg(epochs=3, **train):
-    return RunConfig().replace(
-        data={"source": "syndigits", "target": "uci_digits", "max_per_domain": 400},
-        method={"name": "dann", "params": {}},
-        train={"epochs": epochs, "steps_per_epoch": 12, "batch_size": 16, "embedding": "pca", "embed_points": 50,
-               **train})
+    return tiny_config(images=400, **{"epochs": epochs, "steps_per_epoch": 12, "embedding": "pca", "embed_points": 50,
+                                      **train})
 
 
 def test_resumed_run_matches_an_uninterrupted_one(tmp_path):

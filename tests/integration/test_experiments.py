@@ -18,19 +18,10 @@ TINY = {"train": {"epochs": 1, "steps_per_epoch": 3, "embedding": "none"}}
 
 
 @pytest.fixture
-def home(tmp_path, monkeypatch):
-    h = isolated_home(tmp_path / "home")
-    monkeypatch.setenv("TL_HOME", str(h))
-    monkeypatch.setenv("TL_MAX_RUNS", "1")
-    monkeypatch.setattr("tl_core.runs.jobs.schedule", lambda st=None: [])  # nothing starts: these tests read records
-    yield h
-    from tl_core import runs
-    from tl_core.base.paths import tl_home
-
-    runs.stop_scheduler(tl_home())  # an app test started the server's scheduler thread for this home
-    for r in runs.list_runs():  # and no run of this home may start or outlive its test
-        if r["status"] in ("queued", "starting", "running"):
-            runs.cancel(r["id"], wait_s=10)
+def home(home, monkeypatch):
+    """The shared test home, where nothing starts: these tests read records."""
+    monkeypatch.setattr("tl_core.runs.jobs.schedule", lambda st=None: [])
+    return home
 
 
 def spec(**kw) -> ExperimentSpec:

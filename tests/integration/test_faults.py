@@ -8,11 +8,10 @@ import subprocess
 import sys
 import time
 
-import pytest
 import torch
 
-from conftest import ROOT, isolated_home
-from tl_core import RunConfig, runs
+from conftest import ROOT, tiny_config
+from tl_core import runs
 from tl_core.base import events as ev
 from tl_core.models.checkpoint import Checkpointer, Predictor
 from tl_core.training.trainer import Trainer
@@ -20,19 +19,7 @@ from tl_core.planning.validation import validate
 
 
 def tiny(method="dann", **kw):
-    t = {"epochs": 2, "steps_per_epoch": 6, "batch_size": 32, "embedding": "none", **kw}
-    return RunConfig().replace(data={"source": "syndigits", "target": "uci_digits", "max_per_domain": 300},
-                               method={"name": method, "params": {}}, train=t)
-
-
-@pytest.fixture
-def home(tmp_path, monkeypatch):
-    monkeypatch.setenv("TL_HOME", str(isolated_home(tmp_path / "home")))
-    monkeypatch.setenv("TL_MAX_RUNS", "1")
-    yield tmp_path / "home"
-    for r in runs.list_runs():
-        if r["status"] in ("queued", "starting", "running"):
-            runs.cancel(r["id"], wait_s=5)
+    return tiny_config(method, **{"batch_size": 32, **kw})
 
 
 def oom_above(trainer, limit):

@@ -52,9 +52,8 @@ def good_entries(wrapper="shapes/") -> dict[str, bytes]:
 
 
 @pytest.fixture(autouse=True)
-def home(tmp_path, monkeypatch):
-    monkeypatch.setenv("TL_HOME", str(tmp_path))
-    return tmp_path
+def _in_the_test_home(home):
+    """Every test here runs in the shared test home (tests/conftest.py), asked for or not."""
 
 
 def test_a_good_zip_becomes_a_domain_with_junk_ignored(home):

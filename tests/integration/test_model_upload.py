@@ -8,31 +8,23 @@ import pytest
 import torch
 from safetensors.torch import save
 
-from tl_core import RunConfig
 from tl_core.app import api
 from tl_core.policy.access import session_from_token
 from tl_core.models.checkpoint import Checkpointer
 from tl_core.base.errors import ConfigError
 from tl_core.training.trainer import Trainer
+from conftest import tiny_config
 
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
     """A checkpoint folder of a tiny trained model: what a user downloads from the Compare page."""
-    cfg = RunConfig().replace(data={"source": "syndigits", "target": "uci_digits", "max_per_domain": 200},
-                              method={"name": "source_only", "params": {}},
-                              train={"epochs": 1, "steps_per_epoch": 5, "batch_size": 16, "embedding": "none"})
+    cfg = tiny_config("source_only", images=200, epochs=1, steps_per_epoch=5)
     d = tmp_path_factory.mktemp("run")
     ck = Checkpointer(d)
     Trainer(cfg, checkpointer=ck).fit()
     folder = ck.path("last")
     return (folder / "model.safetensors").read_bytes(), (folder / "model.json").read_bytes()
-
-
-@pytest.fixture
-def home(tmp_path, monkeypatch):
-    monkeypatch.setenv("TL_HOME", str(tmp_path))
-    return tmp_path
 
 
 def sess(name: str):

@@ -11,8 +11,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from conftest import ROOT, class_zip, isolated_home, named_session
-from tl_core import RunConfig
+from conftest import class_zip, named_session, ROOT, tiny_config
 from tl_core.app import api
 from tl_core import runs
 from tl_core.planning.runkey import key_parts, run_key
@@ -20,21 +19,8 @@ from tl_core.planning.runkey import key_parts, run_key
 TIMING = {"wall_s", "train_s", "eval_s", "embed_s", "images_per_s"}
 
 
-@pytest.fixture
-def home(tmp_path, monkeypatch):
-    monkeypatch.setenv("TL_HOME", str(isolated_home(tmp_path)))
-    monkeypatch.setenv("TL_MAX_RUNS", "1")
-    yield tmp_path
-    for r in runs.list_runs():
-        if r["status"] in ("queued", "starting", "running"):
-            runs.cancel(r["id"], wait_s=5)
-
-
 def tiny(method="dann", backbone="lenet", **train):
-    return RunConfig().replace(
-        data={"source": "syndigits", "target": "uci_digits", "max_per_domain": 200},
-        model={"backbone": backbone}, method={"name": method, "params": {}},
-        train={"epochs": 2, "steps_per_epoch": 6, "batch_size": 16, "embedding": "pca", "embed_points": 40, **train})
+    return tiny_config(method, images=200, backbone=backbone, **{"embedding": "pca", "embed_points": 40, **train})
 
 
 def numbers(run_id):

@@ -12,19 +12,8 @@ import types
 
 import pytest
 
-from conftest import ROOT, isolated_home
-from tl_core import RunConfig
+from conftest import ROOT, tiny_config
 from tl_core import runs
-
-
-@pytest.fixture
-def home(tmp_path, monkeypatch):
-    monkeypatch.setenv("TL_HOME", str(isolated_home(tmp_path)))
-    monkeypatch.setenv("TL_MAX_RUNS", "1")
-    yield tmp_path
-    for r in runs.list_runs():  # leave no worker behind
-        if r["status"] in ("queued", "starting", "running"):
-            runs.cancel(r["id"], wait_s=5)
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -36,11 +25,7 @@ def _decoded_once():
 
 
 def cfg(epochs=2, steps=30, seed=0, embedding="pca"):
-    return RunConfig().replace(
-        data={"source": "syndigits", "target": "uci_digits", "max_per_domain": 300},
-        method={"name": "dann", "params": {}},
-        train={"epochs": epochs, "steps_per_epoch": steps, "batch_size": 16, "embedding": embedding,
-               "embed_points": 50, "seed": seed})
+    return tiny_config(epochs=epochs, steps_per_epoch=steps, embedding=embedding, embed_points=50, seed=seed)
 
 
 def wait_for(pred, timeout=90, poll=0.1):

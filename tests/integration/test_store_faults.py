@@ -9,12 +9,11 @@ import time
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from conftest import ROOT, isolated_home
-from tl_core import NotVisible, RunConfig, StoreBusy
+from conftest import ROOT, tiny_config
+from tl_core import NotVisible, StoreBusy
 from tl_core.app import api
 from tl_core import runs
 from tl_core.policy.access import session_from_token
-from tl_core.store import Store
 from tl_core.planning.validation import validate
 
 APP = str(ROOT / "app.py")
@@ -26,22 +25,7 @@ LOCKER = ("import sqlite3, sys, time\n"
 
 
 def cfg(**train):
-    return validate(RunConfig().replace(data={"source": "syndigits", "target": "uci_digits", "max_per_domain": 200},
-                               method={"name": "dann", "params": {}},
-                               train={"epochs": 1, "steps_per_epoch": 5, "batch_size": 8, "embedding": "none",
-                                      **train}))
-
-
-@pytest.fixture
-def home(tmp_path, monkeypatch):
-    h = isolated_home(tmp_path / "home")
-    monkeypatch.setenv("TL_HOME", str(h))
-    monkeypatch.setenv("TL_MAX_RUNS", "1")
-    yield h
-    runs.set_interactive(False)
-    for r in Store(h).list():
-        if r["status"] in ("queued", "starting", "running"):
-            runs.cancel(r["id"], wait_s=5)
+    return validate(tiny_config(images=200, **{"epochs": 1, "steps_per_epoch": 5, "batch_size": 8, **train}))
 
 
 def lock_store(home, seconds: float) -> subprocess.Popen:

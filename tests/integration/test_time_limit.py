@@ -2,7 +2,7 @@
 
 import pytest
 
-from conftest import isolated_home, named_session as sess
+from conftest import isolated_home, named_session as sess, tiny_config
 from tl_core.planning.validation import validate
 
 
@@ -18,12 +18,10 @@ def home(tmp_path, monkeypatch):
 
 
 def test_a_run_past_its_time_limit_is_stopped_with_the_limit_named(home, monkeypatch):
-    from tl_core import RunConfig, runs
+    from tl_core import runs
 
     monkeypatch.setenv("TL_MAX_RUNS", "1")
-    cfg = RunConfig().replace(data={"source": "syndigits", "target": "uci_digits", "max_per_domain": 200},
-                              method={"name": "source_only", "params": {}},
-                              train={"epochs": 50, "steps_per_epoch": 200, "batch_size": 16, "embedding": "none"})
+    cfg = tiny_config("source_only", images=200, epochs=50, steps_per_epoch=200)  # far past its 3 s limit
     rid = runs.submit(validate(cfg), owner=sess("a").owner, published=False, wall_limit_s=3)
     r = runs.wait(rid, timeout_s=300)
     assert r["status"] == "cancelled" and "time limit of 3 s" in r["reason"], (r["status"], r["reason"])

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import ROOT
+from conftest import ROOT, tiny_config
 
 from tl_core import RunConfig
 from tl_core.base import events as ev
@@ -22,10 +22,7 @@ from tl_core.training.trainer import Trainer, train
 
 def tiny(method="dann", **train_kw):
     labels = 3 if get_method(method).needs_target_labels else "none"
-    kw = {"epochs": 2, "steps_per_epoch": 6, "batch_size": 16, "embedding": "pca", "embed_points": 50, **train_kw}
-    return RunConfig().replace(
-        data={"source": "syndigits", "target": "uci_digits", "max_per_domain": 300, "target_labels": labels},
-        method={"name": method, "params": {}}, train=kw)
+    return tiny_config(method, target_labels=labels, **{"embedding": "pca", "embed_points": 50, **train_kw})
 
 
 @pytest.fixture(scope="module")

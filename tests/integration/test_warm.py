@@ -4,24 +4,11 @@ their own, and stop with the server."""
 import signal
 import time
 
-import pytest
 import torch
 
-from conftest import isolated_home
 from test_reuse import finish_all, numbers, tensors, tiny
 from tl_core import runs
 from tl_core.runs import local, procs
-
-
-@pytest.fixture
-def home(tmp_path, monkeypatch):
-    monkeypatch.setenv("TL_HOME", str(isolated_home(tmp_path / "h")))
-    monkeypatch.setenv("TL_MAX_RUNS", "1")
-    yield tmp_path
-    for r in runs.list_runs():
-        if r["status"] in ("queued", "starting", "running"):
-            runs.cancel(r["id"], wait_s=5)
-    local.stop_warm(runs.store().home)
 
 
 def warm_up(st, timeout=120):
@@ -72,6 +59,23 @@ def test_stopping_the_warm_worker_interrupts_the_runs_it_forked_resumably(home):
     r = runs.wait(rid, timeout_s=60)
     assert r["status"] == "interrupted" and "Resume" in r["reason"]
     assert not (st.home / local.WARM_SOCKET).exists()  # a later run starts cold, then a new warm worker
+
+
+def test_the_warm_worker_is_not_idle_while_a_run_it_forked_trains(home, monkeypatch):
+    monkeypatch.setenv("TL_WARM_IDLE_S", "1")  # a run outlasts the idle time many times over
+    st = runs.store()
+    w = warm_up(st)
+    rid = runs.submit(tiny("source_only", seed=14, epochs=50, steps_per_epoch=400), fresh=True)
+    deadline = time.time() + 120
+    while runs.get_run(rid)["status"] != "running" and time.time() < deadline:
+        runs.schedule()
+        time.sleep(0.2)
+    assert forked(rid)
+    time.sleep(4)  # idle as far as requests go, but its child trains
+    assert w.poll() is None, (st.home / "warm.log").read_text()[-1000:]
+    assert procs.stop_children() >= 1  # the server's shutdown still reaches the run through it
+    r = runs.wait(rid, timeout_s=60)
+    assert r["status"] == "interrupted" and "Resume" in r["reason"]
 
 
 def test_a_run_is_taken_by_one_worker_only(home):

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import isolated_home
+from conftest import tiny_config
 from tl_core import RunConfig
 from tl_core.app import api
 from tl_core.policy.access import CLI_SESSION, Session, check_config, resolve_folder, session_from_token
@@ -30,8 +30,7 @@ def sess(name: str, local: bool = False, seated: bool = True) -> Session:
 
 
 def cfg(**train):
-    return validate(RunConfig().replace(data={"source": "syndigits", "target": "uci_digits", "max_per_domain": 200},
-                               method={"name": "source_only", "params": {}}, train={**TINY, **train}))
+    return validate(tiny_config("source_only", images=200, **{**TINY, **train}))
 
 
 def png(v=0, size=10) -> bytes:
@@ -50,14 +49,6 @@ def zipped(entries: dict) -> bytes:
 
 def good_zip(prefix="set", n=5) -> bytes:
     return zipped({f"{prefix}/{c}/{i}.png": png(10 * i + k) for k, c in enumerate("ab") for i in range(n)})
-
-
-@pytest.fixture
-def home(tmp_path, monkeypatch):
-    h = isolated_home(tmp_path / "home")
-    monkeypatch.setenv("TL_HOME", str(h))
-    monkeypatch.delenv("TL_FOLDER_ROOTS", raising=False)
-    return h
 
 
 def add_run(rid: str, owner: str, published: bool = False, status: str = "finished") -> str:

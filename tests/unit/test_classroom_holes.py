@@ -10,17 +10,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import isolated_home, named_session as sess
+from conftest import named_session as sess, tiny_config
 from tl_core.app import api
 from tl_core.base.errors import ConfigError, QuotaExceeded, TLError
-
-
-@pytest.fixture
-def home(tmp_path, monkeypatch):
-    h = isolated_home(tmp_path / "home")
-    monkeypatch.setenv("TL_HOME", str(h))
-    monkeypatch.delenv("TL_FOLDER_ROOTS", raising=False)
-    return h
 
 
 def png(v=0, size=10, mode="RGB") -> bytes:
@@ -274,12 +266,10 @@ def test_a_short_time_limit_reads_in_seconds():
 def test_run_ids_say_nothing_about_other_sessions(home, monkeypatch):
     import re
 
-    from tl_core import RunConfig, runs
+    from tl_core import runs
 
     monkeypatch.setattr(runs.jobs, "schedule", lambda st=None: [])
-    cfg = RunConfig().replace(data={"source": "syndigits", "target": "uci_digits", "max_per_domain": 200},
-                              method={"name": "source_only", "params": {}},
-                              train={"epochs": 1, "steps_per_epoch": 2, "batch_size": 8, "embedding": "none"})
+    cfg = tiny_config("source_only", images=200, epochs=1, steps_per_epoch=2, batch_size=8)
     a = api.submit(cfg.to_dict(), sess("alice"))
     b = api.submit(cfg.to_dict(), sess("bob"))  # the same config, launched by a classmate
     assert re.match(r"^[0-9a-f]{8}-[0-9a-f]{6}$", a) and re.match(r"^[0-9a-f]{8}-[0-9a-f]{6}$", b)

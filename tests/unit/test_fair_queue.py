@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from conftest import isolated_home
+from conftest import isolated_home, tiny_config
 from tl_core.app import api
 from tl_core import runs
 from tl_core.runs import executors
@@ -102,11 +102,8 @@ def test_thirty_sessions_launch_the_first_visit_experiment_all_accepted_and_serv
 
 def test_a_late_session_is_served_before_an_early_sessions_second_run(home, monkeypatch):
     """Strict FIFO would make a student who launched a minute later wait for everyone's whole grid."""
-    from tl_core import RunConfig
 
-    cfg = RunConfig().replace(data={"source": "syndigits", "target": "uci_digits", "max_per_domain": 200},
-                              method={"name": "source_only", "params": {}},
-                              train={"epochs": 1, "steps_per_epoch": 2, "batch_size": 8, "embedding": "none"})
+    cfg = tiny_config("source_only", images=200, epochs=1, steps_per_epoch=2, batch_size=8)
     real_schedule = runs.schedule
     monkeypatch.setattr(runs.jobs, "schedule", lambda st=None: [])
     early, late = seated(2)

@@ -10,8 +10,9 @@ thread, so the children start from a clean OpenMP state and set their own thread
 
 One per TL_HOME (a lock file); it listens on TL_HOME/warm.sock, answers a request (a JSON line
 {"run_id", "domains"}) with the child's pid, and exits when the process that started it is gone, after
-TL_WARM_IDLE_S without a request, when it has grown past its memory bound, or on SIGTERM (which it
-passes on to its live children first: the server's shutdown leaves their runs interrupted).
+TL_WARM_IDLE_S without a request and without a run it forked still training, when it has grown past its
+memory bound, or on SIGTERM (which it passes on to its live children first: the server's shutdown leaves
+their runs interrupted).
 """
 from __future__ import annotations
 
@@ -158,8 +159,14 @@ def warm_main() -> int:
     print(f"[{time.strftime('%H:%M:%S')}] warm worker {os.getpid()} ready", flush=True)
     try:
         while not stopping:
-            if os.getppid() != parent or time.time() - last > idle_s or _rss_mb() > bound_mb:
+            if os.getppid() != parent or _rss_mb() > bound_mb:
                 break
+            if time.time() - last > idle_s:
+                children = {p: s for p, s in children.items() if alive(p, s)}
+                if not children:
+                    break
+                # not idle while a run it forked trains: the server's shutdown reaches that run through here
+                last = time.time()
             try:
                 conn, _ = listener.accept()
             except (socket.timeout, InterruptedError):
