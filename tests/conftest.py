@@ -122,6 +122,71 @@ def class_zip(name: str, per_class: int = 5) -> bytes:
     return buf.getvalue()
 
 
+def png(v: int = 0, size: int = 10) -> bytes:
+    """A small flat PNG of grey level `v`."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    b = io.BytesIO()
+    Image.fromarray(np.full((size, size, 3), v, np.uint8)).save(b, "PNG")
+    return b.getvalue()
+
+
+def zipped(entries: dict) -> bytes:
+    """A zip of {member name: bytes}, stored as given."""
+    import io
+    import zipfile
+
+    b = io.BytesIO()
+    with zipfile.ZipFile(b, "w") as z:
+        for n, d in entries.items():
+            z.writestr(n, d)
+    return b.getvalue()
+
+
+def good_zip(prefix: str = "set", n: int = 5) -> bytes:
+    """A well-formed upload: two class folders of `n` images each under `prefix/`."""
+    return zipped({f"{prefix}/{c}/{i}.png": png(10 * i + k) for k, c in enumerate("ab") for i in range(n)})
+
+
+def flip_zip_header(data: bytes, offset_in_header: int, value: bytes) -> bytes:
+    """Change a field in every local and central header of a zip (an encrypted flag, a method id)."""
+    out = bytearray(data)
+    for sig, off in ((b"PK\x03\x04", offset_in_header), (b"PK\x01\x02", offset_in_header + 2)):
+        pos = 0
+        while (pos := out.find(sig, pos)) >= 0:
+            out[pos + off:pos + off + len(value)] = value
+            pos += 4
+    return bytes(out)
+
+
+@pytest.fixture(scope="module")
+def advisor_home(tmp_path_factory):
+    """A TL_HOME for one module of advisor tests, probes at the smallest schedule that shows the behaviour
+    (one adapted candidate, a few seconds)."""
+    with module_home(tmp_path_factory, "advisor") as h, pytest.MonkeyPatch.context() as mp:
+        mp.setenv("TL_ADVISOR_PROBES", "1")
+        mp.setenv("TL_ADVISOR_PROBE_S", "16")
+        yield h
+
+
+def toy_advisor_model() -> dict:
+    """A predictor in the shipped format (bench/advisor.py writes the real one): accuracy rises with k-NN,
+    CORAL a little above the other methods."""
+    from tl_core.advice import advisor
+
+    feats = list(advisor.FEATURES)
+    methods = ["source_only", "dann", "coral"]
+    coef = [0.0] * (1 + len(feats) + 2 * len(methods))
+    coef[1 + feats.index("knn")] = 1.0
+    coef[1 + len(feats) + methods.index("coral")] = 0.5
+    return {"features": feats, "methods": methods, "mean": [0.0] * len(feats), "sd": [1.0] * len(feats),
+            "coef": coef, "resid_sd": 0.05, "gain_resid_sd": 0.04,
+            "track_record": {"cells": 3, "pairs": 1, "kendall_tau_median": 0.5, "auroc_beats_source_only": None}}
+
+
 def named_session(name: str, seated: bool = True):
     """A browser session whose token is derived from `name` (the same name, the same session); seated
     (a student who opened the teacher's join link) unless `seated` is False."""

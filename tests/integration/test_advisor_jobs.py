@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from conftest import ROOT, module_home, named_session
+from conftest import named_session, ROOT, toy_advisor_model
 from tl_core.advice import advisor
 from tl_core.app import api
 
@@ -14,24 +14,8 @@ PAIR = ("uci_digits", "syndigits")  # small built-in digit domains: LeNet's brie
 
 
 @pytest.fixture(scope="module")
-def home(tmp_path_factory):
-    with module_home(tmp_path_factory, "advisor") as h, pytest.MonkeyPatch.context() as mp:
-        # probes at the smallest schedule that shows the behaviour: one adapted candidate, a few seconds
-        mp.setenv("TL_ADVISOR_PROBES", "1")
-        mp.setenv("TL_ADVISOR_PROBE_S", "16")
-        yield h
-
-
-def _toy_model():
-    """A predictor in the shipped format (the bench writes the real one): accuracy rises with k-NN."""
-    feats = list(advisor.FEATURES)
-    methods = ["source_only", "dann", "coral"]
-    coef = [0.0] * (1 + len(feats) + 2 * len(methods))
-    coef[1 + feats.index("knn")] = 1.0
-    coef[1 + len(feats) + methods.index("coral")] = 0.5  # CORAL a little above the others
-    return {"features": feats, "methods": methods, "mean": [0.0] * len(feats), "sd": [1.0] * len(feats),
-            "coef": coef, "resid_sd": 0.05, "gain_resid_sd": 0.04,
-            "track_record": {"cells": 3, "pairs": 1, "kendall_tau_median": 0.5, "auroc_beats_source_only": None}}
+def home(advisor_home):
+    return advisor_home
 
 
 def test_probes_train_a_quarter_at_most_are_kept_by_their_key_and_ranked_by_the_validators(home, monkeypatch,
@@ -44,7 +28,7 @@ def test_probes_train_a_quarter_at_most_are_kept_by_their_key_and_ranked_by_the_
     short, _, short_est = probes.probe_config(*PAIR, "lenet", 0, "dann", 0, step_budget_s=2)
     assert short.train.steps_per_epoch < cfg.train.steps_per_epoch and short_est < est  # its share of the time
     path = tmp_path / "model.json"
-    path.write_text(json.dumps(_toy_model()))
+    path.write_text(json.dumps(toy_advisor_model()))
     monkeypatch.setattr(advisor, "MODEL_FILE", path)
     out = advisor.advise(*PAIR)
     ps = out["probes"]

@@ -4,17 +4,8 @@ import os
 import subprocess
 import sys
 
-import pytest
-
-from conftest import ROOT, isolated_home
+from conftest import ROOT
 from tl_core.policy.access import session_from_seat
-
-
-@pytest.fixture
-def home(tmp_path, monkeypatch):
-    h = isolated_home(tmp_path / "home")
-    monkeypatch.setenv("TL_HOME", str(h))
-    return h
 
 
 def test_the_teacher_makes_lists_and_revokes_seats_from_the_command_line(home):

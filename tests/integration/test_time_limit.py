@@ -1,20 +1,7 @@
 """A run past its time limit is stopped, and its reason names the limit."""
 
-import pytest
-
-from conftest import isolated_home, named_session as sess, tiny_config
+from conftest import named_session as sess, tiny_config
 from tl_core.planning.validation import validate
-
-
-@pytest.fixture
-def home(tmp_path, monkeypatch):
-    h = isolated_home(tmp_path / "home")
-    monkeypatch.setenv("TL_HOME", str(h))
-    monkeypatch.delenv("TL_FOLDER_ROOTS", raising=False)
-    return h
-
-
-# -- 2. memory and disk bounded by decoded pixels --------------------------------------------------
 
 
 def test_a_run_past_its_time_limit_is_stopped_with_the_limit_named(home, monkeypatch):

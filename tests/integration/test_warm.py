@@ -26,6 +26,17 @@ def forked(run_id) -> bool:
     return "forked from the warm worker" in (runs.store().run_dir(run_id) / "worker.log").read_text()
 
 
+def training_forked(seed: int) -> str:
+    """A long run, forked from the warm worker, once it trains."""
+    rid = runs.submit(tiny("source_only", seed=seed, epochs=50, steps_per_epoch=400), fresh=True)
+    deadline = time.time() + 120
+    while runs.get_run(rid)["status"] != "running" and time.time() < deadline:
+        runs.schedule()
+        time.sleep(0.2)
+    assert forked(rid)
+    return rid
+
+
 def test_a_run_forked_warm_gives_the_numbers_of_a_fresh_worker_bit_for_bit(home, monkeypatch):
     cfg = tiny("dann", seed=11)
     monkeypatch.setenv("TL_WARM", "0")
@@ -48,12 +59,7 @@ def test_a_run_forked_warm_gives_the_numbers_of_a_fresh_worker_bit_for_bit(home,
 def test_stopping_the_warm_worker_interrupts_the_runs_it_forked_resumably(home):
     st = runs.store()
     w = warm_up(st)
-    rid = runs.submit(tiny("source_only", seed=12, epochs=50, steps_per_epoch=400), fresh=True)
-    deadline = time.time() + 120
-    while runs.get_run(rid)["status"] != "running" and time.time() < deadline:
-        runs.schedule()
-        time.sleep(0.2)
-    assert forked(rid)
+    rid = training_forked(seed=12)
     w.send_signal(signal.SIGTERM)  # what the server's shutdown does (procs.stop_children)
     w.wait(30)
     r = runs.wait(rid, timeout_s=60)
@@ -65,12 +71,7 @@ def test_the_warm_worker_is_not_idle_while_a_run_it_forked_trains(home, monkeypa
     monkeypatch.setenv("TL_WARM_IDLE_S", "1")  # a run outlasts the idle time many times over
     st = runs.store()
     w = warm_up(st)
-    rid = runs.submit(tiny("source_only", seed=14, epochs=50, steps_per_epoch=400), fresh=True)
-    deadline = time.time() + 120
-    while runs.get_run(rid)["status"] != "running" and time.time() < deadline:
-        runs.schedule()
-        time.sleep(0.2)
-    assert forked(rid)
+    rid = training_forked(seed=14)
     time.sleep(4)  # idle as far as requests go, but its child trains
     assert w.poll() is None, (st.home / "warm.log").read_text()[-1000:]
     assert procs.stop_children() >= 1  # the server's shutdown still reaches the run through it

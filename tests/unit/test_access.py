@@ -6,13 +6,12 @@ import io
 import json
 import os
 import threading
-import zipfile
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import tiny_config
+from conftest import flip_zip_header, good_zip, png, tiny_config, zipped
 from tl_core import RunConfig
 from tl_core.app import api
 from tl_core.policy.access import CLI_SESSION, Session, check_config, resolve_folder, session_from_token
@@ -31,24 +30,6 @@ def sess(name: str, local: bool = False, seated: bool = True) -> Session:
 
 def cfg(**train):
     return validate(tiny_config("source_only", images=200, **{**TINY, **train}))
-
-
-def png(v=0, size=10) -> bytes:
-    b = io.BytesIO()
-    Image.fromarray(np.full((size, size, 3), v, np.uint8)).save(b, "PNG")
-    return b.getvalue()
-
-
-def zipped(entries: dict) -> bytes:
-    b = io.BytesIO()
-    with zipfile.ZipFile(b, "w") as z:
-        for n, d in entries.items():
-            z.writestr(n, d)
-    return b.getvalue()
-
-
-def good_zip(prefix="set", n=5) -> bytes:
-    return zipped({f"{prefix}/{c}/{i}.png": png(10 * i + k) for k, c in enumerate("ab") for i in range(n)})
 
 
 def add_run(rid: str, owner: str, published: bool = False, status: str = "finished") -> str:
@@ -204,17 +185,6 @@ def test_uploads_are_private_and_only_images_are_kept(home):
             api.ingest_zip(good_zip(), bad, alice)
 
 
-def _flip(data: bytes, offset_in_header: int, value: bytes) -> bytes:
-    """Change a field in every local and central header of a zip."""
-    out = bytearray(data)
-    for sig, off in ((b"PK\x03\x04", offset_in_header), (b"PK\x01\x02", offset_in_header + 2)):
-        pos = 0
-        while (pos := out.find(sig, pos)) >= 0:
-            out[pos + off:pos + off + len(value)] = value
-            pos += 4
-    return bytes(out)
-
-
 @pytest.mark.parametrize("case", ["encrypted", "unknown_compression", "io_error", "disk_full", "crash"])
 def test_a_failed_unpack_leaves_nothing_behind(home, case, monkeypatch):
     import errno
@@ -223,9 +193,9 @@ def test_a_failed_unpack_leaves_nothing_behind(home, case, monkeypatch):
 
     data = good_zip()
     if case == "encrypted":
-        data = _flip(data, 6, b"\x01\x00")  # general purpose flag bit 0: encrypted
+        data = flip_zip_header(data, 6, b"\x01\x00")  # general purpose flag bit 0: encrypted
     elif case == "unknown_compression":
-        data = _flip(data, 8, (99).to_bytes(2, "little"))  # method 99 (AES) that zipfile cannot read
+        data = flip_zip_header(data, 8, (99).to_bytes(2, "little"))  # method 99 (AES) that zipfile cannot read
     else:
         real = uploads._copy_member
         calls = [0]

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from conftest import module_home, named_session
+from conftest import named_session, toy_advisor_model
 from tl_core.advice import advisor
 from tl_core.app import api
 from tl_core.scores import transferability as T
@@ -58,12 +58,8 @@ def test_logme_matches_its_definition_on_a_small_case():
 
 
 @pytest.fixture(scope="module")
-def home(tmp_path_factory):
-    with module_home(tmp_path_factory, "advisor") as h, pytest.MonkeyPatch.context() as mp:
-        # probes at the smallest schedule that shows the behaviour: one adapted candidate, a few seconds
-        mp.setenv("TL_ADVISOR_PROBES", "1")
-        mp.setenv("TL_ADVISOR_PROBE_S", "16")
-        yield h
+def home(advisor_home):
+    return advisor_home
 
 
 def test_features_are_computed_once_per_candidate_and_domains(home, monkeypatch):
@@ -77,21 +73,9 @@ def test_features_are_computed_once_per_candidate_and_domains(home, monkeypatch)
     assert len(first["fs"]) == len(first["ys"]) and first["ft"].shape[1] == first["fs"].shape[1]
 
 
-def _toy_model():
-    """A predictor in the shipped format (the bench writes the real one): accuracy rises with k-NN."""
-    feats = list(advisor.FEATURES)
-    methods = ["source_only", "dann", "coral"]
-    coef = [0.0] * (1 + len(feats) + 2 * len(methods))
-    coef[1 + feats.index("knn")] = 1.0
-    coef[1 + len(feats) + methods.index("coral")] = 0.5  # CORAL a little above the others
-    return {"features": feats, "methods": methods, "mean": [0.0] * len(feats), "sd": [1.0] * len(feats),
-            "coef": coef, "resid_sd": 0.05, "gain_resid_sd": 0.04,
-            "track_record": {"cells": 3, "pairs": 1, "kendall_tau_median": 0.5, "auroc_beats_source_only": None}}
-
-
 def test_advice_ranks_with_intervals_and_reasons(home, monkeypatch, tmp_path):
     path = tmp_path / "model.json"
-    path.write_text(json.dumps(_toy_model()))
+    path.write_text(json.dumps(toy_advisor_model()))
     monkeypatch.setattr(advisor, "MODEL_FILE", path)
     out = advisor.advise(*PAIR, probe=False)  # the predictor's own order (the probes' is tested below)
     recs = out["recommendations"]
