@@ -77,7 +77,7 @@ if chosen:
 
 st.subheader("Export, download, share, delete")
 ids = list(view["id"])
-run_names = dict(zip(view["id"], view["run"] + " · " + view["source"] + " → " + view["target"]))
+run_names = dict(zip(view["id"], view["choice"]))
 run_id = st.selectbox("Run", ids, index=0 if not sel else ids.index(sel[0]), format_func=run_names.get) if ids else None
 if run_id:
     r = api.get_run(me, run_id)

@@ -146,16 +146,18 @@ def test_walk_the_guide_launch_watch_compare(server, browser):
     page.screenshot(path=str(SHOTS / "4_train.png"))
     from tl_core import runs
 
+    from tl_core.app.text import short_run_label
+
     os.environ["TL_HOME"], old = str(home), os.environ["TL_HOME"]
     try:
-        run_id = runs.list_runs()[0]["id"]
+        label = short_run_label(runs.list_runs()[0])  # a person reads the run's label, never its raw id
     finally:
         os.environ["TL_HOME"] = old
     page.get_by_role("link", name="5 · Compare").first.click()
     title(page, "5 · Compare")
     # shown to the user somewhere (the grid's cells are a canvas, its DOM copy hidden; a chart label may be
     # mid-redraw): any visible occurrence, not whichever comes first in the DOM
-    page.get_by_text(run_id).filter(visible=True).first.wait_for()
+    page.get_by_text(label).filter(visible=True).first.wait_for()
     page.wait_for_timeout(1000)
     page.screenshot(path=str(SHOTS / "5_compare.png"))
     page.get_by_role("link", name="6 · Predict").first.click()

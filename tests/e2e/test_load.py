@@ -100,7 +100,7 @@ def data_page_ready(page):
 
 
 def run_choices(page) -> list[str]:
-    """The run ids offered by the Compare page's run picker (its last select box)."""
+    """The runs offered by the Compare page's run picker (its last select box), as labels."""
     page.get_by_test_id("stSelectbox").last.click()
     opts = page.get_by_role("option").all_inner_texts()
     page.keyboard.press("Escape")
@@ -122,6 +122,7 @@ def test_a_classroom_at_once(tmp_path, monkeypatch):
     from tl_core import runs
     from tl_core.policy.access import session_from_token
     from tl_core.base.errors import QuotaExceeded
+    from tl_core.app.compare import compare_rows
 
     home = isolated_home(tmp_path / "home")
     for k, v in ENV.items():
@@ -229,7 +230,9 @@ def test_a_classroom_at_once(tmp_path, monkeypatch):
                 shown = set(re.findall(r"[A-Za-z0-9_-]+", pg.get_by_test_id("stMain").inner_text()))
                 others = {rid for oo, ids in by_owner.items() if oo != o for rid in ids}
                 assert not shown & others, (i, shown & others)
-                assert set(run_choices(pg)) == set(by_owner[o]), i  # its own runs, all of them, and nobody else's
+                offered = {r["choice"] for r in compare_rows(runs.store().list(visible_to=o))}
+                assert len(offered) == len(by_owner[o])  # labels tell its runs apart
+                assert set(run_choices(pg)) == offered, i  # its own runs, all of them, and nobody else's
             for i, pg in enumerate(pages):
                 pg.get_by_role("link", name="1 · Data").first.click()
             for i, pg in enumerate(pages):

@@ -54,6 +54,7 @@ def compare_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         seen[row["run"]] = seen.get(row["run"], 0) + 1
         if seen[row["run"]] > 1:
             row["run"] = f"{row['run']} ({seen[row['run']]})"
+        row["choice"] = f"{row['run']} · {row['source']} → {row['target']}"  # how a run picker offers it
     return out
 
 
