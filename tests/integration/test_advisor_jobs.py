@@ -1,14 +1,18 @@
-"""The advisor's real work: probes that train (a quarter of the planned steps at most, kept by their key,
-ranked by the validators), a question answered by a job in its own process, and `advise --json`."""
+"""The advisor's real work: features read from a briefly trained LeNet (once per candidate and domains), a
+prediction with intervals and reasons and the grid that checks it, probes that train (a quarter of the planned
+steps at most, kept by their key, ranked by the validators), a question answered by a job in its own process,
+and `advise --json`."""
 import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from conftest import named_session, ROOT, toy_advisor_model
 from tl_core.advice import advisor
 from tl_core.app import api
+from tl_core.base.errors import ConfigError
 
 PAIR = ("uci_digits", "syndigits")  # small built-in digit domains: LeNet's brief training takes seconds
 
@@ -16,6 +20,44 @@ PAIR = ("uci_digits", "syndigits")  # small built-in digit domains: LeNet's brie
 @pytest.fixture(scope="module")
 def home(advisor_home):
     return advisor_home
+
+
+def test_features_are_computed_once_per_candidate_and_domains(home, monkeypatch):
+    c = advisor.candidates(*PAIR)[0]
+    assert c.backbone == "lenet"  # small grey digits: LeNet, trained briefly from scratch
+    first = advisor.features(c, *PAIR)
+    calls = []
+    monkeypatch.setattr(advisor, "_lenet_features", lambda *a: calls.append(a))
+    again = advisor.features(c, *PAIR)
+    assert calls == [] and np.array_equal(first["fs"], again["fs"])  # read from the cache
+    assert len(first["fs"]) == len(first["ys"]) and first["ft"].shape[1] == first["fs"].shape[1]
+
+
+def test_advice_ranks_with_intervals_and_reasons(home, monkeypatch, tmp_path):
+    path = tmp_path / "model.json"
+    path.write_text(json.dumps(toy_advisor_model()))
+    monkeypatch.setattr(advisor, "MODEL_FILE", path)
+    out = advisor.advise(*PAIR, probe=False)  # the predictor's own order (the probes' is tested below)
+    recs = out["recommendations"]
+    assert recs and [r["predicted_acc"] for r in recs] == sorted((r["predicted_acc"] for r in recs), reverse=True)
+    top = recs[0]
+    assert top["method"] == "coral"
+    lo, hi = top["predicted_acc_ci"]
+    assert lo < top["predicted_acc"] < hi and top["reasons"]
+    assert top["predicted_gain"] > 0 and top["predicted_gain_ci"][0] < top["predicted_gain"]
+    assert {s["backbone"] for s in out["scores"]} >= {"lenet"}
+    spec = advisor.grid(out, seeds=(0, 1))
+    arms = [(a.method, a.role) for a in spec.strategies]
+    assert arms[0] == ("source_only", "baseline") and ("coral", "") in arms and len(arms) == 3
+    assert spec.base["model"]["backbone"] == top["backbone"] and spec.seeds == (0, 1)
+
+
+def test_without_a_fitted_predictor_the_scores_are_shown_and_nothing_is_launched(home, monkeypatch, tmp_path):
+    monkeypatch.setattr(advisor, "MODEL_FILE", tmp_path / "absent.json")
+    out = advisor.advise(*PAIR, probe=False)
+    assert out["recommendations"] == [] and out["scores"] and "No fitted predictor" in out["summary"]
+    with pytest.raises(ConfigError, match="no recommendation"):
+        advisor.grid(out)
 
 
 def test_probes_train_a_quarter_at_most_are_kept_by_their_key_and_ranked_by_the_validators(home, monkeypatch,
