@@ -485,14 +485,19 @@ def estimates_section() -> list[str]:
         return []
     out = ["## Estimates before the first run", "",
            "The default command-line runs (MNIST → USPS, every default) on a fresh `TL_HOME`: the estimate a user "
-           "sees before launching (the planner's figures scaled by the machine's speed probe — the CPU time of a "
-           "LeNet-sized step on one thread — and by the measured gain of a run's threads, `tl_core/planning/speed.py`) "
-           "against the run's wall. `REF_PROBE_S` was set from the 2-core runs of an earlier sitting (2026-12-07, "
-           "commit 01305bc: probe 0.0568 s, DANN −1 %, source only +2 %; one core +22 % and +12 %). The rows below are "
-           "the latest sitting, on another host: its probe reads 0.077-0.094 s a step on a quiet machine (1.4-1.65x "
-           "the fit's) while its runs are only 1.1-1.2x slower, so the first estimate misses DANN by a third; a "
-           "finished run then corrects it (`speed.record`). A probe that tracks a run's speed across hosts is "
-           "still to be found (issue 30).", "",
+           "sees before launching against the run's wall. Before a run has finished on a machine, the estimate is the "
+           "planner's figures scaled by the machine's speed probe against `REF_PROBE_S`: the probe is the wall time of "
+           "20 steps of the default DANN run through the real trainer, on synthetic images and the run's own thread "
+           "count, on a quiet machine (`tl_core/training/probe.py`, about 5 s once per machine). `REF_PROBE_S` was "
+           "fitted on the 2-core rows' host (so those rows are a fit); the one-core rows (`taskset -c 0`: the probe "
+           "then times one thread, as the runs do) are the check. On that host the probe read 0.026-0.028 s a step "
+           "in five sittings, and the default DANN run's training took 0.031 s a step. The probe it replaced, the CPU "
+           "time of a bare LeNet-sized step on one thread times a modelled gain from threads, was fitted on one host "
+           "(probe 0.057 s, DANN −1 %) and read a later host 1.65x slower (0.094 s) whose runs were only 1.15-1.25x "
+           "slower: the first estimate missed DANN by +33 % there (+41 % on one core; "
+           "`git show f2c693e:bench/results/estimates.json`). The run-shaped probe has been checked on one host only "
+           "(no second machine was available). After the first finished run, estimates follow the measured ratios "
+           "of this machine's runs (`speed.record`).", "",
            "| machine | command | probe (s a step) | method | estimate (s) | wall (s) | error |", "|---|---|---|---|---|---|---|"]
     for f in files:
         d = json.loads(f.read_text())

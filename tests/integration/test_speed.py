@@ -21,7 +21,7 @@ def count_probes(monkeypatch) -> list:
     real = speed.subprocess.run
 
     def counting(*a, **kw):
-        calls.append(a)
+        calls.append((a, kw))
         return real(*a, **kw)
 
     monkeypatch.setattr(speed.subprocess, "run", counting)
@@ -60,28 +60,29 @@ def test_a_run_is_stopped_by_its_own_time_not_by_waiting(home):
 def test_a_new_machine_is_probed_once_and_estimated_by_its_own_speed(home, monkeypatch):
     calls = count_probes(monkeypatch)
     p = speed.probe_s()
-    assert p and p > 0 and len(calls) == 1  # a real training step on this machine, timed
+    assert p and p > 0 and len(calls) == 1  # the default run's steps on this machine, timed
     assert speed.probe_s() == p and len(calls) == 1  # kept: asked again, not measured again
     c = cfg()
-    threads = speed.thread_gain(speed.REF_THREADS) / speed.thread_gain(speed.run_threads())
     assert planner.estimate_seconds(c) == pytest.approx(planner.raw_estimate(c) * min(max(
-        p / speed.REF_PROBE_S * threads, 0.2), 5.0))
+        p / speed.REF_PROBE_S, 0.2), 5.0))
+    # a run's thread count is part of what is probed: another count is measured on its own, with that count
+    other = 1 if speed.run_threads() > 1 else 2
+    monkeypatch.setattr(speed, "run_threads", lambda: other)
+    q = speed.probe_s()
+    assert len(calls) == 2 and calls[-1][1]["env"]["TL_THREADS"] == str(other) and q > 0
     for times in (1.0, 3.0):  # a host three times slower than the reference is estimated three times longer
         monkeypatch.setattr(speed, "probe_s", lambda: times * speed.REF_PROBE_S)
-        assert planner.estimate_seconds(c) == pytest.approx(times * threads * planner.raw_estimate(c))
-    # fewer threads than the reference machine's: longer, by the measured gain of a run's threads
-    monkeypatch.setattr(speed, "run_threads", lambda: 1)
-    assert planner.estimate_seconds(c) == pytest.approx(3.0 * 2 ** 0.63 * planner.raw_estimate(c))
+        assert planner.estimate_seconds(c) == pytest.approx(times * planner.raw_estimate(c))
     speed.record("lenet", "dann", 1.2 * planner.raw_estimate(c), planner.raw_estimate(c))
     assert speed.factor("lenet", "dann") == pytest.approx(1.2)  # a finished run here outweighs the probe
 
 
 def test_a_probe_read_on_a_busy_machine_is_taken_again_later(home, monkeypatch):
-    """A step's CPU time reads 1.8x longer beside a training run on this host's two cores: a probe taken while
-    others kept the machine busy is kept marked busy (every process reads the same), and taken again later."""
-    busy = iter([(0, 0), (95, 100), (0, 0), (50, 100)])  # the machine 95 % busy during the first probe, then 50 %
+    """A step reads slower beside a training run: a probe taken while others kept the machine busy is kept
+    marked busy (every process reads the same), and taken again later."""
+    # the machine 95 % busy during the first probe (far more than the probe's own CPU time), then 1 %
+    busy = iter([(0, 0), (95_000, 100_000), (0, 0), (1_000, 100_000)])
     monkeypatch.setattr(speed, "_cpu_jiffies", lambda: next(busy))
-    monkeypatch.setattr(speed.os, "cpu_count", lambda: 2)
     calls = count_probes(monkeypatch)
     p = speed.probe_s()
     assert p and len(calls) == 1 and not speed.probe_known()  # used, marked busy

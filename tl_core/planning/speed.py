@@ -5,14 +5,15 @@ scaled by the median of their last ratios, so an estimate becomes true on the ma
 Kept in TL_HOME/speed.json (with the runs it learned from, not in the shared cache), per CPU model and
 thread count (another machine starts afresh).
 
-Before any run has finished on a machine, a probe measures it (`probe_s`: the CPU time of a LeNet-sized
-training step on one thread, in a subprocess, about 3 s once per machine, kept in TL_HOME/cache/speed/):
+Before any run has finished on a machine, a probe measures it (`probe_s`: the wall time of a few steps of
+the default run through the real trainer, on synthetic images and this run's thread count,
+`tl_core/training/probe.py`, in a subprocess, about 5 s once per machine, kept in TL_HOME/cache/speed/):
 the estimate is then scaled by the probe's time against REF_PROBE_S, the probe's time on the machine the
-planner's figures describe, and by how much a run gains from its threads (`thread_gain`), so a host 3x
-slower is estimated 3x slower from its first question. CPU time, not wall, and kept only when the machine
-was quiet: on this 2-core host a step's CPU time reads 0.057 s alone and 0.10 s beside a training run (its
-two cores share one physical core's caches), so a reading taken while the machine's other cores were busy
-is kept marked busy and taken again 10 minutes later, until a quiet reading replaces it.
+planner's figures describe, so a host 3x slower is estimated 3x slower from its first question. A run's own
+steps, not a bare convolution on one thread: that one's CPU time read a second host 1.5x slower while its
+runs were 1.15-1.25x slower. Wall time, so kept only when the machine was quiet: a reading taken while
+others kept the machine busy is kept marked busy and taken again 10 minutes later, until a quiet reading
+replaces it.
 """
 from __future__ import annotations
 
@@ -80,47 +81,14 @@ def factor(backbone: str, method: str) -> float:
     p = probe_s()
     if not p:
         return 1.0
-    return min(max(p / REF_PROBE_S * thread_gain(REF_THREADS) / thread_gain(run_threads()), BOUNDS[0]), BOUNDS[1])
+    return min(max(p / REF_PROBE_S, BOUNDS[0]), BOUNDS[1])
 
 
-def thread_gain(threads: int) -> float:
-    """How much faster a small run trains on `threads` threads than on one: threads ** 0.63 (1.55x for two), from
-    the default command-line runs on the 2-core development host in a first sitting of bench/estimates.py on
-    2026-12-07, 1.46x (source only) and 1.61x (DANN) faster on two threads than on one. The committed
-    bench/results/estimates*.json are a later sitting, which checks this (1.31x and 1.44x there)."""
-    return max(1, threads) ** 0.63
-
-
-# The probe's CPU seconds a step (one thread) on the machine the planner's figures describe, with that
-# machine's thread count: set on the 2-core development host (AMD EPYC) on 2026-12-07, where the probe reads
-# 0.058-0.060 s and the default command-line runs took 1.52x their uncorrected estimates (the geometric mean
-# of four runs, DANN 1.57x and 1.41x, source only 1.66x and 1.44x, two earlier sittings of bench/estimates.py;
-# the committed results are a third, read with this reference): 0.059 / 1.52. One core of the same host (`taskset -c 0`, a slower machine) checks it: same probe, the
-# thread gain alone.
-REF_PROBE_S, REF_THREADS = 0.039, 2
-PROBE = """
-import sys, time, torch
-torch.set_num_threads(1)
-torch.manual_seed(0)
-net = torch.nn.Sequential(torch.nn.Conv2d(1, 32, 5), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
-                          torch.nn.Conv2d(32, 64, 5), torch.nn.ReLU(), torch.nn.MaxPool2d(2), torch.nn.Flatten(),
-                          torch.nn.Linear(1024, 100), torch.nn.ReLU(), torch.nn.Linear(100, 10))
-opt = torch.optim.Adam(net.parameters(), lr=1e-3)
-x, y = torch.randn(128, 1, 28, 28), torch.randint(0, 10, (128,))
-def steps(n):
-    for _ in range(n):
-        loss = torch.nn.functional.cross_entropy(net(x), y)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-steps(5)
-best = 1e9
-for _ in range(3):
-    t = time.process_time()
-    steps(20)
-    best = min(best, (time.process_time() - t) / 20)
-print(best)
-"""
+# The probe's seconds a step on the machine the planner's figures describe, fitted on the 2-core development
+# host: its probe reading times the planner's uncorrected estimates of the default command-line runs (DANN and
+# source only, MNIST -> USPS) over their walls, the geometric mean (bench/estimates.py; one core of the host is
+# the check). Figures in docs/BENCHMARKS.md.
+REF_PROBE_S = 0.0179
 
 
 BUSY_OTHERS = 0.25  # the share of the machine's CPU time others may take during a probe read as quiet
@@ -137,7 +105,7 @@ def _cpu_jiffies() -> tuple[int, int] | None:
 
 
 def _probe_path() -> Path:
-    return cache_dir("speed") / "probe_cpu.json"
+    return cache_dir("speed") / "probe_step.json"
 
 
 def _kept() -> dict[str, Any]:
@@ -156,26 +124,37 @@ def probe_known() -> bool:
 
 
 def _measure() -> tuple[float, bool] | None:
-    """(a step's CPU seconds, whether others kept the machine busy meanwhile), or None if the probe failed."""
+    """(seconds a step, whether others kept the machine busy meanwhile), or None if the probe failed."""
     before = _cpu_jiffies()
+    env = dict(os.environ)
+    pkg_parent = str(Path(__file__).resolve().parents[2])
+    env["PYTHONPATH"] = pkg_parent + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    env["TL_THREADS"] = str(run_threads())  # the thread count this reading is kept under
     try:
-        out = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True, timeout=120)
-        value = float(out.stdout.strip().splitlines()[-1])
-    except (OSError, subprocess.SubprocessError, ValueError, IndexError):
+        # a process of its own: the trainer's floor is above this one, and the steps must not share this
+        # process's threads or memory
+        out = subprocess.run([sys.executable, "-m", "tl_core.training.probe"], capture_output=True, text=True,
+                             timeout=300, env=env, cwd=pkg_parent)
+        got = json.loads(out.stdout.strip().splitlines()[-1])
+        wall, cpu, own_cpu = float(got["step_s"]), float(got["step_cpu_s"]), float(got["cpu_s"])
+    except (OSError, subprocess.SubprocessError, ValueError, IndexError, KeyError, TypeError):
         return None
     after = _cpu_jiffies()
     busy = False
     if before and after and after[1] > before[1]:
-        # the probe itself keeps one core busy: what is above that was others' work
-        busy = (after[0] - before[0]) / (after[1] - before[1]) - 1 / max(os.cpu_count() or 1, 1) > BUSY_OTHERS
-    return value, busy
+        # the machine's busy time less the probe's own: what others took meanwhile
+        own = own_cpu * os.sysconf("SC_CLK_TCK")
+        busy = (after[0] - before[0] - own) / (after[1] - before[1]) > BUSY_OTHERS
+    # busy: the wall counts the time others held the cores (a test run read 12x slow), the CPU time a step far
+    # less (1.8x beside a training run here, through shared caches); the reading is taken again later anyway
+    return (min(wall, cpu) if busy else wall), busy
 
 
 def probe_s() -> float | None:
-    """CPU seconds a LeNet-sized training step (two domains' batches) takes on one thread of this machine:
-    measured once per machine (a subprocess, a few seconds) and kept, so that every process reads the same. A
-    reading taken while other work kept the other cores busy is kept marked busy and taken again RETRY_S later,
-    replaced by a quiet reading (or a lower busy one). None if it fails."""
+    """Wall seconds a step of the default run takes on this machine with a run's threads (quiet): measured
+    once per machine (a subprocess, a few seconds) and kept, so that every process reads the same. A reading
+    taken while other work kept the machine busy is kept marked busy and taken again RETRY_S later, replaced
+    by a quiet reading (or a lower busy one). None if it fails."""
     path, host = _probe_path(), _host()
     with open(path.with_suffix(".lock"), "a+") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # several pages asking at once: one probe
