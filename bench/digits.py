@@ -1,9 +1,11 @@
 """Digits benchmark: LeNet on MNIST->USPS and USPS->MNIST, several methods x 3 seeds.
 
-Each run is the CLI command a user would type (default settings), in its own process.
-Writes bench/results/digits.json and bench/results/digits.md after every run.
+Each run is the CLI command a user would type (default settings), in its own process. Every run appends a
+row to bench/results/digits.jsonl (`_table`: its provenance with it; `--name` is the row's batch), and the
+batch's table is printed as it grows; `bench/report.py` renders docs/BENCHMARKS.md from every row.
 
-    TL_DATA_DIR=../shared/data python bench/digits.py [--methods source_only,dann] [--seeds 0,1,2]
+    TL_DATA_DIR=../shared/data python bench/digits.py [--methods source_only,dann] [--seeds 0,1,2] [--name BATCH]
+    python bench/digits.py --render [BATCH ...]   # print the table of saved rows (every batch by default)
 """
 from __future__ import annotations
 
@@ -18,9 +20,10 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-OUT = ROOT / "bench" / "results"
 
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+import _table  # noqa: E402
 from tl_core.experiments import REFERENCES as PUBLISHED  # noqa: E402  (TLlib's LeNet table: one copy, in tl_core)
 
 PAIRS = [("mnist", "usps"), ("usps", "mnist")]
@@ -31,7 +34,8 @@ VARIANTS = {"finetune_1shot": ("finetune", ["--target-labels", "1"]),  # one lab
 SHORT = {"mnist": "M", "usps": "U"}
 
 
-def run_one(source: str, target: str, method: str, seed: int, extra: list[str], threads: int = 0) -> dict:
+def run_one(source: str, target: str, method: str, seed: int, extra: list[str], threads: int = 0,
+            batch: str = "digits") -> dict:
     name, own = VARIANTS.get(method, (method, []))
     cmd = [sys.executable, "-m", "tl_core", "train", "--fresh", "--source", source, "--target", target, "--backbone", "lenet",
            "--method", name, "--seed", str(seed), "--json", "--quiet", "--budget", "0", *own, *extra]
@@ -39,21 +43,17 @@ def run_one(source: str, target: str, method: str, seed: int, extra: list[str], 
     env = {**os.environ, **({"TL_THREADS": str(threads)} if threads else {})}  # another reduction order
     p = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=env)
     wall = time.perf_counter() - t
+    command = " ".join(cmd[1:]).replace(" --quiet", "")
     if p.returncode != 0:
-        return {"source": source, "target": target, "method": method, "seed": seed, "status": "failed",
-                "error": p.stderr.strip()[-500:], "process_wall_s": wall}
+        return {**_table.provenance(batch, command), "source": source, "target": target, "method": method,
+                "seed": seed, "status": "failed", "error": p.stderr.strip()[-500:], "process_wall_s": wall}
     out = json.loads(p.stdout.strip().splitlines()[-1])
     # each epoch's (seconds since the run started, target accuracy): the time-to-accuracy columns
     curve = [[round(h["wall_s"], 1), round(h["target_acc"], 4)] for h in out.get("history", [])]
-    prov = out.get("provenance") or {}
-    return {"source": source, "target": target, "method": method, "seed": seed, "status": out["status"],
-            "target_acc": out["target_acc"], "source_acc": out["source_acc"], "wall_s": out["wall_s"], "curve": curve,
-            "process_wall_s": wall, "cores": len(os.sched_getaffinity(0)),
-            "threads": (prov.get("machine") or {}).get("threads"),
-            "data": {k: v.get("variant") for k, v in (prov.get("data") or {}).items()},
-            "target_acc_ci": out.get("target_acc_ci"), "target_n": out.get("target_n"),
-            "code": prov.get("code"), "cpu": (prov.get("machine") or {}).get("cpu"),
-            "date": time.strftime("%Y-%m-%d"), "command": " ".join(cmd[1:]).replace(" --quiet", "")}
+    return {**_table.provenance(batch, command, out.get("provenance")), "source": source, "target": target,
+            "method": method, "seed": seed, "status": out["status"], "target_acc": out["target_acc"],
+            "source_acc": out["source_acc"], "wall_s": out["wall_s"], "curve": curve, "process_wall_s": wall,
+            "target_acc_ci": out.get("target_acc_ci"), "target_n": out.get("target_n")}
 
 
 def time_to(rs: list[dict], level: float) -> str:
@@ -93,25 +93,12 @@ def interval(accs: list[float]) -> str:
     return f"{m - half:.1f} – {m + half:.1f}"
 
 
-def made_when(rows: list[dict]) -> str:
-    """When and on what the rows were measured, from the rows themselves (a re-render keeps their dates):
-    the run dates and CPUs they recorded, 'undated' for rows made before dates were kept."""
-    dates = sorted({r["date"] for r in rows if r.get("date")})
-    cpus = sorted({r["cpu"] for r in rows if r.get("cpu")})
-    if not dates:
-        when = "runs not dated (made before rows recorded their date)"
-    else:
-        when = "runs made " + (dates[0] if len(dates) == 1 else f"{dates[0]} to {dates[-1]}")
-        when += " (some rows undated)" if any(not r.get("date") for r in rows) else ""
-    return f"{when}, on {', '.join(cpus) if cpus else 'a CPU not recorded'}"
-
-
 def summarise(rows: list[dict], methods: list[str]) -> str:
     import torch
 
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     lines = ["# Digits benchmark: LeNet, default settings", "",
-             f"Made by `python bench/digits.py`: {made_when(rows)}; rendered on {platform.processor() or platform.machine()}, "
+             f"Made by `python bench/digits.py`: {_table.made_when(rows)}; rendered on {platform.processor() or platform.machine()}, "
              f"{cores} CPU cores, no GPU, torch {torch.__version__}. Runs were made either alone on both cores or "
              "pinned one per core with two running side by side (`taskset -c N`; column 'cores per run'). Each cell: target test accuracy, mean ± std over "
              "the seeds (n = seeds finished); the published number is TLlib's LeNet table. Wall = seconds per run "
@@ -158,32 +145,27 @@ def main() -> int:
     ap.add_argument("--methods", default="source_only,dann,mmd,coral")
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--pairs", default="mnist-usps,usps-mnist")
-    ap.add_argument("--name", default="digits", help="results file name (bench/results/NAME.md/.json)")
+    ap.add_argument("--name", default="digits", help="the batch these rows belong to (a column of digits.jsonl)")
     ap.add_argument("--threads", default="0", help="torch threads per run, e.g. 2,1: each seed once per count "
                                                     "(0: all cores); another count is another reduction order")
-    ap.add_argument("--from-json", nargs="*", help="only re-render NAME.md from saved .json files (default NAME.json)")
+    ap.add_argument("--render", nargs="*", help="only print the table of saved rows (these batches; default every one)")
     ap.add_argument("extra", nargs="*", help="extra CLI flags passed to every run (after --)")
     a = ap.parse_args()
     methods = a.methods.split(",")
-    if a.from_json is not None:
-        rows = [r for f in (a.from_json or [f"{a.name}.json"]) for r in json.loads((OUT / f).read_text())]
-        (OUT / f"{a.name}.md").write_text(summarise(rows, methods))
-        print(summarise(rows, methods))
+    if a.render is not None:
+        print(summarise(_table.read("digits", a.render or None), methods))
         return 0
     seeds = [int(s) for s in a.seeds.split(",")]
     pairs = [tuple(p.split("-")) for p in a.pairs.split(",")]
-    OUT.mkdir(parents=True, exist_ok=True)
     rows: list[dict] = []
     threads = [int(x) for x in a.threads.split(",")]
     for s, t in pairs:
         for m in methods:
             for seed, th in [(sd, th) for th in threads for sd in seeds]:
-                r = run_one(s, t, m, seed, a.extra, th)
+                r = _table.append("digits", run_one(s, t, m, seed, a.extra, th, a.name))
                 rows.append(r)
                 acc = f"{r['target_acc']:.4f}" if "target_acc" in r else r["status"]
                 print(f"{s}->{t} {m} seed {seed}: target {acc} in {r['process_wall_s']:.0f} s", flush=True)
-                (OUT / f"{a.name}.json").write_text(json.dumps(rows, indent=1))
-                (OUT / f"{a.name}.md").write_text(summarise(rows, methods))
     print(summarise(rows, methods))
     return 0
 

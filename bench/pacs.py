@@ -4,9 +4,11 @@ photo -> sketch and photo -> art_painting, for source only (pretrained, and from
 feature extraction + logistic regression, fine-tuning with 5 target labels per class, DANN,
 CDAN and MCC. Each run is the CLI command a user would type, in its own process; a short
 recipe (small images, frozen lower stages, few steps) keeps a 2-core CPU run to minutes.
-Writes bench/results/pacs.json and pacs.md after every run.
+Every run appends a row to bench/results/pacs.jsonl (`_table`: its provenance with it; `--name` is the row's
+batch); `bench/report.py` renders docs/BENCHMARKS.md from every row.
 
-    TL_DATA_DIR=../shared/data python bench/pacs.py [--methods ...] [--seeds 0]
+    TL_DATA_DIR=../shared/data python bench/pacs.py [--methods ...] [--seeds 0] [--name BATCH]
+    python bench/pacs.py --render [BATCH ...]   # print the tables of saved rows (every batch by default)
 """
 from __future__ import annotations
 
@@ -21,7 +23,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-OUT = ROOT / "bench" / "results"
+sys.path.insert(0, str(ROOT / "bench"))
+import _table  # noqa: E402
 DATA = Path(os.environ.get("TL_DATA_DIR", ROOT.parent / "shared" / "data")) / "PACS_subset50"
 PAIRS = [("photo", "sketch"), ("photo", "art_painting")]
 # the recipe shared by every run (flags of `python -m tl_core train`)
@@ -38,26 +41,28 @@ METHODS = {
 }
 
 
-def run_one(source: str, target: str, method: str, seed: int) -> dict:
+def run_one(source: str, target: str, method: str, seed: int, batch: str = "pacs") -> dict:
     cmd = [sys.executable, "-m", "tl_core", "train", "--fresh", "--source", f"folder:{DATA / source}",
            "--target", f"folder:{DATA / target}", *RECIPE, *METHODS[method], "--seed", str(seed), "--json", "--quiet"]
     t = time.perf_counter()
     p = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
     wall = time.perf_counter() - t
-    row = {"source": source, "target": target, "method": method, "seed": seed, "process_wall_s": wall,
-           "cores": len(os.sched_getaffinity(0)), "command": " ".join(cmd[1:]).replace(" --quiet", "")}
+    command = " ".join(cmd[1:]).replace(" --quiet", "")
+    row = {"source": source, "target": target, "method": method, "seed": seed, "process_wall_s": wall}
     if p.returncode != 0:
-        return {**row, "status": "failed", "error": (p.stderr.strip() or p.stdout.strip())[-500:]}
+        return {**_table.provenance(batch, command), **row, "status": "failed",
+                "error": (p.stderr.strip() or p.stdout.strip())[-500:]}
     out = json.loads(p.stdout.strip().splitlines()[-1])
-    return {**row, "status": out["status"], "target_acc": out["target_acc"], "source_acc": out["source_acc"],
-            "wall_s": out["wall_s"], "trainable_params": out["trainable_params"]}
+    return {**_table.provenance(batch, command, out.get("provenance")), **row, "status": out["status"],
+            "target_acc": out["target_acc"], "source_acc": out["source_acc"], "wall_s": out["wall_s"],
+            "trainable_params": out["trainable_params"]}
 
 
 def summarise(rows: list[dict], methods: list[str]) -> str:
     import torch
 
     lines = ["# PACS benchmark: EfficientNet-Lite0 (ImageNet weights), 50 images per class", "",
-             f"Made by `python bench/pacs.py` on {time.strftime('%Y-%m-%d')}: {platform.machine()}, CPU only, "
+             f"Made by `python bench/pacs.py`: {_table.made_when(rows)}; rendered on {platform.machine()}, CPU only, "
              f"torch {torch.__version__}. Recipe for every run: `{' '.join(RECIPE)}` (128 px, the first 4 of 7 "
              "stages frozen, 4 x 15 steps of 24 images per domain). Each cell: target test accuracy, mean ± std "
              "over the seeds (n); wall = seconds per run, process start to end.", ""]
@@ -78,7 +83,7 @@ def summarise(rows: list[dict], methods: list[str]) -> str:
     if failed:
         lines += ["## Runs that did not finish", ""] + [f"- {r['method']} {r['source']}→{r['target']} seed {r['seed']}: "
                                                        f"{r.get('error', r['status'])}" for r in failed]
-    lines += ["", "Reproduce a cell: the `command` field of the row in bench/results/pacs.json.", ""]
+    lines += ["", "Reproduce a cell: the `command` field of the row in bench/results/pacs.jsonl.", ""]
     return "\n".join(lines)
 
 
@@ -87,26 +92,20 @@ def main() -> int:
     ap.add_argument("--methods", default=",".join(METHODS))
     ap.add_argument("--seeds", default="0")
     ap.add_argument("--pairs", default=",".join(f"{s}-{t}" for s, t in PAIRS))
-    ap.add_argument("--name", default="pacs")
-    ap.add_argument("--from-json", nargs="*", help="only re-render the .md from these saved .json files")
+    ap.add_argument("--name", default="pacs", help="the batch these rows belong to (a column of pacs.jsonl)")
+    ap.add_argument("--render", nargs="*", help="only print the tables of saved rows (these batches; default every one)")
     a = ap.parse_args()
     methods = a.methods.split(",")
-    if a.from_json is not None:
-        rows = [r for f in (a.from_json or [f"{a.name}.json"]) for r in json.loads((OUT / f).read_text())]
-        print(summarise(rows, methods))
-        (OUT / f"{a.name}.md").write_text(summarise(rows, methods))
+    if a.render is not None:
+        print(summarise(_table.read("pacs", a.render or None), methods))
         return 0
-    rows: list[dict] = []
     for pair in a.pairs.split(","):
         s, t = pair.split("-")
         for m in methods:
             for seed in (int(x) for x in a.seeds.split(",")):
-                r = run_one(s, t, m, seed)
-                rows.append(r)
+                r = _table.append("pacs", run_one(s, t, m, seed, a.name))
                 acc = f"{r['target_acc']:.4f}" if "target_acc" in r else r["status"] + " " + r.get("error", "")[-200:]
                 print(f"{s}->{t} {m} seed {seed}: target {acc} in {r['process_wall_s']:.0f} s", flush=True)
-                (OUT / f"{a.name}.json").write_text(json.dumps(rows, indent=1))
-                (OUT / f"{a.name}.md").write_text(summarise(rows, methods))
     return 0
 
 

@@ -2,7 +2,7 @@
 
     python bench/report.py
 
-Digits rows come from every bench/results/digits*.json, PACS rows from pacs*.json, the trainer
+Digits rows come from bench/results/digits.jsonl, PACS rows from pacs.jsonl (`_table`), the trainer
 overhead from overhead.txt; the plot docs/benchmarks.png shows target accuracy against wall time
 per run, one point per method (mean over seeds, bars = std).
 """
@@ -17,6 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 RES = ROOT / "bench" / "results"
 sys.path.insert(0, str(ROOT / "bench"))
 
+import _table  # noqa: E402
 from digits import PUBLISHED, SHORT, summarise as digits_table  # noqa: E402
 from pacs import summarise as pacs_table  # noqa: E402
 
@@ -27,81 +28,12 @@ SHARED = ["shot_linear_head", "tent_carried_adam"]  # made while other jobs shar
 PACS_METHODS = ["source_only_scratch", "source_only", "feature_extract", "finetune_5", "dann", "cdan", "mcc"]
 
 
-# What the per-epoch diagnostics of the seed-0 runs show (`python -m tl_core runs show ID --json`, "diagnostics")
-REASONS = {
-    "shot_20x200": "SHOT with a longer adaptation (20 x 200 steps, 40 % of them for the source model, 12 pseudo-label "
-                   "refreshes), on the full data, 5 seeds at 2 threads and seed 0 at 1 thread: seeds 0-3 gave "
-                   "96.3-96.8 %, seed 4 94.4 % (its source model read USPS at 69 %): no better than the 10 x 400 "
-                   "schedule at twice the time.",
-    "shot_10x400": "SHOT's earlier schedule: 10 x 400 steps, half of them for the source model (5 pseudo-label "
-                   "refreshes), its first labels read through the source's BatchNorm statistics. Replaced by the "
-                   "`shot_30x200` rows' recipe (now the `shot` rows' with 45 x 133 steps): 30 x 200 steps with a "
-                   "third for the source model, the target's BatchNorm "
-                   "statistics measured before the first labels (on M→U seed 4 that alone moved 91.9 % to 95.3 %), "
-                   "and the adaptation at half the rate (at the full rate U→M seed 2 peaked at 97.6 % and drifted "
-                   "to 91.5 % as its 1s moved into other classes). The way there, and what did not help (the "
-                   "authors' SGD restart, no dropout, no target jitter, β 0.1, an annealed source phase, a lower "
-                   "diversity weight): bench/results/shot_recipe_sweep.txt.",
-    "shot_30x200": "SHOT's schedule before the `shot` rows': 30 x 200 steps, a third for the source model, so 20 "
-                   "pseudo-label refreshes over 4,000 adaptation steps. The `shot` rows run the same recipe over 45 x "
-                   "133 steps (the same ~6,000 steps; ~2,000 on the source, ~4,000 adapting) so that the labels are "
-                   "refreshed 30 times, as in the authors' digit code: on M→U the 2-thread mean went from 96.93 % to "
-                   "97.07 %, on U→M from 97.75 % to 97.61 % (its seed 2 reads 97.5 % two epochs into the "
-                   "adaptation, then drifts down to 95.8 %; 96.5 % with 30 x 200): a change within the seeds' noise "
-                   "on both pairs, kept because it is the authors' recipe (and, like the rest of the recipe, chosen "
-                   "on these test sets). These rows' commands carry `--epochs 30 --steps 200`, added when the "
-                   "default changed, so that they reproduce.",
-    "shot_40x200": "the 30 x 200 recipe with a source model trained twice as long (40 x 200 steps, half on the "
-                   "source; the authors train theirs for ~30 passes over MNIST, ours for ~2): at the end of its source "
-                   "phase the model read USPS no better (70 % mean over seeds 0-4, against 76 % for 30 x 200) and "
-                   "the adapted mean was the same (96.92 % against 96.93 %) at a third more time: not kept.",
-    "mcc_noramp": "the first MCC runs, with the confusion loss at full weight from the first step; on U→M seed 2 "
-                  "MNIST's 7s were locked into another class (85.5%), so MCC now ramps its weight up like DANN "
-                  "(the `mcc` rows). Kept here because the change was made after seeing these numbers.",
-    "mcc": "on U→M, 2 of 7 runs (seeds 2 and 4 at 2 threads) stop near 87 %: from the first epoch MNIST's 7s "
-           "are read as 9s and a third of its 1s as 7s (USPS writes both differently), and minimising class "
-           "confusion makes those wrong predictions confident instead of correcting them; the other runs read "
-           "95.2-96.9 %. The ramp on the confusion loss did not remove it (without the ramp, the `mcc_noramp` "
-           "rows, 1 of 3 U→M seeds read 85.5 %). On M→U every seed lands at 92.7-94.1 %.",
-    "mcd": "runs here in a one-step form (a gradient-reversal layer plays the classifiers' min-max) instead of the "
-           "original's three alternating optimiser steps; the classifiers' disagreement on the target stays near "
-           "0.02 all run, so the adversarial signal is weak and the gain over source only is small.",
-    "pseudo_label": "below source only on M→U (above it on U→M, with a large spread): by the last epoch 83% of target images pass the 0.95 confidence threshold "
-                    "while target accuracy is 80%, so confident mistakes are learned as labels (confirmation bias); "
-                    "the strong view (±30°, 30% cut-out) may also be too strong for 28-pixel digits.",
-    "shot_linear_head": "SHOT on LeNet as it is (a linear head, no bottleneck), the first rows: on M→U the adapted "
-                        "model stopped at 93-94 % whatever the source model. Tried on M→U, seed 0, one change at a "
-                        "time: a BatchNorm bottleneck alone (92.1 %), β = 1 (93.8 %), 3 or 8 source epochs (93.7, "
-                        "94.0 %), SGD (91.5 %), lr 3e-3 (92.1 %), no augmentation (86.7 %), a source model 3 points "
-                        "better (93.6 %). The paper's source model, a BatchNorm bottleneck with a weight-normalised "
-                        "head, is what lifted it (96.3 % for seed 0): that is now SHOT's recipe (the `shot` rows; "
-                        "every door sets it when the user leaves the model fields out, `tl_core/planning/resolve.py`).",
-    "tent": "LeNet has no BatchNorm, so TENT runs with a 256-feature BatchNorm bottleneck (--bottleneck 256, what "
-            "every door adds when it is left out), as its authors run it: a fresh Adam at a constant 1e-3 without "
-            "weight decay for the test-time phase, the target evaluated with target statistics. Moving only that "
-            "one layer's 512 scale and shift parameters by target entropy cannot change LeNet's features: below "
-            "source only on both pairs, as with the earlier recipe (the `tent_carried_adam` rows). TENT is meant "
-            "for networks with BatchNorm throughout; on a pretrained backbone every stage's BatchNorm adapts, "
-            "frozen or not (the PACS TENT section below).",
-    "tent_carried_adam": "TENT before its authors' recipe: the source phase's Adam carried over with its cosine "
-                         "rate and weight decay, the target evaluated with running statistics, and on a pretrained "
-                         "backbone only the bottleneck's BatchNorm adapting.",
-    "finetune_1shot": "one labelled target image per class (10 images) for fine-tuning after source training: "
-                      "the baseline that a source-free method should beat to be worth its unlabelled data.",
-    "importance_weighting": "below source only on both pairs: MNIST and USPS features are almost separable, so the density ratio "
-                            "puts its weight on few source images (largest normalised weight 34 by the last "
-                            "epoch), which shrinks the effective training set.",
-}
-
-
-def rows(pattern: str) -> list[dict]:
-    """The benchmark rows of the result files matching `pattern` (files that hold a list of rows; an
-    experiment's result, such as pacs_dann_*.json, is read by its own section)."""
-    out = []
-    for f in sorted(RES.glob(pattern)):
-        data = json.loads(f.read_text())
-        if isinstance(data, list):
-            out += data
+def notes(path: Path = ROOT / "bench" / "notes.md") -> dict[str, str]:
+    """The reasons beside the digit rows (bench/notes.md: a `## method` heading, then its paragraph), in order."""
+    out = {}
+    for part in path.read_text().split("\n## ")[1:]:
+        name, _, text = part.partition("\n")
+        out[name.strip()] = " ".join(text.split())
     return out
 
 
@@ -543,7 +475,7 @@ def wall_note(rs: list[dict]) -> str:
 
 
 def main() -> int:
-    d_rows, p_rows = rows("digits*.json"), rows("pacs*.json")
+    d_rows, p_rows = _table.read("digits"), _table.read("pacs")
     dc, pc = cells(d_rows), cells(p_rows)
     plot(dc, pc, ROOT / "docs" / "benchmarks.png")
     short = []
@@ -561,13 +493,14 @@ def main() -> int:
         "best epoch by target accuracy.", "",
         "![target accuracy against wall time per run](benchmarks.png)", "",
         "## Digits: LeNet, MNIST ↔ USPS, 3 to 5 seeds", "",
-        "Command: `TL_DATA_DIR=../shared/data python bench/digits.py --methods METHODS --name NAME` (one result file "
-        "per batch of methods; `python bench/digits.py --from-json digits*.json` merges them).", "",
+        "Command: `TL_DATA_DIR=../shared/data python bench/digits.py --methods METHODS --name BATCH` (every run a row "
+        "of bench/results/digits.jsonl with its provenance, `BATCH` one of its columns; `python bench/digits.py "
+        "--render` prints this table from them).", "",
         digits_table(d_rows, DIGIT_METHODS).split("\n", 2)[2], "",
         "### Below the published number by more than 3 points, or below source only", "",
         *(f"- {x}" for x in short), *([] if short else ["- none below a published number"]),
-        *(f"- {m}: {why}" for m, why in REASONS.items()), "",
-        f"The {', '.join(SHARED[:-1])} and {SHARED[-1]} rows (bench/results/digits_sf.json) were made "
+        *(f"- {m}: {why}" for m, why in notes().items()), "",
+        f"The {', '.join(SHARED[:-1])} and {SHARED[-1]} rows (bench/results/digits.jsonl, batch `sf`) were made "
         "while other jobs "
         "(tests, a Ray cluster) shared the 2 cores at times: their wall and time-to-accuracy figures are upper "
         "bounds; their accuracies do not depend on it.", "",

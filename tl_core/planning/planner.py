@@ -49,7 +49,7 @@ EVAL_IPS = {"lenet": 60000.0, "resnet18": 30.0, "resnet50": 10.0, "mobilenet_v3_
 # 3 ms, target-only 6 ms. The rest are scaled from their extra forward passes (MCD, MDD: a second
 # head; pseudo-labelling: a teacher pass) and are not yet measured.
 # SHOT with its recipe (a BatchNorm bottleneck, a weight-normalised head): 19.8 ms a step on MNIST -> USPS
-# over the 30 x 200 steps of its earlier schedule (bench/results/digits_shot30.json, 2 threads), against
+# over the 30 x 200 steps of its earlier schedule (bench/results/digits.jsonl, batch shot30, 2 threads), against
 # 8.4 ms of images.
 STEP_EXTRA_S = {"dann": 0.001, "cdan": 0.0125, "finetune": 0.003, "target_only": 0.006, "mcd": 0.008,
                 "mdd": 0.008, "mcc": 0.004, "entropy_min": 0.002, "pseudo_label": 0.009,
