@@ -11,7 +11,7 @@ from tl_core.app import api
 from tl_core import experiments as X
 from tl_core import store as store_mod
 from tl_core.policy.access import Session
-from tl_core.experiments import Arm, ExperimentSpec
+from tl_core.experiments import Strategy, ExperimentSpec
 
 ALICE, BOB = Session("a" * 32), Session("b" * 32)
 TINY = {"train": {"epochs": 1, "steps_per_epoch": 3, "embedding": "none"}}
@@ -25,7 +25,7 @@ def home(home, monkeypatch):
 
 
 def spec(**kw) -> ExperimentSpec:
-    d = dict(source="uci_digits", target="syndigits", strategies=(Arm("DANN", "dann"), Arm("CORAL", "coral")),
+    d = dict(source="uci_digits", target="syndigits", strategies=(Strategy("DANN", "dann"), Strategy("CORAL", "coral")),
              seeds=(0, 1), base=TINY)
     d.update(kw)
     return ExperimentSpec(**d).normalised()
@@ -37,14 +37,14 @@ def test_the_baseline_is_always_there_and_first():
     s = spec()
     assert [x.label for x in s.strategies] == ["source only", "DANN", "CORAL"]
     assert s.strategies[0].role == "baseline"
-    up = ExperimentSpec("usps", "mnist", (Arm("all labels", "target_only", data={"target_labels": "all"},
-                                                   role="upper"), Arm("DANN", "dann"))).normalised()
+    up = ExperimentSpec("usps", "mnist", (Strategy("all labels", "target_only", data={"target_labels": "all"},
+                                                   role="upper"), Strategy("DANN", "dann"))).normalised()
     assert [x.role for x in up.strategies] == ["baseline", "", "upper"]
 
 
 def test_configs_are_seed_major_and_carry_each_strategys_settings():
-    s = ExperimentSpec("mnist", "usps", (Arm("5 labels", "finetune", data={"target_labels": 5}),
-                                         Arm("frozen", "source_only", model={"freeze": 2})), seeds=(3, 4),
+    s = ExperimentSpec("mnist", "usps", (Strategy("5 labels", "finetune", data={"target_labels": 5}),
+                                         Strategy("frozen", "source_only", model={"freeze": 2})), seeds=(3, 4),
                        base=TINY).normalised()
     got = [(s.strategies[i].label, seed, c.data.target_labels, c.model.freeze, c.train.seed, c.train.epochs)
            for i, seed, c in s.configs()]
@@ -72,7 +72,7 @@ def test_a_spec_from_outside_is_checked_field_by_field(bad, words):
 
 def test_a_bad_strategy_is_named_in_the_message():
     with pytest.raises(ConfigError, match="Strategy 'mine'.*nosuch"):
-        ExperimentSpec("mnist", "usps", (Arm("mine", "nosuch"),)).normalised().configs()
+        ExperimentSpec("mnist", "usps", (Strategy("mine", "nosuch"),)).normalised().configs()
 
 
 def test_spec_round_trips_through_json():

@@ -14,7 +14,7 @@ from tl_core import RunConfig
 from tl_core.base import events as ev
 from tl_core.base.errors import ConfigError
 from tl_core.data.domains import get_domain
-from tl_core.methods import Strategy, get_method, list_methods
+from tl_core.methods import HookedMethod, get_method, list_methods
 from tl_core.training.evaluation import Evaluator
 from tl_core.runs import resolve_reference
 from tl_core.training.trainer import Trainer, train
@@ -55,7 +55,7 @@ def test_short_run_per_method(method, request):
     res = train(cfg, on_event=lambda e: seen.append(e), resolve_run=resolve_reference)  # as the worker does
     assert res.status == "finished", res.reason
     m = get_method(method)(cfg.method.params)
-    epochs = m.epochs(2) if isinstance(m, Strategy) else 2  # a closed-form head fit has one
+    epochs = m.epochs(2) if isinstance(m, HookedMethod) else 2  # a closed-form head fit has one
     assert res.epochs_done == epochs and 0 <= res.target_acc <= 1 and 0 <= res.source_acc <= 1
     kinds = [e.kind for e in seen]
     assert kinds[0] == "started" and kinds[-1] == "finished"

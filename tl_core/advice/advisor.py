@@ -33,7 +33,7 @@ from tl_core.data.loaders import stratified_pick
 from tl_core.data.domains import check_label_spaces, get_domain
 from tl_core.data.domains.folder import FolderDomain
 from tl_core.data.domains.shift import ShiftedDomain
-from tl_core.experiments.spec import Arm, ExperimentSpec
+from tl_core.experiments.spec import Strategy, ExperimentSpec
 from tl_core.base.inputs import adapt
 from tl_core.base.limits import setting
 from tl_core.methods import get_method
@@ -423,14 +423,14 @@ def grid(result: dict[str, Any], seeds: tuple[int, ...] = (0, 1, 2), budget_s: f
     if not recs:
         raise ConfigError("The advisor has no recommendation to check (no fitted predictor on this machine).")
     best = recs[0]
-    arms = [Arm(f"{get_method(best['method']).label} (recommended)", best["method"])]
+    strategies = [Strategy(f"{get_method(best['method']).label} (recommended)", best["method"])]
     if len(recs) > 1:
         r = recs[1]
         model = {} if (r["backbone"], r["freeze"]) == (best["backbone"], best["freeze"]) else \
             {"backbone": r["backbone"], "freeze": r["freeze"]}
-        arms.append(Arm(f"{get_method(r['method']).label} (runner-up)", r["method"], model=model))
+        strategies.append(Strategy(f"{get_method(r['method']).label} (runner-up)", r["method"], model=model))
     base = {"model": {"backbone": best["backbone"], "freeze": best["freeze"]}}
-    return ExperimentSpec(result["source"], result["target"], tuple(arms), tuple(seeds), base,
+    return ExperimentSpec(result["source"], result["target"], tuple(strategies), tuple(seeds), base,
                           title=f"Advisor check: {best['method']} on {best['candidate']}", budget_s=budget_s).normalised()
 
 

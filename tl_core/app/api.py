@@ -4,7 +4,7 @@ Pages stay thin: widgets -> one of these functions -> render. Every call that to
 uploads or models carries the caller's `Session` (see `access`): a session sees its own runs and
 the published ones, and changes only its own. This module is the facade: the functions live in
 this package, one module per subject (server, text, data, model, strategy, run_views, compare,
-predict, experiments, experiment_text), with one visibility helper (`visible`).
+predict, experiments, experiment_text), with one visibility helper (`fetch_visible`).
 """
 from __future__ import annotations
 

@@ -18,7 +18,7 @@ from tl_core.experiments import ExperimentSpec
 from tl_core.experiments.presets import FIRST_VISIT, PRESETS, get_preset
 from tl_core.planning.planner import estimate_seconds
 from tl_core.app.text import clock, domain_label
-from tl_core.app.visible import owned, visible
+from tl_core.app.visible import fetch_visible, owned
 
 # what the pages may call (tl_core.app.api exports exactly these)
 __all__ = ["experiment_presets", "first_visit_preset", "experiment_from_query", "experiment_query", "link_budget",
@@ -125,8 +125,8 @@ def _gate(session: Session, spec: Any) -> None:
     access.gate_domain(session, spec.get("target"))
     base = spec.get("base")
     overrides = [base.get("data")] if isinstance(base, dict) else []
-    arms = spec.get("strategies")
-    overrides += [a.get("data") for a in arms if isinstance(a, dict)] if isinstance(arms, list) else []
+    strategies = spec.get("strategies")
+    overrides += [a.get("data") for a in strategies if isinstance(a, dict)] if isinstance(strategies, list) else []
     for data in overrides:
         if isinstance(data, dict):
             for side in ("source", "target"):
@@ -165,7 +165,7 @@ def train_experiment_again(session: Session, exp_id: str) -> str:
 
 
 def _visible(session: Session, exp_id: str) -> dict[str, Any]:
-    return visible(session, "experiment", exp_id, experiments.get)
+    return fetch_visible(session, "experiment", exp_id, experiments.get)
 
 
 def view_experiment(session: Session, exp_id: str) -> dict[str, Any]:

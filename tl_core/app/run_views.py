@@ -15,7 +15,7 @@ from tl_core.planning.resolve import resolve
 from tl_core.planning.validation import validate as validate_config
 from tl_core.app.strategy import validate
 from tl_core.app.text import run_label
-from tl_core.app.visible import owned, visible
+from tl_core.app.visible import fetch_visible, owned
 
 # what the pages may call (tl_core.app.api exports exactly these)
 __all__ = ["get_run", "list_runs", "cancel_run", "resume_run", "train_again", "delete_run", "publish_run",
@@ -25,7 +25,7 @@ __all__ = ["get_run", "list_runs", "cancel_run", "resume_run", "train_again", "d
 
 def visible_run(session: Session, run_id: str) -> dict[str, Any]:
     """A run's record (with progress) if this session may see it; one message for unknown and hidden."""
-    return visible(session, "run", run_id, runs.get_run)
+    return fetch_visible(session, "run", run_id, runs.get_run)
 
 
 def _own(session: Session, run_id: str) -> dict[str, Any]:

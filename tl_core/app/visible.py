@@ -9,7 +9,7 @@ from tl_core.policy.access import Session
 from tl_core.base.errors import ConfigError, StoreBusy, TLError
 
 
-def visible(session: Session, what: str, ident: object, fetch: Callable[[str], dict[str, Any]]) -> dict[str, Any]:
+def fetch_visible(session: Session, what: str, ident: object, fetch: Callable[[str], dict[str, Any]]) -> dict[str, Any]:
     """`fetch(id)` (a run, an experiment) when this session may see it, with `mine` set when it may
     change it. A locked store is busy, never "no such thing"."""
     try:
@@ -25,8 +25,8 @@ def visible(session: Session, what: str, ident: object, fetch: Callable[[str], d
 
 
 def owned(session: Session, what: str, ident: object, fetch: Callable[[str], dict[str, Any]]) -> dict[str, Any]:
-    """As `visible`, and refused with a clear message when it is another session's."""
-    rec = visible(session, what, ident, fetch)
+    """As `fetch_visible`, and refused with a clear message when it is another session's."""
+    rec = fetch_visible(session, what, ident, fetch)
     if not rec["mine"]:
         raise ConfigError(f"{what.capitalize()} {str(ident)[:64]} belongs to another session: you can watch it, "
                           f"not change it.")

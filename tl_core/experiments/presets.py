@@ -13,7 +13,7 @@ from typing import Callable
 
 from tl_core.base.errors import ConfigError
 from tl_core.base.paths import data_dir
-from tl_core.experiments.spec import Arm, ExperimentSpec
+from tl_core.experiments.spec import Strategy, ExperimentSpec
 
 # LeNet on 28 px: 4 epochs x 200 steps of 64 images. On the starter pack USPS->MNIST this is where
 # source only is still far behind DANN (curves.json: 960 steps give 74% vs 89%, ~17 s vs ~29 s a run).
@@ -48,12 +48,12 @@ def _pacs_root() -> Path | None:
 
 
 def _quickstart() -> ExperimentSpec:
-    return ExperimentSpec("usps", "mnist", (Arm("DANN", "dann"),), base=DIGITS_SHORT)
+    return ExperimentSpec("usps", "mnist", (Strategy("DANN", "dann"),), base=DIGITS_SHORT)
 
 
 def _alignment() -> ExperimentSpec:
-    return ExperimentSpec("usps", "mnist", (Arm("DANN", "dann"), Arm("CDAN", "cdan"),
-                                            Arm("MMD", "mmd"), Arm("CORAL", "coral")), base=DIGITS_MEDIUM)
+    return ExperimentSpec("usps", "mnist", (Strategy("DANN", "dann"), Strategy("CDAN", "cdan"),
+                                            Strategy("MMD", "mmd"), Strategy("CORAL", "coral")), base=DIGITS_MEDIUM)
 
 
 def _freeze() -> ExperimentSpec:
@@ -66,7 +66,7 @@ def _freeze() -> ExperimentSpec:
         src, tgt, size = "mnist", "usps", 64
     base = {"model": {"backbone": "efficientnet_lite0", "input_size": size},
             "train": {"epochs": 4, "steps_per_epoch": 30, "batch_size": 32, "lr": 3e-4, "embed_points": 350}}
-    strategies = tuple(Arm(f"freeze {d} of 9" + (" (head only)" if d == 9 else " (train all)" if d == 0 else ""),
+    strategies = tuple(Strategy(f"freeze {d} of 9" + (" (head only)" if d == 9 else " (train all)" if d == 0 else ""),
                                 "source_only", model={"freeze": d}, role="baseline" if d == 9 else "")
                        for d in (9, 7, 5, 0))
     return ExperimentSpec(src, tgt, strategies, base=base)
@@ -74,16 +74,16 @@ def _freeze() -> ExperimentSpec:
 
 def _labels() -> ExperimentSpec:
     return ExperimentSpec("mnist", "usps", (
-        Arm("1 label per class", "finetune", data={"target_labels": 1}),
-        Arm("5 labels per class", "finetune", data={"target_labels": 5}),
-        Arm("all target labels", "target_only", data={"target_labels": "all"}, role="upper"),
+        Strategy("1 label per class", "finetune", data={"target_labels": 1}),
+        Strategy("5 labels per class", "finetune", data={"target_labels": 5}),
+        Strategy("all target labels", "target_only", data={"target_labels": "all"}, role="upper"),
     ), base=DIGITS_MEDIUM)
 
 
 def _hurts() -> ExperimentSpec:
     # Synthetic digits -> UCI digits, both built in and offline. Measured (bench/results/presets.json,
     # 3 seeds): DANN at full trade-off from the first steps keeps 2 of 3 seeds from learning their source.
-    return ExperimentSpec("syndigits", "uci_digits", (Arm("DANN (trade-off 1)", "dann", {"trade_off": 1.0}),),
+    return ExperimentSpec("syndigits", "uci_digits", (Strategy("DANN (trade-off 1)", "dann", {"trade_off": 1.0}),),
                           base={"train": {"epochs": 4, "steps_per_epoch": 300}})
 
 

@@ -1,4 +1,4 @@
-"""What an experiment trains: a grid of arms (a method with its settings) x seeds on one source ->
+"""What an experiment trains: a grid of strategies (a method with its settings) x seeds on one source ->
 target pair, always with the source-only baseline (and, when asked, the target-only upper bound).
 Built from a preset, the CLI's --methods or a shared link's JSON (every field checked)."""
 from __future__ import annotations
@@ -17,7 +17,7 @@ MAX_STRATEGIES = 8
 MAX_SEEDS = 5
 
 @dataclass(frozen=True)
-class Arm:
+class Strategy:
     """One column of the grid: a method with its hyperparameters and any setting that differs
     from the experiment's common settings (a freeze depth, a label regime)."""
 
@@ -36,7 +36,7 @@ class ExperimentSpec:
 
     source: str
     target: str
-    strategies: tuple[Arm, ...]
+    strategies: tuple[Strategy, ...]
     seeds: tuple[int, ...] = (0,)
     base: dict[str, Any] = field(default_factory=dict)  # {"model": {...}, "train": {...}, "data": {...}}
     title: str = ""
@@ -48,7 +48,7 @@ class ExperimentSpec:
         """The baseline first (added when missing), labels unique, sizes bounded."""
         strategies = list(self.strategies)
         if not any(s.role == "baseline" for s in strategies):
-            strategies.insert(0, Arm("source only", "source_only", role="baseline"))
+            strategies.insert(0, Strategy("source only", "source_only", role="baseline"))
         strategies.sort(key=lambda s: {"baseline": 0, "": 1, "upper": 2}[s.role])
         labels = [s.label for s in strategies]
         if len(set(labels)) != len(labels):
@@ -128,7 +128,7 @@ class ExperimentSpec:
             if not all(isinstance(v, dict) for v in sub.values()):
                 raise ConfigError("A strategy's params, model and data are objects.")
             label = str(s.get("label") or s["method"])[:60]
-            built.append(Arm(label, s["method"], role=s.get("role", ""), **sub))
+            built.append(Strategy(label, s["method"], role=s.get("role", ""), **sub))
         seeds = d.get("seeds", [0])
         if not isinstance(seeds, list) or not all(isinstance(x, int) and not isinstance(x, bool) for x in seeds):
             raise ConfigError("seeds must be a list of whole numbers, e.g. [0, 1].")
@@ -156,11 +156,11 @@ def from_methods(source: str, target: str, methods: list[str], seeds: tuple[int,
         if m == "source_only":
             continue  # the baseline is always there
         role = "upper" if m == "target_only" else ""
-        strategies.append(Arm(get_method(m).label if m != "target_only" else "target only (upper bound)", m,
+        strategies.append(Strategy(get_method(m).label if m != "target_only" else "target only (upper bound)", m,
                                    data={"target_labels": "all"} if get_method(m).needs_target_labels else {},
                                    role=role))
     if target_only and not any(s.role == "upper" for s in strategies):
-        strategies.append(Arm("target only (upper bound)", "target_only", data={"target_labels": "all"},
+        strategies.append(Strategy("target only (upper bound)", "target_only", data={"target_labels": "all"},
                                    role="upper"))
     return ExperimentSpec(source, target, tuple(strategies), tuple(seeds), base or {},
                           title=f"{source} → {target}: {', '.join(methods)}", budget_s=budget_s).normalised()

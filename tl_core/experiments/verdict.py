@@ -1,4 +1,4 @@
-"""The summary people read: per arm the mean accuracy over seeds with its interval, the gain over
+"""The summary people read: per strategy the mean accuracy over seeds with its interval, the gain over
 source only as a paired interval (seeds and target images resampled together), published reference
 numbers, flags (negative transfer, collapse, a run that never learned) and a verdict in plain words,
 all from the same intervals."""

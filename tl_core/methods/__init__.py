@@ -3,7 +3,7 @@ import importlib
 import pkgutil
 
 from tl_core.methods.base import (
-    METHODS, Method, Param, RunContext, SourceFree, Step, Strategy, entropy, get_method, grl, list_methods,
+    METHODS, Method, Param, RunContext, SourceFree, Step, HookedMethod, entropy, get_method, grl, list_methods,
     register_method, warm_start
 )
 
@@ -11,5 +11,5 @@ for _m in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
     if _m.name != "base":
         importlib.import_module(f"{__name__}.{_m.name}")
 
-__all__ = ["METHODS", "Method", "Param", "RunContext", "SourceFree", "Step", "Strategy", "entropy", "get_method", "grl",
+__all__ = ["METHODS", "Method", "Param", "RunContext", "SourceFree", "Step", "HookedMethod", "entropy", "get_method", "grl",
            "list_methods", "register_method", "warm_start"]

@@ -10,7 +10,7 @@ import torch.nn as nn
 from tl_core.models.backbones import backbone_info
 from tl_core.base.errors import ConfigError, TLError
 from tl_core.base.inputs import adapt
-from tl_core.methods.base import register_method, Param, RunContext, Step, Strategy
+from tl_core.methods.base import register_method, Param, RunContext, Step, HookedMethod
 
 _BN = nn.modules.batchnorm._BatchNorm
 
@@ -59,7 +59,7 @@ def load_bn_state(model: nn.Module, state) -> None:
 
 
 @register_method("adabn")
-class AdaBN(Strategy):
+class AdaBN(HookedMethod):
     """Adaptive BatchNorm (Li et al., 2016, arXiv:1603.04779).
 
     Train on the source (or take a finished run's model, with no training at all); for the target,

@@ -4,7 +4,7 @@ A `Method` is a loss: it holds no optimizer and no loop. The trainer computes fe
 logits for a source batch, a target batch and (when the label regime gives some) a labelled
 target batch, hands them over as a `Step`, and sums the named loss terms the method returns.
 
-A `Strategy` is a method that is more than a loss: a closed-form head on cached features, a
+A `HookedMethod` is a method that is more than a loss: a closed-form head on cached features, a
 statistics swap, a teacher, two phases, test-time adaptation. Its hooks receive a
 `RunContext` (the model, the data, the device, a feature function and the run's budget),
 never the trainer; runs it refers to (a teacher, a source model) are loaded before training
@@ -85,7 +85,7 @@ class Param:
 class Step:
     """What a method sees at one training step (all tensors on the training device)."""
 
-    f_s: torch.Tensor | None  # source features (B, D); None when a strategy reads no source at this step
+    f_s: torch.Tensor | None  # source features (B, D); None when a hooked method reads no source at this step
     logits_s: torch.Tensor | None
     y_s: torch.Tensor | None
     f_t: torch.Tensor | None = None  # unlabelled target features
@@ -203,7 +203,7 @@ class Method:
 
 @dataclass
 class RunContext:
-    """What a strategy is given to work with: never the trainer. `features` maps uint8 images to the
+    """What a hooked method is given to work with: never the trainer. `features` maps uint8 images to the
     backbone's features (eval mode, on the CPU); the budget fields are final before `bind`, the
     optimizer and `set_lrs` (the schedule for a progress in [0, 1]) are set once the optimizer exists."""
 
@@ -225,9 +225,9 @@ class RunContext:
         return max(1, self.epochs * self.steps_per_epoch)
 
 
-class Strategy(Method):
+class HookedMethod(Method):
     """A method that is more than a loss (see the module docstring). Every hook has a default that
-    does nothing, so a strategy overrides only what it changes."""
+    does nothing, so a hooked method overrides only what it changes."""
 
     def epochs(self, configured: int) -> int:
         """How many epochs the run has (a closed-form fit needs one)."""
@@ -238,7 +238,7 @@ class Strategy(Method):
         return configured
 
     def bind(self, ctx: RunContext) -> None:
-        """Called once before the optimizer is made (a strategy may freeze parameters here)."""
+        """Called once before the optimizer is made (a hooked method may freeze parameters here)."""
 
     def begin_epoch(self, ctx: RunContext, epoch: int) -> None:
         """Called before each epoch's steps, also the first epoch after a resume (e.g. pseudo-labels)."""
@@ -256,7 +256,7 @@ class Strategy(Method):
         return None
 
     def cached_features(self, ctx: RunContext, key: str, x: torch.Tensor) -> torch.Tensor | None:
-        """Features for evaluation from the strategy's own cache (frozen backbones); None: compute them."""
+        """Features for evaluation from the method's own cache (frozen backbones); None: compute them."""
         return None
 
     @contextlib.contextmanager
@@ -268,7 +268,7 @@ class Strategy(Method):
         """After the last evaluation, before the final checkpoint: leave the deployable model."""
 
 
-class SourceFree(Strategy):
+class SourceFree(HookedMethod):
     """Two phases in one run: the source model is trained first (its epochs read source batches only),
     then adapted without the source (the later epochs read target batches only). Subclasses have a
     `source_phase` parameter (the fraction of epochs for the source) and call `super().bind(ctx)`."""

@@ -6,7 +6,7 @@ import torch.nn.functional as F
 
 from tl_core.base.errors import ConfigError
 from tl_core.base.inputs import adapt
-from tl_core.methods.base import register_method, Param, RunContext, Step, Strategy
+from tl_core.methods.base import register_method, Param, RunContext, Step, HookedMethod
 
 
 def kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -18,7 +18,7 @@ def kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperat
 
 
 @register_method("distill")
-class Distill(Strategy):
+class Distill(HookedMethod):
     """Distillation (Hinton et al., 2015) across domains.
 
     A finished run is the teacher. The student (this run's backbone) learns the source labels and

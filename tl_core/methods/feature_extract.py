@@ -10,13 +10,13 @@ import torch.nn.functional as F
 
 from tl_core.base.errors import ConfigError
 from tl_core.base.paths import atomic_write_bytes, cache_dir
-from tl_core.methods.base import register_method, Param, RunContext, Step, Strategy
+from tl_core.methods.base import register_method, Param, RunContext, Step, HookedMethod
 
 HEADS = ("logreg", "svm", "linear")
 
 
 @register_method("feature_extract")
-class FeatureExtract(Strategy):
+class FeatureExtract(HookedMethod):
     """Feature extraction + a new head (Donahue et al., 2014; Razavian et al., 2014).
 
     The whole backbone f is frozen; f(x) is computed once per image and cached (in memory and on

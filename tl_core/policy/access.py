@@ -25,7 +25,7 @@ from tl_core.data.domains.names import DATASET as NAME, OWNER, parse
 from tl_core.base.limits import limits, setting
 from tl_core.methods import get_method
 from tl_core.base.paths import data_dir, tl_home, uploads_root
-from tl_core.store import Admission, store, visible
+from tl_core.store import Admission, store, visible_to
 from tl_core.store import seats
 
 CLI = "cli"
@@ -97,7 +97,7 @@ def has_seat(session: Session) -> bool:
 
 def can_see(session: Session, run: dict[str, Any]) -> bool:
     """Own runs, published runs and the command line's runs (legacy runs with no owner count as those)."""
-    return session.is_cli or visible(run, session.owner)
+    return session.is_cli or visible_to(run, session.owner)
 
 
 def can_change(session: Session, run: dict[str, Any]) -> bool:

@@ -25,7 +25,7 @@ from typing import Any
 from tl_core.policy import access
 from tl_core.policy.access import Session
 from tl_core.models.checkpoint import import_model as check_and_store
-from tl_core.data.domains.folder import is_junk, open_folder, visible, FolderDomain, IMAGE_EXTS
+from tl_core.data.domains.folder import is_junk, open_folder, quoted, FolderDomain, IMAGE_EXTS
 from tl_core.base.errors import ConfigError, QuotaExceeded, TLError
 from tl_core.base.limits import check_domain_size
 from tl_core.base.paths import atomic_write_text, tl_home
@@ -73,7 +73,7 @@ def _check_members(z: zipfile.ZipFile) -> tuple[list[zipfile.ZipInfo], list[str]
         n = m.filename
         norm = n.replace("\\", "/").rstrip("/")
         if norm in seen:
-            raise ConfigError(f"The archive holds {visible(n)} twice; an archive with duplicate entries is refused "
+            raise ConfigError(f"The archive holds {quoted(n)} twice; an archive with duplicate entries is refused "
                               f"(which copy would be the image?). Zip the folder again.")
         seen.add(norm)
         if stat.S_ISLNK(m.external_attr >> 16):
@@ -176,13 +176,13 @@ def _unpack(z: zipfile.ZipFile, keep: list[zipfile.ZipInfo], tmp: Path, allowanc
         parts = [p for p in m.filename.replace("\\", "/").split("/") if p]
         target = tmp.joinpath(*parts)
         if not target.resolve().is_relative_to(tmp.resolve()):
-            raise ConfigError(f"The archive entry {visible(m.filename)} points outside its folder.")
+            raise ConfigError(f"The archive entry {quoted(m.filename)} points outside its folder.")
         try:
             _copy_member(z, m, target, budget)
         except TLError:
             raise
         except UNPACK_ERRORS as e:
-            raise ConfigError(f"The archive entry {visible(m.filename)} cannot be unpacked ({type(e).__name__}): "
+            raise ConfigError(f"The archive entry {quoted(m.filename)} cannot be unpacked ({type(e).__name__}): "
                               f"is the archive damaged, or does it hold a file and a folder of the same "
                               f"name?") from None
 

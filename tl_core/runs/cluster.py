@@ -139,7 +139,7 @@ def _remote_resolver(actor):
     """Loads a run another run refers to (a teacher) from the store's machine, not from this disk."""
     import ray
 
-    def resolve(rid: str, device):
+    def load_run(rid: str, device):
         files = ray.get(actor.checkpoint_files.remote(rid, "best"))
         if not files:
             raise ConfigError(f"Run {rid} does not exist or has no checkpoint yet: pick a finished run.")
@@ -151,7 +151,7 @@ def _remote_resolver(actor):
         finally:
             shutil.rmtree(folder, ignore_errors=True)
 
-    return resolve
+    return load_run
 
 
 def train_task(run_id: str, config: dict[str, Any], actor) -> str:

@@ -26,12 +26,12 @@ from tl_core.store.experiments import ExperimentsMixin
 from tl_core.store.queue import Admission, QueueMixin, admission
 from tl_core.store.runs import RunsMixin
 from tl_core.store.schema import (
-    ACTIVE, HOST, RUN_ID, TERMINAL, UNFINISHED, VISIBLE_SQL, check_run_id, new_run_id, visible
+    ACTIVE, HOST, RUN_ID, TERMINAL, UNFINISHED, VISIBLE_SQL, check_run_id, new_run_id, visible_to
 )
 from tl_core.store.telemetry import TelemetryMixin
 
 __all__ = ["ACTIVE", "HOST", "RUN_ID", "TERMINAL", "UNFINISHED", "VISIBLE_SQL", "Admission", "Store", "admission",
-           "check_run_id", "new_run_id", "set_interactive", "store", "visible"]
+           "check_run_id", "new_run_id", "set_interactive", "store", "visible_to"]
 
 
 class Store(RunsMixin, QueueMixin, ExperimentsMixin, AdviceMixin, TelemetryMixin, Database):

@@ -186,7 +186,7 @@ class RunsMixin:
              target: str | None = None, backbone: str | None = None, limit: int = 500,
              visible_to: str | None = None, experiment: str | None = None) -> list[dict[str, Any]]:
         """Runs, newest first. `visible_to=OWNER`: only that owner's runs, published ones and the command
-        line's (owner 'cli', or '' for runs recorded before owners existed): the rule of `visible`."""
+        line's (owner 'cli', or '' for runs recorded before owners existed): the rule of `visible_to`."""
         where, args = [], []
         for col, val in (("status", status), ("method", method), ("source", source), ("target", target),
                          ("backbone", backbone), ("experiment_id", experiment)):

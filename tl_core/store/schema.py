@@ -19,7 +19,7 @@ UNFINISHED = ("queued",) + ACTIVE  # waiting for a slot or training
 HOST = socket.gethostname()
 RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 PUBLIC_OWNERS = ("", "cli")  # the command line's runs (and runs from before owners existed): everyone's
-VISIBLE_SQL = "(owner=? OR published=1 OR owner IN ('', 'cli'))"  # `visible` as SQL, for one owner
+VISIBLE_SQL = "(owner=? OR published=1 OR owner IN ('', 'cli'))"  # `visible_to` as SQL, for one owner
 WAITING = f"status IN {UNFINISHED}"
 
 SCHEMA = """
@@ -87,7 +87,7 @@ def check_run_id(run_id: str) -> str:
     return run_id
 
 
-def visible(row: dict[str, Any], owner: str) -> bool:
+def visible_to(row: dict[str, Any], owner: str) -> bool:
     """The one visibility rule: a run or experiment is visible to its owner, to everyone once published,
     and to everyone when it is the command line's (VISIBLE_SQL says the same to SQLite)."""
     who = row.get("owner") or ""

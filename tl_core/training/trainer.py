@@ -24,7 +24,7 @@ from tl_core.base.errors import ConfigError, RunAborted, TLError
 from tl_core.training.evaluation import Evaluator
 from tl_core.base.inputs import adapt
 from tl_core.base.machine import cpu_count, mem_available_gb, run_threads
-from tl_core.methods import Method, RunContext, Step, Strategy, get_method
+from tl_core.methods import Method, RunContext, Step, HookedMethod, get_method
 from tl_core.models.model import from_config
 from tl_core.training.optim import apply_lrs, lr_at, make_optimizer, param_groups
 from tl_core.models.prefix_cache import PrefixCache, plan_cache, skip_reason
@@ -150,8 +150,8 @@ class Trainer:
         self.method.modules.to(self.device)
         self.method.attach(self.model)
         self.method.refs = self._resolve_refs()
-        # a plain loss method gets the strategy hooks' defaults (they do nothing)
-        self.hooks: Strategy = self.method if isinstance(self.method, Strategy) else Strategy()
+        # a plain loss method gets the hooks' defaults (they do nothing)
+        self.hooks: HookedMethod = self.method if isinstance(self.method, HookedMethod) else HookedMethod()
         self.n_epochs = self.hooks.epochs(t.epochs)
         self.n_steps = self.hooks.steps(t.steps_per_epoch)
         self.channels_last = self.device.type == "cpu" and self.spec.size >= 16

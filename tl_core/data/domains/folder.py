@@ -43,7 +43,7 @@ def class_name(folder_name: str) -> str:
     return unicodedata.normalize("NFC", folder_name)
 
 
-def visible(name: str) -> str:
+def quoted(name: str) -> str:
     """A user's name quoted for a message: characters that are invisible or that reorder or break the
     text (direction marks, joiners, controls, combining marks) written as \\uXXXX, so two names that look
     alike are told apart and nothing garbles the sentence around them."""
@@ -119,7 +119,7 @@ def scan_folder(root: Path) -> dict[str, list[Path]]:
             continue
         ck = class_key(name)
         if ck in seen:
-            raise ConfigError(f"The class folders {visible(seen[ck])} and {visible(name)} look the same (they differ "
+            raise ConfigError(f"The class folders {quoted(seen[ck])} and {quoted(name)} look the same (they differ "
                               f"only by case, spacing, accents written two ways or invisible characters); merge "
                               f"or rename them.")
         seen[ck] = name
@@ -465,19 +465,19 @@ def check_layout(root: Path, label: str | None = None) -> list[str]:
         raise ConfigError(f"{shown} holds {len(flat)} images but no class folders, so the classes are unknown. "
                           f"{example_tree(shown)}.")
     if len(listing) < 2:
-        raise ConfigError(f"{shown} has {len(listing)} class folder(s) with images ({', '.join(map(visible, listing)) or 'none'}); "
+        raise ConfigError(f"{shown} has {len(listing)} class folder(s) with images ({', '.join(map(quoted, listing)) or 'none'}); "
                           f"at least 2 classes are needed. {example_tree(shown)}.")
     bad = [c for c in listing if any(unicodedata.category(ch) in ("Cc", "Zl", "Zp") or unicodedata.bidirectional(ch)
                                      in ("LRE", "RLE", "LRO", "RLO", "PDF", "LRI", "RLI", "FSI", "PDI") for ch in c)]
     if bad:
-        raise ConfigError(f"The class folder name {visible(bad[0])} holds a line break, a control character or a "
+        raise ConfigError(f"The class folder name {quoted(bad[0])} holds a line break, a control character or a "
                           f"text-direction override; "
                           f"rename the folder (letters, digits, spaces and punctuation).")
     tiny = {c: len(f) for c, f in listing.items() if len(f) < MIN_PER_CLASS}
     if tiny:
-        raise ConfigError("Too few images in class " + ", ".join(f"{visible(c)} ({n})" for c, n in tiny.items())
+        raise ConfigError("Too few images in class " + ", ".join(f"{quoted(c)} ({n})" for c, n in tiny.items())
                           + f": each class needs at least {MIN_PER_CLASS} (one to train on, one to test).")
-    return [f"class {visible(c)} has only {len(f)} images; with fewer than {WARN_PER_CLASS} its accuracy means little"
+    return [f"class {quoted(c)} has only {len(f)} images; with fewer than {WARN_PER_CLASS} its accuracy means little"
             for c, f in listing.items() if len(f) < WARN_PER_CLASS]
 
 
@@ -488,7 +488,7 @@ def check_readable(d: "FolderDomain") -> None:
     few = {c: len(fs) for c, fs in plan["readable"].items() if len(fs) < MIN_PER_CLASS}
     if few:
         why = plan["skipped"][0][1].split(": ", 1)[-1] if plan["skipped"] else ""
-        raise ConfigError("Too few readable images in class " + ", ".join(f"{visible(c)} ({n})" for c, n in few.items())
+        raise ConfigError("Too few readable images in class " + ", ".join(f"{quoted(c)} ({n})" for c, n in few.items())
                           + f": each class needs at least {MIN_PER_CLASS} images in an accepted format "
                           f"({', '.join(ALLOWED_FORMATS)})" + (f"; for example: {why}" if why else "") + ".")
     if plan["side"] == 0:
