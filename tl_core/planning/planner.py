@@ -1,8 +1,8 @@
 """Plans that fit the data, the backbone and the machine: a time estimate for any run, and the
 settings a user left out, chosen from a time budget.
 
-The estimate is a sum of measured costs on this kind of machine (2 CPU cores; bench/results/
-curves.json and plans.json): process start and data loading, training images at the backbone's
+The estimate is a sum of measured costs on this kind of machine (2 CPU cores; each figure, with where it was
+measured, in reference.json): process start and data loading, training images at the backbone's
 measured throughput (scaled by input size, by how much of the network trains, and by the method's
 extra work), and per epoch the evaluation passes and the feature map. When the run will cache its
 frozen stages' output (prefix_cache.py), one pass over its images replaces their per-step cost. On a
@@ -16,7 +16,9 @@ follow the budget. Only fields the user did not set change.
 """
 from __future__ import annotations
 
+import json
 import math
+from pathlib import Path
 from typing import Any
 
 from tl_core.models.backbones import backbone_info
@@ -32,61 +34,27 @@ from tl_core.models.prefix_cache import plan_cache, skip_reason
 from tl_core.planning import speed
 
 DEFAULT_BUDGET_S = 120.0
-# Calibrated on the preset runs' per-epoch timings (metrics.jsonl `train_s` and `wall_s`, bench/presets.py
-# on 2 CPU cores; LeNet at batch 64, EfficientNet-Lite0 at 128 px, batch 32, frozen 9/7/5/0 of 9).
-# Training images per second, everything trainable, at the backbone's native size (the ImageNet
-# backbones other than Lite0: DESIGN.md's figures at 224 px).
-# EfficientNet-Lite1 and -Lite2 are Lite0's figures scaled by their measured speed relative to it at each
-# one's own size (bench/results/backbones.json: forward 0.79 and 0.69, training all 0.80 and 0.59).
-TRAIN_IPS = {"lenet": 7600.0, "resnet18": 10.0, "resnet50": 3.0, "mobilenet_v3_small": 40.0,
-             "efficientnet_lite0": 24.0, "efficientnet_lite1": 19.0, "efficientnet_lite2": 14.0}
-# Frozen-feature (forward only, eval) images per second at the native size.
-EVAL_IPS = {"lenet": 60000.0, "resnet18": 30.0, "resnet50": 10.0, "mobilenet_v3_small": 150.0,
-            "efficientnet_lite0": 85.0, "efficientnet_lite1": 67.0, "efficientnet_lite2": 59.0}
-# A method's own work per step beyond its images' forward and backward (a discriminator, a kernel,
-# a labelled target batch), in seconds. Measured on LeNet: DANN 17.5 ms per step against 2 x 8.4 ms
-# of images, CDAN 29 ms, MMD and CORAL none beyond the images, fine-tuning's labelled target batch
-# 3 ms, target-only 6 ms. The rest are scaled from their extra forward passes (MCD, MDD: a second
-# head; pseudo-labelling: a teacher pass) and are not yet measured.
-# SHOT with its recipe (a BatchNorm bottleneck, a weight-normalised head): 19.8 ms a step on MNIST -> USPS
-# over the 30 x 200 steps of its earlier schedule (bench/results/digits.jsonl, batch shot30, 2 threads), against
-# 8.4 ms of images.
-STEP_EXTRA_S = {"dann": 0.001, "cdan": 0.0125, "finetune": 0.003, "target_only": 0.006, "mcd": 0.008,
-                "mdd": 0.008, "mcc": 0.004, "entropy_min": 0.002, "pseudo_label": 0.009,
-                "importance_weighting": 0.004, "shot": 0.0114}
-# Both domains in one pass through a pretrained backbone cost more per image than one (larger
-# activations on a CPU; the PACS folder runs at 128 px: DANN 380-434 ms a step for 2 x 32 images
-# against 155-160 ms for source only's 32 with 8 of 9 stages frozen, 425 against 195 with 7).
-PRETRAINED_TWO_DOMAIN_FACTOR = 1.3
-# Worker start to first step: interpreter and imports (~1.5 s, not in the run's own wall_s), data and
-# model (~1.4 s). A pretrained backbone adds timm's import and its weights.
-STARTUP_S = {"lenet": 3.0}
-STARTUP_PRETRAINED_S = 3.7  # PACS folder runs: 1.5 s of interpreter, 1.6-2.9 s to the frozen-feature pass
-COMMAND_S = 2.5  # the CLI process itself, once per command (an experiment's runs share it)
-# The first run to use a domain in a TL_HOME decodes it into the cache (measured on the presets' first
-# runs: MNIST and USPS, from the starter pack or the full files, about 1.3 s each; rendering the
-# synthetic digits about 9 s); later runs read the cache.
-DECODE_S = {"syndigits": 9.0}
-DECODE_DEFAULT_S = 1.3
-DECODE_FOLDER_IMG_S = 0.002  # a folder's images, read and resized (PACS, 350 images a folder: 0.54-0.74 s)
-# A from-scratch backbone on colour input (either domain in colour: rendered digits, MNIST-M, SVHN)
-# costs more per image than on grey (LeNet on 28 px: 11.6 ms a step against 10.2, DANN 26.8 against 23.0).
-COLOUR_FACTOR = 1.15
-# Every epoch: the checkpoint, the metrics line, the domain-gap and selection scores (the preset runs'
-# time between epochs, less evaluation and the map).
-EPOCH_FIXED_S = 0.35
-# Per epoch, at 500 points (a t-SNE's cost grows faster than linearly; 300 points measured 0.25 s).
-EMBED_S = {"tsne": 0.5, "pca": 0.05, "none": 0.0}
-GPU_SPEEDUP = 25.0
 SOURCE_PASSES = 100  # a frozen backbone's plan stops after about this many passes over the source
-# With the frozen stages cached, what a step still pays per image beyond the trainable stages (pooling,
-# a bottleneck, the head, forward and backward), at the backbone's native size.
-# PACS photo -> sketch, all 9 stages frozen, 224 px: source only 4.8 ms a step of 32 images.
-CACHED_IMG_S = 0.00015
-# The one pass that fills the cache (batches of 128, uint8 to model input, the frozen stages, a copy into
-# the store): slower per image than evaluation's forward (PACS at 224 px: source only's 420 images and
-# DANN's 700 in 9.5 and 17 s of set-up).
-PREFIX_IPS = {"efficientnet_lite0": 43.0, "efficientnet_lite1": 34.0, "efficientnet_lite2": 30.0}
+
+# The measured costs the estimates are made of, each with where it was measured: data, not code
+# (reference.json; the development machine's seconds, scaled to this machine by `speed`).
+_REFERENCE = json.loads((Path(__file__).with_name("reference.json")).read_text())["figures"]
+TRAIN_IPS = _REFERENCE["TRAIN_IPS"]["value"]
+EVAL_IPS = _REFERENCE["EVAL_IPS"]["value"]
+STEP_EXTRA_S = _REFERENCE["STEP_EXTRA_S"]["value"]
+PRETRAINED_TWO_DOMAIN_FACTOR = _REFERENCE["PRETRAINED_TWO_DOMAIN_FACTOR"]["value"]
+STARTUP_S = _REFERENCE["STARTUP_S"]["value"]
+STARTUP_PRETRAINED_S = _REFERENCE["STARTUP_PRETRAINED_S"]["value"]
+COMMAND_S = _REFERENCE["COMMAND_S"]["value"]
+DECODE_S = _REFERENCE["DECODE_S"]["value"]
+DECODE_DEFAULT_S = _REFERENCE["DECODE_DEFAULT_S"]["value"]
+DECODE_FOLDER_IMG_S = _REFERENCE["DECODE_FOLDER_IMG_S"]["value"]
+COLOUR_FACTOR = _REFERENCE["COLOUR_FACTOR"]["value"]
+EPOCH_FIXED_S = _REFERENCE["EPOCH_FIXED_S"]["value"]
+EMBED_S = _REFERENCE["EMBED_S"]["value"]
+GPU_SPEEDUP = _REFERENCE["GPU_SPEEDUP"]["value"]
+CACHED_IMG_S = _REFERENCE["CACHED_IMG_S"]["value"]
+PREFIX_IPS = _REFERENCE["PREFIX_IPS"]["value"]
 
 
 def _device_factor(cfg: RunConfig) -> float:
