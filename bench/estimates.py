@@ -1,7 +1,8 @@
 """Estimates against walls on this machine (issue 30, item 5): the host probe, then the default command-line
 runs (DANN and source only, MNIST -> USPS, every default) trained fresh on a store that has learned
 nothing, each estimate as a user would see it before the run (probe-scaled) against the run's wall.
-Prints the error of each and the probe's reading, and writes bench/results/estimates.json.
+Prints the error of each and the probe's reading, and appends a row a method to bench/results/estimates.jsonl
+(`_table`, with its provenance; `--tag` is the row's batch).
 `speed.REF_PROBE_S` was set from the probe and these runs on the development host (a fit there; the one-core
 run is the check).
 
@@ -20,12 +21,14 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "bench"))
+import _table  # noqa: E402
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--methods", default="dann,source_only")
-    ap.add_argument("--tag", default="", help="a suffix for the result file (estimates_<tag>.json)")
+    ap.add_argument("--tag", default="", help="the batch of these rows (say what differs: one_core)")
     args = ap.parse_args()
     home = Path(tempfile.mkdtemp(prefix="tl-estimates-"))
     os.environ["TL_HOME"] = str(home)
@@ -48,16 +51,18 @@ def main() -> None:
         rec = json.loads(out.stdout.strip().splitlines()[-1])
         rows.append({"method": m, "estimate_s": round(est, 1), "raw_estimate_s": round(raw, 1),
                      "run_wall_s": round(rec["wall_s"], 1), "command_wall_s": round(wall, 1),
-                     "error": round(est / rec["wall_s"] - 1, 3), "raw_over_wall": round(rec["wall_s"] / raw, 3)})
+                     "error": round(est / rec["wall_s"] - 1, 3), "raw_over_wall": round(rec["wall_s"] / raw, 3),
+                     "run": rec.get("provenance")})
         print(f"{m}: estimate {est:.0f} s (uncorrected {raw:.0f} s), the run's wall {rec['wall_s']:.0f} s "
               f"(command {wall:.0f} s): {100 * (est / rec['wall_s'] - 1):+.0f} %", flush=True)
     cores = sorted(os.sched_getaffinity(0))
     pin = f"taskset -c {','.join(map(str, cores))} " if len(cores) < (os.cpu_count() or 1) else ""
-    out = {"command": f"TL_DATA_DIR=../shared/data {pin}python bench/estimates.py " + " ".join(sys.argv[1:]),
-           "date": time.strftime("%Y-%m-%d"), "machine": f"{len(os.sched_getaffinity(0))} of {os.cpu_count()} cores", "probe_s": probe,
-           "ref_probe_s": speed.REF_PROBE_S, "rows": rows}
+    command = f"TL_DATA_DIR=../shared/data {pin}python bench/estimates.py " + " ".join(sys.argv[1:])
+    for r in rows:
+        run = r.pop("run")
+        _table.append("estimates", {**_table.provenance(args.tag or "default", command.strip(), run), **r,
+                                    "probe_s": probe, "ref_probe_s": speed.REF_PROBE_S})
     print(f"probe {probe:.4f} s a step (reference {speed.REF_PROBE_S} s)")
-    (ROOT / "bench" / "results" / ("estimates" + (f"_{args.tag}" if args.tag else "") + ".json")).write_text(json.dumps(out, indent=1) + "\n")
 
 
 if __name__ == "__main__":

@@ -412,8 +412,8 @@ def run_wall_section() -> list[str]:
 
 def estimates_section() -> list[str]:
     """Estimates against walls on a machine that has learned nothing yet (bench/estimates.py)."""
-    files = sorted(RES.glob("estimates*.json"))
-    if not files:
+    rows = _table.read("estimates")
+    if not rows:
         return []
     out = ["## Estimates before the first run", "",
            "The default command-line runs (MNIST → USPS, every default) on a fresh `TL_HOME`: the estimate a user "
@@ -427,15 +427,15 @@ def estimates_section() -> list[str]:
            "time of a bare LeNet-sized step on one thread times a modelled gain from threads, was fitted on one host "
            "(probe 0.057 s, DANN −1 %) and read a later host 1.65x slower (0.094 s) whose runs were only 1.15-1.25x "
            "slower: the first estimate missed DANN by +33 % there (+41 % on one core; "
-           "`git show f2c693e:bench/results/estimates.json`). The run-shaped probe has been checked on one host only "
+           "`git show f2c693e:bench/results/estimates.json`, before the rows became a table). The run-shaped probe has been checked on one host only "
            "(no second machine was available). After the first finished run, estimates follow the measured ratios "
            "of this machine's runs (`speed.record`).", "",
-           "| machine | command | probe (s a step) | method | estimate (s) | wall (s) | error |", "|---|---|---|---|---|---|---|"]
-    for f in files:
-        d = json.loads(f.read_text())
-        for r in d["rows"]:
-            out.append(f"| {d['machine']} | `{d['command'].strip()}` | {d['probe_s']:.4f} | {r['method']} | "
-                       f"{r['estimate_s']:.0f} | {r['run_wall_s']:.0f} | {100 * r['error']:+.0f} % |")
+           "| date | machine | command | probe (s a step) | method | estimate (s) | wall (s) | error |",
+           "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        out.append(f"| {r['date'] or 'undated'} | {r['cores']} core{'s' if r['cores'] > 1 else ''} | `{r['command']}` | "
+                   f"{r['probe_s']:.4f} | "
+                   f"{r['method']} | {r['estimate_s']:.0f} | {r['run_wall_s']:.0f} | {100 * r['error']:+.0f} % |")
     return out + [""]
 
 
