@@ -66,3 +66,14 @@ def made_when(rows: list[dict]) -> str:
         when = "runs made " + (dates[0] if len(dates) == 1 else f"{dates[0]} to {dates[-1]}")
         when += " (some rows undated)" if any(not r.get("date") for r in rows) else ""
     return f"{when}, on {', '.join(cpus) if cpus else 'a CPU not recorded'}"
+
+
+def latest(rows: list[dict[str, Any]], key: tuple[str, ...]) -> list[dict[str, Any]]:
+    """The last row made for each value of `key` (a cell measured again replaces its earlier rows, which the
+    table keeps), in the order of those last rows."""
+    out: dict[tuple, dict[str, Any]] = {}
+    for r in rows:
+        k = tuple(json.dumps(r.get(f), sort_keys=True) for f in key)
+        out.pop(k, None)
+        out[k] = r
+    return list(out.values())

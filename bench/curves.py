@@ -9,7 +9,8 @@ which is what a fresh machine has.
     python bench/curves.py [--pairs usps:mnist,mnist:usps] [--methods source_only,dann]
         [--steps 200,400,800,1600] [--epochs 4] [--seed 0]
 
-Writes bench/results/curves.json after every run.
+Every run appends a row to bench/results/curves.jsonl (`_table`, with its provenance); a cell measured again
+(same pair, method, steps, epochs and seed) is read from its latest row.
 """
 from __future__ import annotations
 
@@ -23,7 +24,10 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-OUT = ROOT / "bench" / "results" / "curves.json"
+sys.path.insert(0, str(ROOT / "bench"))
+import _table  # noqa: E402
+
+KEY = ("source", "target", "method", "total_steps", "epochs", "seed")
 
 
 def run_one(source: str, target: str, method: str, total_steps: int, epochs: int, seed: int, env: dict) -> dict:
@@ -33,11 +37,14 @@ def run_one(source: str, target: str, method: str, total_steps: int, epochs: int
     t = time.perf_counter()
     p = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=env)
     wall = time.perf_counter() - t
+    command = "TL_DATA_DIR=<empty> TL_OFFLINE=1 python -m tl_core " + " ".join(cmd[3:]).replace(" --quiet", "")
     row = {"source": source, "target": target, "method": method, "total_steps": total_steps, "epochs": epochs,
-           "seed": seed, "process_wall_s": wall, "command": " ".join(cmd[3:]).replace(" --quiet", "")}
+           "seed": seed, "process_wall_s": wall}
     if p.returncode != 0:
-        return {**row, "status": "failed", "error": (p.stderr.strip() or p.stdout.strip())[-500:]}
+        return {**_table.provenance("curves", command), **row, "status": "failed",
+                "error": (p.stderr.strip() or p.stdout.strip())[-500:]}
     out = json.loads(p.stdout.strip().splitlines()[-1])
+    row = {**_table.provenance("curves", command, out.get("provenance")), **row}
     # the run's own clock starts after process start-up and data loading: shift it to process time
     lag = wall - out["wall_s"]
     return {**row, "status": out["status"], "target_acc": out["target_acc"], "wall_s": out["wall_s"],
@@ -55,15 +62,11 @@ def main() -> int:
     a = ap.parse_args()
     empty = tempfile.mkdtemp(prefix="tl-nodata-")
     env = {**os.environ, "TL_DATA_DIR": empty, "TL_OFFLINE": "1", "TL_HOME": tempfile.mkdtemp(prefix="tl-home-")}
-    rows = json.loads(OUT.read_text()) if OUT.exists() else []
     for pair in a.pairs.split(","):
         s, t = pair.split(":")
         for steps in (int(x) for x in a.steps.split(",")):
             for m in a.methods.split(","):
-                r = run_one(s, t, m, steps, a.epochs, a.seed, env)
-                rows = [x for x in rows if (x["source"], x["target"], x["method"], x["total_steps"], x["epochs"],
-                                            x["seed"]) != (s, t, m, steps, a.epochs, a.seed)] + [r]
-                OUT.write_text(json.dumps(rows, indent=1))
+                r = _table.append("curves", run_one(s, t, m, steps, a.epochs, a.seed, env))
                 acc = f"{100 * r['target_acc']:.1f}%" if r["status"] == "finished" else r["status"]
                 print(f"{s}->{t} {m:<12} {steps:>5} steps: {acc} in {r['process_wall_s']:.0f} s", flush=True)
     return 0

@@ -7,21 +7,22 @@ where the variant changes nothing else), over the seeds given.
 
     python bench/pacs_recipe.py [--seeds 0,1,2,3] [--variants defaults,small_disc,long]
 
-Writes bench/results/folder_recipe.json after every run.
+Every run appends a row to bench/results/folder_recipe.jsonl (`_table`, with its provenance); a cell measured
+again (same variant, method and seed) is read from its latest row.
 """
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from presets import PACS, ROOT, SHARED, tl  # noqa: E402
+import _table  # noqa: E402
+from presets import PACS, SHARED, tl  # noqa: E402
 
-OUT = ROOT / "bench" / "results" / "folder_recipe.json"
+KEY = ("variant", "method", "seed")
 # name -> (what changes, extra flags, methods)
 VARIANTS = {
     "defaults": ("the planned defaults", [], ("source_only", "dann")),
@@ -41,7 +42,6 @@ def main() -> int:
     if not PACS.exists():
         print(f"needs {PACS}", file=sys.stderr)
         return 1
-    rows = json.loads(OUT.read_text()) if OUT.exists() else []
     env = {**os.environ, "TL_HOME": tempfile.mkdtemp(prefix="tl-recipe-"), "TL_DATA_DIR": str(SHARED)}
     for name in a.variants.split(","):
         what, flags, methods = VARIANTS[name]
@@ -51,14 +51,14 @@ def main() -> int:
                         "--backbone", "efficientnet_lite0", "--method", m, "--seed", str(seed), *flags, "--json",
                         "--quiet"]
                 out, wall, err = tl(args, env)
-                row = {"variant": name, "what": what, "flags": " ".join(flags), "method": m, "seed": seed, "process_wall_s": wall,
-                       "command": "python -m tl_core " + " ".join(args[:-1]).replace(str(SHARED), "$TL_DATA_DIR")}
+                command = "python -m tl_core " + " ".join(args[:-1]).replace(str(SHARED), "$TL_DATA_DIR")
+                row = {**_table.provenance("folder_recipe", command, (out or {}).get("provenance")), "variant": name,
+                       "what": what, "flags": " ".join(flags), "method": m, "seed": seed, "process_wall_s": wall}
                 if out is None:
                     row.update(status="failed", error=err)
                 else:
                     row.update({k: out.get(k) for k in ("status", "target_acc", "source_acc", "wall_s")})
-                rows = [r for r in rows if (r["variant"], r["method"], r["seed"]) != (name, m, seed)] + [row]
-                OUT.write_text(json.dumps(rows, indent=1))
+                _table.append("folder_recipe", row)
                 print(f"{name} {m} seed {seed}: {row.get('target_acc')} in {wall:.0f} s", flush=True)
     return 0
 

@@ -74,10 +74,11 @@ def plot(digit_cells: dict, pacs_cells: dict, path: Path) -> None:
 
 def curves_section(path: Path) -> list[str]:
     """Time-to-accuracy on the starter pack (bench/curves.py): the schedule of the quickstart preset."""
-    f = RES / "curves.json"
-    if not f.exists():
+    from curves import KEY
+
+    rs = [r for r in _table.latest(_table.read("curves"), KEY) if r["status"] == "finished"]
+    if not rs:
         return []
-    rs = [r for r in json.loads(f.read_text()) if r["status"] == "finished"]
     import matplotlib
 
     matplotlib.use("Agg")
@@ -197,8 +198,9 @@ def recipe_section(defaults: dict[str, list[float]]) -> list[str]:
     """bench/pacs_recipe.py: the planned defaults against the same command with one choice changed."""
     import statistics as stt
 
-    f = RES / "folder_recipe.json"
-    rs = [r for r in json.loads(f.read_text()) if r.get("status") == "finished"] if f.exists() else []
+    from pacs_recipe import KEY
+
+    rs = [r for r in _table.latest(_table.read("folder_recipe"), KEY) if r.get("status") == "finished"]
     if not rs:
         return []
     out = ["", "### Why this recipe", "",
