@@ -93,17 +93,6 @@ def module_home(tmp_path_factory, name: str):
         os.environ["TL_HOME"] = old
 
 
-def bench_server():
-    """bench/_server.py (a real `streamlit run app.py` on a private TL_HOME), loaded by path: putting
-    bench/ on sys.path would let bench/pages.py shadow the app's `pages` package for later tests."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("tl_bench_server", ROOT / "bench" / "_server.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
 def class_zip(name: str, per_class: int = 5) -> bytes:
     """A small zip of two class folders (`name/a/*.png`, `name/b/*.png`): what a student uploads."""
     import io

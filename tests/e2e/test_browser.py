@@ -7,60 +7,30 @@ TL_SCREENSHOTS=docs/screenshots is set. A test run never rewrites a tracked file
 """
 import json
 import os
-import shutil
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
 from conftest import ROOT, isolated_home
+from live_server import CHROMIUM, FLAGS, Server
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 pytestmark = [pytest.mark.browser,
               pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="Debian chromium is not installed")]
 SHOTS = (ROOT / os.environ["TL_SCREENSHOTS"] if os.environ.get("TL_SCREENSHOTS")
          else Path(os.environ.get("TMPDIR", "/tmp")) / f"tl-screenshots-{os.getpid()}")
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync", "--no-first-run"]
 PAGES = [("", "Experiments"), ("data", "1 · Data"), ("model", "2 · Model"), ("strategy", "3 · Strategy"), ("train", "4 · Train"),
          ("compare", "5 · Compare"), ("predict", "6 · Predict")]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     home = isolated_home(tmp_path_factory.mktemp("browserhome"))
-    port = free_port()
-    env = {**os.environ, "TL_HOME": str(home), "TL_MAX_RUNS": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
-                             "--server.address", "127.0.0.1", "--server.headless", "true"],
-                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    t0 = time.time()
-    while time.time() - t0 < 60:
-        try:
-            if urllib.request.urlopen(url + "/_stcore/health", timeout=1).read() == b"ok":
-                break
-        except OSError:
-            time.sleep(0.2)
-    else:
-        proc.kill()
-        pytest.fail("streamlit did not answer /_stcore/health within 60 s")
-    yield url, home
-    proc.terminate()
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    srv = Server(home, env={"TL_MAX_RUNS": "1"})
+    yield srv.url, home
+    srv.stop()
 
 
 @pytest.fixture(scope="module")

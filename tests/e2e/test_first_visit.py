@@ -7,17 +7,15 @@ import tempfile
 
 import pytest
 
-from conftest import bench_server, isolated_home
+from conftest import isolated_home
+from live_server import CHROMIUM, FLAGS, Server
 
-CHROMIUM = "/usr/bin/chromium"
 pytestmark = [pytest.mark.browser,
               pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="Debian chromium is not installed")]
 
 
 @pytest.fixture
 def fresh_server(tmp_path):
-    Server = bench_server().Server
-
     home = isolated_home(tmp_path / "home")
     srv = Server(home, env={"TL_DATA_DIR": tempfile.mkdtemp(prefix="tl-nodata-"), "TL_OFFLINE": "1",
                             "TL_MAX_RUNS": "1"})
@@ -27,8 +25,6 @@ def fresh_server(tmp_path):
 
 def test_first_visit_reaches_the_verdict_in_at_most_five_clicks(fresh_server):
     from playwright.sync_api import sync_playwright
-
-    FLAGS = bench_server().FLAGS
 
     clicks = 0
     with sync_playwright() as p:

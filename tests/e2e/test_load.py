@@ -4,21 +4,15 @@ every run is recorded exactly once, no session sees or touches another's data, p
 answering, and a browser keeps its identity across a reload and a server restart."""
 import os
 import re
-import shutil
-import subprocess
-import sys
 import threading
-import urllib.request
 
 import pytest
 
-from conftest import ROOT, class_zip, isolated_home
+from conftest import class_zip, isolated_home
+from live_server import CHROMIUM, FLAGS, Server
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 pytestmark = [pytest.mark.browser,
               pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="Debian chromium is not installed")]
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync", "--no-first-run"]
 BROWSERS, SIMULATED, PER_SESSION = 8, 22, 2
 # runs are tiny (2 steps on the built-in small digits, `TINY`), so they end by themselves in seconds; the
 # time limit only has to be longer than that, or the Train page would rightly refuse to launch them
@@ -41,35 +35,6 @@ def _tiny_draft() -> str:
 
 
 TINY_DRAFT = _tiny_draft()
-
-
-def start(home, port):
-    env = {**os.environ, "TL_HOME": str(home), **ENV}
-    log = open(home.parent / "server.log", "ab")  # kept for the failure message
-    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
-                             "--server.address", "127.0.0.1", "--server.headless", "true"],
-                            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(300):  # up to 60 s: a hang fails, a slow machine does not
-        try:
-            if urllib.request.urlopen(url + "/_stcore/health", timeout=1).read() == b"ok":
-                return proc, url
-        except OSError:
-            pass
-        proc.poll()
-        if proc.returncode is not None:
-            break
-        threading.Event().wait(0.2)
-    proc.kill()
-    pytest.fail("streamlit did not answer /_stcore/health within 60 s")
-
-
-def stop(proc):
-    proc.terminate()
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
 
 
 def title(page, text, timeout_ms=60_000):
@@ -117,7 +82,6 @@ def owner_of(ctx) -> str:
 def test_a_classroom_at_once(tmp_path, monkeypatch):
     from playwright.sync_api import sync_playwright
 
-    from test_browser import free_port
     from tl_core.app import api
     from tl_core import runs
     from tl_core.policy.access import session_from_token
@@ -128,8 +92,8 @@ def test_a_classroom_at_once(tmp_path, monkeypatch):
     for k, v in ENV.items():
         monkeypatch.setenv(k, v)
     monkeypatch.setenv("TL_HOME", str(home))
-    port = free_port()
-    server, url = start(home, port)
+    server = Server(home, env=ENV, log=tmp_path / "server.log")  # the log is kept for a failure's message
+    url = server.url
     zips = {}
     for i in range(BROWSERS):
         zips[i] = tmp_path / f"set{i}.zip"
@@ -257,22 +221,22 @@ def test_a_classroom_at_once(tmp_path, monkeypatch):
                     runs.cancel(r["id"], wait_s=5)
             pages[0].reload()
             title(pages[0], "1 · Data")
-            stop(server)
-            server, url = start(home, port)
+            server.restart()  # on the same port, as a teacher restarting it would
             pages[0].goto(f"{url}/compare")  # a deep link, first thing on the restarted server
             try:
                 pages[0].get_by_role("heading", name="5 · Compare").first.wait_for(timeout=180_000)
             except Exception:
                 pages[0].screenshot(path=str(tmp_path / "after_restart.png"))
-                log = (tmp_path / "server.log").read_text(errors="replace")[-3000:]
-                raise AssertionError(f"no Compare page after the restart; page: {pages[0].get_by_test_id('stMain').inner_text()[:500]!r}; server log: {log}")
+                raise AssertionError(f"no Compare page after the restart; page: "
+                                     f"{pages[0].get_by_test_id('stMain').inner_text()[:500]!r}; server log: "
+                                     f"{server.log_tail()}")
             idle(pages[0])
             assert owner_of(ctxs[0]) == owners[0]
             offered = {r["choice"] for r in compare_rows(runs.store().list(visible_to=owners[0]))}
             assert len(offered) == len(by_owner[owners[0]]) and set(run_choices(pages[0])) == offered
             browser.close()
     finally:
-        stop(server)
+        server.stop()
         for r in runs.store().list(limit=10_000):
             if r["status"] in ("queued", "starting", "running"):
                 runs.cancel(r["id"], wait_s=5)

@@ -9,7 +9,8 @@ import time
 
 import pytest
 
-from conftest import bench_server, isolated_home, ROOT, tiny_config
+from conftest import isolated_home, ROOT, tiny_config
+from live_server import CHROMIUM, FLAGS, Server
 from tl_core import runs
 
 ray = pytest.importorskip("ray")
@@ -113,14 +114,11 @@ def test_the_cli_reports_its_executor(tmp_path):
 
 
 @pytest.mark.browser
-@pytest.mark.skipif(not os.path.exists("/usr/bin/chromium"), reason="Debian chromium is not installed")
+@pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="Debian chromium is not installed")
 def test_an_experiment_launched_from_the_app_with_a_ray_address_trains_live_on_ray(tmp_path):
     """The app with TL_RAY_ADDRESS=local (a private Ray instance): the sidebar says where runs train, a
     launched experiment's runs go to Ray and their progress shows on the page as for local runs."""
     from playwright.sync_api import sync_playwright
-
-    bench = bench_server()
-    FLAGS, Server = bench.FLAGS, bench.Server
 
     from tl_core.store import Store
 
@@ -128,7 +126,7 @@ def test_an_experiment_launched_from_the_app_with_a_ray_address_trains_live_on_r
     srv = Server(home, env={"TL_RAY_ADDRESS": "local", "RAY_AUTH_MODE": "disabled"})
     try:
         with sync_playwright() as p:
-            b = p.chromium.launch(executable_path="/usr/bin/chromium", args=FLAGS)
+            b = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
             page = b.new_page(viewport={"width": 1400, "height": 2000})
             page.goto(srv.url + "/?source=uci_digits&target=syndigits&methods=dann&seeds=0")
             page.get_by_text("Runs train on the Ray cluster").first.wait_for(timeout=120_000)
