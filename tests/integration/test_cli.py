@@ -2,7 +2,7 @@ import json
 import subprocess
 import sys
 
-from conftest import ROOT
+from conftest import ROOT, isolated_home
 from tl_core.planning.validation import validate
 
 
@@ -74,7 +74,7 @@ def test_ingest_accepts_a_zip_and_refuses_a_hostile_one(tmp_path):
     with zipfile.ZipFile(bad, "w") as z:
         z.writestr("a/1.png", png(1))
         z.writestr("../../escape.png", png(2))
-    env = {**os.environ, "TL_HOME": str(tmp_path / "home")}
+    env = {**os.environ, "TL_HOME": str(isolated_home(tmp_path / "home"))}
     p = subprocess.run([sys.executable, "-m", "tl_core", "ingest", str(good), "--json"], cwd=ROOT, env=env,
                        capture_output=True, text=True, timeout=120)
     assert p.returncode == 0, p.stderr

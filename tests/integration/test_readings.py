@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from conftest import ROOT, needs_mnist, needs_pacs, PACS
+from conftest import ROOT, isolated_home, needs_mnist, needs_pacs, PACS
 from tl_core.planning.validation import validate
 
 TINY = ["--epochs", "2", "--steps", "3", "--batch-size", "16", "--max-per-domain", "200", "--embedding", "none"]
@@ -27,7 +27,7 @@ def last_json(p) -> dict:
 @needs_mnist
 def test_a_run_says_which_data_code_and_machine_it_read_and_how_uncertain_it_is(tmp_path):
     out = last_json(cli("train", "--source", "mnist", "--target", "usps", "--method", "source_only", *TINY, "--json",
-                        env={"TL_HOME": str(tmp_path / "home")}))
+                        env={"TL_HOME": str(isolated_home(tmp_path / "home"))}))
     prov = out["provenance"]
     assert prov["data"]["mnist"]["variant"] == "full" and prov["data"]["mnist"]["train_images"] == 60_000
     assert prov["data"]["usps"]["test_images"] == 2007 and len(prov["data"]["mnist"]["fingerprint"]) == 16
@@ -92,7 +92,7 @@ def test_a_folder_target_is_evaluated_on_every_image_whose_label_training_never_
 
 
 def test_reproduce_reruns_a_recorded_run_and_says_it_reproduced(tmp_path):
-    env = {"TL_HOME": str(tmp_path / "home")}
+    env = {"TL_HOME": str(isolated_home(tmp_path / "home"))}
     out = last_json(cli("train", "--source", "syndigits", "--target", "uci_digits", "--method", "dann", *TINY,
                         "--json", env=env))
     rec = tmp_path / "run.json"
@@ -109,7 +109,7 @@ def test_reproduce_reruns_a_recorded_run_and_says_it_reproduced(tmp_path):
 def test_an_experiment_reports_each_gain_with_its_interval(tmp_path):
     out = last_json(cli("experiment", "--source", "syndigits", "--target", "uci_digits", "--methods", "coral",
                         "--epochs", "1", "--steps", "3", "--seeds", "0", "--json", "--quiet",
-                        env={"TL_HOME": str(tmp_path / "home")}, timeout=600))
+                        env={"TL_HOME": str(isolated_home(tmp_path / "home"))}, timeout=600))
     coral = next(r for r in out["results"] if r["method"] == "coral")
     lo, hi = coral["gain_ci"]
     assert lo <= coral["gain"] <= hi
