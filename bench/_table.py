@@ -39,6 +39,9 @@ def provenance(batch: str, command: str, run: dict[str, Any] | None = None) -> d
 def append(table: str, row: dict[str, Any]) -> dict[str, Any]:
     """Add one row to a table (the provenance columns first, `None` where not given); returns the row."""
     full = {k: row.get(k) for k in PROVENANCE} | {k: v for k, v in row.items() if k not in PROVENANCE}
+    if not isinstance(full["batch"], (str, type(None))):
+        raise ValueError(f"'batch' is the sitting's name (a provenance column), not {full['batch']!r}: name the "
+                         "row's own field otherwise (batch_size)")
     RESULTS.mkdir(parents=True, exist_ok=True)
     with open(RESULTS / f"{table}.jsonl", "a") as f:
         fcntl.flock(f, fcntl.LOCK_EX)  # two benchmarks pinned one per core write the same table

@@ -5,13 +5,13 @@ and at 128 px. The planner's TRAIN_IPS / EVAL_IPS and the backbones' description
 
     python bench/backbones.py [--names efficientnet_lite0,efficientnet_lite1] [--reps 4]
 
-Writes bench/results/backbones.json. Run it alone: another job on the cores slows every figure.
+Appends a row a backbone and size to bench/results/backbones.jsonl (`_table`). Run it alone: another job
+on the cores slows every figure.
 """
 from __future__ import annotations
 
 import argparse
 import json
-import platform
 import sys
 import time
 from pathlib import Path
@@ -20,6 +20,8 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+import _table  # noqa: E402
 from tl_core.models.backbones import backbone_info, build_backbone, list_backbones  # noqa: E402
 
 
@@ -35,7 +37,7 @@ def measure(name: str, size: int, reps: int, batch: int = 32) -> dict:
     info = backbone_info(name)
     n = len(info.stages)
     x = torch.randn(batch, 3, size, size)
-    out = {"backbone": name, "size": size, "batch": batch}
+    out = {"backbone": name, "size": size, "batch_size": batch}
     bb = build_backbone(name, pretrained=True, input_size=size, in_channels=3).eval()
     with torch.no_grad():
         out["forward_ips"] = round(_rate(lambda: bb.features(x), batch, reps), 1)
@@ -61,16 +63,14 @@ def main() -> int:
     a = ap.parse_args()
     names = [n for n in (a.names.split(",") if a.names else list_backbones())
              if backbone_info(n).has_pretrained and backbone_info(n).weights_status()[0]]
-    rows = []
+    command = "python bench/backbones.py " + " ".join(sys.argv[1:])
     measure(names[0], 128, 1)  # the process's first model pays one-off costs (threads, allocator): not timed
     for name in names:
         for size in sorted({backbone_info(name).default_size, 128}, reverse=True):
             r = measure(name, size, a.reps)
-            rows.append(r)
+            _table.append("backbones", {**_table.provenance("backbones", command.strip()),
+                                        "threads": torch.get_num_threads(), **r})
             print(json.dumps(r), flush=True)
-    res = {"machine": f"{platform.machine()}, {torch.get_num_threads()} torch threads", "torch": torch.__version__,
-           "date": time.strftime("%Y-%m-%d"), "rows": rows}
-    (ROOT / "bench" / "results" / "backbones.json").write_text(json.dumps(res, indent=1))
     return 0
 
 

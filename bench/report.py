@@ -279,15 +279,17 @@ def _result(name: str) -> dict | None:
 
 def backbones_section() -> list[str]:
     """Throughput of the pretrained backbones on this machine (bench/backbones.py)."""
-    d = _result("backbones.json")
-    if d is None:
+    rows = _table.latest(_table.read("backbones"), ("backbone", "size"))
+    if not rows:
         return []
+    d = rows[-1]
     out = ["## Pretrained backbones: images per second", "",
-           f"Command: `python bench/backbones.py` ({d['date']}, {d['machine']}, torch {d['torch']}; batch 32, "
+           f"Command: `python bench/backbones.py` ({d['date']}, {d['cpu']}, {d['threads']} torch threads, torch {d['torch']}; "
+           f"batch {d['batch_size']}, "
            f"random input, ImageNet weights). Forward: eval, no gradients (frozen features, evaluation); training: "
            f"forward, backward and an Adam step with every stage trainable, or the last two.", "",
            "| backbone | input (px) | forward | train all | train last two |", "|---|---|---|---|---|"]
-    for r in d["rows"]:
+    for r in rows:
         out.append(f"| {r['backbone']} | {r['size']} | {r['forward_ips']:.0f} | {r['train_all_ips']:.0f} | "
                    f"{r['train_last2_ips']:.0f} |")
     return out + [""]
@@ -443,15 +445,16 @@ def estimates_section() -> list[str]:
 
 def threads_section() -> list[str]:
     """One run on all cores against two runs on one core each (bench/threads.py)."""
-    d = _result("threads.json")
-    if d is None:
+    rows = _table.latest(_table.read("threads"), ("case",))
+    if not rows:
         return []
+    d = rows[-1]
     out = ["## Both cores: one run on two threads, or two runs on one thread each", "",
-           f"Command: `{d['command'].strip()}` ({d['date']}, {d['machine']}). Two identical runs each way, "
+           f"Command: `{d['command']}` ({d['date']}, {d['cores']} cores). Two identical runs each way, "
            "evaluation and feature map included; whole runs a minute.", "",
            "| case | runs/min, 1 run × 2 threads | runs/min, 2 runs × 1 thread | ratio | one run's wall, 1×2 / 2×1 (s) |",
            "|---|---|---|---|---|"]
-    for r in d["rows"]:
+    for r in rows:
         one = r["one_run_s"]
         k1 = next(k for k in r if k.startswith("1x") and k.endswith("_runs_per_min"))
         out.append(f"| {r['case']} | {r[k1]} | {r['2x1_runs_per_min']} | {r['2x1_over_1x2']}x | "

@@ -3,7 +3,7 @@ two runs side by side on one thread each (issue 30, item 4). Each case trains tw
 (evaluation and the feature map included, as a run of the app does) both ways and prints the runs per
 minute, the wall of one run, and which way gives more. `machine.cpu_places` is chosen from these.
 
-    TL_DATA_DIR=../shared/data python bench/threads.py [--quick]   # writes bench/results/threads.json
+    TL_DATA_DIR=../shared/data python bench/threads.py [--quick]   # appends to bench/results/threads.jsonl
 """
 from __future__ import annotations
 
@@ -16,6 +16,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "bench"))
+import _table  # noqa: E402
+
 PACS = "PACS_subset50"
 
 DRIVER = """
@@ -72,7 +75,7 @@ def main() -> None:
     args = ap.parse_args()
     sys.path.insert(0, str(ROOT))
     cores = os.cpu_count() or 1
-    rows = []
+    command = "TL_DATA_DIR=../shared/data python bench/threads.py " + " ".join(sys.argv[1:])
     for name, cfg in cases(args.quick).items():
         one_wall, one = run_pair(cfg, cores, together=False)
         two_wall, two = run_pair(cfg, 1, together=True)
@@ -82,12 +85,9 @@ def main() -> None:
                "one_run_s": {f"1x{cores}": round(one[0]["fit_s"], 1), "2x1": round(two[0]["fit_s"], 1)},
                "parts_s": {f"1x{cores}": {k: round(v, 1) for k, v in one[0]["phases"].items()},
                            "2x1": {k: round(v, 1) for k, v in two[0]["phases"].items()}}}
-        rows.append(row)
+        _table.append("threads", {**_table.provenance("threads", command.strip()), **row})  # both thread counts: the columns
         print(f"{name}: 1 run x {cores} threads {row[f'1x{cores}_runs_per_min']} runs/min, 2 runs x 1 thread "
               f"{row['2x1_runs_per_min']} runs/min ({row['2x1_over_1x2']}x); one run {row['one_run_s']}", flush=True)
-    out = {"command": "TL_DATA_DIR=../shared/data python bench/threads.py " + " ".join(sys.argv[1:]),
-           "date": time.strftime("%Y-%m-%d"), "machine": f"{cores} cores", "rows": rows}
-    (ROOT / "bench" / "results" / "threads.json").write_text(json.dumps(out, indent=1) + "\n")
 
 
 if __name__ == "__main__":
