@@ -9,7 +9,8 @@ saves docs/screenshots/preset_<name>.png.
 
     python bench/presets.py [--presets quickstart,alignment,...] [--full] [--folder-runs] [--no-shots]
 
-Writes bench/results/presets.json after every step.
+Every step appends a row to bench/results/presets.jsonl (`_table`, with its provenance); a preset or folder run
+measured again, or re-estimated (`--reestimate`), is a new row, and the report reads each one's latest (KEY).
 """
 from __future__ import annotations
 
@@ -23,12 +24,20 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-OUT = ROOT / "bench" / "results" / "presets.json"
 SHOTS = ROOT / "docs" / "screenshots"
 SHARED = Path(os.environ.get("TL_DATA_DIR", ROOT.parent / "shared" / "data"))
 PACS = SHARED / "PACS_subset50"
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+import _table  # noqa: E402
 from tl_core.planning.planner import COMMAND_S  # noqa: E402 - the CLI's own start, once per command
+
+# one row a preset and data, or a folder run: measured again, its latest row counts
+KEY = ("kind", "preset", "data", "source", "target", "method", "seed")
+
+
+def latest_rows() -> list[dict]:
+    return _table.latest(_table.read("presets"), KEY)
 
 
 RESULT_KEYS = ("strategy", "method", "target_acc_mean", "target_acc_std", "n_seeds", "gain",
@@ -177,11 +186,13 @@ def main() -> int:
     ap.add_argument("--reestimate", action="store_true", help="only recompute the estimates of recorded runs")
     ap.add_argument("--shots-only", action="store_true", help="only the screenshots of recorded experiments")
     a = ap.parse_args()
-    rows = json.loads(OUT.read_text()) if OUT.exists() else []
+    command = "python bench/presets.py " + " ".join(sys.argv[1:])
+    rows = latest_rows()
     if a.reestimate:
         resummarise(rows)
         reestimate(rows)
-        OUT.write_text(json.dumps(rows, indent=1))
+        for r in rows:
+            _table.append("presets", {**r, "batch": "reestimate", "command": command.strip()})
         for r in rows:
             if r.get("process_wall_s") and r.get("estimate_now"):
                 print(r.get("preset") or r.get("method"), r.get("data", r.get("source")),
@@ -194,12 +205,9 @@ def main() -> int:
     empty = tempfile.mkdtemp(prefix="tl-nodata-")
 
     def save(row: dict) -> None:
-        def key(x: dict) -> tuple:
-            return (x.get("kind", "preset"), x.get("preset"), x.get("data"), x.get("source"), x.get("target"),
-                    x.get("method"), x.get("seed", 0))
-
-        rows[:] = [x for x in rows if key(x) != key(row)] + [row]
-        OUT.write_text(json.dumps(rows, indent=1))
+        _table.append("presets", {**_table.provenance("presets", command.strip()), "kind": "preset", "seed": 0,
+                                  **row})
+        rows[:] = latest_rows()
 
     for name in filter(None, a.presets.split(",")):  # --presets "" --folder-runs: the folder runs alone
         uses_pacs = name == "freeze" and PACS.exists()

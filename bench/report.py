@@ -117,10 +117,11 @@ def curves_section(path: Path) -> list[str]:
 
 
 def presets_section() -> list[str]:
-    f = RES / "presets.json"
-    if not f.exists():
+    from presets import KEY
+
+    rs = _table.latest(_table.read("presets"), KEY)
+    if not rs:
         return []
-    rs = json.loads(f.read_text())
     pre = [r for r in rs if r.get("kind", "preset") == "preset" and r["status"] == "finished"]
     out = ["## Presets: results, estimated against actual time, peak memory", "",
            "Command: `python bench/presets.py --full --folder-runs --folder-seeds 0,1,2,3`: each preset as `python -m tl_core experiment "
@@ -128,7 +129,7 @@ def presets_section() -> list[str]:
            "visit: the starter pack); 'full' = the full MNIST and USPS; 'PACS folders' = the PACS subset. "
            "Estimate = what the planner says before launch: its per-run estimates (process start, decoding a "
            "domain the first time, training, every epoch's evaluation, map and checkpoint) plus the command's own "
-           "start, from the constants in `tl_core/planning/planner.py` as they are now (`python bench/presets.py "
+           "start, from the planner's reference figures (`tl_core/planning/reference.json`) as they are now (`python bench/presets.py "
            "--reestimate` recomputes them from each run's config); actual = the whole command's wall time. "
            "Peak = the largest worker's resident memory.", "",
            "| preset | data | strategy: target accuracy (%), mean ± std (n) | gain (points) | estimate (s) | "

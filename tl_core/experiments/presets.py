@@ -81,7 +81,7 @@ def _labels() -> ExperimentSpec:
 
 
 def _hurts() -> ExperimentSpec:
-    # Synthetic digits -> UCI digits, both built in and offline. Measured (bench/results/presets.json,
+    # Synthetic digits -> UCI digits, both built in and offline. Measured (bench/results/presets.jsonl,
     # 3 seeds): DANN at full trade-off from the first steps keeps 2 of 3 seeds from learning their source.
     return ExperimentSpec("syndigits", "uci_digits", (Strategy("DANN (trade-off 1)", "dann", {"trade_off": 1.0}),),
                           base={"train": {"epochs": 4, "steps_per_epoch": 300}})

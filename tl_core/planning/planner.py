@@ -271,7 +271,7 @@ def _plan_pretrained(cfg: RunConfig, given: set[str], budget_s: float, method, n
         # With a bottleneck every stage stays frozen: on the PACS folders (350 images a domain) a
         # trainable stage over-fits the source, and a frozen network's features are computed once
         # (photo -> sketch, 4 seeds: source only 37 %, DANN 45 % through the bottleneck in ~40 s;
-        # bench/results/presets.json, folder rows).
+        # bench/results/presets.jsonl, folder rows).
         model["freeze"] = n if bottleneck or not takes else max(0, n - 1)
         frozen = "all" if model["freeze"] == n else f"the first {model['freeze']}"
         notes.append(f"pretrained backbone: {frozen} of {n} stages stay frozen")
