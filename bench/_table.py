@@ -12,11 +12,14 @@ import fcntl
 import json
 import os
 import platform
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
 RESULTS = Path(__file__).resolve().parent / "results"
+if str(RESULTS.parents[1]) not in sys.path:  # the provenance reads tl_core's (code, CPU)
+    sys.path.insert(0, str(RESULTS.parents[1]))
 PROVENANCE = ("batch", "date", "code", "cpu", "cores", "threads", "data", "torch", "command")
 
 
@@ -25,11 +28,13 @@ def provenance(batch: str, command: str, run: dict[str, Any] | None = None) -> d
     (its code, CPU, threads and data variants), when the row is one run."""
     import torch
 
+    from tl_core.planning.provenance import code_version, cpu_model
+
     run = run or {}
     machine = run.get("machine") or {}
     data = run.get("data")
-    return {"batch": batch, "date": time.strftime("%Y-%m-%d"), "code": run.get("code"),
-            "cpu": machine.get("cpu") or platform.processor() or platform.machine(),
+    return {"batch": batch, "date": time.strftime("%Y-%m-%d"), "code": run.get("code") or code_version(),
+            "cpu": machine.get("cpu") or cpu_model() or platform.machine(),
             "cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
             "threads": machine.get("threads"),
             "data": {k: v.get("variant") for k, v in data.items()} if isinstance(data, dict) else None,

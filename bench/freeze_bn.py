@@ -12,7 +12,8 @@ predictions use.
 
     TL_DATA_DIR=../shared/data python bench/freeze_bn.py [--seeds 0,1,2] [--depths 0,5,7,9]
 
-Writes bench/results/freeze_bn.json.
+Appends a row a run to bench/results/freeze_bn.jsonl (`_table`, with its provenance); a run measured again (same
+depth, seed and BatchNorm variant) is read from its latest row.
 """
 from __future__ import annotations
 
@@ -27,6 +28,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+import _table  # noqa: E402
+
+KEY = ("freeze", "seed", "variant")
 
 
 def main() -> int:
@@ -54,9 +59,8 @@ def main() -> int:
                 m.eval()
         return self
 
-    out = ROOT / "bench" / "results" / "freeze_bn.json"
-    # rows of the depths not asked for this time are kept: each depth can be measured on its own
-    rows = [r for r in (json.loads(out.read_text())["rows"] if out.exists() else []) if r["freeze"] not in depths]
+    command = "TL_DATA_DIR=../shared/data python bench/freeze_bn.py " + " ".join(sys.argv[1:])
+    pair = {"source": spec.source.split("/")[-1], "target": spec.target.split("/")[-1]}
     for _, seed, cfg in spec.configs():
         if cfg.model.freeze not in depths:
             continue
@@ -68,12 +72,14 @@ def main() -> int:
             last = res.history[-1]
             cm = last["target_confusion"]  # rows: true class, columns: predicted
             predicted = sum(1 for j in range(len(cm)) if sum(row[j] for row in cm) > 0)
-            rows.append({"freeze": cfg.model.freeze, "seed": seed, "variant": variant, "status": res.status,
-                         "target_acc": res.target_acc, "source_acc": res.source_acc,
-                         "classes_predicted": predicted, "wall_s": round(time.time() - t0, 1)})
-            print(json.dumps(rows[-1]), flush=True)
-            out.write_text(json.dumps({"preset": "freeze", "source": spec.source.split("/")[-1],
-                                       "target": spec.target.split("/")[-1], "rows": rows}, indent=1))
+            row = _table.append("freeze_bn", {**_table.provenance("freeze_bn", command.strip()),
+                                              "preset": "freeze", **pair, "freeze": cfg.model.freeze, "seed": seed,
+                                              "variant": variant, "status": res.status, "target_acc": res.target_acc,
+                                              "source_acc": res.source_acc, "classes_predicted": predicted,
+                                              "wall_s": round(time.time() - t0, 1)})
+            print(json.dumps({k: row[k] for k in ("freeze", "seed", "variant", "target_acc")}), flush=True)
+    # every depth measured so far, each run's latest row (a depth can be measured on its own)
+    rows = _table.latest(_table.read("freeze_bn"), KEY)
     for d in sorted({r["freeze"] for r in rows}):
         for variant in ("preset", "batchnorm_imagenet_stats"):
             rs = [r for r in rows if r["freeze"] == d and r["variant"] == variant]

@@ -246,16 +246,17 @@ def pacs_dann_section() -> list[str]:
 
 def freeze_bn_section() -> list[str]:
     """The freeze preset's collapse, with and without BatchNorm re-fitted on the source (bench/freeze_bn.py)."""
-    f = RES / "freeze_bn.json"
-    if not f.exists():
+    from freeze_bn import KEY
+
+    rows = _table.latest(_table.read("freeze_bn"), KEY)
+    if not rows:
         return []
-    d = json.loads(f.read_text())
-    rows = d["rows"]
+    d = rows[-1]
     depths = ",".join(str(x) for x in sorted({r["freeze"] for r in rows}))
     seeds = ",".join(str(x) for x in sorted({r["seed"] for r in rows}))
     out = [f"## Why the freeze preset collapses: BatchNorm statistics ({d['source']} → {d['target']})", "",
            f"Command: `TL_DATA_DIR=../shared/data python bench/freeze_bn.py --depths {depths} --seeds {seeds}` (the preset's "
-           "own configs, in one process, one depth at a time if wished: the file keeps the other depths' rows; "
+           "own configs, in one process, one depth at a time if wished: the table keeps the other depths' rows; "
            "each run again with every BatchNorm layer kept on its ImageNet "
            "statistics, its scale and shift still training). Every sketch evaluated.", "",
            "| frozen stages | BatchNorm | target accuracy per seed (%) | mean | source accuracy (mean %) | "
