@@ -379,8 +379,8 @@ def probes_section() -> list[str]:
 
 def run_wall_section() -> list[str]:
     """Where a short run's wall goes (bench/run_wall.py): the first-visit experiment's four runs."""
-    files = sorted(RES.glob("run_wall*.json"))
-    if not files:
+    sittings = _table.latest(_table.read("run_wall"), ("batch",))  # each layout's latest sitting
+    if not sittings:
         return []
     out = ["## Where a short run's wall goes", "",
            "The first-visit experiment (USPS → MNIST, source only and DANN, seeds 0 and 1: four LeNet runs of "
@@ -390,9 +390,8 @@ def run_wall_section() -> list[str]:
            "imported, the domains decoded) first thing, and runs are forked from it (`--cold`: each in a fresh "
            "interpreter). Epochs before the last read a fixed sample of each test split (1,500 images; "
            "`data.INTERIM_EVAL_IMAGES`) and the last reads every image.", ""]
-    for f in files:
-        d = json.loads(f.read_text())
-        out += [f"Command: `{d['command'].strip()}` ({d['date']}, {d['machine']}; settings "
+    for d in sittings:
+        out += [f"Command: `{d['command']}` ({d['date']}, {d['machine']}; settings "
                 f"{d.get('settings') or 'the defaults'}).", "",
                 "| part | seconds per run (mean of 4) | share of the process wall |", "|---|---|---|"]
         out += [f"| {r['part']} | {r['mean_s']:.2f} | {100 * r['share']:.1f} % |" for r in d["parts"]]

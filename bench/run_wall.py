@@ -5,10 +5,11 @@ fresh interpreter, no warm worker), and each run's worker wall broken into its p
 domain load and decode, set-up, training, evaluation, t-SNE, checkpoints, store writes).
 
 Prints the table and the two ratios the issue asks for (a run's whole process wall over its training
-time; the experiment's wall over the sum of its runs' training), and writes bench/results/run_wall.json
-(docs/BENCHMARKS.md renders it through bench/report.py).
+time; the experiment's wall over the sum of its runs' training), and appends one row a sitting to
+bench/results/run_wall.jsonl (`_table`; its batch says the layout: run_wall, run_wall_cold, run_wall_2x1), which
+docs/BENCHMARKS.md renders through bench/report.py (each layout's latest sitting).
 
-    TL_DATA_DIR=../shared/data python bench/run_wall.py [--max-runs N] [--cold]   # run_wall[_cold][_2x1].json
+    TL_DATA_DIR=../shared/data python bench/run_wall.py [--max-runs N] [--cold]
 """
 from __future__ import annotations
 
@@ -23,6 +24,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "bench"))
+import _table  # noqa: E402
 # the parts in the order a run meets them; the rest of the process wall is "other"
 PARTS = ("process start and imports", "data", "set-up", "training", "evaluation", "embedding", "checkpoint",
          "events")
@@ -76,7 +79,7 @@ def main() -> None:
     result = {
         "command": "TL_DATA_DIR=../shared/data python bench/run_wall.py " + " ".join(sys.argv[1:]),
         "settings": {k: env[k] for k in ("TL_MAX_RUNS", "TL_THREADS", "TL_WARM") if k in env},
-        "date": time.strftime("%Y-%m-%d"), "machine": f"{os.cpu_count()} cores", "runs": len(runs),
+        "machine": f"{os.cpu_count()} cores", "runs": len(runs),
         "parts": rows, "process_wall_mean_s": round(statistics.mean(process), 2),
         "training_mean_s": round(statistics.mean(train), 2),
         "process_over_training": round(sum(process) / sum(train), 2),
@@ -91,8 +94,8 @@ def main() -> None:
     print(f"(before the experiment, once per machine: the domains decoded from their raw files and the speed "
           f"probe, {decode_once:.1f} s)")
     print(f"experiment wall {wall:.1f} s over {sum(train):.1f} s of training: {result['experiment_over_training']:.2f}x")
-    name = "run_wall" + ("_cold" if args.cold else "") + (f"_{args.max_runs}x1" if args.max_runs > 1 else "") + ".json"
-    (ROOT / "bench" / "results" / name).write_text(json.dumps(result, indent=1) + "\n")
+    batch = "run_wall" + ("_cold" if args.cold else "") + (f"_{args.max_runs}x1" if args.max_runs > 1 else "")
+    _table.append("run_wall", {**_table.provenance(batch, result["command"].strip()), **result})
 
 
 if __name__ == "__main__":
