@@ -9,7 +9,7 @@ store of its own. With `--distinct`, each session launches its own seed pair ins
 reuse: 4 x N runs, about 40 minutes for 30 here). Records per session when it was accepted, when its
 first run finished and when its whole experiment did.
 
-    python bench/classroom.py [--sessions 30] [--distinct]   # writes bench/results/classroom_<N>[_distinct].json
+    python bench/classroom.py [--sessions 30] [--distinct]   # a row in bench/results/classroom.jsonl
 """
 from __future__ import annotations
 
@@ -24,6 +24,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "bench"))
+import _table  # noqa: E402
 sys.path.insert(0, str(ROOT))
 ENDED = ("finished", "failed", "cancelled", "interrupted")
 
@@ -106,8 +108,8 @@ def main() -> None:
                date=time.strftime("%Y-%m-%d"), max_runs=os.environ.get("TL_MAX_RUNS", "default"),
                command="python bench/classroom.py " + " ".join(sys.argv[1:]))
     print(json.dumps({k: v for k, v in out.items() if k not in ("first_result_s", "experiment_done_s")}, indent=1))
-    name = f"classroom_{args.sessions}{'_distinct' if args.distinct else ''}.json"
-    (ROOT / "bench" / "results" / name).write_text(json.dumps(out, indent=1) + "\n")
+    batch = f"classroom_{args.sessions}{'_distinct' if args.distinct else ''}"
+    _table.append("classroom", {**_table.provenance(batch, out["command"].strip()), **out})
 
 
 if __name__ == "__main__":

@@ -20,7 +20,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _server import CHROMIUM, FLAGS, ROOT, Server, fresh_home  # noqa: E402
+from _server import CHROMIUM, FLAGS, Server, fresh_home  # noqa: E402
+import _table  # noqa: E402
 
 HEADING = "Experiments: does transfer help"
 
@@ -129,8 +130,7 @@ def main() -> int:
         server.stop()
     res.update(bench="classroom_browsers", date=time.strftime("%Y-%m-%d"), cpus=os.cpu_count(),
                command="python bench/classroom_browsers.py " + " ".join(sys.argv[1:]))
-    path = ROOT / "bench" / "results" / "classroom_browsers.json"
-    path.write_text(json.dumps(res, indent=1) + "\n")
+    _table.append("classroom_browsers", {**_table.provenance("classroom_browsers", res["command"].strip()), **res})
     print(json.dumps(res, indent=1))
     return 0 if not res["errors"] else 1
 

@@ -11,7 +11,7 @@ one case's high-water mark never hides another's:
 - 20,000 real-sized images (256 x 256 PNGs) as a folder: preview and training set-up, at the size the
   decoded-bytes quota (TL_QUOTA_DOMAIN_DECODED_MB, default 1024) allows.
 
-    python bench/memory.py [--quick]       # writes bench/results/memory.json and prints a table
+    python bench/memory.py [--quick]       # a row in bench/results/memory.jsonl; prints a table
 
 Targets (issue 18): tiny images <= +500 MB during preview and set-up and <= 100 MB on disk; any single
 image under the pixel cap <= +300 MB; a dataset's decoded bytes never above its quota.
@@ -28,6 +28,8 @@ import textwrap
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "bench"))
+import _table  # noqa: E402
 
 PRELUDE = """
 import json, os, resource, sys, time
@@ -159,9 +161,10 @@ def main() -> None:
     for k, v in results.items():
         facts = {a: b for a, b in v.items() if a not in ("peak_above_start_mb", "wall_s", "domain")}
         print(f"{k:34s} {v['peak_above_start_mb']:>14.1f} MB {v['wall_s']:>6.1f}s  {facts}")
-    out = ROOT / "bench" / "results" / ("memory_quick.json" if args.quick else "memory.json")
-    out.write_text(json.dumps({"images": n, "results": results}, indent=1))
-    print(f"\nwritten to {out.relative_to(ROOT)}")
+    _table.append("memory", {**_table.provenance("memory_quick" if args.quick else "memory",
+                                                 "python bench/memory.py " + " ".join(sys.argv[1:])),
+                             "images": n, "results": results})
+    print("\nappended to bench/results/memory.jsonl")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """How fast the app answers: each page's first render in a new tab of one browser profile, and
 page switches while a run trains. Figures only (the tests check that pages render, not how fast).
-Writes bench/results/pages.json.
+Appends a row a sitting to bench/results/pages.jsonl (`_table`).
 
     python bench/pages.py [--rounds 3]
 """
@@ -15,6 +15,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _server import CHROMIUM, FLAGS, ROOT, Server, fresh_home  # noqa: E402
+import _table  # noqa: E402
 
 sys.path.insert(0, str(ROOT))
 PAGES = [("", "Experiments"), ("data", "1 · Data"), ("model", "2 · Model"), ("strategy", "3 · Strategy"), ("train", "4 · Train"),
@@ -69,7 +70,7 @@ def main() -> int:
     out = {"bench": "pages", "machine": "2-core CPU, no GPU", "date": time.strftime("%Y-%m-%d"),
            "first_render_s": first, "switch_while_training_s": switch,
            "switch_median_s": {k: statistics.median(v) for k, v in switch.items()}}
-    (ROOT / "bench" / "results" / "pages.json").write_text(json.dumps(out, indent=1))
+    _table.append("pages", {**_table.provenance("pages", "python bench/pages.py " + " ".join(sys.argv[1:])), **out})
     print(json.dumps(out))
     return 0
 

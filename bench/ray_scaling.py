@@ -5,12 +5,11 @@ node at a time. The same experiment (N small runs: UCI digits -> synthetic digit
 through the job manager on each cluster size; throughput = runs finished per minute of wall time.
 
     python bench/ray_scaling.py [--runs 6] [--epochs 2] [--steps 150]
-Writes bench/results/ray_scaling.json.
+Appends a row a sitting to bench/results/ray_scaling.jsonl (`_table`).
 """
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import tempfile
@@ -18,6 +17,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "bench"))
+import _table  # noqa: E402
 sys.path.insert(0, str(ROOT))
 OUT = ROOT / "bench" / "results"
 
@@ -76,10 +77,8 @@ def main() -> int:
               f"(nodes used: {len(r['nodes_used'])})")
     speedup = rows[1]["runs_per_min"] / rows[0]["runs_per_min"]
     print(f"throughput 2 nodes / 1 node: {speedup:.2f}x")
-    OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / "ray_scaling.json").write_text(json.dumps({"rows": rows, "speedup": round(speedup, 2), "cpu_cores":
-                                                      len(os.sched_getaffinity(0)), "date": time.strftime("%Y-%m-%d")},
-                                                     indent=1))
+    _table.append("ray_scaling", {**_table.provenance("ray_scaling", "python bench/ray_scaling.py " + " ".join(sys.argv[1:])),
+                                  "rows": rows, "speedup": round(speedup, 2), "cpu_cores": len(os.sched_getaffinity(0))})
     return 0
 
 

@@ -7,9 +7,9 @@ until the run ends. The figure is the run's own wall time; the ratio to the unwa
 the share of training speed that survives watching. Browsers run on this machine too (a
 classroom's run on the students' computers), so the CPU each part used during the run is
 recorded as well: the web server's share is what a classroom server pays per watcher.
-Writes bench/results/watch.json.
+Appends a row a sitting to bench/results/watch.jsonl (`_table`; `--name` is its batch).
 
-    python bench/watch.py [--watchers 0,1,8] [--repeats 1] [--out watch.json]
+    python bench/watch.py [--watchers 0,1,8] [--repeats 1] [--name watch]
 
 (Starting chromium at a low CPU priority does not take the browsers out of the picture here:
 the kernel shares CPU between sessions' autogroups whatever their nice value. The server's own
@@ -26,6 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _server import CHROMIUM, FLAGS, ROOT, Server, fresh_home  # noqa: E402
+import _table  # noqa: E402
 
 sys.path.insert(0, str(ROOT))
 
@@ -105,7 +106,7 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--watchers", default="0,1,8")
     ap.add_argument("--repeats", type=int, default=1)
-    ap.add_argument("--out", default="watch.json")
+    ap.add_argument("--name", default="watch", help="the batch of this sitting's row")
     a = ap.parse_args()
     rows = []
     for _ in range(a.repeats):
@@ -123,7 +124,7 @@ def main() -> int:
            "config": "app default: syndigits -> uci_digits, lenet, dann, 8 x 300 steps",
            "runs": rows,
            "summary": summary}
-    (ROOT / "bench" / "results" / a.out).write_text(json.dumps(out, indent=1))
+    _table.append("watch", {**_table.provenance(a.name, "python bench/watch.py " + " ".join(sys.argv[1:])), **out})
     print(json.dumps(summary))
     return 0
 
