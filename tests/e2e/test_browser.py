@@ -28,9 +28,7 @@ PAGES = [("", "Experiments"), ("data", "1 · Data"), ("model", "2 · Model"), ("
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     home = isolated_home(tmp_path_factory.mktemp("browserhome"))
-    # the advisor's probes at the smallest schedule that shows them (one adapted candidate and its source-only
-    # probe), as in tests/integration/test_advisor_jobs.py: the page is under test here, not the probes
-    srv = Server(home, env={"TL_MAX_RUNS": "1", "TL_ADVISOR_PROBES": "1", "TL_ADVISOR_PROBE_S": "16"})
+    srv = Server(home, env={"TL_MAX_RUNS": "1"})
     yield srv.url, home
     srv.stop()
 
