@@ -85,3 +85,25 @@ def latest(rows: list[dict[str, Any]], key: tuple[str, ...]) -> list[dict[str, A
         out.pop(k, None)
         out[k] = r
     return list(out.values())
+
+
+def run_cli(args: list[str], env: dict[str, str] | None = None, timeout: float | None = None
+            ) -> tuple[dict[str, Any] | None, float, str]:
+    """The one way a benchmark runs the product: `python -m tl_core ARGS` in a process of its own, as a user
+    would type it (`--json` among the args), from the repository root. Returns (the last line of its output
+    as JSON, or None when it failed; the process's wall seconds; the end of its error output)."""
+    import subprocess
+
+    t = time.perf_counter()
+    try:
+        p = subprocess.run([sys.executable, "-m", "tl_core", *args], cwd=RESULTS.parents[1], env=env,
+                           capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return None, time.perf_counter() - t, f"no answer within {timeout:.0f} s"
+    wall = time.perf_counter() - t
+    if p.returncode != 0:
+        return None, wall, (p.stderr.strip() or p.stdout.strip())[-800:]
+    try:
+        return json.loads(p.stdout.strip().splitlines()[-1]), wall, p.stderr[-800:]
+    except (ValueError, IndexError):
+        return None, wall, (p.stderr or p.stdout)[-800:]

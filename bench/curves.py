@@ -15,12 +15,9 @@ Every run appends a row to bench/results/curves.jsonl (`_table`, with its proven
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -31,19 +28,15 @@ KEY = ("source", "target", "method", "total_steps", "epochs", "seed")
 
 
 def run_one(source: str, target: str, method: str, total_steps: int, epochs: int, seed: int, env: dict) -> dict:
-    cmd = [sys.executable, "-m", "tl_core", "train", "--fresh", "--source", source, "--target", target, "--backbone", "lenet",
-           "--method", method, "--epochs", str(epochs), "--steps", str(max(1, total_steps // epochs)),
-           "--seed", str(seed), "--embedding", "none", "--json", "--quiet"]
-    t = time.perf_counter()
-    p = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=env)
-    wall = time.perf_counter() - t
-    command = "TL_DATA_DIR=<empty> TL_OFFLINE=1 python -m tl_core " + " ".join(cmd[3:]).replace(" --quiet", "")
+    args = ["train", "--fresh", "--source", source, "--target", target, "--backbone", "lenet", "--method", method,
+            "--epochs", str(epochs), "--steps", str(max(1, total_steps // epochs)), "--seed", str(seed),
+            "--embedding", "none", "--json", "--quiet"]
+    out, wall, err = _table.run_cli(args, env)
+    command = "TL_DATA_DIR=<empty> TL_OFFLINE=1 python -m tl_core " + " ".join(args).replace(" --quiet", "")
     row = {"source": source, "target": target, "method": method, "total_steps": total_steps, "epochs": epochs,
            "seed": seed, "process_wall_s": wall}
-    if p.returncode != 0:
-        return {**_table.provenance("curves", command), **row, "status": "failed",
-                "error": (p.stderr.strip() or p.stdout.strip())[-500:]}
-    out = json.loads(p.stdout.strip().splitlines()[-1])
+    if out is None:
+        return {**_table.provenance("curves", command), **row, "status": "failed", "error": err[-500:]}
     row = {**_table.provenance("curves", command, out.get("provenance")), **row}
     # the run's own clock starts after process start-up and data loading: shift it to process time
     lag = wall - out["wall_s"]

@@ -10,13 +10,10 @@ batch's table is printed as it grows; `bench/report.py` renders docs/BENCHMARKS.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -37,17 +34,14 @@ SHORT = {"mnist": "M", "usps": "U"}
 def run_one(source: str, target: str, method: str, seed: int, extra: list[str], threads: int = 0,
             batch: str = "digits") -> dict:
     name, own = VARIANTS.get(method, (method, []))
-    cmd = [sys.executable, "-m", "tl_core", "train", "--fresh", "--source", source, "--target", target, "--backbone", "lenet",
-           "--method", name, "--seed", str(seed), "--json", "--quiet", "--budget", "0", *own, *extra]
-    t = time.perf_counter()
+    args = ["train", "--fresh", "--source", source, "--target", target, "--backbone", "lenet", "--method", name,
+            "--seed", str(seed), "--json", "--quiet", "--budget", "0", *own, *extra]
     env = {**os.environ, **({"TL_THREADS": str(threads)} if threads else {})}  # another reduction order
-    p = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=env)
-    wall = time.perf_counter() - t
-    command = " ".join(cmd[1:]).replace(" --quiet", "")
-    if p.returncode != 0:
+    out, wall, err = _table.run_cli(args, env)
+    command = "-m tl_core " + " ".join(args).replace(" --quiet", "")
+    if out is None:
         return {**_table.provenance(batch, command), "source": source, "target": target, "method": method,
-                "seed": seed, "status": "failed", "error": p.stderr.strip()[-500:], "process_wall_s": wall}
-    out = json.loads(p.stdout.strip().splitlines()[-1])
+                "seed": seed, "status": "failed", "error": err[-500:], "process_wall_s": wall}
     # each epoch's (seconds since the run started, target accuracy): the time-to-accuracy columns
     curve = [[round(h["wall_s"], 1), round(h["target_acc"], 4)] for h in out.get("history", [])]
     return {**_table.provenance(batch, command, out.get("provenance")), "source": source, "target": target,

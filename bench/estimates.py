@@ -12,12 +12,9 @@ run is the check).
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -41,14 +38,10 @@ def main() -> None:
     for m in args.methods.split(","):
         cfg = RunConfig().replace(data={"source": "mnist", "target": "usps"}, method={"name": m, "params": {}})
         est, raw = planner.estimate_seconds(cfg), planner.raw_estimate(cfg)
-        t0 = time.perf_counter()
-        out = subprocess.run([sys.executable, "-m", "tl_core", "train", "--source", "mnist", "--target", "usps",
-                              "--method", m, "--fresh", "--json", "--quiet"], cwd=ROOT, env=dict(os.environ),
-                             capture_output=True, text=True, timeout=3600)
-        wall = time.perf_counter() - t0
-        if out.returncode != 0:
-            sys.exit(out.stderr[-3000:])
-        rec = json.loads(out.stdout.strip().splitlines()[-1])
+        rec, wall, err = _table.run_cli(["train", "--source", "mnist", "--target", "usps", "--method", m, "--fresh",
+                                         "--json", "--quiet"], dict(os.environ), timeout=3600)
+        if rec is None:
+            sys.exit(err)
         rows.append({"method": m, "estimate_s": round(est, 1), "raw_estimate_s": round(raw, 1),
                      "run_wall_s": round(rec["wall_s"], 1), "command_wall_s": round(wall, 1),
                      "error": round(est / rec["wall_s"] - 1, 3), "raw_over_wall": round(rec["wall_s"] / raw, 3),

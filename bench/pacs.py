@@ -13,13 +13,10 @@ batch); `bench/report.py` renders docs/BENCHMARKS.md from every row.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -42,17 +39,13 @@ METHODS = {
 
 
 def run_one(source: str, target: str, method: str, seed: int, batch: str = "pacs") -> dict:
-    cmd = [sys.executable, "-m", "tl_core", "train", "--fresh", "--source", f"folder:{DATA / source}",
-           "--target", f"folder:{DATA / target}", *RECIPE, *METHODS[method], "--seed", str(seed), "--json", "--quiet"]
-    t = time.perf_counter()
-    p = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
-    wall = time.perf_counter() - t
-    command = " ".join(cmd[1:]).replace(" --quiet", "")
+    args = ["train", "--fresh", "--source", f"folder:{DATA / source}", "--target", f"folder:{DATA / target}", *RECIPE,
+            *METHODS[method], "--seed", str(seed), "--json", "--quiet"]
+    out, wall, err = _table.run_cli(args)
+    command = "-m tl_core " + " ".join(args).replace(" --quiet", "")
     row = {"source": source, "target": target, "method": method, "seed": seed, "process_wall_s": wall}
-    if p.returncode != 0:
-        return {**_table.provenance(batch, command), **row, "status": "failed",
-                "error": (p.stderr.strip() or p.stdout.strip())[-500:]}
-    out = json.loads(p.stdout.strip().splitlines()[-1])
+    if out is None:
+        return {**_table.provenance(batch, command), **row, "status": "failed", "error": err[-500:]}
     return {**_table.provenance(batch, command, out.get("provenance")), **row, "status": out["status"],
             "target_acc": out["target_acc"], "source_acc": out["source_acc"], "wall_s": out["wall_s"],
             "trainable_params": out["trainable_params"]}

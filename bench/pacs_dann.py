@@ -14,12 +14,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "bench"))
+import _table  # noqa: E402
 
 
 def main() -> int:
@@ -32,15 +33,14 @@ def main() -> int:
     pacs = Path(os.environ.get("TL_DATA_DIR", ROOT.parent / "shared" / "data")) / "PACS_subset50"
     src, tgt = a.pair.split(",")
     env = {**os.environ, "TL_HOME": tempfile.mkdtemp(prefix="tl-pacs-dann-"), "TL_OFFLINE": "1"}
-    cmd = [sys.executable, "-m", "tl_core", "experiment", "--fresh", "--source", f"folder:{pacs / src}",
-           "--target", f"folder:{pacs / tgt}", "--backbone", "efficientnet_lite0", "--methods", a.methods,
-           "--seeds", a.seeds, "--budget", a.budget, "--json", "--quiet"]
-    p = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
-    if p.returncode != 0:
-        print(p.stderr[-3000:])
+    args = ["experiment", "--fresh", "--source", f"folder:{pacs / src}", "--target", f"folder:{pacs / tgt}",
+            "--backbone", "efficientnet_lite0", "--methods", a.methods, "--seeds", a.seeds, "--budget", a.budget,
+            "--json", "--quiet"]
+    out, _, err = _table.run_cli(args, env)
+    if out is None:
+        print(err)
         return 1
-    out = json.loads(p.stdout.strip().splitlines()[-1])
-    out["command"] = " ".join(cmd[1:]).replace(str(pacs), "$TL_DATA_DIR/PACS_subset50").replace(" --quiet", "")
+    out["command"] = ("-m tl_core " + " ".join(args)).replace(str(pacs), "$TL_DATA_DIR/PACS_subset50").replace(" --quiet", "")
     dest = ROOT / "bench" / "results" / f"pacs_{a.methods.replace(',', '_')}_{src}_{tgt}.json"
     dest.write_text(json.dumps(out, indent=1))
     for r in out["results"]:

@@ -17,10 +17,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -45,13 +43,7 @@ RESULT_KEYS = ("strategy", "method", "target_acc_mean", "target_acc_std", "n_see
 
 
 def tl(args: list[str], env: dict) -> tuple[dict | None, float, str]:
-    t = time.perf_counter()
-    p = subprocess.run([sys.executable, "-m", "tl_core", *args], cwd=ROOT, env=env, capture_output=True, text=True)
-    wall = time.perf_counter() - t
-    try:
-        return json.loads(p.stdout.strip().splitlines()[-1]), wall, p.stderr[-800:]
-    except (ValueError, IndexError):
-        return None, wall, (p.stderr or p.stdout)[-800:]
+    return _table.run_cli(args, env)
 
 
 def run_details(home: Path, run_ids: list[str], env: dict) -> list[dict]:
