@@ -11,7 +11,6 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -34,7 +33,7 @@ def provenance(batch: str, command: str, run: dict[str, Any] | None = None) -> d
     machine = run.get("machine") or {}
     data = run.get("data")
     return {"batch": batch, "date": time.strftime("%Y-%m-%d"), "code": run.get("code") or code_version(),
-            "cpu": machine.get("cpu") or cpu_model() or platform.machine(),
+            "cpu": machine.get("cpu") or cpu_model(),
             "cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
             "threads": machine.get("threads"),
             "data": {k: v.get("variant") for k, v in data.items()} if isinstance(data, dict) else None,

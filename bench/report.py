@@ -427,12 +427,11 @@ def estimates_section() -> list[str]:
            "20 steps of the default DANN run through the real trainer, on synthetic images and the run's own thread "
            "count, on a quiet machine (`tl_core/training/probe.py`, about 5 s once per machine). `REF_PROBE_S` was "
            "fitted on the 2-core rows' host (so those rows are a fit); the one-core rows (`taskset -c 0`: the probe "
-           "then times one thread, as the runs do) are the check. On that host the probe read 0.026-0.028 s a step "
-           "in five sittings, and the default DANN run's training took 0.031 s a step. The probe it replaced, the CPU "
-           "time of a bare LeNet-sized step on one thread times a modelled gain from threads, was fitted on one host "
-           "(probe 0.057 s, DANN −1 %) and read a later host 1.65x slower (0.094 s) whose runs were only 1.15-1.25x "
-           "slower: the first estimate missed DANN by +33 % there (+41 % on one core; "
-           "`git show f2c693e:bench/results/estimates.json`, before the rows became a table). The run-shaped probe has been checked on one host only "
+           "then times one thread, as the runs do) are the check. The probe it replaced, the CPU time of a bare "
+           "LeNet-sized step on one thread times a modelled gain from threads, was fitted on one host (probe 0.057 s, "
+           "DANN −1 %) and read a later host 1.65x slower (0.094 s) whose runs were only 1.14-1.21x slower: the first "
+           "estimate missed DANN by +33 % there (+41 % on one core; `git show 01305bc:bench/results/estimates.json` "
+           "and `git show f2c693e:bench/results/estimates.json`, before the rows became a table). The run-shaped probe has been checked on one host only "
            "(no second machine was available). After the first finished run, estimates follow the measured ratios "
            "of this machine's runs (`speed.record`).", "",
            "| date | machine | command | probe (s a step) | method | estimate (s) | wall (s) | error |",

@@ -47,8 +47,8 @@ def test_advice_ranks_with_intervals_and_reasons(home, monkeypatch, tmp_path):
     assert top["predicted_gain"] > 0 and top["predicted_gain_ci"][0] < top["predicted_gain"]
     assert {s["backbone"] for s in out["scores"]} >= {"lenet"}
     spec = advisor.grid(out, seeds=(0, 1))
-    arms = [(a.method, a.role) for a in spec.strategies]
-    assert arms[0] == ("source_only", "baseline") and ("coral", "") in arms and len(arms) == 3
+    strategies = [(s.method, s.role) for s in spec.strategies]
+    assert strategies[0] == ("source_only", "baseline") and ("coral", "") in strategies and len(strategies) == 3
     assert spec.base["model"]["backbone"] == top["backbone"] and spec.seeds == (0, 1)
 
 

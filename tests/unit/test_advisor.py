@@ -11,7 +11,7 @@ from tl_core.app import api
 from tl_core.scores import transferability as T
 from tl_core.base.errors import TLError
 
-PAIR = ("uci_digits", "syndigits")  # small built-in digit domains: LeNet's brief training takes seconds
+PAIR = ("uci_digits", "syndigits")  # small built-in digit domains
 
 
 def _clusters(separated: float, n: int = 400, d: int = 32, k: int = 5, seed: int = 0):

@@ -8,6 +8,17 @@ from pathlib import Path
 from tl_core.base.limits import megabytes, setting
 
 
+PACKAGE_PARENT = str(Path(__file__).resolve().parents[2])  # the folder tl_core is in
+
+
+def child_env(**extra: str) -> dict[str, str]:
+    """This process's environment for a child `python -m tl_core...` (run from PACKAGE_PARENT): the same
+    package first on its path, so the child runs this code whatever the caller's working folder."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = PACKAGE_PARENT + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    return {**env, **extra}
+
+
 def tl_home() -> Path:
     """Root of caches and runs: `TL_HOME`, default `~/.transferlab`."""
     p = Path(setting("TL_HOME") or Path.home() / ".transferlab").expanduser()

@@ -10,8 +10,8 @@ the default run through the real trainer, on synthetic images and this run's thr
 `tl_core/training/probe.py`, in a subprocess, about 5 s once per machine, kept in TL_HOME/cache/speed/):
 the estimate is then scaled by the probe's time against REF_PROBE_S, the probe's time on the machine the
 planner's figures describe, so a host 3x slower is estimated 3x slower from its first question. A run's own
-steps, not a bare convolution on one thread: that one's CPU time read a second host 1.5x slower while its
-runs were 1.15-1.25x slower. Wall time, so kept only when the machine was quiet: a reading taken while
+steps, not a bare convolution on one thread, whose time did not follow the runs from host to host
+(docs/BENCHMARKS.md, "Estimates before the first run"). Wall time, so kept only when the machine was quiet: a reading taken while
 others kept the machine busy is kept marked busy and taken again 10 minutes later, until a quiet reading
 replaces it.
 """
@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from tl_core.base.machine import run_threads
-from tl_core.base.paths import atomic_write_text, cache_dir, tl_home
+from tl_core.base.paths import PACKAGE_PARENT, atomic_write_text, cache_dir, child_env, tl_home
 from tl_core.planning.provenance import cpu_model
 
 KEEP = 9  # ratios kept per backbone and method (the median of the last ones)
@@ -126,15 +126,12 @@ def probe_known() -> bool:
 def _measure() -> tuple[float, bool] | None:
     """(seconds a step, whether others kept the machine busy meanwhile), or None if the probe failed."""
     before = _cpu_jiffies()
-    env = dict(os.environ)
-    pkg_parent = str(Path(__file__).resolve().parents[2])
-    env["PYTHONPATH"] = pkg_parent + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-    env["TL_THREADS"] = str(run_threads())  # the thread count this reading is kept under
+    env = child_env(TL_THREADS=str(run_threads()))  # the thread count this reading is kept under
     try:
         # a process of its own: the trainer's floor is above this one, and the steps must not share this
         # process's threads or memory
         out = subprocess.run([sys.executable, "-m", "tl_core.training.probe"], capture_output=True, text=True,
-                             timeout=300, env=env, cwd=pkg_parent)
+                             timeout=300, env=env, cwd=PACKAGE_PARENT)
         got = json.loads(out.stdout.strip().splitlines()[-1])
         wall, cpu, own_cpu = float(got["step_s"]), float(got["step_cpu_s"]), float(got["cpu_s"])
     except (OSError, subprocess.SubprocessError, ValueError, IndexError, KeyError, TypeError):

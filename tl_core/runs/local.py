@@ -13,6 +13,7 @@ from typing import Any
 
 from tl_core.base.limits import setting
 from tl_core.base.machine import gpu_count
+from tl_core.base.paths import PACKAGE_PARENT, child_env
 from tl_core.store import Store
 from tl_core.runs.executor import Executor
 from tl_core.runs.procs import CHILDREN, alive, proc_start
@@ -42,12 +43,7 @@ class LocalExecutor(Executor):
 
 
 def _worker_env(home: Path) -> tuple[dict[str, str], str]:
-    env = dict(os.environ)
-    pkg_parent = str(Path(__file__).resolve().parents[2])
-    env["PYTHONPATH"] = pkg_parent + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-    env["TL_HOME"] = str(home)
-    env["PYTHONUNBUFFERED"] = "1"
-    return env, pkg_parent
+    return child_env(TL_HOME=str(home), PYTHONUNBUFFERED="1"), PACKAGE_PARENT
 
 
 def spawn_advice(st: Store, job_id: str) -> None:

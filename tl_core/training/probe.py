@@ -2,8 +2,7 @@
 USPS-sized target batches) through the real trainer, on this run's thread count, timed by the wall clock.
 `planning.speed` runs it in a subprocess (`python -m tl_core.training.probe`) once per machine: a run is
 mostly these steps, so their time tracks a run's time from host to host, where the CPU time of a bare
-convolution on one thread did not (a host whose bare step read 1.5x slower ran the default runs only 1.15x
-to 1.25x slower). Synthetic images, so it needs no data and reads nothing from disk.
+convolution on one thread did not (docs/BENCHMARKS.md, "Estimates before the first run"). Synthetic images, so it needs no data and reads nothing from disk.
 
 Prints one line of JSON: `step_s` (the fastest of three timings of STEPS steps, seconds a step),
 `step_cpu_s` (the same steps' CPU time a step over the threads: equal to `step_s` on a quiet machine, whose
